@@ -1,0 +1,97 @@
+/* engine.h — models, weights and the forward pass.
+ *
+ *     eng_model_params mp = eng_model_default_params();
+ *     eng_model *m;
+ *     if (eng_model_load("models/lf", &mp, &m, err, sizeof err)) die(err);
+ *     eng_ctx *ctx = eng_ctx_new(m);
+ *     int32_t off[] = {0, 5}, ids[] = {0, 31414, 232, 328, 2};
+ *     eng_batch b = {.nseq = 1, .offsets = off, .ids = ids};
+ *     eng_outputs out;
+ *     if (eng_ctx_forward(ctx, &b, &out, err, sizeof err)) die(err);
+ *     // out.t[i].name == "last_hidden_state", out.t[i].data is [5, hidden]
+ *     eng_ctx_free(ctx); eng_model_free(m);
+ *
+ * A batch is packed and ragged: the tokens of all sequences concatenated, with
+ * offsets[]. A sequence's outputs never depend on what it is batched with. */
+#ifndef ENG_ENGINE_H
+#define ENG_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../proto/status.h"
+
+typedef struct eng_model eng_model;
+typedef struct eng_ctx eng_ctx;
+
+typedef enum {
+    ENG_HEAD_BASE,   /* last_hidden_state (+ pooler_output when the checkpoint has a pooler) */
+    ENG_HEAD_MLM,    /* logits [T, vocab] */
+    ENG_HEAD_SEQCLS, /* logits [nseq, labels] */
+    ENG_HEAD_TOKCLS, /* logits [T, labels] */
+    ENG_HEAD_QA,     /* start_logits, end_logits [T] */
+} eng_head;
+
+typedef struct {
+    /* Attention window (both sides together, even) for bert/roberta checkpoints served
+     * with Longformer attention; Longformer checkpoints use their config's windows. */
+    int window;
+    /* Backend: "cpu" (default), "ref" (plain loops, for tests), "cuda". */
+    const char *backend;
+    int threads; /* CPU threads, 0 = OpenMP's default */
+} eng_model_params;
+
+eng_model_params eng_model_default_params(void);
+
+/* Loads dir/config.json and the safetensors weights; every tensor's shape and dtype is
+ * checked against the config and errors name the file and the tensor. */
+ls_status eng_model_load(const char *dir, const eng_model_params *p, eng_model **out, char *err,
+                         size_t errlen);
+void eng_model_free(eng_model *m);
+
+typedef struct {
+    const char *model_type;   /* "longformer", "bert", "roberta" */
+    const char *architecture; /* as config.json names it */
+    eng_head head;
+    int vocab_size, hidden_size, num_layers, num_labels, type_vocab_size;
+    int max_tokens;     /* longest sequence the model accepts */
+    int max_window;     /* largest attention window (both sides) over the layers */
+    int pad_token_id, sep_token_id;
+    int has_pooler;
+    const char *const *labels; /* num_labels names (id2label), or NULL */
+} eng_model_info;
+
+void eng_model_get_info(const eng_model *m, eng_model_info *info);
+
+typedef struct {
+    int nseq;
+    const int32_t *offsets;       /* [nseq+1], offsets[0] == 0 */
+    const int32_t *ids;           /* [T] */
+    const int32_t *type_ids;      /* [T] or NULL (all 0) */
+    const uint8_t *attn_mask;     /* [T] 1 keep / 0 padding, or NULL (all 1) */
+    const uint8_t *global_mask;   /* [T] 1 global, or NULL: the head's automatic choice */
+} eng_batch;
+
+enum { ENG_MAX_OUTPUTS = 4 };
+
+typedef struct {
+    const char *name; /* Hugging Face's output name */
+    int per_token;    /* 1: rows are tokens [T, width]; 0: rows are sequences [nseq, width] */
+    int width;        /* 0 for a per-token scalar such as start_logits ([T]) */
+    const float *data;
+} eng_tensor;
+
+typedef struct {
+    eng_tensor t[ENG_MAX_OUTPUTS];
+    int n;
+} eng_outputs;
+
+eng_ctx *eng_ctx_new(const eng_model *m);
+void eng_ctx_free(eng_ctx *c);
+/* Runs the model. Output buffers belong to the context and stay valid until the next
+ * forward or eng_ctx_free. Invalid input (token id out of range, too long, QA input
+ * without its separators) gives LS_ERR_INVALID_INPUT / LS_ERR_TOO_LARGE and a message. */
+ls_status eng_ctx_forward(eng_ctx *c, const eng_batch *b, eng_outputs *out, char *err,
+                          size_t errlen);
+
+#endif

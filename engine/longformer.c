@@ -1,0 +1,352 @@
+/* The Longformer forward (and BERT/RoBERTa served with Longformer attention), following
+ * shared/reference/hf-semantics.md Part A step by step on a packed ragged batch:
+ * masks → positions → embeddings → layers (window + global attention, FFN) → head. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+
+struct eng_ctx {
+    const eng_model *m;
+    size_t cap_t, cap_g, cap_s; /* tokens, global tokens, sequences the buffers hold */
+    /* per token */
+    int32_t *pos;   /* (T) position ids */
+    uint8_t *kind;  /* (T) KN_TOK_* */
+    float *x;       /* (T, H) hidden state */
+    float *qkv;     /* (T, 3H) */
+    float *att;     /* (T, H) attention output before the dense */
+    float *tmp;     /* (T, H) */
+    float *inter;   /* (T, I) feed-forward inner; also (T, V) MLM logits, (T, 2) QA */
+    float *gkv;     /* (T, 2H) global keys | values */
+    float *head;    /* (T, 2) QA start/end, per-token outputs */
+    /* per global token */
+    int32_t *glob;  /* (G) */
+    float *xg;      /* (G, H) hidden rows of global tokens */
+    float *qg;      /* (G, H) query_global */
+    /* per sequence */
+    int32_t *glob_off; /* (nseq+1) */
+    float *seq_a, *seq_b; /* (nseq, H) pooler / classifier rows */
+    float *seq_out;       /* (nseq, labels) */
+};
+
+eng_ctx *eng_ctx_new(const eng_model *m)
+{
+    eng_ctx *c = calloc(1, sizeof *c);
+    if (c) c->m = m;
+    return c;
+}
+
+static void eng__ctx_release(eng_ctx *c)
+{
+    free(c->pos);
+    free(c->kind);
+    free(c->x);
+    free(c->qkv);
+    free(c->att);
+    free(c->tmp);
+    free(c->inter);
+    free(c->gkv);
+    free(c->head);
+    free(c->glob);
+    free(c->xg);
+    free(c->qg);
+    free(c->glob_off);
+    free(c->seq_a);
+    free(c->seq_b);
+    free(c->seq_out);
+}
+
+void eng_ctx_free(eng_ctx *c)
+{
+    if (!c) return;
+    eng__ctx_release(c);
+    free(c);
+}
+
+static int eng__grow(void **p, size_t bytes)
+{
+    void *np = realloc(*p, bytes ? bytes : 1);
+    if (!np) return -1;
+    *p = np;
+    return 0;
+}
+
+/* Buffers grow to the largest batch seen and are reused. */
+static ls_status eng__reserve(eng_ctx *c, size_t T, size_t G, size_t S, char *err, size_t errlen)
+{
+    const eng_model *m = c->m;
+    const size_t H = (size_t)m->H;
+    size_t wide = (size_t)m->I;
+    if (m->head == ENG_HEAD_MLM && (size_t)m->V > wide) wide = (size_t)m->V;
+    size_t nl = (size_t)(m->cfg.num_labels > 2 ? m->cfg.num_labels : 2);
+    if (m->head == ENG_HEAD_TOKCLS && nl > wide) wide = nl;
+    int bad = 0;
+    if (T > c->cap_t) {
+        bad |= eng__grow((void **)&c->pos, T * sizeof(int32_t));
+        bad |= eng__grow((void **)&c->kind, T);
+        bad |= eng__grow((void **)&c->x, T * H * sizeof(float));
+        bad |= eng__grow((void **)&c->qkv, T * 3 * H * sizeof(float));
+        bad |= eng__grow((void **)&c->att, T * H * sizeof(float));
+        bad |= eng__grow((void **)&c->tmp, T * H * sizeof(float));
+        bad |= eng__grow((void **)&c->inter, T * wide * sizeof(float));
+        bad |= eng__grow((void **)&c->gkv, T * 2 * H * sizeof(float));
+        bad |= eng__grow((void **)&c->head, T * 2 * sizeof(float));
+        if (!bad) c->cap_t = T;
+    }
+    if (G > c->cap_g || !c->glob) {
+        bad |= eng__grow((void **)&c->glob, (G ? G : 1) * sizeof(int32_t));
+        bad |= eng__grow((void **)&c->xg, (G ? G : 1) * H * sizeof(float));
+        bad |= eng__grow((void **)&c->qg, (G ? G : 1) * H * sizeof(float));
+        if (!bad) c->cap_g = G;
+    }
+    if (S > c->cap_s || !c->glob_off) {
+        bad |= eng__grow((void **)&c->glob_off, (S + 1) * sizeof(int32_t));
+        bad |= eng__grow((void **)&c->seq_a, S * H * sizeof(float));
+        bad |= eng__grow((void **)&c->seq_b, S * H * sizeof(float));
+        bad |= eng__grow((void **)&c->seq_out, S * nl * sizeof(float));
+        if (!bad) c->cap_s = S;
+    }
+    if (bad)
+        return ls_fail(err, errlen, LS_ERR_NOMEM,
+                       "out of memory for a batch of %zu tokens in %zu sequences", T, S);
+    return LS_OK;
+}
+
+/* ---- inputs: validation, merged mask, automatic global attention, positions ---------- */
+
+static ls_status eng__prepare(eng_ctx *c, const eng_batch *b, size_t *nglob, char *err,
+                              size_t errlen)
+{
+    const eng_model *m = c->m;
+    const hf_config *cfg = &m->cfg;
+    const int T = b->offsets[b->nseq];
+    for (int t = 0; t < T; t++) {
+        if (b->ids[t] < 0 || b->ids[t] >= m->V)
+            return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                           "input_ids: token id %d at position %d is outside the vocabulary "
+                           "[0, %d)",
+                           b->ids[t], t, m->V);
+        if (b->type_ids && (b->type_ids[t] < 0 || b->type_ids[t] >= cfg->type_vocab_size))
+            return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                           "token_type_ids: %d at position %d is outside [0, %d)",
+                           b->type_ids[t], t, cfg->type_vocab_size);
+    }
+    size_t g = 0;
+    for (int s = 0; s < b->nseq; s++) {
+        const int lo = b->offsets[s], hi = b->offsets[s + 1], n = hi - lo;
+        if (n > m->max_tokens)
+            return ls_fail(err, errlen, LS_ERR_TOO_LARGE,
+                           "sequence %d has %d tokens; the model accepts at most %d", s, n,
+                           m->max_tokens);
+        /* automatic global attention, exactly where Hugging Face puts it */
+        int auto_upto = 0; /* positions lo .. lo+auto_upto-1 become global */
+        if (!b->global_mask && n > 0) {
+            if (m->fam != ENG_FAM_LONGFORMER || m->head == ENG_HEAD_SEQCLS) auto_upto = 1;
+            if (m->fam == ENG_FAM_LONGFORMER && m->head == ENG_HEAD_QA) {
+                int nsep = 0, first = -1;
+                for (int t = lo; t < hi; t++)
+                    if (b->ids[t] == cfg->sep_token_id && nsep++ == 0) first = t - lo;
+                if (nsep != 3)
+                    return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                                   "sequence %d has %d separator tokens (id %d); question "
+                                   "answering needs exactly 3 (<s> question </s></s> context "
+                                   "</s>) or an explicit global_attention_mask",
+                                   s, nsep, cfg->sep_token_id);
+                auto_upto = first;
+            }
+        }
+        /* merged mask: 0 padding, 1 local, 2 global; padding stays padding */
+        for (int t = lo; t < hi; t++) {
+            int keep = b->attn_mask ? b->attn_mask[t] != 0 : 1;
+            int glob = b->global_mask ? b->global_mask[t] != 0 : t - lo < auto_upto;
+            c->kind[t] = (uint8_t)(keep ? (glob ? KN_TOK_GLOBAL : KN_TOK_LOCAL) : KN_TOK_PAD);
+            if (c->kind[t] == KN_TOK_GLOBAL) g++;
+        }
+        /* positions (A3): RoBERTa-style from the ids, BERT-style by index; tiled past
+         * the trained table for converted BERT/RoBERTa */
+        const int pad = cfg->pad_token_id, maxp = cfg->max_position_embeddings;
+        int run = 0;
+        for (int t = lo; t < hi; t++) {
+            int p;
+            if (m->fam == ENG_FAM_BERT) {
+                p = (t - lo) % maxp;
+            } else {
+                p = b->ids[t] != pad ? pad + ++run : pad;
+                if (p >= maxp) {
+                    if (!m->tile_positions)
+                        return ls_fail(err, errlen, LS_ERR_TOO_LARGE,
+                                       "sequence %d needs position %d; the model has %d", s, p,
+                                       maxp);
+                    p = pad + 1 + (p - pad - 1) % (maxp - pad - 1);
+                }
+            }
+            c->pos[t] = p;
+        }
+    }
+    *nglob = g;
+    return LS_OK;
+}
+
+/* ---- one encoder layer (A4–A6) ---------------------------------------------------------- */
+
+static ls_status eng__layer(eng_ctx *c, const eng_layer *y, const eng_batch *b, size_t G,
+                            char *err, size_t errlen)
+{
+    const eng_model *m = c->m;
+    const kn_ops *k = &m->ops;
+    const int T = b->offsets[b->nseq], H = m->H, I = m->I;
+
+    /* q | k | v for every token: (T, 3H) */
+    k->linear(c->x, y->qkv_w, y->qkv_b, c->qkv, T, 3 * H, H);
+
+    kn_attn_args a = {
+        .q = c->qkv, .k = c->qkv + H, .v = c->qkv + 2 * H, .ld = 3 * H,
+        .out = c->att, .ldo = H,
+        .nseq = b->nseq, .offsets = b->offsets, .kind = c->kind,
+        .glob = c->glob, .glob_off = c->glob_off,
+        .nh = m->nh, .d = m->d, .w = y->window / 2,
+        .scale = 1.0f / sqrtf((float)m->d),
+    };
+    if (k->window_attn(&a))
+        return ls_fail(err, errlen, LS_ERR_NOMEM, "window attention: out of scratch memory");
+
+    if (G) {
+        /* global queries: rows of global tokens through query_global (or query) */
+        for (size_t i = 0; i < G; i++)
+            memcpy(c->xg + i * H, c->x + (size_t)c->glob[i] * H, sizeof(float) * H);
+        if (y->gq_w) {
+            k->linear(c->xg, y->gq_w, y->gq_b, c->qg, (int)G, H, H);
+            /* key_global | value_global only for sequences that have global tokens */
+            for (int s = 0; s < b->nseq; s++)
+                if (c->glob_off[s + 1] > c->glob_off[s]) {
+                    int lo = b->offsets[s], n = b->offsets[s + 1] - lo;
+                    k->linear(c->x + (size_t)lo * H, y->gkv_w, y->gkv_b,
+                              c->gkv + (size_t)lo * 2 * H, n, 2 * H, H);
+                }
+            a.qg = c->qg;
+            a.ldqg = H;
+            a.kg = c->gkv;
+            a.vg = c->gkv + H;
+            a.ldg = 2 * H;
+        } else { /* BERT/RoBERTa: the global projections are the local ones */
+            for (size_t i = 0; i < G; i++)
+                memcpy(c->qg + i * H, c->qkv + (size_t)c->glob[i] * 3 * H, sizeof(float) * H);
+            a.qg = c->qg;
+            a.ldqg = H;
+            a.kg = c->qkv + H;
+            a.vg = c->qkv + 2 * H;
+            a.ldg = 3 * H;
+        }
+        if (k->global_attn(&a))
+            return ls_fail(err, errlen, LS_ERR_NOMEM, "global attention: out of scratch memory");
+    }
+
+    /* a = LN(dense(att) + x) */
+    k->linear(c->att, y->ao_w, y->ao_b, c->tmp, T, H, H);
+    k->add_layernorm(c->tmp, c->x, y->ln1_g, y->ln1_b, (float)m->cfg.layer_norm_eps, T, H);
+    /* x' = LN(W2·gelu(W1·a) + a) */
+    k->linear(c->tmp, y->ff1_w, y->ff1_b, c->inter, T, I, H);
+    k->gelu(c->inter, (size_t)T * I);
+    k->linear(c->inter, y->ff2_w, y->ff2_b, c->x, T, H, I);
+    k->add_layernorm(c->x, c->tmp, y->ln2_g, y->ln2_b, (float)m->cfg.layer_norm_eps, T, H);
+    return LS_OK;
+}
+
+/* ---- heads (A8) --------------------------------------------------------------------------- */
+
+static void eng__first_rows(const eng_ctx *c, const eng_batch *b, float *dst)
+{
+    const int H = c->m->H;
+    for (int s = 0; s < b->nseq; s++)
+        memcpy(dst + (size_t)s * H, c->x + (size_t)b->offsets[s] * H, sizeof(float) * H);
+}
+
+static void eng__head(eng_ctx *c, const eng_batch *b, eng_outputs *out)
+{
+    const eng_model *m = c->m;
+    const kn_ops *k = &m->ops;
+    const int T = b->offsets[b->nseq], H = m->H, S = b->nseq, nl = m->cfg.num_labels;
+    out->n = 0;
+    switch (m->head) {
+    case ENG_HEAD_BASE:
+        out->t[out->n++] = (eng_tensor){"last_hidden_state", 1, H, c->x};
+        if (m->pool_w) {
+            eng__first_rows(c, b, c->seq_a);
+            k->linear(c->seq_a, m->pool_w, m->pool_b, c->seq_b, S, H, H);
+            k->tanh(c->seq_b, (size_t)S * H);
+            out->t[out->n++] = (eng_tensor){"pooler_output", 0, H, c->seq_b};
+        }
+        break;
+    case ENG_HEAD_MLM:
+        k->linear(c->x, m->mlm_dense_w, m->mlm_dense_b, c->tmp, T, H, H);
+        k->gelu(c->tmp, (size_t)T * H);
+        k->add_layernorm(c->tmp, NULL, m->mlm_ln_g, m->mlm_ln_b, (float)m->cfg.layer_norm_eps, T,
+                         H);
+        k->linear(c->tmp, m->mlm_dec_w, m->mlm_dec_b, c->inter, T, m->V, H);
+        out->t[out->n++] = (eng_tensor){"logits", 1, m->V, c->inter};
+        break;
+    case ENG_HEAD_SEQCLS:
+        eng__first_rows(c, b, c->seq_a);
+        if (m->cls_dense_w) { /* Longformer/RoBERTa: dense, tanh, out_proj on <s> */
+            k->linear(c->seq_a, m->cls_dense_w, m->cls_dense_b, c->seq_b, S, H, H);
+        } else { /* BERT: pooler, then classifier */
+            k->linear(c->seq_a, m->pool_w, m->pool_b, c->seq_b, S, H, H);
+        }
+        k->tanh(c->seq_b, (size_t)S * H);
+        k->linear(c->seq_b, m->cls_out_w, m->cls_out_b, c->seq_out, S, nl, H);
+        out->t[out->n++] = (eng_tensor){"logits", 0, nl, c->seq_out};
+        break;
+    case ENG_HEAD_TOKCLS:
+        k->linear(c->x, m->cls_out_w, m->cls_out_b, c->inter, T, nl, H);
+        out->t[out->n++] = (eng_tensor){"logits", 1, nl, c->inter};
+        break;
+    case ENG_HEAD_QA:
+        k->linear(c->x, m->qa_w, m->qa_b, c->inter, T, 2, H);
+        for (int t = 0; t < T; t++) { /* (T, 2) → start (T) | end (T) */
+            c->head[t] = c->inter[2 * t];
+            c->head[T + t] = c->inter[2 * t + 1];
+        }
+        out->t[out->n++] = (eng_tensor){"start_logits", 1, 0, c->head};
+        out->t[out->n++] = (eng_tensor){"end_logits", 1, 0, c->head + T};
+        break;
+    }
+}
+
+ls_status eng_ctx_forward(eng_ctx *c, const eng_batch *b, eng_outputs *out, char *err,
+                          size_t errlen)
+{
+    const eng_model *m = c->m;
+    memset(out, 0, sizeof *out);
+    if (b->nseq <= 0 || !b->offsets || b->offsets[0] != 0 || !b->ids)
+        return ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "empty batch");
+    for (int s = 0; s < b->nseq; s++)
+        if (b->offsets[s + 1] < b->offsets[s])
+            return ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "batch offsets decrease at %d", s);
+    const size_t T = (size_t)b->offsets[b->nseq];
+    if (T == 0) return ls_fail(err, errlen, LS_ERR_INVALID_INPUT, "no tokens");
+
+    ls_status st = eng__reserve(c, T, 0, (size_t)b->nseq, err, errlen);
+    size_t G = 0;
+    if (!st) st = eng__prepare(c, b, &G, err, errlen);
+    if (!st) st = eng__reserve(c, T, G, (size_t)b->nseq, err, errlen);
+    if (st) return st;
+    /* global token lists per sequence, ascending (HF's nonzero order) */
+    size_t g = 0;
+    for (int s = 0; s < b->nseq; s++) {
+        c->glob_off[s] = (int32_t)g;
+        for (int t = b->offsets[s]; t < b->offsets[s + 1]; t++)
+            if (c->kind[t] == KN_TOK_GLOBAL) c->glob[g++] = t;
+    }
+    c->glob_off[b->nseq] = (int32_t)g;
+
+    /* embeddings: word + position + type, LayerNorm (A3) */
+    const kn_ops *k = &m->ops;
+    k->embed(b->ids, c->pos, b->type_ids, m->word, m->pos, m->type, c->x, (int)T, m->H);
+    k->add_layernorm(c->x, NULL, m->emb_ln_g, m->emb_ln_b, (float)m->cfg.layer_norm_eps, (int)T,
+                     m->H);
+    for (int l = 0; l < m->L; l++)
+        if ((st = eng__layer(c, &m->layers[l], b, G, err, errlen))) return st;
+    eng__head(c, b, out);
+    return LS_OK;
+}

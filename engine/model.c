@@ -1,0 +1,484 @@
+/* Model loading: config.json → hf_config → checks → weights copied to float32 buffers
+ * owned by the model (F32/F16/BF16 on disk; q/k/v fused into one matrix per layer).
+ * Every tensor is looked up by its Hugging Face name with the checkpoint's prefix. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+#include "safetensors.h"
+
+eng_model_params eng_model_default_params(void)
+{
+    return (eng_model_params){.window = 512, .backend = "cpu", .threads = 0};
+}
+
+typedef struct {
+    eng_model *m;
+    st_model st;
+    const char *dir;
+    char prefix[32]; /* "longformer.", "roberta.", "bert." or "" */
+    char *err;
+    size_t errlen;
+} eng__loader;
+
+static void *eng__alloc(eng_model *m, size_t bytes)
+{
+    void **na = realloc(m->allocs, (m->nallocs + 1) * sizeof *na);
+    if (!na) return NULL;
+    m->allocs = na;
+    void *p = malloc(bytes ? bytes : 1);
+    if (p) m->allocs[m->nallocs++] = p;
+    return p;
+}
+
+static int eng__find(eng__loader *ld, const char *name, st_tensor *t)
+{
+    if (st_model_find(&ld->st, name, t) == 0) return 0;
+    /* very old checkpoints call LayerNorm parameters gamma/beta */
+    size_t n = strlen(name);
+    char alt[256];
+    if (n > 7 && n < sizeof alt && strcmp(name + n - 7, ".weight") == 0 && strstr(name, "LayerNorm")) {
+        snprintf(alt, sizeof alt, "%.*s.gamma", (int)(n - 7), name);
+        return st_model_find(&ld->st, alt, t);
+    }
+    if (n > 5 && n < sizeof alt && strcmp(name + n - 5, ".bias") == 0 && strstr(name, "LayerNorm")) {
+        snprintf(alt, sizeof alt, "%.*s.beta", (int)(n - 5), name);
+        return st_model_find(&ld->st, alt, t);
+    }
+    return -1;
+}
+
+/* Loads tensor `name` (printf-style) with the given shape into dst (which must hold it).
+ * Missing tensors are an error when `required`, else return LS_ERR_UNSUPPORTED quietly. */
+static ls_status eng__load_into(eng__loader *ld, float *dst, int required, int64_t d0, int64_t d1,
+                                const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+static ls_status eng__load_into(eng__loader *ld, float *dst, int required, int64_t d0, int64_t d1,
+                                const char *fmt, ...)
+{
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    st_tensor t;
+    if (eng__find(ld, name, &t) != 0) {
+        if (!required) return LS_ERR_UNSUPPORTED;
+        return ls_fail(ld->err, ld->errlen, LS_ERR_FORMAT,
+                       "%s: tensor '%s' not found in the checkpoint (model_type %s, "
+                       "architecture %s)",
+                       ld->dir, name, ld->m->cfg.model_type, ld->m->cfg.architecture);
+    }
+    int64_t shape[2] = {d0, d1};
+    return st_tensor_to_f32(&t, shape, d1 ? 2 : 1, dst, ld->err, ld->errlen);
+}
+
+/* Allocates and loads one tensor; *out stays NULL when optional and absent. */
+static ls_status eng__load(eng__loader *ld, float **out, int required, int64_t d0, int64_t d1,
+                           const char *name)
+{
+    *out = NULL;
+    float *p = eng__alloc(ld->m, sizeof(float) * (size_t)d0 * (size_t)(d1 ? d1 : 1));
+    if (!p) return ls_fail(ld->err, ld->errlen, LS_ERR_NOMEM, "%s: out of memory", ld->dir);
+    char full[256];
+    snprintf(full, sizeof full, "%s%s", name[0] == '/' ? "" : ld->prefix,
+             name[0] == '/' ? name + 1 : name);
+    ls_status st = eng__load_into(ld, p, required, d0, d1, "%s", full);
+    if (st == LS_OK) *out = p;
+    return st == LS_ERR_UNSUPPORTED && !required ? LS_OK : st;
+}
+
+static ls_status eng__check_config(eng__loader *ld, const eng_model_params *p)
+{
+    eng_model *m = ld->m;
+    hf_config *c = &m->cfg;
+    const char *f = ld->dir;
+    if (strcmp(c->model_type, "longformer") == 0) m->fam = ENG_FAM_LONGFORMER;
+    else if (strcmp(c->model_type, "roberta") == 0) m->fam = ENG_FAM_ROBERTA;
+    else if (strcmp(c->model_type, "bert") == 0) m->fam = ENG_FAM_BERT;
+    else
+        return ls_fail(ld->err, ld->errlen, LS_ERR_UNSUPPORTED,
+                       "%s/config.json: model_type \"%s\" is not served by this engine "
+                       "(longformer, bert, roberta)",
+                       f, c->model_type);
+    if (c->hidden_size <= 0 || c->num_attention_heads <= 0 ||
+        c->hidden_size % c->num_attention_heads || c->num_hidden_layers <= 0 ||
+        c->num_hidden_layers > HF_MAX_LAYERS || c->intermediate_size <= 0 || c->vocab_size <= 0 ||
+        c->max_position_embeddings <= 0 || c->type_vocab_size <= 0 || c->hidden_size > 65536 ||
+        c->intermediate_size > 262144 || c->vocab_size > 4000000 ||
+        c->max_position_embeddings > 1 << 22 || c->type_vocab_size > 1024)
+        return ls_fail(ld->err, ld->errlen, LS_ERR_CONFIG,
+                       "%s/config.json: sizes out of range (hidden %d, heads %d, layers %d, "
+                       "intermediate %d, vocab %d, positions %d, types %d)",
+                       f, c->hidden_size, c->num_attention_heads, c->num_hidden_layers,
+                       c->intermediate_size, c->vocab_size, c->max_position_embeddings,
+                       c->type_vocab_size);
+    if (strcmp(c->hidden_act, "gelu") != 0)
+        return ls_fail(ld->err, ld->errlen, LS_ERR_UNSUPPORTED,
+                       "%s/config.json: hidden_act \"%s\" is not supported (gelu)", f,
+                       c->hidden_act);
+    if (strcmp(c->position_embedding_type, "absolute") != 0)
+        return ls_fail(ld->err, ld->errlen, LS_ERR_UNSUPPORTED,
+                       "%s/config.json: position_embedding_type \"%s\" is not supported", f,
+                       c->position_embedding_type);
+    if (!(c->layer_norm_eps > 0 && c->layer_norm_eps < 1))
+        return ls_fail(ld->err, ld->errlen, LS_ERR_CONFIG,
+                       "%s/config.json: layer_norm_eps %g out of range", f, c->layer_norm_eps);
+    if (c->pad_token_id < 0 || c->pad_token_id >= c->vocab_size)
+        return ls_fail(ld->err, ld->errlen, LS_ERR_CONFIG,
+                       "%s/config.json: pad_token_id %d outside the vocabulary", f,
+                       c->pad_token_id);
+
+    m->H = c->hidden_size;
+    m->I = c->intermediate_size;
+    m->nh = c->num_attention_heads;
+    m->d = m->H / m->nh;
+    m->L = c->num_hidden_layers;
+    m->V = c->vocab_size;
+
+    /* windows: Longformer from config.json, per layer; others from the parameter */
+    int maxw = 0;
+    for (int l = 0; l < m->L; l++) {
+        int w;
+        if (m->fam == ENG_FAM_LONGFORMER) {
+            if (c->n_attention_window == 0) w = 512;
+            else if (c->n_attention_window == 1) w = c->attention_window[0];
+            else if (c->n_attention_window != m->L)
+                return ls_fail(ld->err, ld->errlen, LS_ERR_CONFIG,
+                               "%s/config.json: attention_window has %d entries for %d layers", f,
+                               c->n_attention_window, m->L);
+            else w = c->attention_window[l];
+        } else {
+            w = p->window;
+        }
+        if (w <= 0 || w % 2 || w > 1 << 22)
+            return ls_fail(ld->err, ld->errlen, LS_ERR_CONFIG,
+                           "%s: attention window %d of layer %d must be even and positive", f, w,
+                           l);
+        m->layers[l].window = w;
+        if (w > maxw) maxw = w;
+    }
+    /* Hugging Face pads to the largest window and requires it to be a multiple of every
+     * layer's window; a config that breaks this cannot run there, so it is refused. */
+    for (int l = 0; l < m->L; l++)
+        if (maxw % m->layers[l].window)
+            return ls_fail(ld->err, ld->errlen, LS_ERR_CONFIG,
+                           "%s/config.json: layer %d window %d does not divide the largest "
+                           "window %d",
+                           f, l, m->layers[l].window, maxw);
+
+    /* head from the architecture */
+    const char *a = c->architecture;
+    const char *suffix = strstr(a, "For");
+    if (!*a || !suffix) m->head = ENG_HEAD_BASE;
+    else if (strcmp(suffix, "ForMaskedLM") == 0) m->head = ENG_HEAD_MLM;
+    else if (strcmp(suffix, "ForSequenceClassification") == 0) m->head = ENG_HEAD_SEQCLS;
+    else if (strcmp(suffix, "ForTokenClassification") == 0) m->head = ENG_HEAD_TOKCLS;
+    else if (strcmp(suffix, "ForQuestionAnswering") == 0) m->head = ENG_HEAD_QA;
+    else
+        return ls_fail(ld->err, ld->errlen, LS_ERR_UNSUPPORTED,
+                       "%s/config.json: architecture %s is not supported", f, a);
+
+    /* Longest input: Longformer/RoBERTa positions start at pad+1, so max_pos - pad - 1
+     * real tokens; BERT/RoBERTa served long reuse their table, limited only by memory. */
+    if (m->fam == ENG_FAM_LONGFORMER) {
+        m->max_tokens = c->max_position_embeddings - c->pad_token_id - 1;
+        if (m->max_tokens <= 0)
+            return ls_fail(ld->err, ld->errlen, LS_ERR_CONFIG,
+                           "%s/config.json: max_position_embeddings %d leaves no positions", f,
+                           c->max_position_embeddings);
+    } else {
+        m->tile_positions = 1;
+        m->max_tokens = 1 << 20;
+        if (m->fam == ENG_FAM_ROBERTA && c->max_position_embeddings <= c->pad_token_id + 1)
+            return ls_fail(ld->err, ld->errlen, LS_ERR_CONFIG,
+                           "%s/config.json: max_position_embeddings %d leaves no positions", f,
+                           c->max_position_embeddings);
+    }
+    return LS_OK;
+}
+
+static const char *const eng__prefixes[] = {"longformer.", "roberta.", "bert.", ""};
+
+static ls_status eng__load_layer(eng__loader *ld, int l)
+{
+    eng_model *m = ld->m;
+    eng_layer *y = &m->layers[l];
+    const int64_t H = m->H, I = m->I;
+    char n[160];
+    ls_status st;
+#define LAYER(field, req, d0, d1, nm)                                                          \
+    do {                                                                                       \
+        snprintf(n, sizeof n, "encoder.layer.%d.%s", l, nm);                                   \
+        if ((st = eng__load(ld, &y->field, req, d0, d1, n))) return st;                        \
+    } while (0)
+
+    /* fused q|k|v: three tensors into one (3H, H) matrix */
+    y->qkv_w = eng__alloc(m, sizeof(float) * 3 * H * H);
+    y->qkv_b = eng__alloc(m, sizeof(float) * 3 * H);
+    if (!y->qkv_w || !y->qkv_b)
+        return ls_fail(ld->err, ld->errlen, LS_ERR_NOMEM, "%s: out of memory", ld->dir);
+    static const char *const qkv[] = {"query", "key", "value"};
+    for (int i = 0; i < 3; i++) {
+        if ((st = eng__load_into(ld, y->qkv_w + i * H * H, 1, H, H,
+                                 "%sencoder.layer.%d.attention.self.%s.weight", ld->prefix, l,
+                                 qkv[i])) ||
+            (st = eng__load_into(ld, y->qkv_b + i * H, 1, H, 0,
+                                 "%sencoder.layer.%d.attention.self.%s.bias", ld->prefix, l,
+                                 qkv[i])))
+            return st;
+    }
+    if (m->fam == ENG_FAM_LONGFORMER) {
+        LAYER(gq_w, 1, H, H, "attention.self.query_global.weight");
+        LAYER(gq_b, 1, H, 0, "attention.self.query_global.bias");
+        y->gkv_w = eng__alloc(m, sizeof(float) * 2 * H * H);
+        y->gkv_b = eng__alloc(m, sizeof(float) * 2 * H);
+        if (!y->gkv_w || !y->gkv_b)
+            return ls_fail(ld->err, ld->errlen, LS_ERR_NOMEM, "%s: out of memory", ld->dir);
+        static const char *const kv[] = {"key_global", "value_global"};
+        for (int i = 0; i < 2; i++)
+            if ((st = eng__load_into(ld, y->gkv_w + i * H * H, 1, H, H,
+                                     "%sencoder.layer.%d.attention.self.%s.weight", ld->prefix, l,
+                                     kv[i])) ||
+                (st = eng__load_into(ld, y->gkv_b + i * H, 1, H, 0,
+                                     "%sencoder.layer.%d.attention.self.%s.bias", ld->prefix, l,
+                                     kv[i])))
+                return st;
+    }
+    LAYER(ao_w, 1, H, H, "attention.output.dense.weight");
+    LAYER(ao_b, 1, H, 0, "attention.output.dense.bias");
+    LAYER(ln1_g, 1, H, 0, "attention.output.LayerNorm.weight");
+    LAYER(ln1_b, 1, H, 0, "attention.output.LayerNorm.bias");
+    LAYER(ff1_w, 1, I, H, "intermediate.dense.weight");
+    LAYER(ff1_b, 1, I, 0, "intermediate.dense.bias");
+    LAYER(ff2_w, 1, H, I, "output.dense.weight");
+    LAYER(ff2_b, 1, H, 0, "output.dense.bias");
+    LAYER(ln2_g, 1, H, 0, "output.LayerNorm.weight");
+    LAYER(ln2_b, 1, H, 0, "output.LayerNorm.bias");
+#undef LAYER
+    return LS_OK;
+}
+
+/* Task heads. Names starting with '/' are outside the encoder prefix. */
+static ls_status eng__load_head(eng__loader *ld)
+{
+    eng_model *m = ld->m;
+    const int64_t H = m->H, V = m->V, nl = m->cfg.num_labels;
+    const int bert = m->fam == ENG_FAM_BERT;
+    ls_status st = LS_OK;
+    switch (m->head) {
+    case ENG_HEAD_BASE:
+        break;
+    case ENG_HEAD_MLM: {
+        const char *dw = bert ? "/cls.predictions.transform.dense.weight" : "/lm_head.dense.weight";
+        const char *db = bert ? "/cls.predictions.transform.dense.bias" : "/lm_head.dense.bias";
+        const char *lg = bert ? "/cls.predictions.transform.LayerNorm.weight"
+                              : "/lm_head.layer_norm.weight";
+        const char *lb = bert ? "/cls.predictions.transform.LayerNorm.bias"
+                              : "/lm_head.layer_norm.bias";
+        const char *ow = bert ? "/cls.predictions.decoder.weight" : "/lm_head.decoder.weight";
+        const char *ob = bert ? "/cls.predictions.bias" : "/lm_head.bias";
+        const char *ob2 = bert ? "/cls.predictions.decoder.bias" : "/lm_head.decoder.bias";
+        if ((st = eng__load(ld, &m->mlm_dense_w, 1, H, H, dw)) ||
+            (st = eng__load(ld, &m->mlm_dense_b, 1, H, 0, db)) ||
+            (st = eng__load(ld, &m->mlm_ln_g, 1, H, 0, lg)) ||
+            (st = eng__load(ld, &m->mlm_ln_b, 1, H, 0, lb)) ||
+            (st = eng__load(ld, &m->mlm_dec_w, 0, V, H, ow)))
+            return st;
+        if (!m->mlm_dec_w) m->mlm_dec_w = m->word; /* tied to the word embeddings */
+        if ((st = eng__load(ld, &m->mlm_dec_b, 0, V, 0, ob))) return st;
+        if (!m->mlm_dec_b && (st = eng__load(ld, &m->mlm_dec_b, 1, V, 0, ob2))) return st;
+        break;
+    }
+    case ENG_HEAD_SEQCLS:
+        if (bert) { /* BERT: pooler, then one linear layer */
+            if (!m->pool_w)
+                return ls_fail(ld->err, ld->errlen, LS_ERR_FORMAT,
+                               "%s: BertForSequenceClassification needs pooler weights", ld->dir);
+            if ((st = eng__load(ld, &m->cls_out_w, 1, nl, H, "/classifier.weight")) ||
+                (st = eng__load(ld, &m->cls_out_b, 1, nl, 0, "/classifier.bias")))
+                return st;
+        } else {
+            if ((st = eng__load(ld, &m->cls_dense_w, 1, H, H, "/classifier.dense.weight")) ||
+                (st = eng__load(ld, &m->cls_dense_b, 1, H, 0, "/classifier.dense.bias")) ||
+                (st = eng__load(ld, &m->cls_out_w, 1, nl, H, "/classifier.out_proj.weight")) ||
+                (st = eng__load(ld, &m->cls_out_b, 1, nl, 0, "/classifier.out_proj.bias")))
+                return st;
+        }
+        break;
+    case ENG_HEAD_TOKCLS:
+        if ((st = eng__load(ld, &m->cls_out_w, 1, nl, H, "/classifier.weight")) ||
+            (st = eng__load(ld, &m->cls_out_b, 1, nl, 0, "/classifier.bias")))
+            return st;
+        break;
+    case ENG_HEAD_QA:
+        if ((st = eng__load(ld, &m->qa_w, 1, 2, H, "/qa_outputs.weight")) ||
+            (st = eng__load(ld, &m->qa_b, 1, 2, 0, "/qa_outputs.bias")))
+            return st;
+        break;
+    }
+    return st;
+}
+
+static ls_status eng__load_weights(eng__loader *ld)
+{
+    eng_model *m = ld->m;
+    const hf_config *c = &m->cfg;
+    const int64_t H = m->H;
+    st_tensor t;
+    int found = 0;
+    for (size_t i = 0; i < sizeof eng__prefixes / sizeof *eng__prefixes && !found; i++) {
+        char name[96];
+        snprintf(name, sizeof name, "%sembeddings.word_embeddings.weight", eng__prefixes[i]);
+        if (st_model_find(&ld->st, name, &t) == 0) {
+            snprintf(ld->prefix, sizeof ld->prefix, "%s", eng__prefixes[i]);
+            found = 1;
+        }
+    }
+    if (!found)
+        return ls_fail(ld->err, ld->errlen, LS_ERR_FORMAT,
+                       "%s: no tensor '[longformer.|roberta.|bert.]embeddings.word_embeddings."
+                       "weight' in the checkpoint",
+                       ld->dir);
+    ls_status st;
+    if ((st = eng__load(ld, &m->word, 1, m->V, H, "embeddings.word_embeddings.weight")) ||
+        (st = eng__load(ld, &m->pos, 1, c->max_position_embeddings, H,
+                        "embeddings.position_embeddings.weight")) ||
+        (st = eng__load(ld, &m->type, 1, c->type_vocab_size, H,
+                        "embeddings.token_type_embeddings.weight")) ||
+        (st = eng__load(ld, &m->emb_ln_g, 1, H, 0, "embeddings.LayerNorm.weight")) ||
+        (st = eng__load(ld, &m->emb_ln_b, 1, H, 0, "embeddings.LayerNorm.bias")))
+        return st;
+    for (int l = 0; l < m->L; l++)
+        if ((st = eng__load_layer(ld, l))) return st;
+    if ((st = eng__load(ld, &m->pool_w, 0, H, H, "pooler.dense.weight"))) return st;
+    if (m->pool_w && (st = eng__load(ld, &m->pool_b, 1, H, 0, "pooler.dense.bias"))) return st;
+    return eng__load_head(ld);
+}
+
+static ls_status eng__read_file(const char *path, char **buf, size_t *len, char *err,
+                                size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return ls_fail(err, errlen, LS_ERR_IO, "%s: %s", path, strerror(errno));
+    char *b = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n == cap) {
+            if (cap >= (16u << 20)) { /* a config is a few kB */
+                free(b);
+                fclose(f);
+                return ls_fail(err, errlen, LS_ERR_CONFIG, "%s: larger than 16 MB", path);
+            }
+            char *nb = realloc(b, cap = cap ? cap * 2 : 8192);
+            if (!nb) {
+                free(b);
+                fclose(f);
+                return ls_fail(err, errlen, LS_ERR_NOMEM, "%s: out of memory", path);
+            }
+            b = nb;
+        }
+        size_t r = fread(b + n, 1, cap - n, f);
+        n += r;
+        if (r == 0) break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (bad) {
+        free(b);
+        return ls_fail(err, errlen, LS_ERR_IO, "%s: read error", path);
+    }
+    *buf = b;
+    *len = n;
+    return LS_OK;
+}
+
+ls_status eng_model_load(const char *dir, const eng_model_params *p, eng_model **out, char *err,
+                         size_t errlen)
+{
+    *out = NULL;
+    eng_model_params dp = eng_model_default_params();
+    if (!p) p = &dp;
+    eng_model *m = calloc(1, sizeof *m);
+    if (!m) return ls_fail(err, errlen, LS_ERR_NOMEM, "%s: out of memory", dir);
+    eng__loader ld = {.m = m, .dir = dir, .err = err, .errlen = errlen};
+
+    char path[4096];
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    char *text = NULL;
+    size_t len = 0;
+    ls_status st = eng__read_file(path, &text, &len, err, errlen);
+    if (!st) st = hf_config_parse(text, len, path, &m->cfg, err, errlen);
+    free(text);
+    if (st) {
+        free(m);
+        return st;
+    }
+    m->layers = calloc((size_t)(m->cfg.num_hidden_layers > 0 ? m->cfg.num_hidden_layers : 1),
+                       sizeof *m->layers);
+    if (!m->layers) st = ls_fail(err, errlen, LS_ERR_NOMEM, "%s: out of memory", dir);
+    if (!st) st = eng__check_config(&ld, p);
+
+    if (!st) {
+        if (strcmp(p->backend, "ref") == 0) {
+            kn_ops_init_ref(&m->ops);
+        } else if (strcmp(p->backend, "cpu") == 0) {
+            kn_ops_init_cpu(&m->ops);
+        } else if (strcmp(p->backend, "cuda") == 0) {
+            kn_ops_init_cpu(&m->ops);
+            char kerr[256] = "";
+            if (kn_ops_init_cuda(&m->ops, kerr, sizeof kerr) != 0)
+                st = ls_fail(err, errlen, LS_ERR_DEVICE, "backend cuda: %s", kerr);
+        } else {
+            st = ls_fail(err, errlen, LS_ERR_CONFIG, "unknown backend \"%s\" (cpu, ref, cuda)",
+                         p->backend);
+        }
+        kn_cpu_set_threads(p->threads);
+    }
+    if (!st) st = st_model_open(dir, &ld.st, err, errlen);
+    if (!st) {
+        st = eng__load_weights(&ld);
+        st_model_free(&ld.st);
+    }
+    if (st) {
+        eng_model_free(m);
+        return st;
+    }
+    *out = m;
+    return LS_OK;
+}
+
+void eng_model_free(eng_model *m)
+{
+    if (!m) return;
+    for (size_t i = 0; i < m->nallocs; i++) free(m->allocs[i]);
+    free(m->allocs);
+    free(m->layers);
+    hf_config_free(&m->cfg);
+    free(m);
+}
+
+void eng_model_get_info(const eng_model *m, eng_model_info *info)
+{
+    int maxw = 0;
+    for (int l = 0; l < m->L; l++)
+        if (m->layers[l].window > maxw) maxw = m->layers[l].window;
+    *info = (eng_model_info){
+        .model_type = m->cfg.model_type,
+        .architecture = m->cfg.architecture,
+        .head = m->head,
+        .vocab_size = m->V,
+        .hidden_size = m->H,
+        .num_layers = m->L,
+        .num_labels = m->cfg.num_labels,
+        .type_vocab_size = m->cfg.type_vocab_size,
+        .max_tokens = m->max_tokens,
+        .max_window = maxw,
+        .pad_token_id = m->cfg.pad_token_id,
+        .sep_token_id = m->cfg.sep_token_id,
+        .has_pooler = m->pool_w != NULL,
+        .labels = (const char *const *)m->cfg.id2label,
+    };
+}

@@ -1,0 +1,44 @@
+/* Read-only access to a Hugging Face safetensors checkpoint, single file or sharded
+ * (model.safetensors.index.json). Files are mmapped; headers are validated before any
+ * tensor is touched (proto/safetensors_header.c). */
+#ifndef ENG_SAFETENSORS_H
+#define ENG_SAFETENSORS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../proto/safetensors_header.h"
+#include "../proto/status.h"
+
+typedef struct st_file st_file;
+
+typedef struct {
+    const st_entry *e;
+    const void *data; /* e->end - e->begin bytes */
+    const char *file; /* file name, for messages */
+} st_tensor;
+
+typedef struct {
+    st_file **files;
+    size_t nfiles;
+} st_model;
+
+/* Opens one .safetensors file: mmaps it and validates the header. */
+ls_status st_file_open(const char *path, st_file **out, char *err, size_t errlen);
+void st_file_free(st_file *f);
+/* Validates a safetensors image already in memory (used by the fuzzer and tests). */
+ls_status st_buffer_check(const void *buf, size_t len, const char *name, char *err,
+                          size_t errlen);
+
+/* Opens dir/model.safetensors, or every shard named by dir/model.safetensors.index.json. */
+ls_status st_model_open(const char *dir, st_model *out, char *err, size_t errlen);
+void st_model_free(st_model *m);
+/* Looks a tensor up by name; returns 0 when found. */
+int st_model_find(const st_model *m, const char *name, st_tensor *out);
+
+/* Copies a tensor into dst as float32, checking its shape against `shape` (ndim dims).
+ * Accepts F32, F16 and BF16. The message names the file and the tensor. */
+ls_status st_tensor_to_f32(const st_tensor *t, const int64_t *shape, int ndim, float *dst,
+                           char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,265 @@
+/* Fast CPU kernels: OpenBLAS (OpenMP build) for every matrix product, OpenMP over rows,
+ * heads and query blocks elsewhere, and vectorisable exp/erfc so the element-wise ops
+ * do not fall back to scalar libm calls. Checked against ref.c by tests/test_kernels.c. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+#include <omp.h>
+
+#include "../kernels.h"
+#include "vmath.h"
+
+void kn_cpu_set_threads(int n)
+{
+    if (n > 0) omp_set_num_threads(n);
+}
+
+int kn_cpu_threads(void)
+{
+    return omp_get_max_threads();
+}
+
+static void cpu_linear(const float *x, const float *w, const float *b, float *y, int M, int N,
+                       int K)
+{
+    if (M <= 0 || N <= 0) return;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, K, w, K, 0.0f, y, N);
+    if (!b) return;
+#pragma omp parallel for schedule(static) if ((size_t)M * N > 65536)
+    for (int m = 0; m < M; m++) {
+        float *r = y + (size_t)m * N;
+        for (int n = 0; n < N; n++) r[n] += b[n];
+    }
+}
+
+static void cpu_embed(const int32_t *ids, const int32_t *pos_ids, const int32_t *tt,
+                      const float *word, const float *pos, const float *type, float *out, int T,
+                      int H)
+{
+#pragma omp parallel for schedule(static) if ((size_t)T * H > 65536)
+    for (int t = 0; t < T; t++) {
+        const float *a = word + (size_t)ids[t] * H, *p = pos + (size_t)pos_ids[t] * H;
+        const float *c = type + (size_t)(tt ? tt[t] : 0) * H;
+        float *o = out + (size_t)t * H;
+        for (int h = 0; h < H; h++) o[h] = (a[h] + p[h]) + c[h];
+    }
+}
+
+static void cpu_add_layernorm(float *x, const float *res, const float *g, const float *b,
+                              float eps, int T, int H)
+{
+#pragma omp parallel for schedule(static) if ((size_t)T * H > 65536)
+    for (int t = 0; t < T; t++) {
+        float *r = x + (size_t)t * H;
+        const float *s = res ? res + (size_t)t * H : NULL;
+        float sum = 0;
+        if (s)
+            for (int h = 0; h < H; h++) r[h] += s[h];
+        for (int h = 0; h < H; h++) sum += r[h];
+        float mean = sum / H, var = 0;
+        for (int h = 0; h < H; h++) var += (r[h] - mean) * (r[h] - mean);
+        float inv = 1.0f / sqrtf(var / H + eps);
+        for (int h = 0; h < H; h++) r[h] = (r[h] - mean) * inv * g[h] + b[h];
+    }
+}
+
+static void cpu_gelu(float *x, size_t n)
+{
+    const size_t blk = 1 << 14;
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i += blk) kn__gelu_block(x + i, n - i < blk ? n - i : blk);
+}
+
+static void cpu_tanh(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) x[i] = tanhf(x[i]);
+}
+
+/* ---- sliding-window attention ------------------------------------------------------
+ * One task = (sequence, head, block of KN_BQ queries). Its keys are the union of the
+ * block's windows, [i0-w, i1-1+w] clipped to the sequence, plus the sequence's global
+ * tokens. Scores come from two GEMMs into one row-major score tile
+ *     S: (bq, ng + nk)   columns [0, ng) global keys, [ng, ng+nk) window keys
+ * entries outside a query's band or on padding/global keys are dropped in the softmax,
+ * and the output is P·V (two GEMMs again). Every thread owns its tiles. */
+enum { KN_BQ = 64 };
+
+typedef struct {
+    float *s;      /* (KN_BQ, ng + nk_max) */
+    float *kg, *vg; /* (ng_max, d): local k/v rows of the global tokens */
+    size_t cap_s, cap_g;
+} kn__tiles;
+
+static int kn__tiles_reserve(kn__tiles *t, size_t s_elems, size_t g_elems)
+{
+    if (s_elems > t->cap_s) {
+        free(t->s);
+        t->s = malloc(s_elems * sizeof(float));
+        t->cap_s = t->s ? s_elems : 0;
+    }
+    if (g_elems > t->cap_g) {
+        free(t->kg);
+        free(t->vg);
+        t->kg = malloc(g_elems * sizeof(float));
+        t->vg = malloc(g_elems * sizeof(float));
+        t->cap_g = t->kg && t->vg ? g_elems : 0;
+    }
+    return (s_elems == 0 || t->s) && (g_elems == 0 || (t->kg && t->vg));
+}
+
+static void kn__tiles_free(kn__tiles *t)
+{
+    free(t->s);
+    free(t->kg);
+    free(t->vg);
+}
+
+static void kn__window_task(const kn_attn_args *a, int seq, int h, int i0, kn__tiles *t)
+{
+    const int d = a->d, ld = a->ld, b = a->offsets[seq], e = a->offsets[seq + 1];
+    const int i1 = i0 + KN_BQ < e ? i0 + KN_BQ : e, bq = i1 - i0;
+    const int j0 = i0 - a->w > b ? i0 - a->w : b;
+    const int j1 = i1 - 1 + a->w + 1 < e ? i1 + a->w : e;
+    const int nk = j1 - j0, g0 = a->glob_off[seq], ng = a->glob_off[seq + 1] - g0;
+    const int ncol = ng + nk;
+    const uint8_t *kind = a->kind;
+    float *s = t->s;
+
+    for (int gi = 0; gi < ng; gi++) {
+        int g = a->glob[g0 + gi];
+        memcpy(t->kg + (size_t)gi * d, a->k + (size_t)g * ld + h * d, sizeof(float) * d);
+        memcpy(t->vg + (size_t)gi * d, a->v + (size_t)g * ld + h * d, sizeof(float) * d);
+    }
+    const float *qb = a->q + (size_t)i0 * ld + h * d;
+    if (ng)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, bq, ng, d, a->scale, qb, ld, t->kg,
+                    d, 0.0f, s, ncol);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, bq, nk, d, a->scale, qb, ld,
+                a->k + (size_t)j0 * ld + h * d, ld, 0.0f, s + ng, ncol);
+
+    for (int r = 0; r < bq; r++) {
+        const int i = i0 + r;
+        float *row = s + (size_t)r * ncol;
+        if (kind[i] != KN_TOK_LOCAL) { /* padding: zero output; global: overwritten later */
+            memset(row, 0, sizeof(float) * ncol);
+            continue;
+        }
+        /* band of query i inside [j0, j1): columns lo..hi-1 of the window part */
+        int lo = i - a->w - j0, hi = i + a->w + 1 - j0;
+        if (lo < 0) lo = 0;
+        if (hi > nk) hi = nk;
+        float *win = row + ng;
+        for (int c = 0; c < lo; c++) win[c] = -INFINITY;
+        for (int c = hi; c < nk; c++) win[c] = -INFINITY;
+        for (int c = lo; c < hi; c++)
+            if (kind[j0 + c] != KN_TOK_LOCAL) win[c] = -INFINITY;
+        kn__softmax_row(row, ncol); /* the query itself is always finite */
+    }
+    float *o = a->out + (size_t)i0 * a->ldo + h * d;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, bq, d, nk, 1.0f, s + ng, ncol,
+                a->v + (size_t)j0 * ld + h * d, ld, 0.0f, o, a->ldo);
+    if (ng)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, bq, d, ng, 1.0f, s, ncol, t->vg, d,
+                    1.0f, o, a->ldo);
+}
+
+static int cpu_window_attn(const kn_attn_args *a)
+{
+    /* task list: for each sequence, head-major blocks */
+    int ntask = 0, maxng = 0;
+    for (int s = 0; s < a->nseq; s++) {
+        int n = a->offsets[s + 1] - a->offsets[s];
+        ntask += a->nh * ((n + KN_BQ - 1) / KN_BQ);
+        int ng = a->glob_off[s + 1] - a->glob_off[s];
+        if (ng > maxng) maxng = ng;
+    }
+    int *task_seq = malloc(sizeof(int) * (size_t)(ntask ? ntask : 1));
+    int *task_blk = malloc(sizeof(int) * (size_t)(ntask ? ntask : 1));
+    if (!task_seq || !task_blk) {
+        free(task_seq);
+        free(task_blk);
+        return -1;
+    }
+    int n = 0;
+    for (int s = 0; s < a->nseq; s++) {
+        int len = a->offsets[s + 1] - a->offsets[s], nb = (len + KN_BQ - 1) / KN_BQ;
+        for (int x = 0; x < a->nh * nb; x++) {
+            task_seq[n] = s;
+            task_blk[n++] = x;
+        }
+    }
+    const size_t cap_s = (size_t)KN_BQ * (size_t)(maxng + KN_BQ + 2 * a->w);
+    const size_t cap_g = (size_t)(maxng ? maxng : 1) * a->d;
+    int failed = 0;
+#pragma omp parallel reduction(| : failed)
+    {
+        kn__tiles t = {0};
+        int ok = kn__tiles_reserve(&t, cap_s, cap_g);
+        failed |= !ok;
+#pragma omp for schedule(dynamic, 1)
+        for (int x = 0; x < ntask; x++) {
+            int s = task_seq[x], len = a->offsets[s + 1] - a->offsets[s];
+            int nb = (len + KN_BQ - 1) / KN_BQ, h = task_blk[x] / nb, blk = task_blk[x] % nb;
+            if (ok) kn__window_task(a, s, h, a->offsets[s] + blk * KN_BQ, &t);
+        }
+        kn__tiles_free(&t);
+    }
+    free(task_seq);
+    free(task_blk);
+    return failed ? -1 : 0;
+}
+
+/* ---- global queries ------------------------------------------------------------------
+ * One task = (sequence, head): S = qg·kgᵀ over the whole sequence (ng × n), padding
+ * keys dropped, softmax, P·vg into a (ng × d) tile scattered to the global rows. */
+static int cpu_global_attn(const kn_attn_args *a)
+{
+    int maxn = 0, maxng = 0;
+    for (int s = 0; s < a->nseq; s++) {
+        int n = a->offsets[s + 1] - a->offsets[s], ng = a->glob_off[s + 1] - a->glob_off[s];
+        if (ng && n > maxn) maxn = n;
+        if (ng > maxng) maxng = ng;
+    }
+    if (!maxng) return 0;
+    const int d = a->d, ntask = a->nseq * a->nh;
+    int failed = 0;
+#pragma omp parallel reduction(| : failed)
+    {
+        float *sc = malloc(sizeof(float) * (size_t)maxng * maxn);
+        float *o = malloc(sizeof(float) * (size_t)maxng * d);
+        failed |= !sc || !o;
+#pragma omp for schedule(dynamic, 1)
+        for (int x = 0; x < ntask; x++) {
+            int s = x / a->nh, h = x % a->nh, b = a->offsets[s], n = a->offsets[s + 1] - b;
+            int g0 = a->glob_off[s], ng = a->glob_off[s + 1] - g0;
+            if (!ng || !sc || !o) continue;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ng, n, d, a->scale,
+                        a->qg + (size_t)g0 * a->ldqg + h * d, a->ldqg,
+                        a->kg + (size_t)b * a->ldg + h * d, a->ldg, 0.0f, sc, n);
+            for (int r = 0; r < ng; r++) {
+                float *row = sc + (size_t)r * n;
+                for (int j = 0; j < n; j++)
+                    if (a->kind[b + j] == KN_TOK_PAD) row[j] = -INFINITY;
+                kn__softmax_row(row, n); /* the global token itself is never padding */
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ng, d, n, 1.0f, sc, n,
+                        a->vg + (size_t)b * a->ldg + h * d, a->ldg, 0.0f, o, d);
+            for (int r = 0; r < ng; r++)
+                memcpy(a->out + (size_t)a->glob[g0 + r] * a->ldo + h * d, o + (size_t)r * d,
+                       sizeof(float) * d);
+        }
+        free(sc);
+        free(o);
+    }
+    return failed ? -1 : 0;
+}
+
+void kn_ops_init_cpu(kn_ops *ops)
+{
+    ops->backend = "cpu";
+#define KN__CPU(name) ops->name = cpu_##name;
+    KN_OP_LIST(KN__CPU)
+#undef KN__CPU
+}

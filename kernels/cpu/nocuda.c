@@ -1,0 +1,11 @@
+/* kn_ops_init_cuda for builds without CUDA: the device backend is absent. */
+#include <stdio.h>
+
+#include "../kernels.h"
+
+int kn_ops_init_cuda(kn_ops *ops, char *err, size_t errlen)
+{
+    (void)ops;
+    if (err && errlen) snprintf(err, errlen, "this build has no CUDA support (-Dcuda=disabled)");
+    return -1;
+}

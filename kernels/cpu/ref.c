@@ -1,0 +1,163 @@
+/* Reference kernels: the plainest loops that state what each op computes. Every other
+ * backend is tested against these; they are never on the serving path. Accumulation is
+ * in double so the reference is the more exact side of every comparison. */
+#include <math.h>
+#include <string.h>
+
+#include "../kernels.h"
+
+static void ref_linear(const float *x, const float *w, const float *b, float *y, int M, int N,
+                       int K)
+{
+    for (int m = 0; m < M; m++)
+        for (int n = 0; n < N; n++) {
+            double acc = b ? b[n] : 0.0;
+            for (int k = 0; k < K; k++) acc += (double)x[(size_t)m * K + k] * w[(size_t)n * K + k];
+            y[(size_t)m * N + n] = (float)acc;
+        }
+}
+
+static void ref_embed(const int32_t *ids, const int32_t *pos_ids, const int32_t *tt,
+                      const float *word, const float *pos, const float *type, float *out, int T,
+                      int H)
+{
+    for (int t = 0; t < T; t++) {
+        const float *a = word + (size_t)ids[t] * H, *p = pos + (size_t)pos_ids[t] * H;
+        const float *c = type + (size_t)(tt ? tt[t] : 0) * H;
+        for (int h = 0; h < H; h++) out[(size_t)t * H + h] = (a[h] + p[h]) + c[h];
+    }
+}
+
+static void ref_add_layernorm(float *x, const float *res, const float *g, const float *b,
+                              float eps, int T, int H)
+{
+    for (int t = 0; t < T; t++) {
+        float *r = x + (size_t)t * H;
+        if (res)
+            for (int h = 0; h < H; h++) r[h] += res[(size_t)t * H + h];
+        double mean = 0, var = 0;
+        for (int h = 0; h < H; h++) mean += r[h];
+        mean /= H;
+        for (int h = 0; h < H; h++) var += (r[h] - mean) * (r[h] - mean);
+        var /= H;
+        double inv = 1.0 / sqrt(var + eps);
+        for (int h = 0; h < H; h++) r[h] = (float)((r[h] - mean) * inv * g[h] + b[h]);
+    }
+}
+
+static void ref_gelu(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) x[i] = (float)(0.5 * x[i] * (1.0 + erf(x[i] / sqrt(2.0))));
+}
+
+static void ref_tanh(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) x[i] = (float)tanh(x[i]);
+}
+
+static double ref__dot(const float *a, const float *b, int d, float scale)
+{
+    double acc = 0;
+    for (int i = 0; i < d; i++) acc += (double)(a[i] * scale) * b[i];
+    return acc;
+}
+
+/* Softmax over n scores where keep[j] says the key takes part, then out = Σ p_j v_j. */
+static void ref__softmax_av(const double *s, const unsigned char *keep, int n,
+                            const float *const *vrows, int d, float *out)
+{
+    double mx = -INFINITY, sum = 0;
+    for (int j = 0; j < n; j++)
+        if (keep[j] && s[j] > mx) mx = s[j];
+    for (int c = 0; c < d; c++) out[c] = 0;
+    if (mx == -INFINITY) return;
+    for (int j = 0; j < n; j++)
+        if (keep[j]) sum += exp(s[j] - mx);
+    for (int c = 0; c < d; c++) {
+        double acc = 0;
+        for (int j = 0; j < n; j++)
+            if (keep[j]) acc += exp(s[j] - mx) / sum * vrows[j][c];
+        out[c] = (float)acc;
+    }
+}
+
+/* The reference keeps its score rows in static buffers: single-threaded, and at most
+ * REF_MAX_KEYS keys per query (longer sequences are refused). */
+enum { REF_MAX_KEYS = 1 << 16 };
+
+static int ref__too_long(const kn_attn_args *a)
+{
+    for (int q = 0; q < a->nseq; q++)
+        if (a->offsets[q + 1] - a->offsets[q] + (a->glob_off[q + 1] - a->glob_off[q]) >=
+            REF_MAX_KEYS)
+            return 1;
+    return 0;
+}
+
+static int ref_window_attn(const kn_attn_args *a)
+{
+    static double s[REF_MAX_KEYS];
+    static unsigned char keep[REF_MAX_KEYS];
+    static const float *vrows[REF_MAX_KEYS];
+    if (ref__too_long(a)) return -1;
+    for (int q = 0; q < a->nseq; q++) {
+        int b = a->offsets[q], e = a->offsets[q + 1];
+        int g0 = a->glob_off[q], g1 = a->glob_off[q + 1];
+        for (int i = b; i < e; i++)
+            for (int h = 0; h < a->nh; h++) {
+                float *o = a->out + (size_t)i * a->ldo + h * a->d;
+                if (a->kind[i] != KN_TOK_LOCAL) {
+                    if (a->kind[i] == KN_TOK_PAD) memset(o, 0, sizeof(float) * a->d);
+                    continue;
+                }
+                const float *qi = a->q + (size_t)i * a->ld + h * a->d;
+                int n = 0;
+                for (int gi = g0; gi < g1; gi++) { /* global columns, local k and v */
+                    int g = a->glob[gi];
+                    s[n] = ref__dot(qi, a->k + (size_t)g * a->ld + h * a->d, a->d, a->scale);
+                    keep[n] = 1;
+                    vrows[n++] = a->v + (size_t)g * a->ld + h * a->d;
+                }
+                for (int j = i - a->w; j <= i + a->w; j++) {
+                    if (j < b || j >= e || a->kind[j] != KN_TOK_LOCAL) continue;
+                    s[n] = ref__dot(qi, a->k + (size_t)j * a->ld + h * a->d, a->d, a->scale);
+                    keep[n] = 1;
+                    vrows[n++] = a->v + (size_t)j * a->ld + h * a->d;
+                }
+                ref__softmax_av(s, keep, n, vrows, a->d, o);
+            }
+    }
+    return 0;
+}
+
+static int ref_global_attn(const kn_attn_args *a)
+{
+    static double s[REF_MAX_KEYS];
+    static unsigned char keep[REF_MAX_KEYS];
+    static const float *vrows[REF_MAX_KEYS];
+    if (ref__too_long(a)) return -1;
+    for (int q = 0; q < a->nseq; q++) {
+        int b = a->offsets[q], e = a->offsets[q + 1];
+        for (int gi = a->glob_off[q]; gi < a->glob_off[q + 1]; gi++)
+            for (int h = 0; h < a->nh; h++) {
+                const float *qg = a->qg + (size_t)gi * a->ldqg + h * a->d;
+                int n = 0;
+                for (int j = b; j < e; j++) {
+                    s[n] = ref__dot(qg, a->kg + (size_t)j * a->ldg + h * a->d, a->d, a->scale);
+                    keep[n] = a->kind[j] != KN_TOK_PAD;
+                    vrows[n++] = a->vg + (size_t)j * a->ldg + h * a->d;
+                }
+                ref__softmax_av(s, keep, n, vrows, a->d,
+                                a->out + (size_t)a->glob[gi] * a->ldo + h * a->d);
+            }
+    }
+    return 0;
+}
+
+void kn_ops_init_ref(kn_ops *ops)
+{
+    ops->backend = "ref";
+#define KN__REF(name) ops->name = ref_##name;
+    KN_OP_LIST(KN__REF)
+#undef KN__REF
+}

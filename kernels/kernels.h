@@ -1,0 +1,100 @@
+/* kernels.h — the only door into compute.
+ *
+ * One table of function pointers (struct kn_ops) generated from KN_OP_LIST. The CPU
+ * reference fills every entry (kn_ops_init_ref), the fast CPU backend overrides them
+ * (kn_ops_init_cpu), a device backend overrides what it has (kn_ops_init_cuda). The
+ * engine picks a table once. Tests compare every entry of two tables (parity).
+ *
+ * All tensors are row-major float32. Token-major activations are packed ragged
+ * batches: [T, ...] where sequence s owns rows offsets[s] .. offsets[s+1]-1.
+ * This header has no device types and includes nothing but the C library. */
+#ifndef KN_KERNELS_H
+#define KN_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Token kinds for attention, as Hugging Face's merged mask: 0 = padding (not attended,
+ * output zero), 1 = local (sliding window), 2 = global (attends and is attended by all). */
+enum { KN_TOK_PAD = 0, KN_TOK_LOCAL = 1, KN_TOK_GLOBAL = 2 };
+
+typedef struct {
+    /* Local projections for all T tokens; head h is columns h*d .. h*d+d-1; row stride ld. */
+    const float *q, *k, *v;
+    int ld;
+    float *out; /* [T, nh*d] with row stride ldo */
+    int ldo;
+    int nseq;
+    const int32_t *offsets; /* [nseq+1] */
+    const uint8_t *kind;    /* [T] KN_TOK_* */
+    /* Global tokens, absolute row indices ascending; sequence s owns glob[glob_off[s] ..
+     * glob_off[s+1]-1]. */
+    const int32_t *glob;
+    const int32_t *glob_off; /* [nseq+1] */
+    int nh, d;
+    int w;       /* one-sided window: query i sees keys i-w .. i+w */
+    float scale; /* multiplies q before the dot product (1/sqrt(d)) */
+    /* Global projections, used by global_attn only: qg has one row per global token in
+     * glob order (row stride ldqg), kg and vg one row per token (row stride ldg). */
+    const float *qg, *kg, *vg;
+    int ldqg, ldg;
+} kn_attn_args;
+
+/* y[M,N] = x[M,K] · w[N,K]ᵀ + b[N]  (nn.Linear layout; b may be NULL).
+ * Row strides: x has K, y has N. */
+typedef void (*kn_linear_fn)(const float *x, const float *w, const float *b, float *y, int M,
+                             int N, int K);
+/* out[t] = word[ids[t]] + pos[pos_ids[t]] + type[tt[t]]  (all rows of width H; tt may be
+ * NULL, meaning row 0 of type). Indices are trusted: the engine validated them. */
+typedef void (*kn_embed_fn)(const int32_t *ids, const int32_t *pos_ids, const int32_t *tt,
+                            const float *word, const float *pos, const float *type, float *out,
+                            int T, int H);
+/* x[t] = LayerNorm(x[t] + res[t]) * g + b, biased variance; res may be NULL. */
+typedef void (*kn_add_layernorm_fn)(float *x, const float *res, const float *g, const float *b,
+                                    float eps, int T, int H);
+/* Exact GELU 0.5·x·(1+erf(x/√2)), in place. */
+typedef void (*kn_gelu_fn)(float *x, size_t n);
+/* tanh in place. */
+typedef void (*kn_tanh_fn)(float *x, size_t n);
+/* Sliding-window attention with global columns (hf-semantics A5, A6a): every local
+ * query attends to the non-padding local keys in its window plus every global token of
+ * its sequence (local k/v); padding queries get zero; rows of global queries are left
+ * for global_attn to write (their content is unspecified until then).
+ * Returns 0, or a negative value when scratch memory could not be had. */
+typedef int (*kn_window_attn_fn)(const kn_attn_args *a);
+/* Global queries (A6b): each global token attends to every non-padding token of its
+ * sequence through qg/kg/vg and overwrites its output row. Returns 0 or negative. */
+typedef int (*kn_global_attn_fn)(const kn_attn_args *a);
+
+#define KN_OP_LIST(X)                                                                      \
+    X(linear)                                                                              \
+    X(embed)                                                                               \
+    X(add_layernorm)                                                                       \
+    X(gelu)                                                                                \
+    X(tanh)                                                                                \
+    X(window_attn)                                                                         \
+    X(global_attn)
+
+typedef struct kn_ops {
+    const char *backend;
+#define KN__MEMBER(name) kn_##name##_fn name;
+    KN_OP_LIST(KN__MEMBER)
+#undef KN__MEMBER
+} kn_ops;
+
+extern const char *const kn_op_names[];
+extern const int kn_op_count;
+
+/* Plain loops, the reference every backend is tested against. */
+void kn_ops_init_ref(kn_ops *ops);
+/* Fast CPU backend: BLAS and OpenMP. Fills every entry. */
+void kn_ops_init_cpu(kn_ops *ops);
+/* CUDA backend: returns 0 and overrides entries when a device is usable, or a negative
+ * value when CUDA is not built in or no device exists (ops left untouched). */
+int kn_ops_init_cuda(kn_ops *ops, char *err, size_t errlen);
+
+/* Threads the CPU backend uses (OpenMP); 0 keeps the current setting. */
+void kn_cpu_set_threads(int n);
+int kn_cpu_threads(void);
+
+#endif

@@ -1,0 +1,303 @@
+/* Open Inference Protocol codecs. Requests go through cJSON; responses are printed by
+ * hand because they can hold millions of floats. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "v2.h"
+
+static const char *const v2__names[] = {"input_ids", "attention_mask", "global_attention_mask",
+                                        "token_type_ids"};
+
+void v2_request_free(v2_request *r)
+{
+    if (!r) return;
+    free(r->input_ids);
+    free(r->attention_mask);
+    free(r->global_attention_mask);
+    free(r->token_type_ids);
+    for (int i = 0; i < r->noutputs; i++) free(r->outputs[i]);
+    free(r->outputs);
+    memset(r, 0, sizeof *r);
+}
+
+int v2_request_wants(const v2_request *r, const char *name)
+{
+    if (!r->outputs) return 1;
+    for (int i = 0; i < r->noutputs; i++)
+        if (strcmp(r->outputs[i], name) == 0) return 1;
+    return 0;
+}
+
+/* Flattens data (flat or nested arrays) into dst[0..n), checking integer range. */
+static int v2__flatten(const cJSON *a, int32_t *dst, size_t n, size_t *k, int is32, char *err,
+                       size_t errlen, const char *name)
+{
+    const cJSON *e;
+    cJSON_ArrayForEach(e, a)
+    {
+        if (cJSON_IsArray(e)) {
+            if (v2__flatten(e, dst, n, k, is32, err, errlen, name)) return -1;
+            continue;
+        }
+        if (!cJSON_IsNumber(e) || e->valuedouble != floor(e->valuedouble)) {
+            ls_fail(err, errlen, LS_ERR_BAD_REQUEST,
+                    "input '%s': data element %zu is not an integer", name, *k);
+            return -1;
+        }
+        double v = e->valuedouble;
+        if (is32 ? (v < -2147483648.0 || v > 2147483647.0)
+                 : (v < -9223372036854775808.0 || v >= 9223372036854775808.0)) {
+            ls_fail(err, errlen, LS_ERR_BAD_REQUEST,
+                    "input '%s': data element %zu (%.0f) is out of range for its datatype",
+                    name, *k, v);
+            return -1;
+        }
+        if (*k >= n) {
+            ls_fail(err, errlen, LS_ERR_BAD_REQUEST,
+                    "input '%s': more data elements than its shape holds (%zu)", name, n);
+            return -1;
+        }
+        /* int64 values beyond int32 cannot be token ids or flags: clamp to a value
+         * the engine rejects with a clear message */
+        dst[(*k)++] = v > 2147483647.0 ? INT32_MAX : v < -2147483648.0 ? INT32_MIN : (int32_t)v;
+    }
+    return 0;
+}
+
+static ls_status v2__input(const cJSON *in, size_t max_elems, v2_request *r, char *err,
+                           size_t errlen)
+{
+    const cJSON *nm = cJSON_GetObjectItemCaseSensitive(in, "name");
+    const cJSON *dt = cJSON_GetObjectItemCaseSensitive(in, "datatype");
+    const cJSON *sh = cJSON_GetObjectItemCaseSensitive(in, "shape");
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(in, "data");
+    if (!cJSON_IsObject(in) || !cJSON_IsString(nm))
+        return ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "every input needs a string \"name\"");
+    int which = -1;
+    for (int i = 0; i < 4; i++)
+        if (strcmp(nm->valuestring, v2__names[i]) == 0) which = i;
+    if (which < 0)
+        return ls_fail(err, errlen, LS_ERR_BAD_REQUEST,
+                       "unknown input '%.64s' (expected input_ids, attention_mask, "
+                       "global_attention_mask, token_type_ids)",
+                       nm->valuestring);
+    const char *name = v2__names[which];
+    int32_t **slot[] = {&r->input_ids, &r->attention_mask, &r->global_attention_mask,
+                        &r->token_type_ids};
+    if (*slot[which])
+        return ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "input '%s' given twice", name);
+    if (!cJSON_IsString(dt) ||
+        (strcmp(dt->valuestring, "INT64") != 0 && strcmp(dt->valuestring, "INT32") != 0))
+        return ls_fail(err, errlen, LS_ERR_BAD_REQUEST,
+                       "input '%s': datatype must be \"INT64\" or \"INT32\"", name);
+    int is32 = strcmp(dt->valuestring, "INT32") == 0;
+    if (!cJSON_IsArray(sh) || cJSON_GetArraySize(sh) != 2)
+        return ls_fail(err, errlen, LS_ERR_BAD_REQUEST,
+                       "input '%s': shape must be [batch, length]", name);
+    double d0 = cJSON_IsNumber(cJSON_GetArrayItem(sh, 0)) ? cJSON_GetArrayItem(sh, 0)->valuedouble : -1;
+    double d1 = cJSON_IsNumber(cJSON_GetArrayItem(sh, 1)) ? cJSON_GetArrayItem(sh, 1)->valuedouble : -1;
+    if (d0 < 1 || d1 < 1 || d0 != floor(d0) || d1 != floor(d1) || d0 > 1e9 || d1 > 1e9)
+        return ls_fail(err, errlen, LS_ERR_BAD_REQUEST,
+                       "input '%s': shape must be two positive integers", name);
+    if (d0 * d1 > (double)max_elems)
+        return ls_fail(err, errlen, LS_ERR_TOO_LARGE,
+                       "input '%s': shape [%.0f, %.0f] has %.0f elements; the limit is %zu", name,
+                       d0, d1, d0 * d1, max_elems);
+    if (r->B && (r->B != (int)d0 || r->L != (int)d1))
+        return ls_fail(err, errlen, LS_ERR_BAD_REQUEST,
+                       "input '%s': shape [%.0f, %.0f] differs from another input's [%d, %d]",
+                       name, d0, d1, r->B, r->L);
+    r->B = (int)d0;
+    r->L = (int)d1;
+    if (!cJSON_IsArray(data))
+        return ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "input '%s': data must be an array",
+                       name);
+    size_t n = (size_t)r->B * (size_t)r->L, k = 0;
+    int32_t *dst = malloc(n * sizeof *dst);
+    if (!dst) return ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory for input '%s'", name);
+    *slot[which] = dst;
+    if (v2__flatten(data, dst, n, &k, is32, err, errlen, name)) return LS_ERR_BAD_REQUEST;
+    if (k != n)
+        return ls_fail(err, errlen, LS_ERR_BAD_REQUEST,
+                       "input '%s': shape [%d, %d] needs %zu data elements, got %zu", name, r->B,
+                       r->L, n, k);
+    return LS_OK;
+}
+
+ls_status v2_request_parse(const char *body, size_t len, size_t max_elems, v2_request *out,
+                           char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    cJSON *root = cJSON_ParseWithLength(body, len);
+    if (!root) return ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "request body is not valid JSON");
+    ls_status st = LS_OK;
+    const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(root, "inputs");
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "id");
+    const cJSON *outs = cJSON_GetObjectItemCaseSensitive(root, "outputs");
+    if (!cJSON_IsObject(root) || !cJSON_IsArray(inputs)) {
+        st = ls_fail(err, errlen, LS_ERR_BAD_REQUEST,
+                     "request must be an object with an \"inputs\" array");
+        goto done;
+    }
+    if (id && !cJSON_IsString(id)) {
+        st = ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "\"id\" must be a string");
+        goto done;
+    }
+    if (id) snprintf(out->id, sizeof out->id, "%s", id->valuestring);
+    const cJSON *in;
+    cJSON_ArrayForEach(in, inputs)
+    {
+        if ((st = v2__input(in, max_elems, out, err, errlen))) goto done;
+    }
+    if (!out->input_ids) {
+        st = ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "input 'input_ids' is required");
+        goto done;
+    }
+    if (outs) {
+        if (!cJSON_IsArray(outs) || cJSON_GetArraySize(outs) > 16) {
+            st = ls_fail(err, errlen, LS_ERR_BAD_REQUEST,
+                         "\"outputs\" must be an array of at most 16 {\"name\": ...} objects");
+            goto done;
+        }
+        out->outputs = calloc((size_t)cJSON_GetArraySize(outs) + 1, sizeof *out->outputs);
+        if (!out->outputs) {
+            st = ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory");
+            goto done;
+        }
+        const cJSON *o;
+        cJSON_ArrayForEach(o, outs)
+        {
+            const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, "name");
+            if (!cJSON_IsString(n)) {
+                st = ls_fail(err, errlen, LS_ERR_BAD_REQUEST,
+                             "every requested output needs a string \"name\"");
+                goto done;
+            }
+            if (!(out->outputs[out->noutputs] = strdup(n->valuestring))) {
+                st = ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory");
+                goto done;
+            }
+            out->noutputs++;
+        }
+    }
+done:
+    cJSON_Delete(root);
+    if (st) v2_request_free(out);
+    return st;
+}
+
+/* ---- response ------------------------------------------------------------------------- */
+
+typedef struct {
+    char *p;
+    size_t n, cap;
+    int oom;
+} v2__buf;
+
+static void v2__reserve(v2__buf *b, size_t more)
+{
+    if (b->oom || b->n + more + 1 <= b->cap) return;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->n + more + 1) cap *= 2;
+    char *np = realloc(b->p, cap);
+    if (!np) {
+        b->oom = 1;
+        return;
+    }
+    b->p = np;
+    b->cap = cap;
+}
+
+static void v2__puts(v2__buf *b, const char *s)
+{
+    size_t k = strlen(s);
+    v2__reserve(b, k);
+    if (b->oom) return;
+    memcpy(b->p + b->n, s, k + 1);
+    b->n += k;
+}
+
+/* JSON string with escapes */
+static void v2__str(v2__buf *b, const char *s)
+{
+    v2__puts(b, "\"");
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        char tmp[8];
+        if (ch == '"' || ch == '\\') {
+            tmp[0] = '\\';
+            tmp[1] = (char)ch;
+            tmp[2] = 0;
+        } else if (ch < 0x20) {
+            snprintf(tmp, sizeof tmp, "\\u%04x", ch);
+        } else {
+            tmp[0] = (char)ch;
+            tmp[1] = 0;
+        }
+        v2__puts(b, tmp);
+    }
+    v2__puts(b, "\"");
+}
+
+char *v2_response_encode(const char *model_name, const char *id, const v2_output *outs, int n,
+                         size_t *len)
+{
+    v2__buf b = {0};
+    v2__puts(&b, "{\"model_name\":");
+    v2__str(&b, model_name);
+    if (id && *id) {
+        v2__puts(&b, ",\"id\":");
+        v2__str(&b, id);
+    }
+    v2__puts(&b, ",\"outputs\":[");
+    for (int i = 0; i < n; i++) {
+        const v2_output *o = &outs[i];
+        v2__puts(&b, i ? ",{\"name\":" : "{\"name\":");
+        v2__str(&b, o->name);
+        v2__puts(&b, ",\"datatype\":\"FP32\",\"shape\":[");
+        size_t count = 1;
+        for (int d = 0; d < o->ndim; d++) {
+            char tmp[32];
+            snprintf(tmp, sizeof tmp, "%s%lld", d ? "," : "", (long long)o->shape[d]);
+            v2__puts(&b, tmp);
+            count *= (size_t)o->shape[d];
+        }
+        v2__puts(&b, "],\"data\":[");
+        v2__reserve(&b, count * 17);
+        for (size_t k = 0; k < count && !b.oom; k++) {
+            float v = o->data[k];
+            v2__reserve(&b, 24);
+            if (b.oom) break;
+            if (isfinite(v))
+                b.n += (size_t)snprintf(b.p + b.n, 24, k ? ",%.9g" : "%.9g", (double)v);
+            else
+                b.n += (size_t)snprintf(b.p + b.n, 24, k ? ",null" : "null");
+        }
+        v2__puts(&b, "]}");
+    }
+    v2__puts(&b, "]}");
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    if (len) *len = b.n;
+    return b.p;
+}
+
+char *v2_error_encode(const char *msg, size_t *len)
+{
+    v2__buf b = {0};
+    v2__puts(&b, "{\"error\":");
+    v2__str(&b, msg);
+    v2__puts(&b, "}");
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    if (len) *len = b.n;
+    return b.p;
+}

@@ -1,0 +1,279 @@
+/* Kernel parity: every op of the fast CPU table against the reference loops, on random
+ * data with ragged sequences, padding and global tokens. */
+#include <check.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../kernels/kernels.h"
+
+static uint64_t rng_state = 88172645463325252ull;
+
+static double urand(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (double)(rng_state >> 11) / 9007199254740992.0;
+}
+
+static float *randv(size_t n, float scale)
+{
+    float *v = malloc(n * sizeof *v);
+    for (size_t i = 0; i < n; i++) v[i] = (float)((urand() * 2 - 1) * scale);
+    return v;
+}
+
+/* max |a-b| / max |b| over n values */
+static double rel_err(const float *a, const float *b, size_t n)
+{
+    double md = 0, mb = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (d > md || isnan(d)) md = isnan(d) ? INFINITY : d;
+        if (fabs(b[i]) > mb) mb = fabs(b[i]);
+    }
+    return mb > 0 ? md / mb : md;
+}
+
+static kn_ops ref, cpu;
+
+static void setup(void)
+{
+    kn_ops_init_ref(&ref);
+    kn_ops_init_cpu(&cpu);
+}
+
+START_TEST(table_is_full)
+{
+    /* every entry of both tables is filled */
+    const void *const *r = (const void *const *)((const char *)&ref + sizeof(const char *));
+    const void *const *c = (const void *const *)((const char *)&cpu + sizeof(const char *));
+    ck_assert_int_eq(kn_op_count, 7);
+    for (int i = 0; i < kn_op_count; i++) {
+        ck_assert_msg(r[i] != NULL, "ref op %s missing", kn_op_names[i]);
+        ck_assert_msg(c[i] != NULL, "cpu op %s missing", kn_op_names[i]);
+    }
+}
+END_TEST
+
+START_TEST(linear)
+{
+    const int shapes[][3] = {{1, 1, 1}, {7, 13, 5}, {64, 96, 32}, {130, 33, 70}};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        float *x = randv((size_t)M * K, 1), *w = randv((size_t)N * K, 1), *b = randv(N, 1);
+        float *y1 = calloc((size_t)M * N, 4), *y2 = calloc((size_t)M * N, 4);
+        ref.linear(x, w, b, y1, M, N, K);
+        cpu.linear(x, w, b, y2, M, N, K);
+        ck_assert_double_lt(rel_err(y2, y1, (size_t)M * N), 1e-6);
+        ref.linear(x, w, NULL, y1, M, N, K);
+        cpu.linear(x, w, NULL, y2, M, N, K);
+        ck_assert_double_lt(rel_err(y2, y1, (size_t)M * N), 1e-6);
+        free(x), free(w), free(b), free(y1), free(y2);
+    }
+}
+END_TEST
+
+START_TEST(embed)
+{
+    const int T = 50, H = 24, V = 30, P = 60, Y = 2;
+    float *word = randv((size_t)V * H, 1), *pos = randv((size_t)P * H, 1), *ty = randv(Y * H, 1);
+    int32_t ids[50], pids[50], tt[50];
+    for (int t = 0; t < T; t++) ids[t] = t % V, pids[t] = (t * 7) % P, tt[t] = t % Y;
+    float *a = calloc((size_t)T * H, 4), *b = calloc((size_t)T * H, 4);
+    ref.embed(ids, pids, tt, word, pos, ty, a, T, H);
+    cpu.embed(ids, pids, tt, word, pos, ty, b, T, H);
+    ck_assert_double_eq(rel_err(b, a, (size_t)T * H), 0);
+    ref.embed(ids, pids, NULL, word, pos, ty, a, T, H);
+    cpu.embed(ids, pids, NULL, word, pos, ty, b, T, H);
+    ck_assert_double_eq(rel_err(b, a, (size_t)T * H), 0);
+    free(word), free(pos), free(ty), free(a), free(b);
+}
+END_TEST
+
+START_TEST(add_layernorm)
+{
+    const int T = 37, H = 96;
+    float *x = randv((size_t)T * H, 3), *r = randv((size_t)T * H, 3);
+    float *g = randv(H, 1), *bb = randv(H, 1);
+    for (int i = 0; i < T * H; i++) x[i] += 5; /* a mean far from zero */
+    float *a = malloc((size_t)T * H * 4), *b = malloc((size_t)T * H * 4);
+    memcpy(a, x, (size_t)T * H * 4);
+    memcpy(b, x, (size_t)T * H * 4);
+    ref.add_layernorm(a, r, g, bb, 1e-5f, T, H);
+    cpu.add_layernorm(b, r, g, bb, 1e-5f, T, H);
+    ck_assert_double_lt(rel_err(b, a, (size_t)T * H), 2e-6);
+    memcpy(a, x, (size_t)T * H * 4);
+    memcpy(b, x, (size_t)T * H * 4);
+    ref.add_layernorm(a, NULL, g, bb, 1e-12f, T, H);
+    cpu.add_layernorm(b, NULL, g, bb, 1e-12f, T, H);
+    ck_assert_double_lt(rel_err(b, a, (size_t)T * H), 2e-6);
+    free(x), free(r), free(g), free(bb), free(a), free(b);
+}
+END_TEST
+
+START_TEST(gelu_tanh)
+{
+    /* a sweep over the whole useful range, element by element */
+    const size_t n = 200001;
+    float *a = malloc(n * 4), *b = malloc(n * 4);
+    for (size_t i = 0; i < n; i++) a[i] = -12.0f + 24.0f * (float)i / (float)(n - 1);
+    memcpy(b, a, n * 4);
+    ref.gelu(a, n);
+    cpu.gelu(b, n);
+    for (size_t i = 0; i < n; i++) {
+        /* relative 4e-6 on the negative side, where gelu shrinks to 0, 1e-6 elsewhere */
+        double tol = (a[i] < 0 ? 4e-6 : 1e-6) * fabs(a[i]) + 1e-12;
+        ck_assert_msg(fabs((double)a[i] - b[i]) <= tol || fabs((double)a[i] - b[i]) < 1e-12,
+                      "gelu at %zu: ref %.9g cpu %.9g", i, a[i], b[i]);
+    }
+    for (size_t i = 0; i < n; i++) a[i] = b[i] = -6.0f + 12.0f * (float)i / (float)(n - 1);
+    ref.tanh(a, n);
+    cpu.tanh(b, n);
+    ck_assert_double_lt(rel_err(b, a, n), 1e-6);
+    free(a), free(b);
+}
+END_TEST
+
+/* A ragged batch with padding and globals for the attention ops. */
+typedef struct {
+    int nseq, T, nh, d, H, w;
+    int32_t off[8], goff[8], glob[64];
+    uint8_t kind[1024];
+    float *q, *k, *v, *qg, *kg, *vg;
+} attn_case;
+
+static void attn_case_make(attn_case *c, int w, const int *lens, int nseq, int with_glob)
+{
+    memset(c, 0, sizeof *c);
+    c->nseq = nseq, c->nh = 3, c->d = 16, c->H = 48, c->w = w;
+    int t = 0, g = 0;
+    for (int s = 0; s < nseq; s++) {
+        c->off[s] = t;
+        c->goff[s] = g;
+        for (int i = 0; i < lens[s]; i++, t++) {
+            uint8_t kd = KN_TOK_LOCAL;
+            if (s == 1 && i >= lens[s] - 5) kd = KN_TOK_PAD; /* trailing padding */
+            if (s == 2 && i == 4) kd = KN_TOK_PAD;           /* a hole */
+            if (with_glob && kd && (i == 0 || (s == 0 && (i == 3 || i == 4 || i == 40)) ||
+                                    (s == 2 && i == lens[s] - 1)))
+                kd = KN_TOK_GLOBAL;
+            c->kind[t] = kd;
+            if (kd == KN_TOK_GLOBAL) c->glob[g++] = t;
+        }
+    }
+    c->off[nseq] = t;
+    c->goff[nseq] = g;
+    c->T = t;
+    size_t n = (size_t)t * 3 * c->H;
+    c->q = randv(n, 2); /* fused (T, 3H): q | k | v, ld = 3H */
+    c->k = c->q + c->H;
+    c->v = c->q + 2 * c->H;
+    c->qg = randv((size_t)(g ? g : 1) * c->H, 2);
+    c->kg = randv((size_t)t * 2 * c->H, 2);
+    c->vg = c->kg + c->H;
+}
+
+static kn_attn_args attn_args(attn_case *c, float *out)
+{
+    return (kn_attn_args){.q = c->q, .k = c->k, .v = c->v, .ld = 3 * c->H, .out = out,
+                          .ldo = c->H, .nseq = c->nseq, .offsets = c->off, .kind = c->kind,
+                          .glob = c->glob, .glob_off = c->goff, .nh = c->nh, .d = c->d, .w = c->w,
+                          .scale = 0.25f, .qg = c->qg, .kg = c->kg, .vg = c->vg, .ldqg = c->H,
+                          .ldg = 2 * c->H};
+}
+
+static void attn_check(int w, int with_glob)
+{
+    const int lens[] = {150, 70, 9, 1};
+    attn_case c;
+    attn_case_make(&c, w, lens, 4, with_glob);
+    size_t n = (size_t)c.T * c.H;
+    float *a = calloc(n, 4), *b = calloc(n, 4);
+    for (size_t i = 0; i < n; i++) b[i] = NAN; /* every row must be written */
+    kn_attn_args ra = attn_args(&c, a), ca = attn_args(&c, b);
+    ck_assert_int_eq(ref.window_attn(&ra), 0);
+    ck_assert_int_eq(ref.global_attn(&ra), 0);
+    ck_assert_int_eq(cpu.window_attn(&ca), 0);
+    ck_assert_int_eq(cpu.global_attn(&ca), 0);
+    ck_assert_double_lt(rel_err(b, a, n), 1e-5);
+    for (int t = 0; t < c.T; t++) /* padding rows are exactly zero */
+        if (c.kind[t] == KN_TOK_PAD)
+            for (int h = 0; h < c.H; h++) ck_assert(b[(size_t)t * c.H + h] == 0.0f);
+    free(a), free(b), free(c.q), free(c.qg), free(c.kg);
+}
+
+START_TEST(window_attn_local_only)
+{
+    const int ws[] = {1, 2, 4, 32, 64, 200};
+    for (size_t i = 0; i < sizeof ws / sizeof *ws; i++) attn_check(ws[i], 0);
+}
+END_TEST
+
+START_TEST(window_and_global_attn)
+{
+    const int ws[] = {1, 3, 8, 64, 256};
+    for (size_t i = 0; i < sizeof ws / sizeof *ws; i++) attn_check(ws[i], 1);
+}
+END_TEST
+
+START_TEST(window_attn_matches_dense_when_window_covers)
+{
+    /* with w >= n-1 and no padding, local attention is plain softmax(QKᵀ)V */
+    const int n = 20, H = 48, d = 16, nh = 3;
+    float *qkv = randv((size_t)n * 3 * H, 1), *o = calloc((size_t)n * H, 4);
+    int32_t off[2] = {0, n}, goff[2] = {0, 0}, glob[1] = {0};
+    uint8_t kind[20];
+    memset(kind, KN_TOK_LOCAL, sizeof kind);
+    kn_attn_args a = {.q = qkv, .k = qkv + H, .v = qkv + 2 * H, .ld = 3 * H, .out = o, .ldo = H,
+                      .nseq = 1, .offsets = off, .kind = kind, .glob = glob, .glob_off = goff,
+                      .nh = nh, .d = d, .w = n, .scale = 0.25f};
+    ck_assert_int_eq(cpu.window_attn(&a), 0);
+    for (int h = 0; h < nh; h++)
+        for (int i = 0; i < n; i++) {
+            double s[20], mx = -INFINITY, sum = 0;
+            for (int j = 0; j < n; j++) {
+                s[j] = 0;
+                for (int e = 0; e < d; e++)
+                    s[j] += 0.25 * qkv[i * 3 * H + h * d + e] * qkv[j * 3 * H + H + h * d + e];
+                mx = fmax(mx, s[j]);
+            }
+            for (int j = 0; j < n; j++) sum += exp(s[j] - mx);
+            for (int e = 0; e < d; e++) {
+                double acc = 0;
+                for (int j = 0; j < n; j++)
+                    acc += exp(s[j] - mx) / sum * qkv[j * 3 * H + 2 * H + h * d + e];
+                ck_assert_double_lt(fabs(acc - o[i * H + h * d + e]), 1e-5);
+            }
+        }
+    free(qkv), free(o);
+}
+END_TEST
+
+Suite *kernels_suite(void)
+{
+    Suite *s = suite_create("kernels");
+    TCase *tc = tcase_create("parity");
+    tcase_add_checked_fixture(tc, setup, NULL);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, table_is_full);
+    tcase_add_test(tc, linear);
+    tcase_add_test(tc, embed);
+    tcase_add_test(tc, add_layernorm);
+    tcase_add_test(tc, gelu_tanh);
+    tcase_add_test(tc, window_attn_local_only);
+    tcase_add_test(tc, window_and_global_attn);
+    tcase_add_test(tc, window_attn_matches_dense_when_window_covers);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(kernels_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}

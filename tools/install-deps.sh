@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs longserve's build and run-time dependencies from Debian packages.
+# Idempotent: packages already present are skipped. Needs root (apt-get).
+set -euo pipefail
+
+pkgs=(
+  build-essential meson ninja-build pkg-config
+  libopenblas-openmp-dev   # OpenMP build: BLAS and our kernels share one pool
+  check                    # unit and integration tests
+  libcjson-dev             # JSON codecs (proto/ only)
+  libuv1-dev libmicrohttpd-dev
+  libutf8proc-dev libpcre2-dev
+  python3                  # fixture comparison helpers in tests are C; python only for tools/
+)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  [[ $p == \#* ]] && continue
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "install-deps: need root to install: ${missing[*]}" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# A BLAS other than the OpenMP OpenBLAS may be selected through alternatives;
+# make sure libblas/liblapack resolve to the OpenMP build.
+for alt in libblas.so.3-x86_64-linux-gnu liblapack.so.3-x86_64-linux-gnu; do
+  cand=$(update-alternatives --list "$alt" 2>/dev/null | grep openblas-openmp || true)
+  if [[ -n $cand && $(id -u) -eq 0 ]]; then
+    update-alternatives --set "$alt" "$cand" >/dev/null
+  fi
+done
+echo "install-deps: ok"
