@@ -96,6 +96,15 @@ void st_file_free(st_file *f)
     free(f);
 }
 
+int st_file_tensor(const st_file *f, size_t i, st_tensor *out)
+{
+    if (i >= f->hdr.n) return -1;
+    out->e = &f->hdr.entries[i];
+    out->data = f->data + out->e->begin;
+    out->file = f->path;
+    return 0;
+}
+
 static char *st__join(const char *dir, const char *name)
 {
     size_t n = strlen(dir) + strlen(name) + 2;

@@ -26,6 +26,8 @@ typedef struct {
 /* Opens one .safetensors file: mmaps it and validates the header. */
 ls_status st_file_open(const char *path, st_file **out, char *err, size_t errlen);
 void st_file_free(st_file *f);
+/* The tensors of an open file, in header order; returns -1 past the end. */
+int st_file_tensor(const st_file *f, size_t i, st_tensor *out);
 /* Validates a safetensors image already in memory (used by the fuzzer and tests). */
 ls_status st_buffer_check(const void *buf, size_t len, const char *name, char *err,
                           size_t errlen);

@@ -1,0 +1,396 @@
+/* Golden tests: every fixture case made by tools/make_fixtures.py (Hugging Face
+ * Transformers outputs) goes through the v2 infer path and must match to ≤1e-4 relative
+ * error (max |diff| / max |expected|), on the fast CPU backend and the reference one.
+ * Each row of a batch must also give, alone and without its padding, what it gives in
+ * the batch. A mutation check proves the comparison notices a perturbed op. */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "../engine/model.h"
+#include "../engine/safetensors.h"
+#include "../server/v2_infer.h"
+
+#define TOL 1e-4
+
+static const char *fixtures(void)
+{
+    const char *f = getenv("LS_FIXTURES");
+    return f ? f : "tests/fixtures";
+}
+
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    fclose(f);
+    if (b) b[n] = 0;
+    if (len) *len = (size_t)n;
+    return b;
+}
+
+typedef struct {
+    char model[64], name[96];
+    int window;
+} gcase;
+
+static int load_index(gcase *cases, int max)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/index.txt", fixtures());
+    FILE *f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    char line[512];
+    int n = 0;
+    while (fgets(line, sizeof line, f) && n < max) {
+        if (line[0] == '#' || line[0] == '\n') continue;
+        char opt[64];
+        gcase *c = &cases[n];
+        if (sscanf(line, "%63s %95s %63s", c->model, c->name, opt) != 3) continue;
+        c->window = 512;
+        if (strncmp(opt, "window=", 7) == 0) c->window = atoi(opt + 7);
+        n++;
+    }
+    fclose(f);
+    return n;
+}
+
+static eng_model *load_model(const gcase *c, const char *backend)
+{
+    char dir[512], err[1024] = "";
+    snprintf(dir, sizeof dir, "%s/%s", fixtures(), c->model);
+    eng_model_params p = eng_model_default_params();
+    p.window = c->window;
+    p.backend = backend;
+    eng_model *m = NULL;
+    ls_status st = eng_model_load(dir, &p, &m, err, sizeof err);
+    ck_assert_msg(st == LS_OK, "load %s: %s", dir, err);
+    return m;
+}
+
+/* Runs a request body; returns the parsed response. */
+static cJSON *infer(eng_model *m, const char *body, size_t len)
+{
+    eng_ctx *ctx = eng_ctx_new(m);
+    char *resp = NULL, err[1024] = "";
+    size_t rlen = 0;
+    ls_status st = v2_infer(ctx, m, "golden", body, len, &resp, &rlen, err, sizeof err);
+    ck_assert_msg(st == LS_OK, "infer: %s", err);
+    cJSON *r = cJSON_ParseWithLength(resp, rlen);
+    ck_assert_msg(r != NULL, "response is not JSON");
+    free(resp);
+    eng_ctx_free(ctx);
+    return r;
+}
+
+static const cJSON *find_output(const cJSON *resp, const char *name)
+{
+    const cJSON *o;
+    cJSON_ArrayForEach(o, cJSON_GetObjectItem(resp, "outputs"))
+    {
+        if (strcmp(cJSON_GetObjectItem(o, "name")->valuestring, name) == 0) return o;
+    }
+    return NULL;
+}
+
+/* rel err of a response output against expected values; checks the shape too. */
+static double compare(const cJSON *out, const st_tensor *t, const char *what)
+{
+    const cJSON *shape = cJSON_GetObjectItem(out, "shape");
+    ck_assert_msg(cJSON_GetArraySize(shape) == t->e->ndim, "%s: rank %d, expected %d", what,
+                  cJSON_GetArraySize(shape), t->e->ndim);
+    size_t n = 1;
+    for (int i = 0; i < t->e->ndim; i++) {
+        ck_assert_msg(cJSON_GetArrayItem(shape, i)->valuedouble == (double)t->e->shape[i],
+                      "%s: dim %d differs", what, i);
+        n *= (size_t)t->e->shape[i];
+    }
+    const cJSON *data = cJSON_GetObjectItem(out, "data");
+    ck_assert_int_eq((size_t)cJSON_GetArraySize(data), n);
+    const float *exp = t->data;
+    double md = 0, mx = 0;
+    size_t i = 0;
+    const cJSON *v;
+    cJSON_ArrayForEach(v, data)
+    {
+        double d = cJSON_IsNumber(v) ? fabs(v->valuedouble - exp[i]) : INFINITY;
+        if (d > md) md = d;
+        if (fabs(exp[i]) > mx) mx = fabs(exp[i]);
+        i++;
+    }
+    return md / mx;
+}
+
+static st_file *open_expected(const gcase *c)
+{
+    char path[512], err[512];
+    snprintf(path, sizeof path, "%s/%s/cases/%s.expected.safetensors", fixtures(), c->model,
+             c->name);
+    st_file *f = NULL;
+    ck_assert_msg(st_file_open(path, &f, err, sizeof err) == LS_OK, "%s", err);
+    return f;
+}
+
+static char *request_body(const gcase *c, size_t *len)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s/cases/%s.request.json", fixtures(), c->model, c->name);
+    char *b = slurp(path, len);
+    ck_assert_msg(b != NULL, "cannot read %s", path);
+    return b;
+}
+
+/* Every output of every case matches HF; returns the worst error seen. */
+static double run_case(eng_model *m, const gcase *c, int verbose)
+{
+    size_t len;
+    char *body = request_body(c, &len);
+    cJSON *resp = infer(m, body, len);
+    st_file *f = open_expected(c);
+    st_tensor t;
+    double worst = 0;
+    for (size_t i = 0; st_file_tensor(f, i, &t) == 0; i++) {
+        char what[256];
+        snprintf(what, sizeof what, "%s/%s:%s", c->model, c->name, t.e->name);
+        const cJSON *o = find_output(resp, t.e->name);
+        ck_assert_msg(o != NULL, "%s: output missing", what);
+        double e = compare(o, &t, what);
+        if (verbose) printf("  %-55s rel err %.2e\n", what, e);
+        if (e > worst || isnan(e)) worst = isnan(e) ? INFINITY : e;
+    }
+    st_file_free(f);
+    cJSON_Delete(resp);
+    free(body);
+    return worst;
+}
+
+static gcase cases[256];
+static int ncases;
+
+static void golden_backend(const char *backend)
+{
+    ncases = load_index(cases, 256);
+    ck_assert_int_ge(ncases, 20);
+    printf("golden (%s backend):\n", backend);
+    for (int i = 0; i < ncases; i++) {
+        eng_model *m = load_model(&cases[i], backend);
+        double e = run_case(m, &cases[i], 1);
+        ck_assert_msg(e <= TOL, "%s/%s: rel err %.3g > %g", cases[i].model, cases[i].name, e,
+                      TOL);
+        eng_model_free(m);
+    }
+}
+
+START_TEST(golden_cpu)
+{
+    golden_backend("cpu");
+}
+END_TEST
+
+START_TEST(golden_ref)
+{
+    golden_backend("ref");
+}
+END_TEST
+
+/* ---- batch invariance: each row alone, without padding, equals its row in the batch -- */
+
+static cJSON *input_named(cJSON *req, const char *name)
+{
+    cJSON *in;
+    cJSON_ArrayForEach(in, cJSON_GetObjectItem(req, "inputs"))
+    {
+        if (strcmp(cJSON_GetObjectItem(in, "name")->valuestring, name) == 0) return in;
+    }
+    return NULL;
+}
+
+START_TEST(rows_alone_equal_batch)
+{
+    ncases = load_index(cases, 256);
+    int checked = 0;
+    for (int ci = 0; ci < ncases; ci++) {
+        const gcase *c = &cases[ci];
+        size_t len;
+        char *body = request_body(c, &len);
+        cJSON *req = cJSON_Parse(body);
+        cJSON *ids = input_named(req, "input_ids");
+        int B = cJSON_GetArrayItem(cJSON_GetObjectItem(ids, "shape"), 0)->valueint;
+        int L = cJSON_GetArrayItem(cJSON_GetObjectItem(ids, "shape"), 1)->valueint;
+        cJSON *mask = input_named(req, "attention_mask");
+        if (B < 2 && !mask) {
+            cJSON_Delete(req);
+            free(body);
+            continue;
+        }
+        eng_model *m = load_model(c, "cpu");
+        cJSON *full = infer(m, body, len);
+        for (int b = 0; b < B; b++) {
+            /* real length: up to the last position whose mask is 1 */
+            int n = L;
+            if (mask) {
+                cJSON *md = cJSON_GetObjectItem(mask, "data");
+                while (n > 0 && cJSON_GetArrayItem(md, b * L + n - 1)->valueint == 0) n--;
+            }
+            if (n == 0) continue;
+            cJSON *one = cJSON_CreateObject(), *ins = cJSON_AddArrayToObject(one, "inputs");
+            cJSON *in;
+            cJSON_ArrayForEach(in, cJSON_GetObjectItem(req, "inputs"))
+            {
+                cJSON *x = cJSON_CreateObject();
+                cJSON_AddStringToObject(x, "name", cJSON_GetObjectItem(in, "name")->valuestring);
+                cJSON_AddStringToObject(x, "datatype",
+                                        cJSON_GetObjectItem(in, "datatype")->valuestring);
+                int shp[2] = {1, n};
+                cJSON_AddItemToObject(x, "shape", cJSON_CreateIntArray(shp, 2));
+                cJSON *d = cJSON_AddArrayToObject(x, "data");
+                for (int t = 0; t < n; t++)
+                    cJSON_AddItemToArray(d, cJSON_CreateNumber(cJSON_GetArrayItem(
+                                                cJSON_GetObjectItem(in, "data"), b * L + t)
+                                                ->valuedouble));
+                cJSON_AddItemToArray(ins, x);
+            }
+            char *ob = cJSON_PrintUnformatted(one);
+            cJSON *alone = infer(m, ob, strlen(ob));
+            const cJSON *o;
+            cJSON_ArrayForEach(o, cJSON_GetObjectItem(alone, "outputs"))
+            {
+                const char *nm = cJSON_GetObjectItem(o, "name")->valuestring;
+                const cJSON *fo = find_output(full, nm);
+                const cJSON *fs = cJSON_GetObjectItem(fo, "shape");
+                int per_tok = cJSON_GetArraySize(fs) >= 2 && nm[0] != 'p' &&
+                              !(strcmp(nm, "logits") == 0 && cJSON_GetArraySize(fs) == 2 &&
+                                m->head == ENG_HEAD_SEQCLS);
+                int width = 1;
+                for (int k = per_tok ? 2 : 1; k < cJSON_GetArraySize(fs); k++)
+                    width *= cJSON_GetArrayItem(fs, k)->valueint;
+                int rows = per_tok ? n : 1;
+                size_t base = per_tok ? (size_t)b * L * width : (size_t)b * width;
+                double md = 0, mx = 0;
+                for (int k = 0; k < rows * width; k++) {
+                    double a = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "data"), k)->valuedouble;
+                    double f = cJSON_GetArrayItem(cJSON_GetObjectItem(fo, "data"), (int)base + k)
+                                   ->valuedouble;
+                    md = fmax(md, fabs(a - f));
+                    mx = fmax(mx, fabs(f));
+                }
+                ck_assert_msg(md <= 1e-5 * mx, "%s/%s row %d output %s: alone differs by %.3g",
+                              c->model, c->name, b, nm, md / mx);
+            }
+            checked++;
+            cJSON_Delete(alone);
+            free(ob);
+            cJSON_Delete(one);
+        }
+        cJSON_Delete(full);
+        eng_model_free(m);
+        cJSON_Delete(req);
+        free(body);
+    }
+    ck_assert_int_ge(checked, 10);
+}
+END_TEST
+
+/* ---- mutation: a perturbed op must make the comparison fail ------------------------------ */
+
+static kn_ops real;
+/* ±0.1 % to ±0.2 %, varying along the row so that LayerNorm cannot scale it away */
+static void bump(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) x[i] *= 1.0f + 1e-3f * (float)((int)(i % 5) - 2);
+}
+static void mut_linear(const float *x, const float *w, const float *b, float *y, int M, int N,
+                       int K)
+{
+    real.linear(x, w, b, y, M, N, K);
+    bump(y, (size_t)M * N);
+}
+static void mut_embed(const int32_t *i, const int32_t *p, const int32_t *t, const float *w,
+                      const float *po, const float *ty, float *out, int T, int H)
+{
+    real.embed(i, p, t, w, po, ty, out, T, H);
+    bump(out, (size_t)T * H);
+}
+static void mut_add_layernorm(float *x, const float *r, const float *g, const float *b, float e,
+                              int T, int H)
+{
+    real.add_layernorm(x, r, g, b, e, T, H);
+    bump(x, (size_t)T * H);
+}
+static void mut_gelu(float *x, size_t n)
+{
+    real.gelu(x, n);
+    bump(x, n);
+}
+static void mut_tanh(float *x, size_t n)
+{
+    real.tanh(x, n);
+    bump(x, n);
+}
+static int mut_window_attn(const kn_attn_args *a)
+{
+    int r = real.window_attn(a);
+    bump(a->out, (size_t)a->offsets[a->nseq] * a->ldo);
+    return r;
+}
+static int mut_global_attn(const kn_attn_args *a)
+{
+    int r = real.global_attn(a);
+    for (int i = 0; i < a->glob_off[a->nseq]; i++)
+        bump(a->out + (size_t)a->glob[i] * a->ldo, (size_t)a->ldo);
+    return r;
+}
+
+START_TEST(perturbed_ops_are_caught)
+{
+    /* lf_base with padding and global tokens uses every op (tanh in the pooler) */
+    gcase c = {"lf_base", "padded_mixed_global", 512};
+    for (int op = 0; op < kn_op_count; op++) {
+        eng_model *m = load_model(&c, "cpu");
+        real = m->ops;
+        switch (op) {
+        case 0: m->ops.linear = mut_linear; break;
+        case 1: m->ops.embed = mut_embed; break;
+        case 2: m->ops.add_layernorm = mut_add_layernorm; break;
+        case 3: m->ops.gelu = mut_gelu; break;
+        case 4: m->ops.tanh = mut_tanh; break;
+        case 5: m->ops.window_attn = mut_window_attn; break;
+        case 6: m->ops.global_attn = mut_global_attn; break;
+        }
+        double e = run_case(m, &c, 0);
+        printf("  perturbed %-14s → rel err %.2e\n", kn_op_names[op], e);
+        ck_assert_msg(e > TOL, "perturbing %s by ~1e-3 went unnoticed (err %.3g)", kn_op_names[op],
+                      e);
+        eng_model_free(m);
+    }
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("golden");
+    TCase *tc = tcase_create("hf");
+    tcase_set_timeout(tc, 240);
+    tcase_add_test(tc, golden_cpu);
+    tcase_add_test(tc, golden_ref);
+    tcase_add_test(tc, rows_alone_equal_batch);
+    tcase_add_test(tc, perturbed_ops_are_caught);
+    suite_add_tcase(s, tc);
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed ? 1 : 0;
+}
