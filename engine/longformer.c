@@ -18,7 +18,6 @@ struct eng_ctx {
     float *att;     /* (T, H) attention output before the dense */
     float *tmp;     /* (T, H) */
     float *inter;   /* (T, I) feed-forward inner; also (T, V) MLM logits, (T, 2) QA */
-    float *gkv;     /* (T, 2H) global keys | values */
     float *head;    /* (T, 2) QA start/end, per-token outputs */
     /* per global token */
     int32_t *glob;  /* (G) */
@@ -46,7 +45,6 @@ static void eng__ctx_release(eng_ctx *c)
     free(c->att);
     free(c->tmp);
     free(c->inter);
-    free(c->gkv);
     free(c->head);
     free(c->glob);
     free(c->xg);
@@ -90,7 +88,6 @@ static ls_status eng__reserve(eng_ctx *c, size_t T, size_t G, size_t S, char *er
         bad |= eng__grow((void **)&c->att, T * H * sizeof(float));
         bad |= eng__grow((void **)&c->tmp, T * H * sizeof(float));
         bad |= eng__grow((void **)&c->inter, T * wide * sizeof(float));
-        bad |= eng__grow((void **)&c->gkv, T * 2 * H * sizeof(float));
         bad |= eng__grow((void **)&c->head, T * 2 * sizeof(float));
         if (!bad) c->cap_t = T;
     }
@@ -212,32 +209,28 @@ static ls_status eng__layer(eng_ctx *c, const eng_layer *y, const eng_batch *b, 
         return ls_fail(err, errlen, LS_ERR_NOMEM, "window attention: out of scratch memory");
 
     if (G) {
-        /* global queries: rows of global tokens through query_global (or query) */
+        /* global queries: rows of global tokens through query_global (or query); keys
+         * and values are the op's business (it gets x and the weights) */
         for (size_t i = 0; i < G; i++)
             memcpy(c->xg + i * H, c->x + (size_t)c->glob[i] * H, sizeof(float) * H);
         if (y->gq_w) {
             k->linear(c->xg, y->gq_w, y->gq_b, c->qg, (int)G, H, H);
-            /* key_global | value_global only for sequences that have global tokens */
-            for (int s = 0; s < b->nseq; s++)
-                if (c->glob_off[s + 1] > c->glob_off[s]) {
-                    int lo = b->offsets[s], n = b->offsets[s + 1] - lo;
-                    k->linear(c->x + (size_t)lo * H, y->gkv_w, y->gkv_b,
-                              c->gkv + (size_t)lo * 2 * H, n, 2 * H, H);
-                }
-            a.qg = c->qg;
-            a.ldqg = H;
-            a.kg = c->gkv;
-            a.vg = c->gkv + H;
-            a.ldg = 2 * H;
+            a.wkg = y->gkv_w;
+            a.bkg = y->gkv_b;
+            a.wvg = y->gkv_w + (size_t)H * H;
+            a.bvg = y->gkv_b + H;
         } else { /* BERT/RoBERTa: the global projections are the local ones */
             for (size_t i = 0; i < G; i++)
                 memcpy(c->qg + i * H, c->qkv + (size_t)c->glob[i] * 3 * H, sizeof(float) * H);
-            a.qg = c->qg;
-            a.ldqg = H;
-            a.kg = c->qkv + H;
-            a.vg = c->qkv + 2 * H;
-            a.ldg = 3 * H;
+            a.wkg = y->qkv_w + (size_t)H * H;
+            a.bkg = y->qkv_b + H;
+            a.wvg = y->qkv_w + (size_t)2 * H * H;
+            a.bvg = y->qkv_b + 2 * H;
         }
+        a.qg = c->qg;
+        a.ldqg = H;
+        a.x = c->x;
+        a.hidden = H;
         if (k->global_attn(&a))
             return ls_fail(err, errlen, LS_ERR_NOMEM, "global attention: out of scratch memory");
     }

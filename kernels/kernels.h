@@ -34,10 +34,16 @@ typedef struct {
     int nh, d;
     int w;       /* one-sided window: query i sees keys i-w .. i+w */
     float scale; /* multiplies q before the dot product (1/sqrt(d)) */
-    /* Global projections, used by global_attn only: qg has one row per global token in
-     * glob order (row stride ldqg), kg and vg one row per token (row stride ldg). */
-    const float *qg, *kg, *vg;
-    int ldqg, ldg;
+    /* Used by global_attn only. qg: query_global of the global tokens, one row per global
+     * token in glob order (row stride ldqg). The global keys and values of token j are
+     * kg_j = wkg·x_j + bkg and vg_j = wvg·x_j + bvg (nn.Linear layout, (nh*d, hidden));
+     * the op gets x and the weights rather than kg/vg for every token so that a backend
+     * may reassociate (qg·wkg)·x_j and wvg·(Σ p_j x_j) when there are few global tokens. */
+    const float *qg;
+    int ldqg;
+    const float *x; /* (T, hidden), row stride hidden */
+    int hidden;
+    const float *wkg, *bkg, *wvg, *bvg;
 } kn_attn_args;
 
 /* y[M,N] = x[M,K] · w[N,K]ᵀ + b[N]  (nn.Linear layout; b may be NULL).

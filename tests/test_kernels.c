@@ -139,9 +139,10 @@ END_TEST
 /* A ragged batch with padding and globals for the attention ops. */
 typedef struct {
     int nseq, T, nh, d, H, w;
-    int32_t off[8], goff[8], glob[64];
+    int32_t off[8], goff[8], glob[128];
     uint8_t kind[1024];
-    float *q, *k, *v, *qg, *kg, *vg;
+    float *q, *k, *v, *qg, *x, *wkg, *bkg, *wvg, *bvg;
+    int hidden;
 } attn_case;
 
 static void attn_case_make(attn_case *c, int w, const int *lens, int nseq, int with_glob)
@@ -159,6 +160,8 @@ static void attn_case_make(attn_case *c, int w, const int *lens, int nseq, int w
             if (with_glob && kd && (i == 0 || (s == 0 && (i == 3 || i == 4 || i == 40)) ||
                                     (s == 2 && i == lens[s] - 1)))
                 kd = KN_TOK_GLOBAL;
+            /* many globals (more than d): the op's direct-projection path */
+            if (with_glob == 2 && kd && s == 0 && i % 5 == 2) kd = KN_TOK_GLOBAL;
             c->kind[t] = kd;
             if (kd == KN_TOK_GLOBAL) c->glob[g++] = t;
         }
@@ -171,8 +174,17 @@ static void attn_case_make(attn_case *c, int w, const int *lens, int nseq, int w
     c->k = c->q + c->H;
     c->v = c->q + 2 * c->H;
     c->qg = randv((size_t)(g ? g : 1) * c->H, 2);
-    c->kg = randv((size_t)t * 2 * c->H, 2);
-    c->vg = c->kg + c->H;
+    c->hidden = 40; /* need not equal nh*d */
+    c->x = randv((size_t)t * c->hidden, 1);
+    c->wkg = randv((size_t)c->H * c->hidden, 0.5f);
+    c->wvg = randv((size_t)c->H * c->hidden, 0.5f);
+    c->bkg = randv((size_t)c->H, 0.5f);
+    c->bvg = randv((size_t)c->H, 0.5f);
+}
+
+static void attn_case_free(attn_case *c)
+{
+    free(c->q), free(c->qg), free(c->x), free(c->wkg), free(c->wvg), free(c->bkg), free(c->bvg);
 }
 
 static kn_attn_args attn_args(attn_case *c, float *out)
@@ -180,8 +192,9 @@ static kn_attn_args attn_args(attn_case *c, float *out)
     return (kn_attn_args){.q = c->q, .k = c->k, .v = c->v, .ld = 3 * c->H, .out = out,
                           .ldo = c->H, .nseq = c->nseq, .offsets = c->off, .kind = c->kind,
                           .glob = c->glob, .glob_off = c->goff, .nh = c->nh, .d = c->d, .w = c->w,
-                          .scale = 0.25f, .qg = c->qg, .kg = c->kg, .vg = c->vg, .ldqg = c->H,
-                          .ldg = 2 * c->H};
+                          .scale = 0.25f, .qg = c->qg, .ldqg = c->H, .x = c->x,
+                          .hidden = c->hidden, .wkg = c->wkg, .bkg = c->bkg, .wvg = c->wvg,
+                          .bvg = c->bvg};
 }
 
 static void attn_check(int w, int with_glob)
@@ -201,7 +214,8 @@ static void attn_check(int w, int with_glob)
     for (int t = 0; t < c.T; t++) /* padding rows are exactly zero */
         if (c.kind[t] == KN_TOK_PAD)
             for (int h = 0; h < c.H; h++) ck_assert(b[(size_t)t * c.H + h] == 0.0f);
-    free(a), free(b), free(c.q), free(c.qg), free(c.kg);
+    free(a), free(b);
+    attn_case_free(&c);
 }
 
 START_TEST(window_attn_local_only)
@@ -214,7 +228,10 @@ END_TEST
 START_TEST(window_and_global_attn)
 {
     const int ws[] = {1, 3, 8, 64, 256};
-    for (size_t i = 0; i < sizeof ws / sizeof *ws; i++) attn_check(ws[i], 1);
+    for (size_t i = 0; i < sizeof ws / sizeof *ws; i++) {
+        attn_check(ws[i], 1); /* few globals per sequence */
+        attn_check(ws[i], 2); /* more globals than the head dimension */
+    }
 }
 END_TEST
 

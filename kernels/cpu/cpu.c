@@ -212,46 +212,105 @@ static int cpu_window_attn(const kn_attn_args *a)
 }
 
 /* ---- global queries ------------------------------------------------------------------
- * One task = (sequence, head): S = qg·kgᵀ over the whole sequence (ng × n), padding
- * keys dropped, softmax, P·vg into a (ng × d) tile scattered to the global rows. */
+ * One task = (sequence, head). With ng global tokens and n tokens, projecting key_global
+ * and value_global for every token costs 2·n·d·hidden per head; with few global tokens
+ * it is far cheaper to reassociate (Longformer's global rows are usually 1–20):
+ *     score_gj = scale·(qg_g·(Wk x_j + bk)) = (scale·Wkᵀ qg_g)·x_j + scale·qg_g·bk
+ *     out_g    = Wv·(Σ_j p_gj x_j) + bv          (Σ_j p_gj = 1)
+ * costing 2·ng·n·hidden. The task picks whichever is smaller (ng < d: reassociate). */
+typedef struct {
+    float *s;    /* (ng, n) scores */
+    float *u;    /* (ng, hidden): Wkᵀ qg, then Σ p x */
+    float *k, *v; /* (n, d) direct path */
+    float *o;    /* (ng, d) */
+} kn__gtiles;
+
+static void kn__global_task(const kn_attn_args *a, int seq, int h, const kn__gtiles *t)
+{
+    const int d = a->d, Hx = a->hidden, b = a->offsets[seq], n = a->offsets[seq + 1] - b;
+    const int g0 = a->glob_off[seq], ng = a->glob_off[seq + 1] - g0;
+    const float *X = a->x + (size_t)b * Hx, *qg = a->qg + (size_t)g0 * a->ldqg + h * d;
+    const float *wk = a->wkg + (size_t)h * d * Hx, *wv = a->wvg + (size_t)h * d * Hx;
+    const float *bk = a->bkg + h * d, *bv = a->bvg + h * d;
+    if (ng < d) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ng, Hx, d, a->scale, qg, a->ldqg,
+                    wk, Hx, 0.0f, t->u, Hx);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ng, n, Hx, 1.0f, t->u, Hx, X, Hx,
+                    0.0f, t->s, n);
+        for (int r = 0; r < ng; r++) {
+            float c = 0, *row = t->s + (size_t)r * n;
+            for (int e = 0; e < d; e++) c += qg[(size_t)r * a->ldqg + e] * bk[e];
+            c *= a->scale;
+            for (int j = 0; j < n; j++)
+                row[j] = a->kind[b + j] == KN_TOK_PAD ? -INFINITY : row[j] + c;
+            kn__softmax_row(row, n); /* the global token itself is never padding */
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ng, Hx, n, 1.0f, t->s, n, X, Hx,
+                    0.0f, t->u, Hx);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ng, d, Hx, 1.0f, t->u, Hx, wv, Hx,
+                    0.0f, t->o, d);
+        for (int r = 0; r < ng; r++)
+            for (int e = 0; e < d; e++) t->o[(size_t)r * d + e] += bv[e];
+    } else {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, d, Hx, 1.0f, X, Hx, wk, Hx, 0.0f,
+                    t->k, d);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, d, Hx, 1.0f, X, Hx, wv, Hx, 0.0f,
+                    t->v, d);
+        for (int j = 0; j < n; j++)
+            for (int e = 0; e < d; e++) {
+                t->k[(size_t)j * d + e] += bk[e];
+                t->v[(size_t)j * d + e] += bv[e];
+            }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ng, n, d, a->scale, qg, a->ldqg,
+                    t->k, d, 0.0f, t->s, n);
+        for (int r = 0; r < ng; r++) {
+            float *row = t->s + (size_t)r * n;
+            for (int j = 0; j < n; j++)
+                if (a->kind[b + j] == KN_TOK_PAD) row[j] = -INFINITY;
+            kn__softmax_row(row, n);
+        }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ng, d, n, 1.0f, t->s, n, t->v, d,
+                    0.0f, t->o, d);
+    }
+    for (int r = 0; r < ng; r++)
+        memcpy(a->out + (size_t)a->glob[g0 + r] * a->ldo + h * d, t->o + (size_t)r * d,
+               sizeof(float) * d);
+}
+
 static int cpu_global_attn(const kn_attn_args *a)
 {
-    int maxn = 0, maxng = 0;
+    size_t maxn = 0, maxng = 0;
     for (int s = 0; s < a->nseq; s++) {
-        int n = a->offsets[s + 1] - a->offsets[s], ng = a->glob_off[s + 1] - a->glob_off[s];
+        size_t n = (size_t)(a->offsets[s + 1] - a->offsets[s]);
+        size_t ng = (size_t)(a->glob_off[s + 1] - a->glob_off[s]);
         if (ng && n > maxn) maxn = n;
         if (ng > maxng) maxng = ng;
     }
     if (!maxng) return 0;
-    const int d = a->d, ntask = a->nseq * a->nh;
+    const size_t d = (size_t)a->d, Hx = (size_t)a->hidden;
+    const int ntask = a->nseq * a->nh;
     int failed = 0;
 #pragma omp parallel reduction(| : failed)
     {
-        float *sc = malloc(sizeof(float) * (size_t)maxng * maxn);
-        float *o = malloc(sizeof(float) * (size_t)maxng * d);
-        failed |= !sc || !o;
+        kn__gtiles t = {
+            .s = malloc(sizeof(float) * maxng * maxn),
+            .u = malloc(sizeof(float) * maxng * Hx),
+            .k = maxng >= d ? malloc(sizeof(float) * maxn * d) : NULL,
+            .v = maxng >= d ? malloc(sizeof(float) * maxn * d) : NULL,
+            .o = malloc(sizeof(float) * maxng * d),
+        };
+        int ok = t.s && t.u && t.o && (maxng < d || (t.k && t.v));
+        failed |= !ok;
 #pragma omp for schedule(dynamic, 1)
         for (int x = 0; x < ntask; x++) {
-            int s = x / a->nh, h = x % a->nh, b = a->offsets[s], n = a->offsets[s + 1] - b;
-            int g0 = a->glob_off[s], ng = a->glob_off[s + 1] - g0;
-            if (!ng || !sc || !o) continue;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ng, n, d, a->scale,
-                        a->qg + (size_t)g0 * a->ldqg + h * d, a->ldqg,
-                        a->kg + (size_t)b * a->ldg + h * d, a->ldg, 0.0f, sc, n);
-            for (int r = 0; r < ng; r++) {
-                float *row = sc + (size_t)r * n;
-                for (int j = 0; j < n; j++)
-                    if (a->kind[b + j] == KN_TOK_PAD) row[j] = -INFINITY;
-                kn__softmax_row(row, n); /* the global token itself is never padding */
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ng, d, n, 1.0f, sc, n,
-                        a->vg + (size_t)b * a->ldg + h * d, a->ldg, 0.0f, o, d);
-            for (int r = 0; r < ng; r++)
-                memcpy(a->out + (size_t)a->glob[g0 + r] * a->ldo + h * d, o + (size_t)r * d,
-                       sizeof(float) * d);
+            int s = x / a->nh;
+            if (ok && a->glob_off[s + 1] > a->glob_off[s]) kn__global_task(a, s, x % a->nh, &t);
         }
-        free(sc);
-        free(o);
+        free(t.s);
+        free(t.u);
+        free(t.k);
+        free(t.v);
+        free(t.o);
     }
     return failed ? -1 : 0;
 }

@@ -2,6 +2,7 @@
  * backend is tested against these; they are never on the serving path. Accumulation is
  * in double so the reference is the more exact side of every comparison. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../kernels.h"
@@ -136,20 +137,34 @@ static int ref_global_attn(const kn_attn_args *a)
     static unsigned char keep[REF_MAX_KEYS];
     static const float *vrows[REF_MAX_KEYS];
     if (ref__too_long(a)) return -1;
+    const int H = a->nh * a->d;
     for (int q = 0; q < a->nseq; q++) {
         int b = a->offsets[q], e = a->offsets[q + 1];
+        if (a->glob_off[q + 1] == a->glob_off[q]) continue;
+        /* key_global and value_global of every token of the sequence, as HF computes them */
+        float *kg = malloc(sizeof(float) * (size_t)(e - b) * H);
+        float *vg = malloc(sizeof(float) * (size_t)(e - b) * H);
+        if (!kg || !vg) {
+            free(kg);
+            free(vg);
+            return -1;
+        }
+        ref_linear(a->x + (size_t)b * a->hidden, a->wkg, a->bkg, kg, e - b, H, a->hidden);
+        ref_linear(a->x + (size_t)b * a->hidden, a->wvg, a->bvg, vg, e - b, H, a->hidden);
         for (int gi = a->glob_off[q]; gi < a->glob_off[q + 1]; gi++)
             for (int h = 0; h < a->nh; h++) {
                 const float *qg = a->qg + (size_t)gi * a->ldqg + h * a->d;
                 int n = 0;
                 for (int j = b; j < e; j++) {
-                    s[n] = ref__dot(qg, a->kg + (size_t)j * a->ldg + h * a->d, a->d, a->scale);
+                    s[n] = ref__dot(qg, kg + (size_t)(j - b) * H + h * a->d, a->d, a->scale);
                     keep[n] = a->kind[j] != KN_TOK_PAD;
-                    vrows[n++] = a->vg + (size_t)j * a->ldg + h * a->d;
+                    vrows[n++] = vg + (size_t)(j - b) * H + h * a->d;
                 }
                 ref__softmax_av(s, keep, n, vrows, a->d,
                                 a->out + (size_t)a->glob[gi] * a->ldo + h * a->d);
             }
+        free(kg);
+        free(vg);
     }
     return 0;
 }
