@@ -17,7 +17,6 @@ eng_model_params eng_model_default_params(void)
 
 typedef struct {
     eng_model *m;
-    st_model st;
     const char *dir;
     char prefix[32]; /* "longformer.", "roberta.", "bert." or "" */
     char *err;
@@ -36,17 +35,17 @@ static void *eng__alloc(eng_model *m, size_t bytes)
 
 static int eng__find(eng__loader *ld, const char *name, st_tensor *t)
 {
-    if (st_model_find(&ld->st, name, t) == 0) return 0;
+    if (st_model_find(&ld->m->st, name, t) == 0) return 0;
     /* very old checkpoints call LayerNorm parameters gamma/beta */
     size_t n = strlen(name);
     char alt[256];
     if (n > 7 && n < sizeof alt && strcmp(name + n - 7, ".weight") == 0 && strstr(name, "LayerNorm")) {
         snprintf(alt, sizeof alt, "%.*s.gamma", (int)(n - 7), name);
-        return st_model_find(&ld->st, alt, t);
+        return st_model_find(&ld->m->st, alt, t);
     }
     if (n > 5 && n < sizeof alt && strcmp(name + n - 5, ".bias") == 0 && strstr(name, "LayerNorm")) {
         snprintf(alt, sizeof alt, "%.*s.beta", (int)(n - 5), name);
-        return st_model_find(&ld->st, alt, t);
+        return st_model_find(&ld->m->st, alt, t);
     }
     return -1;
 }
@@ -75,16 +74,24 @@ static ls_status eng__load_into(eng__loader *ld, float *dst, int required, int64
     return st_tensor_to_f32(&t, shape, d1 ? 2 : 1, dst, ld->err, ld->errlen);
 }
 
-/* Allocates and loads one tensor; *out stays NULL when optional and absent. */
+/* One tensor: F32 weights are used in place in the mapping, others converted into a
+ * buffer the model owns. *out stays NULL when optional and absent. */
 static ls_status eng__load(eng__loader *ld, float **out, int required, int64_t d0, int64_t d1,
                            const char *name)
 {
     *out = NULL;
-    float *p = eng__alloc(ld->m, sizeof(float) * (size_t)d0 * (size_t)(d1 ? d1 : 1));
-    if (!p) return ls_fail(ld->err, ld->errlen, LS_ERR_NOMEM, "%s: out of memory", ld->dir);
     char full[256];
     snprintf(full, sizeof full, "%s%s", name[0] == '/' ? "" : ld->prefix,
              name[0] == '/' ? name + 1 : name);
+    st_tensor t;
+    if (eng__find(ld, full, &t) == 0 && st_tensor_f32_view(&t)) {
+        int64_t shape[2] = {d0, d1};
+        ls_status st = st_tensor_check_shape(&t, shape, d1 ? 2 : 1, ld->err, ld->errlen);
+        if (!st) *out = (float *)st_tensor_f32_view(&t); /* read-only by convention */
+        return st;
+    }
+    float *p = eng__alloc(ld->m, sizeof(float) * (size_t)d0 * (size_t)(d1 ? d1 : 1));
+    if (!p) return ls_fail(ld->err, ld->errlen, LS_ERR_NOMEM, "%s: out of memory", ld->dir);
     ls_status st = eng__load_into(ld, p, required, d0, d1, "%s", full);
     if (st == LS_OK) *out = p;
     return st == LS_ERR_UNSUPPORTED && !required ? LS_OK : st;
@@ -332,7 +339,7 @@ static ls_status eng__load_weights(eng__loader *ld)
     for (size_t i = 0; i < sizeof eng__prefixes / sizeof *eng__prefixes && !found; i++) {
         char name[96];
         snprintf(name, sizeof name, "%sembeddings.word_embeddings.weight", eng__prefixes[i]);
-        if (st_model_find(&ld->st, name, &t) == 0) {
+        if (st_model_find(&ld->m->st, name, &t) == 0) {
             snprintf(ld->prefix, sizeof ld->prefix, "%s", eng__prefixes[i]);
             found = 1;
         }
@@ -437,11 +444,8 @@ ls_status eng_model_load(const char *dir, const eng_model_params *p, eng_model *
         }
         kn_cpu_set_threads(p->threads);
     }
-    if (!st) st = st_model_open(dir, &ld.st, err, errlen);
-    if (!st) {
-        st = eng__load_weights(&ld);
-        st_model_free(&ld.st);
-    }
+    if (!st) st = st_model_open(dir, &m->st, err, errlen);
+    if (!st) st = eng__load_weights(&ld);
     if (st) {
         eng_model_free(m);
         return st;
@@ -455,6 +459,7 @@ void eng_model_free(eng_model *m)
     if (!m) return;
     for (size_t i = 0; i < m->nallocs; i++) free(m->allocs[i]);
     free(m->allocs);
+    st_model_free(&m->st);
     free(m->layers);
     hf_config_free(&m->cfg);
     free(m);

@@ -6,6 +6,7 @@
 #include "../kernels/kernels.h"
 #include "../proto/hfconfig.h"
 #include "engine.h"
+#include "safetensors.h"
 
 typedef enum { ENG_FAM_LONGFORMER, ENG_FAM_ROBERTA, ENG_FAM_BERT } eng_family;
 
@@ -44,7 +45,8 @@ struct eng_model {
     float *cls_out_w, *cls_out_b;                           /* (labels, H) */
     float *qa_w, *qa_b;                                     /* (2, H) */
 
-    void **allocs; /* every weight buffer, freed with the model */
+    st_model st;   /* the checkpoint's mappings: unfused F32 weights point into them */
+    void **allocs; /* every weight buffer the model copied or converted, freed with it */
     size_t nallocs;
 };
 

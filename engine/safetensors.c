@@ -257,8 +257,14 @@ static float st__f16(uint16_t h)
     return f;
 }
 
-ls_status st_tensor_to_f32(const st_tensor *t, const int64_t *shape, int ndim, float *dst,
-                           char *err, size_t errlen)
+const float *st_tensor_f32_view(const st_tensor *t)
+{
+    if (t->e->dtype != ST_F32 || (uintptr_t)t->data % _Alignof(float)) return NULL;
+    return (const float *)t->data;
+}
+
+ls_status st_tensor_check_shape(const st_tensor *t, const int64_t *shape, int ndim, char *err,
+                                size_t errlen)
 {
     const st_entry *e = t->e;
     int same = e->ndim == ndim;
@@ -275,6 +281,15 @@ ls_status st_tensor_to_f32(const st_tensor *t, const int64_t *shape, int ndim, f
                        "%s: tensor '%s' has shape [%s], config says [%s]", t->file, e->name, have,
                        want);
     }
+    return LS_OK;
+}
+
+ls_status st_tensor_to_f32(const st_tensor *t, const int64_t *shape, int ndim, float *dst,
+                           char *err, size_t errlen)
+{
+    const st_entry *e = t->e;
+    ls_status st = st_tensor_check_shape(t, shape, ndim, err, errlen);
+    if (st) return st;
     size_t n = 1;
     for (int i = 0; i < ndim; i++) n *= (size_t)shape[i];
     const uint8_t *src = t->data;

@@ -38,6 +38,14 @@ void st_model_free(st_model *m);
 /* Looks a tensor up by name; returns 0 when found. */
 int st_model_find(const st_model *m, const char *name, st_tensor *out);
 
+/* Checks a tensor's shape against `shape` (ndim dims); the message names file, tensor
+ * and both shapes. */
+ls_status st_tensor_check_shape(const st_tensor *t, const int64_t *shape, int ndim, char *err,
+                                size_t errlen);
+/* The tensor's data as float32 in place (no copy) when it is stored as F32 and aligned;
+ * NULL otherwise. The pointer lives as long as the file's mapping. */
+const float *st_tensor_f32_view(const st_tensor *t);
+
 /* Copies a tensor into dst as float32, checking its shape against `shape` (ndim dims).
  * Accepts F32, F16 and BF16. The message names the file and the tensor. */
 ls_status st_tensor_to_f32(const st_tensor *t, const int64_t *shape, int ndim, float *dst,
