@@ -84,11 +84,14 @@ static ls_status eng__load(eng__loader *ld, float **out, int required, int64_t d
     snprintf(full, sizeof full, "%s%s", name[0] == '/' ? "" : ld->prefix,
              name[0] == '/' ? name + 1 : name);
     st_tensor t;
-    if (eng__find(ld, full, &t) == 0 && st_tensor_f32_view(&t)) {
+    if (eng__find(ld, full, &t) == 0) {
         int64_t shape[2] = {d0, d1};
         ls_status st = st_tensor_check_shape(&t, shape, d1 ? 2 : 1, ld->err, ld->errlen);
-        if (!st) *out = (float *)st_tensor_f32_view(&t); /* read-only by convention */
-        return st;
+        if (st) return st; /* before any allocation sized by the config */
+        if (st_tensor_f32_view(&t)) {
+            *out = (float *)st_tensor_f32_view(&t); /* read-only by convention */
+            return LS_OK;
+        }
     }
     float *p = eng__alloc(ld->m, sizeof(float) * (size_t)d0 * (size_t)(d1 ? d1 : 1));
     if (!p) return ls_fail(ld->err, ld->errlen, LS_ERR_NOMEM, "%s: out of memory", ld->dir);
@@ -138,6 +141,8 @@ static ls_status eng__check_config(eng__loader *ld, const eng_model_params *p)
                        "%s/config.json: pad_token_id %d outside the vocabulary", f,
                        c->pad_token_id);
 
+    m->layers = calloc((size_t)c->num_hidden_layers, sizeof *m->layers);
+    if (!m->layers) return ls_fail(ld->err, ld->errlen, LS_ERR_NOMEM, "%s: out of memory", f);
     m->H = c->hidden_size;
     m->I = c->intermediate_size;
     m->nh = c->num_attention_heads;
@@ -162,8 +167,12 @@ static ls_status eng__check_config(eng__loader *ld, const eng_model_params *p)
         }
         if (w <= 0 || w % 2 || w > 1 << 22)
             return ls_fail(ld->err, ld->errlen, LS_ERR_CONFIG,
-                           "%s: attention window %d of layer %d must be even and positive", f, w,
-                           l);
+                           m->fam == ENG_FAM_LONGFORMER
+                               ? "%s/config.json: attention_window %d of layer %d must be even "
+                                 "and positive"
+                               : "%s: attention window %d (--window) of layer %d must be even "
+                                 "and positive",
+                           f, w, l);
         m->layers[l].window = w;
         if (w > maxw) maxw = w;
     }
@@ -423,10 +432,7 @@ ls_status eng_model_load(const char *dir, const eng_model_params *p, eng_model *
         free(m);
         return st;
     }
-    m->layers = calloc((size_t)(m->cfg.num_hidden_layers > 0 ? m->cfg.num_hidden_layers : 1),
-                       sizeof *m->layers);
-    if (!m->layers) st = ls_fail(err, errlen, LS_ERR_NOMEM, "%s: out of memory", dir);
-    if (!st) st = eng__check_config(&ld, p);
+    st = eng__check_config(&ld, p);
 
     if (!st) {
         if (strcmp(p->backend, "ref") == 0) {

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
+#include "json.h"
 
 #include "hfconfig.h"
 
@@ -147,7 +147,7 @@ ls_status hf_config_parse(const char *json, size_t len, const char *file, hf_con
                           char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    cJSON *root = cJSON_ParseWithLength(json, len);
+    cJSON *root = pr_json_parse(json, len);
     if (!root) return ls_fail(err, errlen, LS_ERR_CONFIG, "%s: not valid JSON", file);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
+#include "json.h"
 
 #include "safetensors_header.h"
 
@@ -125,7 +125,7 @@ ls_status st_header_parse(const char *json, size_t len, uint64_t data_len, const
                           st_header *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    cJSON *root = cJSON_ParseWithLength(json, len);
+    cJSON *root = pr_json_parse(json, len);
     if (!root) return ls_fail(err, errlen, LS_ERR_FORMAT, "%s: header is not valid JSON", file);
     ls_status st = LS_OK;
     st_entry **order = NULL;
@@ -160,15 +160,18 @@ ls_status st_header_parse(const char *json, size_t len, uint64_t data_len, const
         }
         out->n++;
     }
-    /* Overlapping byte ranges would let two tensors alias; refuse them. */
+    /* Overlapping byte ranges would let two tensors alias; refuse them. Empty tensors
+     * own no bytes and cannot overlap anything. */
     order = malloc((out->n ? out->n : 1) * sizeof *order);
     if (!order) {
         st = ls_fail(err, errlen, LS_ERR_NOMEM, "%s: out of memory", file);
         goto done;
     }
-    for (size_t i = 0; i < out->n; i++) order[i] = &out->entries[i];
-    qsort(order, out->n, sizeof *order, st__cmp_begin);
-    for (size_t i = 1; i < out->n; i++)
+    size_t nz = 0;
+    for (size_t i = 0; i < out->n; i++)
+        if (out->entries[i].end > out->entries[i].begin) order[nz++] = &out->entries[i];
+    qsort(order, nz, sizeof *order, st__cmp_begin);
+    for (size_t i = 1; i < nz; i++)
         if (order[i]->begin < order[i - 1]->end) {
             st = ls_fail(err, errlen, LS_ERR_FORMAT, "%s: tensors '%s' and '%s' overlap", file,
                          order[i - 1]->name, order[i]->name);
@@ -197,7 +200,7 @@ ls_status st_index_parse(const char *json, size_t len, const char *file, st_inde
                          char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    cJSON *root = cJSON_ParseWithLength(json, len);
+    cJSON *root = pr_json_parse(json, len);
     if (!root) return ls_fail(err, errlen, LS_ERR_FORMAT, "%s: not valid JSON", file);
     ls_status st = LS_OK;
     const cJSON *map = cJSON_GetObjectItemCaseSensitive(root, "weight_map");

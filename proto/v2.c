@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
+#include "json.h"
 
 #include "v2.h"
 
@@ -132,7 +132,7 @@ ls_status v2_request_parse(const char *body, size_t len, size_t max_elems, v2_re
                            char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    cJSON *root = cJSON_ParseWithLength(body, len);
+    cJSON *root = pr_json_parse(body, len);
     if (!root) return ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "request body is not valid JSON");
     ls_status st = LS_OK;
     const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(root, "inputs");
