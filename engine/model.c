@@ -218,6 +218,27 @@ static ls_status eng__check_config(eng__loader *ld, const eng_model_params *p)
 
 static const char *const eng__prefixes[] = {"longformer.", "roberta.", "bert.", ""};
 
+/* Loads attention.self.<names[i]>.{weight,bias} of layer l stacked into one (n·H, H)
+ * matrix and one (n·H) bias, so that one GEMM computes all n projections. */
+static ls_status eng__load_fused(eng__loader *ld, int l, const char *const *names, int n,
+                                 float **w, float **b)
+{
+    const int64_t H = ld->m->H;
+    *w = eng__alloc(ld->m, sizeof(float) * (size_t)(n * H * H));
+    *b = eng__alloc(ld->m, sizeof(float) * (size_t)(n * H));
+    if (!*w || !*b) return ls_fail(ld->err, ld->errlen, LS_ERR_NOMEM, "%s: out of memory", ld->dir);
+    ls_status st = LS_OK;
+    for (int i = 0; i < n && !st; i++) {
+        st = eng__load_into(ld, *w + i * H * H, 1, H, H,
+                            "%sencoder.layer.%d.attention.self.%s.weight", ld->prefix, l,
+                            names[i]);
+        if (!st)
+            st = eng__load_into(ld, *b + i * H, 1, H, 0, "%sencoder.layer.%d.attention.self.%s.bias",
+                                ld->prefix, l, names[i]);
+    }
+    return st;
+}
+
 static ls_status eng__load_layer(eng__loader *ld, int l)
 {
     eng_model *m = ld->m;
@@ -232,36 +253,13 @@ static ls_status eng__load_layer(eng__loader *ld, int l)
     } while (0)
 
     /* fused q|k|v: three tensors into one (3H, H) matrix */
-    y->qkv_w = eng__alloc(m, sizeof(float) * 3 * H * H);
-    y->qkv_b = eng__alloc(m, sizeof(float) * 3 * H);
-    if (!y->qkv_w || !y->qkv_b)
-        return ls_fail(ld->err, ld->errlen, LS_ERR_NOMEM, "%s: out of memory", ld->dir);
     static const char *const qkv[] = {"query", "key", "value"};
-    for (int i = 0; i < 3; i++) {
-        if ((st = eng__load_into(ld, y->qkv_w + i * H * H, 1, H, H,
-                                 "%sencoder.layer.%d.attention.self.%s.weight", ld->prefix, l,
-                                 qkv[i])) ||
-            (st = eng__load_into(ld, y->qkv_b + i * H, 1, H, 0,
-                                 "%sencoder.layer.%d.attention.self.%s.bias", ld->prefix, l,
-                                 qkv[i])))
-            return st;
-    }
+    if ((st = eng__load_fused(ld, l, qkv, 3, &y->qkv_w, &y->qkv_b))) return st;
     if (m->fam == ENG_FAM_LONGFORMER) {
         LAYER(gq_w, 1, H, H, "attention.self.query_global.weight");
         LAYER(gq_b, 1, H, 0, "attention.self.query_global.bias");
-        y->gkv_w = eng__alloc(m, sizeof(float) * 2 * H * H);
-        y->gkv_b = eng__alloc(m, sizeof(float) * 2 * H);
-        if (!y->gkv_w || !y->gkv_b)
-            return ls_fail(ld->err, ld->errlen, LS_ERR_NOMEM, "%s: out of memory", ld->dir);
         static const char *const kv[] = {"key_global", "value_global"};
-        for (int i = 0; i < 2; i++)
-            if ((st = eng__load_into(ld, y->gkv_w + i * H * H, 1, H, H,
-                                     "%sencoder.layer.%d.attention.self.%s.weight", ld->prefix, l,
-                                     kv[i])) ||
-                (st = eng__load_into(ld, y->gkv_b + i * H, 1, H, 0,
-                                     "%sencoder.layer.%d.attention.self.%s.bias", ld->prefix, l,
-                                     kv[i])))
-                return st;
+        if ((st = eng__load_fused(ld, l, kv, 2, &y->gkv_w, &y->gkv_b))) return st;
     }
     LAYER(ao_w, 1, H, H, "attention.output.dense.weight");
     LAYER(ao_b, 1, H, 0, "attention.output.dense.bias");
@@ -374,43 +372,6 @@ static ls_status eng__load_weights(eng__loader *ld)
     return eng__load_head(ld);
 }
 
-static ls_status eng__read_file(const char *path, char **buf, size_t *len, char *err,
-                                size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return ls_fail(err, errlen, LS_ERR_IO, "%s: %s", path, strerror(errno));
-    char *b = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n == cap) {
-            if (cap >= (16u << 20)) { /* a config is a few kB */
-                free(b);
-                fclose(f);
-                return ls_fail(err, errlen, LS_ERR_CONFIG, "%s: larger than 16 MB", path);
-            }
-            char *nb = realloc(b, cap = cap ? cap * 2 : 8192);
-            if (!nb) {
-                free(b);
-                fclose(f);
-                return ls_fail(err, errlen, LS_ERR_NOMEM, "%s: out of memory", path);
-            }
-            b = nb;
-        }
-        size_t r = fread(b + n, 1, cap - n, f);
-        n += r;
-        if (r == 0) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(b);
-        return ls_fail(err, errlen, LS_ERR_IO, "%s: read error", path);
-    }
-    *buf = b;
-    *len = n;
-    return LS_OK;
-}
-
 ls_status eng_model_load(const char *dir, const eng_model_params *p, eng_model **out, char *err,
                          size_t errlen)
 {
@@ -425,7 +386,7 @@ ls_status eng_model_load(const char *dir, const eng_model_params *p, eng_model *
     snprintf(path, sizeof path, "%s/config.json", dir);
     char *text = NULL;
     size_t len = 0;
-    ls_status st = eng__read_file(path, &text, &len, err, errlen);
+    ls_status st = st_read_file(path, 16u << 20, &text, &len, err, errlen);
     if (!st) st = hf_config_parse(text, len, path, &m->cfg, err, errlen);
     free(text);
     if (st) {

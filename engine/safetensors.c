@@ -113,17 +113,22 @@ static char *st__join(const char *dir, const char *name)
     return p;
 }
 
-static ls_status st__read_all(const char *path, char **buf, size_t *len, char *err,
-                              size_t errlen)
+ls_status st_read_file(const char *path, size_t limit, char **buf, size_t *len, char *err,
+                       size_t errlen)
 {
     FILE *fp = fopen(path, "rb");
     if (!fp) return ls_fail(err, errlen, LS_ERR_IO, "%s: %s", path, strerror(errno));
     size_t cap = 4096, n = 0;
     char *b = malloc(cap);
+    int too_big = 0;
     while (b) {
         n += fread(b + n, 1, cap - n, fp);
         if (n < cap) break;
-        char *nb = cap < (64u << 20) ? realloc(b, cap * 2) : NULL;
+        if (cap >= limit) {
+            too_big = 1;
+            break;
+        }
+        char *nb = realloc(b, cap * 2);
         if (!nb) {
             free(b);
             b = NULL;
@@ -134,10 +139,11 @@ static ls_status st__read_all(const char *path, char **buf, size_t *len, char *e
     }
     int bad = ferror(fp);
     fclose(fp);
-    if (!b || bad) {
+    if (!b || bad || too_big) {
         free(b);
-        return ls_fail(err, errlen, bad ? LS_ERR_IO : LS_ERR_NOMEM, "%s: cannot read (%s)", path,
-                       bad ? "read error" : "too large or out of memory");
+        return ls_fail(err, errlen, bad ? LS_ERR_IO : too_big ? LS_ERR_FORMAT : LS_ERR_NOMEM,
+                       "%s: cannot read (%s)", path,
+                       bad ? "read error" : too_big ? "larger than the limit" : "out of memory");
     }
     *buf = b;
     *len = n;
@@ -186,7 +192,7 @@ ls_status st_model_open(const char *dir, st_model *out, char *err, size_t errlen
     }
     char *text = NULL;
     size_t len = 0;
-    st = st__read_all(index, &text, &len, err, errlen);
+    st = st_read_file(index, 64u << 20, &text, &len, err, errlen);
     if (st) goto done;
     st_index ix;
     st = st_index_parse(text, len, index, &ix, err, errlen);

@@ -32,6 +32,10 @@ int st_file_tensor(const st_file *f, size_t i, st_tensor *out);
 ls_status st_buffer_check(const void *buf, size_t len, const char *name, char *err,
                           size_t errlen);
 
+/* Reads a whole small file (config.json, an index) of at most `limit` bytes. */
+ls_status st_read_file(const char *path, size_t limit, char **buf, size_t *len, char *err,
+                       size_t errlen);
+
 /* Opens dir/model.safetensors, or every shard named by dir/model.safetensors.index.json. */
 ls_status st_model_open(const char *dir, st_model *out, char *err, size_t errlen);
 void st_model_free(st_model *m);
