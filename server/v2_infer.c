@@ -1,16 +1,16 @@
-/* v2 infer: decode, check the inputs against the model, pack rows into one ragged
- * batch, run it, and shape the outputs back to [B, L, ...] as Hugging Face returns them. */
+/* v2 infer: decode and validate a request against the model, pack the rows of one or
+ * more requests into one ragged batch, run it, copy each request's rows of the outputs
+ * back, and shape them to [B, L, ...] as Hugging Face returns them. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../proto/v2.h"
 #include "v2_infer.h"
 
-/* Elements per input a request may carry (B·L): 64 sequences of 64k tokens. */
-#define V2_MAX_ELEMS ((size_t)1 << 22)
+/* ---- decode and validate --------------------------------------------------------------- */
 
-static ls_status v2__flags(const int32_t *v, size_t n, const char *name, uint8_t **out,
-                           char *err, size_t errlen)
+static ls_status v2__flags(const int32_t *v, size_t n, const char *name, uint8_t **out, char *err,
+                           size_t errlen)
 {
     *out = NULL;
     if (!v) return LS_OK;
@@ -20,71 +20,271 @@ static ls_status v2__flags(const int32_t *v, size_t n, const char *name, uint8_t
                            "input '%s': element %zu is %d; it must be 0 or 1", name, i, v[i]);
     uint8_t *f = malloc(n);
     if (!f) return ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; i < n; i++) f[i] = (uint8_t)v[i];
+    for (size_t i = 0; i < n; i++)
+        f[i] = (uint8_t)v[i];
     *out = f;
     return LS_OK;
+}
+
+/* The outputs the engine produces for a head (engine/longformer.c eng__head); checked
+ * before running so that a request for a missing output costs no engine time. */
+static int v2__produces(const eng_model_info *info, const char *name)
+{
+    switch (info->head) {
+    case ENG_HEAD_BASE:
+        return strcmp(name, "last_hidden_state") == 0 ||
+               (info->has_pooler && strcmp(name, "pooler_output") == 0);
+    case ENG_HEAD_QA:
+        return strcmp(name, "start_logits") == 0 || strcmp(name, "end_logits") == 0;
+    default:
+        return strcmp(name, "logits") == 0;
+    }
+}
+
+ls_status v2_job_decode(const eng_model_info *info, const char *body, size_t len, size_t max_elems,
+                        v2_job *j, char *err, size_t errlen)
+{
+    memset(j, 0, sizeof *j);
+    ls_status st = v2_request_parse(body, len, max_elems, &j->rq, err, errlen);
+    if (st) return st;
+    j->B = j->rq.B;
+    j->L = j->rq.L;
+    const size_t n = (size_t)j->B * (size_t)j->L;
+    st = v2__flags(j->rq.attention_mask, n, "attention_mask", &j->attn, err, errlen);
+    if (!st)
+        st = v2__flags(j->rq.global_attention_mask, n, "global_attention_mask", &j->glob, err,
+                       errlen);
+    for (int i = 0; !st && i < j->rq.noutputs; i++)
+        if (!v2__produces(info, j->rq.outputs[i]))
+            st = ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                         "output '%.64s' is not produced by this model (%s)", j->rq.outputs[i],
+                         info->architecture[0] ? info->architecture : info->model_type);
+    /* the engine checks these too, but for the whole packed batch: checking each request
+     * here keeps one request's bad input from failing its batch-mates, and the message
+     * names the request's own row and position */
+    for (size_t t = 0; !st && t < n; t++) {
+        int32_t id = j->rq.input_ids[t];
+        if (id < 0 || id >= info->vocab_size)
+            st = ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                         "input_ids: token id %d at [%zu, %zu] is outside the vocabulary "
+                         "[0, %d)",
+                         id, t / (size_t)j->L, t % (size_t)j->L, info->vocab_size);
+        else if (j->rq.token_type_ids &&
+                 (j->rq.token_type_ids[t] < 0 || j->rq.token_type_ids[t] >= info->type_vocab_size))
+            st = ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                         "token_type_ids: %d at [%zu, %zu] is outside [0, %d)",
+                         j->rq.token_type_ids[t], t / (size_t)j->L, t % (size_t)j->L,
+                         info->type_vocab_size);
+    }
+    if (!st && j->L > info->max_tokens)
+        st = ls_fail(err, errlen, LS_ERR_TOO_LARGE,
+                     "rows have %d tokens; the model accepts at most %d", j->L, info->max_tokens);
+    if (st) v2_job_free(j);
+    return st;
+}
+
+void v2_job_free(v2_job *j)
+{
+    if (!j) return;
+    v2_request_free(&j->rq);
+    free(j->attn);
+    free(j->glob);
+    for (int i = 0; i < j->nout; i++)
+        free(j->out_data[i]);
+    memset(j, 0, sizeof *j);
+}
+
+size_t v2_job_tokens(const v2_job *j)
+{
+    return (size_t)j->B * (size_t)j->L;
+}
+
+size_t v2_job_globals(const v2_job *j)
+{
+    size_t g = 0, n = v2_job_tokens(j);
+    for (size_t t = 0; j->glob && t < n; t++)
+        g += j->glob[t];
+    return g;
+}
+
+int v2_job_explicit_global(const v2_job *j)
+{
+    return j->glob != NULL;
+}
+
+/* ---- run: pack, forward, scatter -------------------------------------------------------- */
+
+typedef struct {
+    int32_t *offsets, *ids, *type_ids; /* [nseq+1], [T], [T] or NULL */
+    uint8_t *attn, *glob;              /* [T] or NULL */
+} v2__pack;
+
+static void v2__pack_free(v2__pack *p)
+{
+    free(p->offsets);
+    free(p->ids);
+    free(p->type_ids);
+    free(p->attn);
+    free(p->glob);
+}
+
+/* Concatenates the rows of every job; inputs a job lacks get their defaults (type 0,
+ * kept) so that jobs with and without them can share a batch. */
+static ls_status v2__pack_build(v2_job *const *jobs, int n, v2__pack *p, eng_batch *b, char *err,
+                                size_t errlen)
+{
+    memset(p, 0, sizeof *p);
+    size_t T = 0, S = 0;
+    int any_type = 0, any_attn = 0;
+    for (int i = 0; i < n; i++) {
+        T += v2_job_tokens(jobs[i]);
+        S += (size_t)jobs[i]->B;
+        any_type |= jobs[i]->rq.token_type_ids != NULL;
+        any_attn |= jobs[i]->attn != NULL;
+    }
+    if (T > INT32_MAX) return ls_fail(err, errlen, LS_ERR_TOO_LARGE, "batch of %zu tokens", T);
+    int bad = !(p->offsets = malloc((S + 1) * sizeof *p->offsets));
+    bad |= !(p->ids = malloc(T * sizeof *p->ids));
+    if (any_type) bad |= !(p->type_ids = malloc(T * sizeof *p->type_ids));
+    if (any_attn) bad |= !(p->attn = malloc(T));
+    if (jobs[0]->glob) bad |= !(p->glob = malloc(T));
+    if (bad) {
+        v2__pack_free(p);
+        return ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory packing %zu tokens", T);
+    }
+    size_t t = 0, s = 0;
+    for (int i = 0; i < n; i++) {
+        const v2_job *j = jobs[i];
+        const size_t nt = v2_job_tokens(j);
+        for (int r = 0; r < j->B; r++)
+            p->offsets[s++] = (int32_t)(t + (size_t)r * j->L);
+        memcpy(p->ids + t, j->rq.input_ids, nt * sizeof *p->ids);
+        if (p->type_ids) {
+            if (j->rq.token_type_ids)
+                memcpy(p->type_ids + t, j->rq.token_type_ids, nt * sizeof *p->type_ids);
+            else
+                memset(p->type_ids + t, 0, nt * sizeof *p->type_ids);
+        }
+        if (p->attn) {
+            if (j->attn)
+                memcpy(p->attn + t, j->attn, nt);
+            else
+                memset(p->attn + t, 1, nt);
+        }
+        if (p->glob) memcpy(p->glob + t, j->glob, nt);
+        t += nt;
+    }
+    p->offsets[S] = (int32_t)T;
+    *b = (eng_batch){
+        .nseq = (int)S,
+        .offsets = p->offsets,
+        .ids = p->ids,
+        .type_ids = p->type_ids,
+        .attn_mask = p->attn,
+        .global_mask = p->glob,
+    };
+    return LS_OK;
+}
+
+/* Copies job j's rows (tokens from tok0, sequences from seq0) of every output it wants. */
+static ls_status v2__scatter(const eng_outputs *out, v2_job *j, size_t tok0, size_t seq0)
+{
+    for (int i = 0; i < out->n; i++) {
+        const eng_tensor *et = &out->t[i];
+        if (!v2_request_wants(&j->rq, et->name)) continue;
+        const size_t w = et->width ? (size_t)et->width : 1;
+        const size_t rows = et->per_token ? v2_job_tokens(j) : (size_t)j->B;
+        const size_t row0 = et->per_token ? tok0 : seq0;
+        float *d = malloc(rows * w * sizeof *d);
+        if (!d)
+            return ls_fail(j->err, sizeof j->err, LS_ERR_NOMEM, "out of memory for output '%s'",
+                           et->name);
+        memcpy(d, et->data + row0 * w, rows * w * sizeof *d);
+        v2_output *o = &j->out[j->nout];
+        j->out_data[j->nout++] = d;
+        o->name = et->name;
+        o->data = d;
+        o->ndim = 0;
+        o->shape[o->ndim++] = j->B;
+        if (et->per_token) o->shape[o->ndim++] = j->L;
+        if (et->width) o->shape[o->ndim++] = et->width;
+    }
+    for (int i = 0; i < j->rq.noutputs; i++) {
+        int found = 0;
+        for (int k = 0; k < out->n; k++)
+            found |= strcmp(j->rq.outputs[i], out->t[k].name) == 0;
+        if (!found)
+            return ls_fail(j->err, sizeof j->err, LS_ERR_INVALID_INPUT,
+                           "output '%.64s' is not produced by this model", j->rq.outputs[i]);
+    }
+    return LS_OK;
+}
+
+ls_status v2_batch_run(eng_ctx *ctx, v2_job *const *jobs, int n, char *err, size_t errlen)
+{
+    for (int i = 0; i < n; i++) {
+        jobs[i]->st = LS_OK;
+        jobs[i]->err[0] = 0;
+    }
+    int mixed = 0;
+    for (int i = 1; i < n; i++)
+        mixed |= v2_job_explicit_global(jobs[i]) != v2_job_explicit_global(jobs[0]);
+    char msg[256] = "";
+    v2__pack p = {0};
+    eng_batch b;
+    eng_outputs out;
+    ls_status st = mixed ? LS_ERR_BAD_REQUEST : v2__pack_build(jobs, n, &p, &b, msg, sizeof msg);
+    if (!st) st = eng_ctx_forward(ctx, &b, &out, msg, sizeof msg);
+    if (n > 1 &&
+        (st == LS_ERR_INVALID_INPUT || st == LS_ERR_TOO_LARGE || st == LS_ERR_BAD_REQUEST)) {
+        /* an input only the engine can judge (QA separators, ...): run each job alone so
+         * the verdict and its message are that request's own */
+        v2__pack_free(&p);
+        for (int i = 0; i < n; i++)
+            v2_batch_run(ctx, &jobs[i], 1, NULL, 0);
+        return LS_OK;
+    }
+    if (st) {
+        for (int i = 0; i < n; i++) {
+            jobs[i]->st = st;
+            snprintf(jobs[i]->err, sizeof jobs[i]->err, "%s", msg);
+        }
+        v2__pack_free(&p);
+        if (st == LS_ERR_INVALID_INPUT || st == LS_ERR_TOO_LARGE || st == LS_ERR_BAD_REQUEST)
+            return LS_OK; /* the request's fault, reported in the job */
+        return ls_fail(err, errlen, st, "%s", msg);
+    }
+    size_t tok = 0, seq = 0;
+    for (int i = 0; i < n; i++) {
+        jobs[i]->st = v2__scatter(&out, jobs[i], tok, seq);
+        tok += v2_job_tokens(jobs[i]);
+        seq += (size_t)jobs[i]->B;
+    }
+    v2__pack_free(&p);
+    return LS_OK;
+}
+
+char *v2_job_encode(const v2_job *j, const char *model_name, size_t *len)
+{
+    return v2_response_encode(model_name, j->rq.id, j->out, j->nout, len);
 }
 
 ls_status v2_infer(eng_ctx *ctx, const eng_model *m, const char *model_name, const char *body,
                    size_t len, char **resp, size_t *resp_len, char *err, size_t errlen)
 {
     *resp = NULL;
-    v2_request rq;
-    ls_status st = v2_request_parse(body, len, V2_MAX_ELEMS, &rq, err, errlen);
+    eng_model_info info;
+    eng_model_get_info(m, &info);
+    v2_job j;
+    ls_status st = v2_job_decode(&info, body, len, V2_MAX_ELEMS, &j, err, errlen);
     if (st) return st;
-    const size_t n = (size_t)rq.B * (size_t)rq.L;
-    uint8_t *attn = NULL, *glob = NULL;
-    int32_t *offsets = malloc(sizeof(int32_t) * ((size_t)rq.B + 1));
-    if (!offsets) st = ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory");
-    if (!st) st = v2__flags(rq.attention_mask, n, "attention_mask", &attn, err, errlen);
-    if (!st) st = v2__flags(rq.global_attention_mask, n, "global_attention_mask", &glob, err, errlen);
-    eng_outputs out;
+    v2_job *jobs[1] = {&j};
+    st = v2_batch_run(ctx, jobs, 1, err, errlen);
+    if (!st && j.st) st = ls_fail(err, errlen, j.st, "%s", j.err);
     if (!st) {
-        for (int b = 0; b <= rq.B; b++) offsets[b] = b * rq.L;
-        eng_batch batch = {
-            .nseq = rq.B,
-            .offsets = offsets,
-            .ids = rq.input_ids,
-            .type_ids = rq.token_type_ids,
-            .attn_mask = attn,
-            .global_mask = glob,
-        };
-        st = eng_ctx_forward(ctx, &batch, &out, err, errlen);
+        *resp = v2_job_encode(&j, model_name, resp_len);
+        if (!*resp) st = ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory for the response");
     }
-    if (!st) {
-        v2_output vo[ENG_MAX_OUTPUTS];
-        int k = 0;
-        for (int i = 0; i < out.n; i++) {
-            const eng_tensor *t = &out.t[i];
-            if (!v2_request_wants(&rq, t->name)) continue;
-            v2_output *o = &vo[k++];
-            o->name = t->name;
-            o->data = t->data;
-            o->ndim = 0;
-            o->shape[o->ndim++] = rq.B;
-            if (t->per_token) o->shape[o->ndim++] = rq.L;
-            if (t->width) o->shape[o->ndim++] = t->width;
-        }
-        for (int i = 0; i < rq.noutputs; i++) {
-            int found = 0;
-            for (int j = 0; j < out.n; j++) found |= strcmp(rq.outputs[i], out.t[j].name) == 0;
-            if (!found) {
-                eng_model_info info;
-                eng_model_get_info(m, &info);
-                st = ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
-                             "output '%.64s' is not produced by this model (%s)", rq.outputs[i],
-                             info.architecture[0] ? info.architecture : info.model_type);
-                break;
-            }
-        }
-        if (!st) {
-            *resp = v2_response_encode(model_name, rq.id, vo, k, resp_len);
-            if (!*resp) st = ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory for the response");
-        }
-    }
-    free(offsets);
-    free(attn);
-    free(glob);
-    v2_request_free(&rq);
+    v2_job_free(&j);
     return st;
 }

@@ -1,0 +1,165 @@
+/* Metadata encoders for the HTTP server's GET routes (cJSON: the bodies are small). */
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "http_meta.h"
+
+/* Prints and frees root; NULL if building failed anywhere (ok == 0) or out of memory. */
+static char *hm__finish(cJSON *root, int ok, size_t *len)
+{
+    char *s = root && ok ? cJSON_PrintUnformatted(root) : NULL;
+    cJSON_Delete(root);
+    if (s && len) *len = strlen(s);
+    return s;
+}
+
+char *hm_v2_server(const char *name, const char *version, size_t *len)
+{
+    cJSON *r = cJSON_CreateObject();
+    int ok = r && cJSON_AddStringToObject(r, "name", name) &&
+             cJSON_AddStringToObject(r, "version", version) &&
+             cJSON_AddArrayToObject(r, "extensions");
+    return hm__finish(r, ok, len);
+}
+
+static cJSON *hm__tensors(const hm_tensor *t, int n)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; a && i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        if (!o || !cJSON_AddItemToArray(a, o)) {
+            cJSON_Delete(o);
+            break;
+        }
+        cJSON *sh = cJSON_AddArrayToObject(o, "shape");
+        int ok = sh && cJSON_AddStringToObject(o, "name", t[i].name) &&
+                 cJSON_AddStringToObject(o, "datatype", t[i].datatype);
+        for (int d = 0; ok && d < t[i].ndim; d++)
+            ok = cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)t[i].shape[d]));
+        if (!ok) break;
+        if (i == n - 1) return a;
+    }
+    if (a && n == 0) return a;
+    cJSON_Delete(a);
+    return NULL;
+}
+
+char *hm_v2_model(const hm_model *m, size_t *len)
+{
+    cJSON *r = cJSON_CreateObject();
+    cJSON *v = r ? cJSON_AddArrayToObject(r, "versions") : NULL;
+    int ok = v && cJSON_AddStringToObject(r, "name", m->name) &&
+             cJSON_AddItemToArray(v, cJSON_CreateString("1")) &&
+             cJSON_AddStringToObject(r, "platform", "longserve") &&
+             cJSON_AddItemToObject(r, "inputs", hm__tensors(m->inputs, m->ninputs)) &&
+             cJSON_AddItemToObject(r, "outputs", hm__tensors(m->outputs, m->noutputs));
+    if (ok) {
+        cJSON *p = cJSON_AddObjectToObject(r, "parameters");
+        ok = p && cJSON_AddStringToObject(p, "model_type", m->model_type) &&
+             cJSON_AddStringToObject(p, "architecture", m->architecture) &&
+             cJSON_AddStringToObject(p, "task", m->task) &&
+             cJSON_AddNumberToObject(p, "max_input_tokens", m->max_input_tokens) &&
+             cJSON_AddNumberToObject(p, "window", m->window);
+    }
+    return hm__finish(r, ok, len);
+}
+
+char *hm_v2_model_ready(const char *name, int ready, size_t *len)
+{
+    cJSON *r = cJSON_CreateObject();
+    int ok =
+        r && cJSON_AddStringToObject(r, "name", name) && cJSON_AddBoolToObject(r, "ready", ready);
+    return hm__finish(r, ok, len);
+}
+
+char *hm_v2_health(int live, int ready, size_t *len)
+{
+    cJSON *r = cJSON_CreateObject();
+    int ok =
+        r && cJSON_AddBoolToObject(r, "live", live) && cJSON_AddBoolToObject(r, "ready", ready);
+    return hm__finish(r, ok, len);
+}
+
+char *hm_status(const char *status, size_t *len)
+{
+    cJSON *r = cJSON_CreateObject();
+    int ok = r && cJSON_AddStringToObject(r, "status", status);
+    return hm__finish(r, ok, len);
+}
+
+char *hm_openai_models(const hm_model *ms, int n, long long created, size_t *len)
+{
+    cJSON *r = cJSON_CreateObject();
+    cJSON *d = r ? cJSON_AddArrayToObject(r, "data") : NULL;
+    int ok = d && cJSON_AddStringToObject(r, "object", "list");
+    for (int i = 0; ok && i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        ok = o && cJSON_AddItemToArray(d, o) && cJSON_AddStringToObject(o, "id", ms[i].name) &&
+             cJSON_AddStringToObject(o, "object", "model") &&
+             cJSON_AddNumberToObject(o, "created", (double)created) &&
+             cJSON_AddStringToObject(o, "owned_by", "longserve");
+        if (!o) break;
+    }
+    return hm__finish(r, ok, len);
+}
+
+static int hm__model_info(cJSON *o, const hm_model *m)
+{
+    int ok = cJSON_AddStringToObject(o, "model_id", m->name) &&
+             cJSON_AddStringToObject(o, "model_type", m->model_type) &&
+             cJSON_AddStringToObject(o, "architecture", m->architecture) &&
+             cJSON_AddStringToObject(o, "task", m->task) &&
+             cJSON_AddBoolToObject(o, "ready", m->ready) &&
+             cJSON_AddNumberToObject(o, "max_input_length", m->max_input_tokens) &&
+             cJSON_AddNumberToObject(o, "hidden_size", m->hidden_size) &&
+             cJSON_AddNumberToObject(o, "vocab_size", m->vocab_size) &&
+             cJSON_AddNumberToObject(o, "num_layers", m->num_layers) &&
+             cJSON_AddNumberToObject(o, "window", m->window) &&
+             cJSON_AddNumberToObject(o, "num_labels", m->num_labels);
+    if (ok && m->labels) {
+        cJSON *l = cJSON_AddArrayToObject(o, "labels");
+        for (int i = 0; ok && l && i < m->num_labels; i++)
+            ok = cJSON_AddItemToArray(l, cJSON_CreateString(m->labels[i] ? m->labels[i] : ""));
+        ok = ok && l;
+    }
+    return ok;
+}
+
+char *hm_info(const hm_field *fields, int nfields, const char *version, const hm_model *ms, int n,
+              size_t *len)
+{
+    cJSON *r = cJSON_CreateObject();
+    int ok = r != NULL;
+    if (ok && n > 0)
+        ok = cJSON_AddStringToObject(r, "model_id", ms[0].name) &&
+             cJSON_AddStringToObject(r, "model_type", ms[0].model_type) &&
+             cJSON_AddNumberToObject(r, "max_input_length", ms[0].max_input_tokens);
+    for (int i = 0; ok && i < nfields; i++) {
+        const hm_field *f = &fields[i];
+        if (cJSON_GetObjectItemCaseSensitive(r, f->key)) continue; /* first one wins */
+        switch (f->kind) {
+        case HM_INT:
+            ok = cJSON_AddNumberToObject(r, f->key, (double)f->i) != NULL;
+            break;
+        case HM_STR:
+            ok = cJSON_AddStringToObject(r, f->key, f->s ? f->s : "") != NULL;
+            break;
+        case HM_BOOL:
+            ok = cJSON_AddBoolToObject(r, f->key, f->i != 0) != NULL;
+            break;
+        case HM_NULL:
+            ok = cJSON_AddNullToObject(r, f->key) != NULL;
+            break;
+        }
+    }
+    ok = ok && cJSON_AddStringToObject(r, "version", version);
+    cJSON *arr = ok ? cJSON_AddArrayToObject(r, "models") : NULL;
+    ok = ok && arr;
+    for (int i = 0; ok && i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        ok = o && cJSON_AddItemToArray(arr, o) && hm__model_info(o, &ms[i]);
+    }
+    return hm__finish(r, ok, len);
+}

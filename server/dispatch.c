@@ -1,0 +1,189 @@
+/* Between the HTTP side and the engine workers: a decoded request becomes a scheduler
+ * item; the async callback collects finished batches, answers their requests (encoding
+ * the bodies in the uv work pool, off the loop and off the engine) and tops up every
+ * worker's next batch. All on the loop thread except srv_model_run (worker thread). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "srv.h"
+
+int srv_submit(srv_req *r)
+{
+    srv_server *s = r->srv;
+    srv_model *m = r->model;
+    sched_item *it = &r->item;
+    memset(it, 0, sizeof *it);
+    it->tokens = v2_job_tokens(&r->v2);
+    it->cost = sched_cost(m->info.hidden_size, m->info.max_window, (size_t)r->v2.B, (size_t)r->v2.L,
+                          v2_job_globals(&r->v2));
+    it->key = v2_job_explicit_global(&r->v2);
+    it->fd = r->fd;
+    it->arrival_ns = r->arrival_ns;
+    it->deadline_ns = s->opt.request_timeout_ms
+                          ? r->arrival_ns + (uint64_t)s->opt.request_timeout_ms * 1000000u
+                          : 0;
+    it->owner = r;
+    metrics_input_tokens(s->metrics, (double)it->tokens);
+    sched_push(&m->q, it, sched_now_ns());
+    r->state = SRV_REQ_QUEUED;
+    s->inflight++;
+    /* batches form in the async callback, outside libmicrohttpd's callbacks, so that a
+     * request dropped at once is never resumed before it is suspended */
+    uv_async_send(&s->async);
+    return SRV_DEFERRED;
+}
+
+void srv_model_run(void *arg, sched_batch *b)
+{
+    srv_model *m = arg;
+    v2_job **jobs = malloc((size_t)b->n * sizeof *jobs);
+    if (!jobs) {
+        b->status = LS_ERR_NOMEM;
+        return;
+    }
+    int n = 0;
+    for (int i = 0; i < b->n; i++)
+        if (b->items[i]->fate == SCHED_LIVE) jobs[n++] = &((srv_req *)b->items[i]->owner)->v2;
+    char err[256] = "";
+    b->status = n ? v2_batch_run(m->ctx, jobs, n, err, sizeof err) : LS_OK;
+    free(jobs);
+}
+
+/* ---- completion ---------------------------------------------------------------------------- */
+
+static void srv__encode(uv_work_t *w)
+{
+    srv_req *r = w->data;
+    size_t len = 0;
+    char *body = v2_job_encode(&r->v2, r->model->name, &len);
+    r->out = body;
+    r->out_len = len;
+}
+
+static void srv__encoded(uv_work_t *w, int status)
+{
+    srv_req *r = w->data;
+    srv_server *s = r->srv;
+    s->encoding--;
+    char *body = r->out;
+    r->out = NULL;
+    if (status == 0 && body)
+        srv_reply(r, 200, body, r->out_len, NULL);
+    else {
+        free(body);
+        srv_reply_error(r, HERR_INTERNAL, "out of memory encoding the response");
+    }
+    if (!r->conn)
+        srv_req_free(r); /* its connection went at a forced stop */
+    else
+        http_resume(r);
+}
+
+static void srv__complete(srv_server *s, sched_item *it, int batch_status)
+{
+    srv_req *r = it->owner;
+    s->inflight--;
+    if (it->start_ns)
+        metrics_queue_time(s->metrics, (double)(it->start_ns - it->arrival_ns) * 1e-9);
+    if (it->fate == SCHED_DROP_DEADLINE) {
+        srv_reject(r, METRICS_REJ_DEADLINE, HERR_TIMEOUT,
+                   "the request's deadline (%lld ms) passed before it could run",
+                   s->opt.request_timeout_ms);
+    } else if (it->fate == SCHED_DROP_GONE) {
+        metrics_reject(s->metrics, METRICS_REJ_DISCONNECTED);
+        srv_reply_error(r, HERR_UNAVAILABLE, "client disconnected");
+    } else if (batch_status) {
+        srv_reply_error(r, herr_from_status((ls_status)batch_status), "engine: %s",
+                        ls_strerror((ls_status)batch_status));
+    } else if (r->v2.st) {
+        srv_reply_error(r, herr_from_status(r->v2.st), "%s", r->v2.err);
+    } else {
+        r->work.data = r;
+        s->encoding++;
+        if (uv_queue_work(s->loop, &r->work, srv__encode, srv__encoded) == 0) return;
+        s->encoding--;
+        srv_reply_error(r, HERR_INTERNAL, "cannot queue the response encoding");
+    }
+    if (!r->conn)
+        srv_req_free(r);
+    else
+        http_resume(r);
+}
+
+void srv_pump(srv_server *s)
+{
+    double depth = 0, cost = 0;
+    for (int i = 0; i < s->nmodels; i++) {
+        srv_model *m = &s->models[i];
+        sched_item *dropped = NULL;
+        if (wk_offer(m->wk, &m->q, &dropped))
+            log_event("error", "scheduler", NULL, "%s: out of memory forming a batch", m->name);
+        while (dropped) {
+            sched_item *it = dropped;
+            dropped = it->next;
+            srv__complete(s, it, LS_OK);
+        }
+        depth += sched_depth(&m->q);
+        cost += sched_queued_cost(&m->q);
+    }
+    metrics_set_queue(s->metrics, depth, cost);
+    metrics_set_inflight(s->metrics, s->inflight);
+}
+
+void srv_on_async(uv_async_t *a)
+{
+    srv_server *s = a->data;
+    int busy = 0;
+    for (int i = 0; i < s->nmodels; i++) {
+        srv_model *m = &s->models[i];
+        sched_batch *b = wk_collect(m->wk, &m->running);
+        busy += m->running;
+        while (b) {
+            sched_batch *next = b->next;
+            int live = 0;
+            for (int k = 0; k < b->n; k++)
+                live += b->items[k]->fate == SCHED_LIVE;
+            if (live) {
+                metrics_batch(s->metrics, live, (double)b->tokens, b->cost, b->infer_s);
+                /* engine speed for Retry-After: a moving average of cost per second */
+                if (b->infer_s > 0) {
+                    double v = b->cost / b->infer_s;
+                    s->cost_per_s = s->cost_per_s > 0 ? 0.8 * s->cost_per_s + 0.2 * v : v;
+                }
+            }
+            for (int k = 0; k < b->n; k++)
+                srv__complete(s, b->items[k], b->status);
+            sched_batch_free(b);
+            b = next;
+        }
+    }
+    metrics_set_engine_busy(s->metrics, busy);
+    if (!s->stopping) srv_pump(s);
+}
+
+void srv_fail_queued(srv_server *s, herr_kind k, const char *msg)
+{
+    for (int i = 0; i < s->nmodels; i++) {
+        srv_model *m = &s->models[i];
+        sched_item *it = sched_take_all(&m->q);
+        sched_batch *b = wk_take_open(m->wk);
+        for (int j = 0; b && j < b->n; j++) {
+            b->items[j]->next = it;
+            it = b->items[j];
+        }
+        sched_batch_free(b);
+        while (it) {
+            sched_item *next = it->next;
+            srv_req *r = it->owner;
+            s->inflight--;
+            srv_reply_error(r, k, "%s", msg);
+            if (!r->conn)
+                srv_req_free(r);
+            else
+                http_resume(r);
+            it = next;
+        }
+    }
+    metrics_set_inflight(s->metrics, s->inflight);
+}

@@ -1,0 +1,428 @@
+/* libmicrohttpd under the libuv loop: MHD runs in external-epoll mode, its epoll fd is
+ * watched by a uv_poll_t and its timeouts by a uv_timer_t. This file owns the connection
+ * side of a request: admission before the body (route, method, API key, model, readiness,
+ * Content-Length, queue capacity), reading the body under the payload limit, suspending
+ * while the engine works and sending the reply. Nothing else includes microhttpd.h. */
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <microhttpd.h>
+
+#include "log.h"
+#include "srv.h"
+
+static void http__run(srv_server *s);
+
+/* ---- requests ------------------------------------------------------------------------- */
+
+void srv_req_free(srv_req *r)
+{
+    if (!r) return;
+    if (r->prev)
+        r->prev->next = r->next;
+    else if (r->srv->reqs == r)
+        r->srv->reqs = r->next;
+    if (r->next) r->next->prev = r->prev;
+    srv_unreserve(r);
+    free(r->body);
+    free(r->out);
+    v2_job_free(&r->v2);
+    free(r);
+}
+
+int srv_reserve(srv_req *r)
+{
+    srv_server *s = r->srv;
+    if (r->reserved) return 0;
+    if (s->reserved >= s->opt.max_concurrent_requests) return -1;
+    s->reserved++;
+    r->reserved = 1;
+    return 0;
+}
+
+void srv_unreserve(srv_req *r)
+{
+    if (!r->reserved) return;
+    r->reserved = 0;
+    r->srv->reserved--;
+}
+
+int srv_retry_after(const srv_server *s)
+{
+    /* the time the admitted work needs at the measured engine speed */
+    double queued = 0;
+    for (int i = 0; i < s->nmodels; i++)
+        queued += sched_queued_cost(&s->models[i].q);
+    double sec = s->cost_per_s > 0 ? queued / s->cost_per_s : 1;
+    if (sec < 1) sec = 1;
+    if (sec > 60) sec = 60;
+    return (int)(sec + 0.999);
+}
+
+static unsigned http__method(const char *m)
+{
+    if (strcmp(m, MHD_HTTP_METHOD_GET) == 0 || strcmp(m, MHD_HTTP_METHOD_HEAD) == 0) return SRV_GET;
+    if (strcmp(m, MHD_HTTP_METHOD_POST) == 0) return SRV_POST;
+    if (strcmp(m, MHD_HTTP_METHOD_OPTIONS) == 0) return SRV_OPTIONS;
+    return 0;
+}
+
+static void http__allow_str(unsigned allow, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s%s%s", allow & SRV_GET ? "GET, HEAD" : "",
+             (allow & SRV_GET) && (allow & SRV_POST) ? ", " : "", allow & SRV_POST ? "POST" : "");
+}
+
+/* Constant time in the key's length whatever the client sends. */
+static int http__auth_ok(const char *hdr, const char *key)
+{
+    if (!hdr || strncmp(hdr, "Bearer ", 7) != 0) return 0;
+    const char *tok = hdr + 7;
+    size_t a = strlen(tok), b = strlen(key);
+    unsigned char d = a != b;
+    for (size_t i = 0; i < b; i++)
+        d |= (unsigned char)(tok[a ? i % a : 0] ^ key[i]);
+    return d == 0;
+}
+
+static const char *http__header(srv_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+/* Admission that needs only the headers, cheapest first. May reply. */
+static void http__begin(srv_req *r, const char *url, const char *method)
+{
+    srv_server *s = r->srv;
+    r->method = http__method(method);
+    unsigned allow = 0;
+    r->route = srv_route_match(url, r->method, &allow, r->capture, sizeof r->capture);
+    r->family = r->route >= 0                  ? srv_routes[r->route].family
+                : strncmp(url, "/v2", 3) == 0  ? HERR_FAM_KSERVE
+                : strncmp(url, "/v1/", 4) == 0 ? HERR_FAM_OPENAI
+                                               : HERR_FAM_TEI;
+    if (r->method == SRV_OPTIONS && allow && s->opt.cors_allow_origin[0]) {
+        r->allow = allow;
+        srv_reply(r, 204, NULL, 0, NULL);
+        return;
+    }
+    if (r->route < 0) {
+        if (allow) {
+            r->allow = allow;
+            char a[32];
+            http__allow_str(allow, a, sizeof a);
+            srv_reply_error(r, HERR_METHOD, "method %s is not allowed on %s (allowed: %s)", method,
+                            url, a);
+        } else {
+            srv_reply_error(r, HERR_NOT_FOUND, "no route %s %s", method, url);
+        }
+        return;
+    }
+    const srv_route *rt = &srv_routes[r->route];
+    if (s->opt.api_key[0] && !(rt->flags & SRV_RT_PUBLIC) &&
+        !http__auth_ok(http__header(r, MHD_HTTP_HEADER_AUTHORIZATION), s->opt.api_key)) {
+        srv_reject(r, METRICS_REJ_UNAUTHORIZED, HERR_UNAUTHORIZED,
+                   "missing or wrong API key (Authorization: Bearer KEY)");
+        return;
+    }
+    if ((rt->flags & SRV_RT_MODEL) && !(r->model = srv_model_find(s, r->capture))) {
+        srv_reply_error(r, HERR_NOT_FOUND, "model '%s' is not served here", r->capture);
+        return;
+    }
+    if (rt->flags & SRV_RT_ENGINE) {
+        if (!srv_ready(s)) {
+            srv_reject(r, METRICS_REJ_NOT_READY, HERR_UNAVAILABLE, "%s",
+                       s->draining ? "the server is shutting down" : "the server is not ready");
+            return;
+        }
+        const char *cl = http__header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl) {
+            char *end;
+            unsigned long long n = strtoull(cl, &end, 10);
+            if (*end == 0 && n > (unsigned long long)s->opt.payload_limit) {
+                srv_reject(r, METRICS_REJ_PAYLOAD, HERR_TOO_LARGE,
+                           "the body has %llu bytes; the limit is %lld", n, s->opt.payload_limit);
+                return;
+            }
+        }
+        if (srv_reserve(r)) {
+            srv_reject(r, METRICS_REJ_QUEUE_FULL, HERR_OVERLOADED,
+                       "the server is at its limit of %lld concurrent requests",
+                       s->opt.max_concurrent_requests);
+            return;
+        }
+    }
+    r->state = SRV_REQ_BODY;
+}
+
+static int http__append(srv_req *r, const char *data, size_t n)
+{
+    const size_t limit = (size_t)r->srv->opt.payload_limit;
+    if (n > limit - r->len) return -1;
+    if (r->len + n + 1 > r->cap) {
+        size_t cap = r->cap ? r->cap : 4096;
+        while (cap < r->len + n + 1)
+            cap *= 2;
+        if (cap > limit + 1) cap = limit + 1;
+        char *nb = realloc(r->body, cap);
+        if (!nb) return -2;
+        r->body = nb;
+        r->cap = cap;
+    }
+    memcpy(r->body + r->len, data, n);
+    r->len += n;
+    r->body[r->len] = 0;
+    return 0;
+}
+
+/* ---- replies ------------------------------------------------------------------------------ */
+
+static enum MHD_Result http__send(srv_req *r)
+{
+    srv_server *s = r->srv;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(r->out_len, r->out, MHD_RESPMEM_MUST_FREE);
+    if (!resp) return MHD_NO;
+    r->out = NULL; /* MHD frees it */
+    if (r->out_len) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->ctype);
+    MHD_add_response_header(resp, "X-Request-Id", r->id);
+    char tmp[64];
+    if (r->retry_after) {
+        snprintf(tmp, sizeof tmp, "%d", r->retry_after);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, tmp);
+    }
+    if (r->allow) {
+        http__allow_str(r->allow, tmp, sizeof tmp);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, tmp);
+    }
+    if (r->http == 401) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    const char *cors = s->opt.cors_allow_origin;
+    const char *origin = http__header(r, "Origin");
+    if (cors[0] && origin && (strcmp(cors, "*") == 0 || strcmp(cors, origin) == 0)) {
+        MHD_add_response_header(resp, "Access-Control-Allow-Origin", cors);
+        MHD_add_response_header(resp, "Vary", "Origin");
+        if (r->method == SRV_OPTIONS) {
+            http__allow_str(r->allow, tmp, sizeof tmp);
+            MHD_add_response_header(resp, "Access-Control-Allow-Methods", tmp);
+            MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+                                    "Content-Type, Authorization, X-Request-Id");
+            MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+        }
+    }
+    enum MHD_Result rc = MHD_queue_response(r->conn, (unsigned)r->http, resp);
+    MHD_destroy_response(resp);
+    double sec = (double)(sched_now_ns() - r->arrival_ns) * 1e-9;
+    metrics_request(s->metrics, r->route, r->http, sec);
+    const char *method = r->method == SRV_POST      ? "POST"
+                         : r->method == SRV_GET     ? "GET"
+                         : r->method == SRV_OPTIONS ? "OPTIONS"
+                                                    : "other";
+    log_event(r->http >= 500 ? "warn" : "info", "request", r->id, "%s %s %d %.3fms %zu bytes in",
+              method, r->route >= 0 ? srv_routes[r->route].name : "unknown", r->http, sec * 1e3,
+              r->len);
+    srv_unreserve(r);
+    r->state = SRV_REQ_REPLIED;
+    r->sent = 1;
+    return rc;
+}
+
+static enum MHD_Result http__access(void *cls, struct MHD_Connection *c, const char *url,
+                                    const char *method, const char *version, const char *upload,
+                                    size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    srv_server *s = cls;
+    srv_req *r = *con_cls;
+    if (!r) {
+        if (!(r = calloc(1, sizeof *r))) return MHD_NO;
+        r->srv = s;
+        r->conn = c;
+        r->fd = -1;
+        r->route = -1;
+        r->arrival_ns = sched_now_ns();
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci) r->fd = ci->connect_fd;
+        /* a client's id is kept when it is short and printable, so logs can be joined */
+        const char *rid = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
+        int ok = rid && *rid && strlen(rid) < 64;
+        for (const char *p = rid; ok && *p; p++)
+            ok = *p > 0x20 && *p < 0x7f && *p != '"';
+        if (ok)
+            snprintf(r->id, sizeof r->id, "%s", rid);
+        else
+            snprintf(r->id, sizeof r->id, "%016llx", (unsigned long long)s->seq);
+        s->seq++;
+        r->next = s->reqs;
+        if (s->reqs) s->reqs->prev = r;
+        s->reqs = r;
+        *con_cls = r;
+        http__begin(r, url, method);
+        return r->state == SRV_REQ_REPLIED ? http__send(r) : MHD_YES;
+    }
+    if (r->state == SRV_REQ_REPLIED) {
+        if (*upload_size) {
+            /* a body over the limit while streaming: libmicrohttpd takes no reply before
+             * the upload ends, so the rest is dropped unread, up to one more payload
+             * limit; a client that keeps sending beyond that loses its connection */
+            r->discarded += *upload_size;
+            *upload_size = 0;
+            if (r->discarded > (size_t)s->opt.payload_limit) {
+                log_event("info", "payload_limit", r->id,
+                          "closing: the client sent %zu bytes past the limit", r->discarded);
+                return MHD_NO;
+            }
+            return MHD_YES;
+        }
+        return r->sent ? MHD_YES : http__send(r);
+    }
+    if (r->state == SRV_REQ_QUEUED) return MHD_YES; /* resumed spuriously: keep waiting */
+    if (*upload_size) {
+        int rc = http__append(r, upload, *upload_size);
+        *upload_size = 0;
+        if (rc == -1) {
+            srv_reject(r, METRICS_REJ_PAYLOAD, HERR_TOO_LARGE,
+                       "the body is larger than the limit of %lld bytes", s->opt.payload_limit);
+            srv_unreserve(r); /* its place in the queue goes back at once */
+            free(r->body);
+            r->body = NULL;
+            r->len = r->cap = 0;
+        } else if (rc) {
+            srv_reply_error(r, HERR_INTERNAL, "out of memory for the request body");
+        }
+        return MHD_YES;
+    }
+    if (!r->body && http__append(r, "", 0)) return MHD_NO; /* handlers get a string */
+    int rc = srv_routes[r->route].handler(r);
+    if (rc == SRV_DEFERRED) {
+        MHD_suspend_connection(c);
+        r->suspended = 1;
+        return MHD_YES;
+    }
+    return http__send(r);
+}
+
+static void http__completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                            enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)c;
+    srv_req *r = *con_cls;
+    *con_cls = NULL;
+    if (!r) return;
+    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && !r->sent)
+        log_event("info", "client_gone", r->id, "connection ended before the reply (code %d)",
+                  (int)toe);
+    if (r->state == SRV_REQ_QUEUED) {
+        /* the engine still holds it (only at a forced stop): freed when it comes back */
+        r->conn = NULL;
+        return;
+    }
+    srv_req_free(r);
+}
+
+static void http__log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = 0;
+    log_event("warn", "http", NULL, "%s", msg);
+}
+
+/* ---- the loop side --------------------------------------------------------------------------- */
+
+static void http__on_timer(uv_timer_t *t)
+{
+    http__run(t->data);
+}
+
+static void http__on_poll(uv_poll_t *p, int status, int events)
+{
+    (void)status;
+    (void)events;
+    http__run(p->data);
+}
+
+static void http__run(srv_server *s)
+{
+    if (!s->mhd) return;
+    MHD_run(s->mhd);
+    MHD_UNSIGNED_LONG_LONG ms = 0;
+    if (MHD_get_timeout(s->mhd, &ms) == MHD_YES)
+        uv_timer_start(&s->mhd_timer, http__on_timer, ms, 0);
+    else
+        uv_timer_stop(&s->mhd_timer);
+}
+
+void http_kick(srv_server *s)
+{
+    /* never MHD_run from inside an MHD callback: run it from the loop, next iteration */
+    if (s->mhd) uv_timer_start(&s->mhd_timer, http__on_timer, 0, 0);
+}
+
+void http_resume(srv_req *r)
+{
+    if (!r->suspended) return;
+    r->suspended = 0;
+    MHD_resume_connection(r->conn);
+    http_kick(r->srv);
+}
+
+int http_start(srv_server *s, char *err, size_t errlen)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE},
+                    *ai = NULL;
+    char port[16];
+    snprintf(port, sizeof port, "%lld", s->opt.port);
+    int gai = getaddrinfo(s->opt.hostname, port, &hints, &ai);
+    if (gai) {
+        snprintf(err, errlen, "--hostname %s: %s", s->opt.hostname, gai_strerror(gai));
+        return -1;
+    }
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+    struct MHD_Daemon *d = MHD_start_daemon(
+        flags, (uint16_t)s->opt.port, NULL, NULL, http__access, s, MHD_OPTION_SOCK_ADDR,
+        ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED, http__completed, s, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)120, MHD_OPTION_EXTERNAL_LOGGER, http__log, s, MHD_OPTION_END);
+    freeaddrinfo(ai);
+    if (!d) {
+        snprintf(err, errlen, "cannot listen on %s:%lld (address in use, or not ours)",
+                 s->opt.hostname, s->opt.port);
+        return -1;
+    }
+    const union MHD_DaemonInfo *pi = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
+    const union MHD_DaemonInfo *ei = MHD_get_daemon_info(d, MHD_DAEMON_INFO_EPOLL_FD);
+    if (!pi || !ei) {
+        MHD_stop_daemon(d);
+        snprintf(err, errlen, "libmicrohttpd gives no port or epoll fd");
+        return -1;
+    }
+    s->port = pi->port;
+    s->mhd = d;
+    uv_timer_init(s->loop, &s->mhd_timer);
+    uv_poll_init(s->loop, &s->mhd_poll, ei->epoll_fd);
+    s->mhd_timer.data = s->mhd_poll.data = s;
+    s->handles += 2;
+    uv_poll_start(&s->mhd_poll, UV_READABLE, http__on_poll);
+    http_kick(s);
+    return 0;
+}
+
+void http_stop(srv_server *s)
+{
+    if (!s->mhd) return;
+    /* libuv lets go of the epoll fd before MHD closes it */
+    uv_close((uv_handle_t *)&s->mhd_poll, srv_handle_closed);
+    uv_close((uv_handle_t *)&s->mhd_timer, srv_handle_closed);
+    MHD_stop_daemon(s->mhd);
+    s->mhd = NULL;
+}

@@ -1,0 +1,284 @@
+/* longserve: the HTTP server. Startup (options, models, warm-up, workers, listener),
+ * the loop, and shutdown: SIGTERM/SIGINT flip readiness at once, in-flight requests
+ * drain up to --shutdown-timeout, then the process exits (0 when nothing was abandoned). */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "srv.h"
+
+void srv_handle_closed(uv_handle_t *h)
+{
+    srv_server *s = h->loop->data;
+    s->handles--;
+}
+
+static const char *srv__task(eng_head h)
+{
+    switch (h) {
+    case ENG_HEAD_BASE:
+        return "feature-extraction";
+    case ENG_HEAD_MLM:
+        return "fill-mask";
+    case ENG_HEAD_SEQCLS:
+        return "text-classification";
+    case ENG_HEAD_TOKCLS:
+        return "token-classification";
+    case ENG_HEAD_QA:
+        return "question-answering";
+    }
+    return "unknown";
+}
+
+/* One tiny forward per model so that a broken model or backend fails at startup, not on
+ * the first request. An explicit global mask keeps QA heads from needing separators. */
+static ls_status srv__warmup(srv_model *m, char *err, size_t errlen)
+{
+    int32_t sep = m->info.sep_token_id >= 0 && m->info.sep_token_id < m->info.vocab_size
+                      ? m->info.sep_token_id
+                      : 0;
+    int32_t off[] = {0, 2}, ids[] = {sep, sep};
+    uint8_t glob[] = {1, 0};
+    eng_batch b = {.nseq = 1, .offsets = off, .ids = ids, .global_mask = glob};
+    eng_outputs out;
+    return eng_ctx_forward(m->ctx, &b, &out, err, errlen);
+}
+
+/* On the model's worker thread: the thread that computes also loads (wk_init_fn). */
+static int srv__model_init(void *arg, char *err, size_t errlen)
+{
+    srv_model *m = arg;
+    const opt_options *o = &m->srv->opt;
+    eng_model_params mp = eng_model_default_params();
+    mp.window = (int)o->window;
+    mp.threads = (int)o->threads;
+    mp.backend = o->backend;
+    ls_status st = eng_model_load(m->path, &mp, &m->m, err, errlen);
+    if (!st && !(m->ctx = eng_ctx_new(m->m)))
+        st = ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory for an engine context");
+    if (!st) {
+        eng_model_get_info(m->m, &m->info);
+        m->task = srv__task(m->info.head);
+        st = srv__warmup(m, err, errlen);
+    }
+    if (!st) return 0;
+    eng_ctx_free(m->ctx);
+    eng_model_free(m->m);
+    m->ctx = NULL;
+    m->m = NULL;
+    return -1;
+}
+
+static int srv__load_models(srv_server *s)
+{
+    s->models = calloc((size_t)s->opt.nmodels, sizeof *s->models);
+    if (!s->models) return -1;
+    for (int i = 0; i < s->opt.nmodels; i++) {
+        srv_model *m = &s->models[i];
+        m->srv = s;
+        m->name = s->opt.model_id[i].name;
+        m->path = s->opt.model_id[i].path;
+        s->nmodels = i + 1;
+        char err[1024] = "";
+        uint64_t t0 = sched_now_ns();
+        m->wk = wk_start(srv__model_init, srv_model_run, m, &s->async,
+                         (int)s->opt.debug_engine_delay_ms, err, sizeof err);
+        if (!m->wk) {
+            log_event("error", "model_load", NULL, "model %s (%s): %s", m->name, m->path, err);
+            return -1;
+        }
+        /* the token budget translated into cost at the model's window, no global tokens */
+        double per_token = sched_cost(m->info.hidden_size, m->info.max_window, 1, 1, 0);
+        sched_params sp = {
+            .max_tokens = (size_t)s->opt.max_batch_tokens,
+            .max_cost = s->opt.max_batch_cost ? (double)s->opt.max_batch_cost
+                                              : per_token * (double)s->opt.max_batch_tokens,
+            .max_requests = (int)s->opt.max_batch_requests,
+            .delay_ns = (uint64_t)s->opt.max_queue_delay_us * 1000u,
+            .long_tokens = (size_t)s->opt.long_request_tokens,
+            .weight = {(double)s->opt.short_lane_weight, 1.0},
+        };
+        sched_init(&m->q, &sp);
+        log_event("info", "model_loaded", NULL,
+                  "model %s from %s: %s %s, %d layers, hidden %d, window %d, max %d tokens "
+                  "(%.0f ms)",
+                  m->name, m->path, m->info.model_type, m->task, m->info.num_layers,
+                  m->info.hidden_size, m->info.max_window, m->info.max_tokens,
+                  (double)(sched_now_ns() - t0) * 1e-6);
+    }
+    return 0;
+}
+
+static void srv__log_option(void *arg, const char *key, opt_type type, int flags, long long ival,
+                            const char *sval)
+{
+    (void)flags;
+    char *buf = arg;
+    size_t n = strlen(buf);
+    if (n > 3500) return;
+    if (type == OPT_INT)
+        snprintf(buf + n, 4096 - n, " %s=%lld", key, ival);
+    else if (type == OPT_BOOL)
+        snprintf(buf + n, 4096 - n, " %s=%s", key, ival ? "true" : "false");
+    else
+        snprintf(buf + n, 4096 - n, " %s=%s", key, sval ? sval : "(unset)");
+}
+
+static int srv__write_port_file(const char *path, int port)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return -1;
+    int ok = fprintf(f, "%d\n", port) > 0;
+    ok &= fclose(f) == 0;
+    /* atomic: a reader sees no file or the whole port */
+    return ok && rename(tmp, path) == 0 ? 0 : -1;
+}
+
+/* ---- shutdown ------------------------------------------------------------------------------ */
+
+static int srv__engine_requests_alive(const srv_server *s)
+{
+    int n = 0;
+    for (const srv_req *r = s->reqs; r; r = r->next)
+        n += r->route >= 0 && (srv_routes[r->route].flags & SRV_RT_ENGINE) &&
+             r->state != SRV_REQ_BODY;
+    return n;
+}
+
+static void srv__finish(srv_server *s, int code)
+{
+    s->exit_code = code;
+    s->stopping = 1;
+    uv_close((uv_handle_t *)&s->drain_timer, srv_handle_closed);
+    uv_close((uv_handle_t *)&s->sig_term, srv_handle_closed);
+    uv_close((uv_handle_t *)&s->sig_int, srv_handle_closed);
+    uv_close((uv_handle_t *)&s->async, srv_handle_closed);
+    http_stop(s);
+    log_event("info", "shutdown", NULL, "stopped (exit %d)", code);
+}
+
+static void srv__drain_tick(uv_timer_t *t)
+{
+    srv_server *s = t->data;
+    int alive = srv__engine_requests_alive(s);
+    if (s->inflight == 0 && s->encoding == 0 && alive == 0) {
+        srv__finish(s, s->exit_code);
+        return;
+    }
+    uint64_t now = sched_now_ns();
+    if (now < s->drain_deadline_ns) return;
+    if (!s->exit_code) {
+        log_event("warn", "shutdown", NULL,
+                  "--shutdown-timeout reached with %d requests in flight: answering the "
+                  "queued ones 503",
+                  s->inflight);
+        srv_fail_queued(s, HERR_UNAVAILABLE, "the server is shutting down");
+        s->exit_code = 1;
+        s->drain_deadline_ns = now + 2000000000u; /* let those replies go out */
+        return;
+    }
+    int running = 0;
+    for (int i = 0; i < s->nmodels; i++)
+        running += wk_holds_work(s->models[i].wk);
+    log_event("error", "shutdown", NULL,
+              "%d requests still on the engine after the timeout: exiting without them", running);
+    _exit(1); /* a forward pass cannot be interrupted; its thread dies with the process */
+}
+
+static void srv__on_signal(uv_signal_t *h, int signum)
+{
+    srv_server *s = h->data;
+    if (s->draining) {
+        log_event("info", "shutdown", NULL, "signal %d again: still draining", signum);
+        return;
+    }
+    s->draining = 1;
+    metrics_set_ready(s->metrics, 0);
+    log_event("info", "shutdown", NULL,
+              "signal %d: not ready; draining %d in-flight requests (up to %lld s)", signum,
+              s->inflight, s->opt.shutdown_timeout);
+    s->drain_deadline_ns = sched_now_ns() + (uint64_t)s->opt.shutdown_timeout * 1000000000u;
+    uv_timer_start(&s->drain_timer, srv__drain_tick, 0, 20);
+}
+
+/* ---- main ------------------------------------------------------------------------------------ */
+
+int main(int argc, char **argv)
+{
+    static srv_server srv;
+    srv_server *s = &srv;
+    char err[1024] = "";
+    int rc = opt_parse(&s->opt, argc, argv, err, sizeof err);
+    if (rc) {
+        if (rc < 0) {
+            fprintf(stderr, "longserve: %s\n", err);
+            opt_free(&s->opt);
+            return 2;
+        }
+        opt_free(&s->opt);
+        return 0;
+    }
+    log_init(s->opt.json_output);
+    signal(SIGPIPE, SIG_IGN); /* a client that leaves is an error return, not a death */
+    char conf[4096] = "";
+    opt_visit(&s->opt, srv__log_option, conf);
+    log_event("info", "config", NULL, "longserve %s:%s", LONGSERVE_VERSION, conf);
+
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    loop.data = s;
+    s->loop = &loop;
+    s->exit_code = 0;
+    s->seq = (uint64_t)sched_now_ns() << 16; /* request ids differ across restarts */
+    const char *route_names[64];
+    for (int i = 0; i < srv_nroutes && i < 64; i++)
+        route_names[i] = srv_routes[i].name;
+    s->metrics = metrics_new(route_names, srv_nroutes);
+    uv_async_init(&loop, &s->async, srv_on_async);
+    uv_timer_init(&loop, &s->drain_timer);
+    uv_signal_init(&loop, &s->sig_term);
+    uv_signal_init(&loop, &s->sig_int);
+    s->async.data = s->drain_timer.data = s->sig_term.data = s->sig_int.data = s;
+    s->handles += 4;
+
+    int ok = s->metrics && srv__load_models(s) == 0;
+    if (ok && http_start(s, err, sizeof err)) {
+        log_event("error", "listen", NULL, "%s", err);
+        ok = 0;
+    }
+    if (ok) {
+        uv_signal_start(&s->sig_term, srv__on_signal, SIGTERM);
+        uv_signal_start(&s->sig_int, srv__on_signal, SIGINT);
+        log_event("info", "listening", NULL, "listening on %s:%d", s->opt.hostname, s->port);
+        if (s->opt.port_file[0] && srv__write_port_file(s->opt.port_file, s->port)) {
+            log_event("error", "listen", NULL, "cannot write --port-file %s", s->opt.port_file);
+            ok = 0;
+        }
+    }
+    if (ok) {
+        s->ready = 1;
+        metrics_set_ready(s->metrics, 1);
+        uv_run(&loop, UV_RUN_DEFAULT);
+    } else {
+        s->exit_code = 1;
+        srv__finish(s, 1);
+        uv_run(&loop, UV_RUN_DEFAULT); /* close callbacks */
+    }
+    for (int i = 0; i < s->nmodels; i++) {
+        wk_stop(s->models[i].wk);
+        eng_ctx_free(s->models[i].ctx);
+        eng_model_free(s->models[i].m);
+    }
+    while (s->reqs)
+        srv_req_free(s->reqs); /* only after a failed start */
+    free(s->models);
+    if (uv_loop_close(&loop)) log_event("warn", "shutdown", NULL, "libuv handles left open");
+    metrics_free(s->metrics);
+    opt_free(&s->opt);
+    return s->exit_code;
+}

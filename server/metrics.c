@@ -1,0 +1,241 @@
+/* The metric registry: a fixed set of counters, gauges and histograms and their text
+ * rendering. Status labels are a fixed list so that every series exists from the start. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "metrics.h"
+
+static const int metrics__codes[] = {200, 204, 400, 401, 404, 405, 413, 422, 429, 500, 503, 504};
+enum { METRICS__NCODES = sizeof metrics__codes / sizeof metrics__codes[0] };
+
+static const char *const metrics__reject_labels[] = {
+#define METRICS__LABEL(name, label) label,
+    METRICS_REJECT_LIST(METRICS__LABEL)
+#undef METRICS__LABEL
+};
+
+enum { METRICS__MAXB = 40 };
+
+typedef struct {
+    const char *name, *help;
+    double bounds[METRICS__MAXB];
+    int nb;
+    unsigned long long counts[METRICS__MAXB + 1]; /* per bucket (not cumulative); last: +Inf */
+    double sum;
+    unsigned long long count;
+} metrics__hist;
+
+enum { H_REQUEST, H_QUEUE, H_INFER, H_INPUT, H_BSIZE, H_BTOKENS, H_BCOST, H_COUNT };
+
+struct metrics {
+    const char *const *routes;
+    int nroutes;
+    unsigned long long *requests; /* [nroutes][NCODES] */
+    unsigned long long other_code;
+    unsigned long long rejects[METRICS_REJ_COUNT];
+    metrics__hist h[H_COUNT];
+    double queue_depth, queue_cost, inflight, engine_busy;
+    int ready;
+};
+
+static void metrics__geom(metrics__hist *h, const char *name, const char *help, double first,
+                          double ratio, int n)
+{
+    h->name = name;
+    h->help = help;
+    h->nb = n;
+    double b = first;
+    for (int i = 0; i < n; i++, b *= ratio)
+        h->bounds[i] = b;
+}
+
+metrics *metrics_new(const char *const *routes, int nroutes)
+{
+    metrics *m = calloc(1, sizeof *m);
+    if (!m) return NULL;
+    m->routes = routes;
+    m->nroutes = nroutes;
+    m->requests = calloc((size_t)nroutes * METRICS__NCODES, sizeof *m->requests);
+    if (!m->requests) {
+        free(m);
+        return NULL;
+    }
+    /* seconds: 100 us .. ~100 s in steps of 2x; counts: powers of two */
+    metrics__geom(&m->h[H_REQUEST], "longserve_request_duration_seconds",
+                  "Time from a request's arrival to its response", 1e-4, 2, 21);
+    metrics__geom(&m->h[H_QUEUE], "longserve_queue_duration_seconds",
+                  "Time a request waited between admission and the start of its batch", 1e-4, 2,
+                  21);
+    metrics__geom(&m->h[H_INFER], "longserve_inference_duration_seconds",
+                  "Engine time of one batch", 1e-4, 2, 21);
+    metrics__geom(&m->h[H_INPUT], "longserve_input_tokens", "Tokens per request", 1, 2, 23);
+    metrics__geom(&m->h[H_BSIZE], "longserve_batch_size", "Requests per batch", 1, 2, 13);
+    metrics__geom(&m->h[H_BTOKENS], "longserve_batch_tokens", "Tokens per batch", 1, 2, 25);
+    metrics__geom(&m->h[H_BCOST], "longserve_batch_cost",
+                  "Attention-aware cost per batch (token x key products per layer)", 1024, 4, 20);
+    return m;
+}
+
+void metrics_free(metrics *m)
+{
+    if (!m) return;
+    free(m->requests);
+    free(m);
+}
+
+static void metrics__observe(metrics__hist *h, double v)
+{
+    int i = 0;
+    while (i < h->nb && v > h->bounds[i])
+        i++;
+    h->counts[i]++;
+    h->sum += v;
+    h->count++;
+}
+
+void metrics_request(metrics *m, int route, int http, double seconds)
+{
+    int c = -1;
+    for (int i = 0; i < METRICS__NCODES; i++)
+        if (metrics__codes[i] == http) c = i;
+    if (route >= 0 && route < m->nroutes && c >= 0)
+        m->requests[route * METRICS__NCODES + c]++;
+    else
+        m->other_code++;
+    metrics__observe(&m->h[H_REQUEST], seconds);
+}
+
+void metrics_reject(metrics *m, metrics_reason why)
+{
+    if ((unsigned)why < METRICS_REJ_COUNT) m->rejects[why]++;
+}
+
+void metrics_queue_time(metrics *m, double s)
+{
+    metrics__observe(&m->h[H_QUEUE], s);
+}
+
+void metrics_input_tokens(metrics *m, double tokens)
+{
+    metrics__observe(&m->h[H_INPUT], tokens);
+}
+
+void metrics_batch(metrics *m, int requests, double tokens, double cost, double seconds)
+{
+    metrics__observe(&m->h[H_BSIZE], requests);
+    metrics__observe(&m->h[H_BTOKENS], tokens);
+    metrics__observe(&m->h[H_BCOST], cost);
+    metrics__observe(&m->h[H_INFER], seconds);
+}
+
+void metrics_set_queue(metrics *m, double depth, double cost)
+{
+    m->queue_depth = depth;
+    m->queue_cost = cost;
+}
+
+void metrics_set_inflight(metrics *m, double n)
+{
+    m->inflight = n;
+}
+
+void metrics_set_engine_busy(metrics *m, double n)
+{
+    m->engine_busy = n;
+}
+
+void metrics_set_ready(metrics *m, int ready)
+{
+    m->ready = ready;
+}
+
+/* ---- rendering ------------------------------------------------------------------------- */
+
+typedef struct {
+    char *p;
+    size_t n, cap;
+    int oom;
+} metrics__buf;
+
+static void metrics__printf(metrics__buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void metrics__printf(metrics__buf *b, const char *fmt, ...)
+{
+    for (int tries = 0; tries < 2 && !b->oom; tries++) {
+        va_list ap;
+        va_start(ap, fmt);
+        int k = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
+        va_end(ap);
+        if (k < 0) {
+            b->oom = 1;
+            return;
+        }
+        if (b->p && b->n + (size_t)k < b->cap) {
+            b->n += (size_t)k;
+            return;
+        }
+        size_t cap = b->cap ? b->cap : 16384;
+        while (cap <= b->n + (size_t)k)
+            cap *= 2;
+        char *np = realloc(b->p, cap);
+        if (!np) {
+            b->oom = 1;
+            return;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+}
+
+static void metrics__gauge(metrics__buf *b, const char *name, const char *help, double v)
+{
+    metrics__printf(b, "# HELP %s %s\n# TYPE %s gauge\n%s %.17g\n", name, help, name, name, v);
+}
+
+static void metrics__hist_render(metrics__buf *b, const metrics__hist *h)
+{
+    metrics__printf(b, "# HELP %s %s\n# TYPE %s histogram\n", h->name, h->help, h->name);
+    unsigned long long cum = 0;
+    for (int i = 0; i < h->nb; i++) {
+        cum += h->counts[i];
+        metrics__printf(b, "%s_bucket{le=\"%.6g\"} %llu\n", h->name, h->bounds[i], cum);
+    }
+    metrics__printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.17g\n%s_count %llu\n", h->name,
+                    h->count, h->name, h->sum, h->name, h->count);
+}
+
+char *metrics_render(const metrics *m, size_t *len)
+{
+    metrics__buf b = {0};
+    metrics__printf(&b, "# HELP longserve_requests_total HTTP requests by route and status\n"
+                        "# TYPE longserve_requests_total counter\n");
+    for (int r = 0; r < m->nroutes; r++)
+        for (int c = 0; c < METRICS__NCODES; c++)
+            metrics__printf(&b, "longserve_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
+                            m->routes[r], metrics__codes[c], m->requests[r * METRICS__NCODES + c]);
+    metrics__printf(&b, "longserve_requests_total{route=\"other\",status=\"other\"} %llu\n",
+                    m->other_code);
+    metrics__printf(&b, "# HELP longserve_rejected_requests_total Requests refused or dropped, "
+                        "by reason\n# TYPE longserve_rejected_requests_total counter\n");
+    for (int i = 0; i < METRICS_REJ_COUNT; i++)
+        metrics__printf(&b, "longserve_rejected_requests_total{reason=\"%s\"} %llu\n",
+                        metrics__reject_labels[i], m->rejects[i]);
+    for (int i = 0; i < H_COUNT; i++)
+        metrics__hist_render(&b, &m->h[i]);
+    metrics__gauge(&b, "longserve_queue_depth", "Requests waiting for the engine", m->queue_depth);
+    metrics__gauge(&b, "longserve_queued_cost", "Attention-aware cost waiting for the engine",
+                   m->queue_cost);
+    metrics__gauge(&b, "longserve_inflight_requests", "Requests admitted and not yet answered",
+                   m->inflight);
+    metrics__gauge(&b, "longserve_engine_busy", "Engine workers running a batch", m->engine_busy);
+    metrics__gauge(&b, "longserve_ready", "1 when every model is loaded and not draining",
+                   m->ready);
+    if (b.oom) {
+        free(b.p);
+        return NULL;
+    }
+    if (len) *len = b.n;
+    return b.p;
+}

@@ -1,0 +1,80 @@
+/* The server's configuration: ONE table (name, type, bounds, default, flags, help) drives
+ * the command-line flags (--name VALUE or --name=VALUE), the environment variables
+ * (LONGSERVE_NAME, '-' as '_'; flags win over the environment) and what /info shows.
+ * Secrets (--api-key, the contents of --api-key-file) are never logged nor shown. */
+#ifndef SRV_OPTIONS_H
+#define SRV_OPTIONS_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+enum { OPT_MAX_MODELS = 16 };
+
+typedef enum { OPT_INT, OPT_STR, OPT_BOOL, OPT_MODEL } opt_type;
+
+enum {
+    OPT_SECRET = 1, /* value never logged; /info shows only whether it is set */
+    OPT_NOINFO = 2, /* not shown in /info (paths of this process, debugging aids) */
+};
+
+// clang-format off
+/*       flag                        field                    type      min   max          default    flags       help */
+#define OPT_LIST(X)                                                                                                  \
+    X("model-id",                    model_id,                OPT_MODEL, 0,   0,           "",        0,                       \
+      "NAME=DIR: serve the Hugging Face model directory DIR as NAME (repeatable; NAME defaults to DIR's last component)") \
+    X("hostname",                    hostname,                OPT_STR,  0,    0,           "0.0.0.0", 0,          "address to listen on") \
+    X("port",                        port,                    OPT_INT,  0,    65535,       "3000",    0,          "TCP port; 0 binds an ephemeral port, logged as 'listening on HOST:PORT'") \
+    X("port-file",                   port_file,               OPT_STR,  0,    0,           "",        OPT_NOINFO, "write the bound port to this file once listening") \
+    X("max-batch-tokens",            max_batch_tokens,        OPT_INT,  1,    1 << 24,     "16384",   0,          "a batch closes when it holds this many tokens") \
+    X("max-batch-cost",              max_batch_cost,          OPT_INT,  0,    1LL << 50,   "0",       0,          "a batch closes at this attention-aware cost (0: max-batch-tokens at the model's window, no global tokens)") \
+    X("max-batch-requests",          max_batch_requests,      OPT_INT,  1,    4096,        "64",      0,          "a batch closes when it holds this many requests") \
+    X("max-queue-delay-us",          max_queue_delay_us,      OPT_INT,  0,    10000000,    "0",       0,          "an idle engine waits this long after the oldest request for a fuller batch") \
+    X("max-concurrent-requests",     max_concurrent_requests, OPT_INT,  1,    1 << 20,     "512",     0,          "requests admitted at once (queued or running); beyond it 429 with Retry-After") \
+    X("max-input-tokens",            max_input_tokens,        OPT_INT,  1,    1 << 22,     "131072",  0,          "tokens one request may carry (rows x length)") \
+    X("payload-limit",               payload_limit,           OPT_INT,  1,    1LL << 31,   "2000000", 0,          "largest request body in bytes (413 beyond, checked before reading it)") \
+    X("request-timeout-ms",          request_timeout_ms,      OPT_INT,  0,    86400000,    "0",       0,          "deadline of a request from its arrival (504 beyond); 0: none") \
+    X("long-request-tokens",         long_request_tokens,     OPT_INT,  1,    1 << 24,     "2048",    0,          "requests with more tokens go to the long lane") \
+    X("short-lane-weight",           short_lane_weight,       OPT_INT,  1,    1000,        "4",       0,          "share of engine cost the short lane gets against the long lane's 1") \
+    X("api-key",                     api_key,                 OPT_STR,  0,    0,           "",        OPT_SECRET, "require 'Authorization: Bearer KEY' (all routes but health and metrics)") \
+    X("api-key-file",                api_key_file,            OPT_STR,  0,    0,           "",        OPT_NOINFO, "read the API key from this file (first line)") \
+    X("cors-allow-origin",           cors_allow_origin,       OPT_STR,  0,    0,           "",        0,          "send CORS headers for this origin ('*' for any); off when empty") \
+    X("json-output",                 json_output,             OPT_BOOL, 0,    1,           "false",   0,          "log one JSON object per line") \
+    X("shutdown-timeout",            shutdown_timeout,        OPT_INT,  0,    3600,        "30",      0,          "seconds to drain in-flight requests after SIGTERM/SIGINT") \
+    X("window",                      window,                  OPT_INT,  0,    1 << 20,     "0",       0,          "attention window for bert/roberta models (0: the engine's default)") \
+    X("threads",                     threads,                 OPT_INT,  0,    1024,        "0",       0,          "CPU threads of the engine (0: OpenMP's default)") \
+    X("backend",                     backend,                 OPT_STR,  0,    0,           "cpu",     0,          "engine backend: cpu, ref, cuda") \
+    X("debug-engine-delay-ms",       debug_engine_delay_ms,   OPT_INT,  0,    600000,      "0",       OPT_NOINFO, "testing aid: the engine sleeps this long before each batch")
+// clang-format on
+
+typedef struct {
+    char name[128];
+    char path[1024];
+} opt_model;
+
+typedef struct {
+    opt_model model_id[OPT_MAX_MODELS];
+    int nmodels;
+#define OPT__FIELD_OPT_INT(f) long long f;
+#define OPT__FIELD_OPT_STR(f) char *f;
+#define OPT__FIELD_OPT_BOOL(f) int f;
+#define OPT__FIELD_OPT_MODEL(f)
+#define OPT__FIELD(flag, f, type, lo, hi, def, flags, help) OPT__FIELD_##type(f)
+    OPT_LIST(OPT__FIELD)
+#undef OPT__FIELD
+    char *strings[64]; /* every string value is a copy owned here */
+    int nstrings;
+} opt_options;
+
+/* Fills o from the defaults, the environment and argv, in that order. Returns 0, or 1
+ * after --help / --version (printed), or -1 with a message in err. */
+int opt_parse(opt_options *o, int argc, char **argv, char *err, size_t errlen);
+void opt_free(opt_options *o);
+void opt_usage(FILE *f);
+
+/* Walks the table for /info and the startup log: name (with '_'), type, value; secrets
+ * come as OPT_SECRET with the value NULL or "set". */
+typedef void (*opt_visit_fn)(void *arg, const char *key, opt_type type, int flags, long long ival,
+                             const char *sval);
+void opt_visit(const opt_options *o, opt_visit_fn fn, void *arg);
+
+#endif

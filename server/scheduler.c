@@ -1,0 +1,179 @@
+/* Lanes, fairness and batch formation; see sched.h for the cost model. */
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "scheduler.h"
+
+uint64_t sched_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+double sched_cost(int hidden, int window, size_t rows, size_t len, size_t globals)
+{
+    const double dense = 6.0 * hidden, local = (double)window + 1;
+    const double tokens = (double)rows * (double)len;
+    /* every token attends its window and the globals; each global token attends its row */
+    return tokens * (dense + local) + (double)globals * (double)len * 2.0;
+}
+
+void sched_init(sched *s, const sched_params *p)
+{
+    memset(s, 0, sizeof *s);
+    s->p = *p;
+    for (int l = 0; l < SCHED_NLANES; l++)
+        if (s->p.weight[l] <= 0) s->p.weight[l] = 1;
+}
+
+void sched_push(sched *s, sched_item *it, uint64_t now_ns)
+{
+    (void)now_ns;
+    it->lane = it->tokens > s->p.long_tokens ? SCHED_LONG : SCHED_SHORT;
+    it->fate = SCHED_LIVE;
+    it->next = NULL;
+    sched__lane *q = &s->lane[it->lane];
+    if (q->n == 0) {
+        /* a lane that was idle banks no credit: it restarts level with the busiest */
+        for (int l = 0; l < SCHED_NLANES; l++)
+            if (l != it->lane && s->lane[l].n && s->vt[l] > s->vt[it->lane])
+                s->vt[it->lane] = s->vt[l];
+    }
+    if (q->tail)
+        q->tail->next = it;
+    else
+        q->head = it;
+    q->tail = it;
+    q->n++;
+    q->cost += it->cost;
+}
+
+int sched_depth(const sched *s)
+{
+    int n = 0;
+    for (int l = 0; l < SCHED_NLANES; l++)
+        n += s->lane[l].n;
+    return n;
+}
+
+double sched_queued_cost(const sched *s)
+{
+    double c = 0;
+    for (int l = 0; l < SCHED_NLANES; l++)
+        c += s->lane[l].cost;
+    return c < 0 ? 0 : c;
+}
+
+static sched_item *sched__pop(sched *s, int l)
+{
+    sched__lane *q = &s->lane[l];
+    sched_item *it = q->head;
+    if (!it) return NULL;
+    q->head = it->next;
+    if (!q->head) q->tail = NULL;
+    it->next = NULL;
+    q->n--;
+    q->cost -= it->cost;
+    if (q->n == 0) q->cost = 0; /* no drift from float sums */
+    return it;
+}
+
+sched_item *sched_take_all(sched *s)
+{
+    sched_item *all = NULL, **tail = &all;
+    for (int l = 0; l < SCHED_NLANES; l++) {
+        sched_item *it;
+        while ((it = sched__pop(s, l))) {
+            *tail = it;
+            tail = &it->next;
+        }
+    }
+    return all;
+}
+
+sched_batch *sched_batch_new(const sched_params *p)
+{
+    sched_batch *b = calloc(1, sizeof *b);
+    if (!b) return NULL;
+    b->cap = p->max_requests > 0 ? p->max_requests : 1;
+    b->items = calloc((size_t)b->cap, sizeof *b->items);
+    if (!b->items) {
+        free(b);
+        return NULL;
+    }
+    return b;
+}
+
+void sched_batch_free(sched_batch *b)
+{
+    if (!b) return;
+    free(b->items);
+    free(b);
+}
+
+sched_fate sched_item_check(const sched_item *it, uint64_t now_ns)
+{
+    if (it->deadline_ns && now_ns >= it->deadline_ns) return SCHED_DROP_DEADLINE;
+    if (it->fd >= 0) {
+        /* the connection is suspended, so nobody reads it: end-of-stream or an error on
+         * the read side means the client is gone (pipelined bytes are not an EOF) */
+        struct pollfd pf = {.fd = it->fd, .events = POLLIN | POLLRDHUP};
+        if (poll(&pf, 1, 0) == 1 && (pf.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)))
+            return SCHED_DROP_GONE;
+    }
+    return SCHED_LIVE;
+}
+
+static int sched__fits(const sched *s, const sched_batch *b, const sched_item *it)
+{
+    if (b->n == 0) return 1; /* a request over the budget still runs, alone */
+    return it->key == b->key && b->n < b->cap && b->tokens + it->tokens <= s->p.max_tokens &&
+           b->cost + it->cost <= s->p.max_cost;
+}
+
+int sched_fill(sched *s, sched_batch *b, uint64_t now_ns, sched_item **dropped)
+{
+    int moved = 0;
+    while (!b->closed) {
+        /* drop dead heads first so that they do not decide the lane order */
+        for (int l = 0; l < SCHED_NLANES; l++) {
+            sched_item *h;
+            while ((h = s->lane[l].head) && (h->fate = sched_item_check(h, now_ns)) != SCHED_LIVE) {
+                sched__pop(s, l);
+                h->next = *dropped;
+                *dropped = h;
+            }
+        }
+        int order[SCHED_NLANES] = {SCHED_SHORT, SCHED_LONG};
+        if (s->vt[SCHED_LONG] < s->vt[SCHED_SHORT]) {
+            order[0] = SCHED_LONG;
+            order[1] = SCHED_SHORT;
+        }
+        int lane = -1, any = 0;
+        for (int k = 0; k < SCHED_NLANES && lane < 0; k++) {
+            const sched_item *h = s->lane[order[k]].head;
+            any |= h != NULL;
+            if (h && sched__fits(s, b, h)) lane = order[k];
+        }
+        if (lane < 0) {
+            if (any && b->n > 0) b->closed = 1; /* the next item does not fit */
+            break;
+        }
+        sched_item *it = sched__pop(s, lane);
+        s->vt[lane] += it->cost / s->p.weight[lane];
+        if (b->n == 0) {
+            b->key = it->key;
+            b->not_before_ns = it->arrival_ns + s->p.delay_ns;
+        }
+        b->items[b->n++] = it;
+        b->tokens += it->tokens;
+        b->cost += it->cost;
+        moved++;
+        if (b->n >= b->cap || b->tokens >= s->p.max_tokens || b->cost >= s->p.max_cost)
+            b->closed = 1;
+    }
+    return moved;
+}

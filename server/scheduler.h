@@ -1,0 +1,94 @@
+/* The scheduler (DESIGN §5): per model, two lanes (short and long requests) served with
+ * weighted fairness by cost, and batch formation under a token budget, a cost budget and
+ * a request count. It runs on the loop thread and knows nothing of HTTP or the engine:
+ * items carry their cost, token count, batch-compatibility key, deadline and socket.
+ *
+ * Cost model, in attention-aware units (token-key products per layer, with the dense part
+ * of a layer expressed in the same units): a row of L tokens with g global tokens costs
+ * L x (dense + 2w+1 + g) + g x L, where dense = 6H (the projections and the 4H feed-forward
+ * are ~12H^2 multiply-adds per token, attention ~2H per token-key pair), so a batch of long
+ * documents with many global tokens is charged for what it will take to compute. */
+#ifndef SRV_SCHED_H
+#define SRV_SCHED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum { SCHED_SHORT, SCHED_LONG, SCHED_NLANES };
+
+typedef enum { SCHED_LIVE, SCHED_DROP_DEADLINE, SCHED_DROP_GONE } sched_fate;
+
+typedef struct sched_item {
+    struct sched_item *next;
+    /* filled by the submitter */
+    size_t tokens;
+    double cost;
+    int key;              /* only items with equal keys share a batch */
+    int fd;               /* the client's socket, to see it leave (-1: unknown) */
+    uint64_t arrival_ns;  /* monotonic */
+    uint64_t deadline_ns; /* 0: none */
+    void *owner;
+    /* filled by the scheduler and the worker */
+    int lane;
+    sched_fate fate;
+    uint64_t start_ns; /* when its batch started */
+} sched_item;
+
+typedef struct {
+    size_t max_tokens;
+    double max_cost;
+    int max_requests;
+    uint64_t delay_ns;  /* an idle engine waits this long after the oldest item */
+    size_t long_tokens; /* items with more tokens are long */
+    double weight[SCHED_NLANES];
+} sched_params;
+
+typedef struct sched_batch {
+    sched_item **items; /* [cap] */
+    int n, cap;
+    size_t tokens;
+    double cost;
+    int key;
+    int closed;             /* budget reached: no more items */
+    uint64_t not_before_ns; /* the engine may start it before only when closed */
+    double infer_s;         /* engine seconds, set by the worker */
+    int status;             /* ls_status of the whole batch, set by the worker */
+    struct sched_batch *next;
+} sched_batch;
+
+typedef struct {
+    sched_item *head, *tail;
+    int n;
+    double cost;
+} sched__lane;
+
+typedef struct {
+    sched_params p;
+    sched__lane lane[SCHED_NLANES];
+    double vt[SCHED_NLANES]; /* cost served / weight: the lane furthest behind goes next */
+} sched;
+
+/* Cost of `rows` rows of `len` tokens with `globals` global tokens over all rows. */
+double sched_cost(int hidden, int window, size_t rows, size_t len, size_t globals);
+
+void sched_init(sched *s, const sched_params *p);
+void sched_push(sched *s, sched_item *it, uint64_t now_ns);
+int sched_depth(const sched *s);
+double sched_queued_cost(const sched *s);
+/* Takes every queued item out (shutdown), as a list. */
+sched_item *sched_take_all(sched *s);
+
+sched_batch *sched_batch_new(const sched_params *p);
+void sched_batch_free(sched_batch *b);
+
+/* Moves queued items into b while they fit, lane by lane in fairness order. Items past
+ * their deadline or whose client left are not moved but prepended to *dropped with their
+ * fate set. Returns the number of items moved. */
+int sched_fill(sched *s, sched_batch *b, uint64_t now_ns, sched_item **dropped);
+
+/* The item's fate at now: deadline passed, client gone (read side closed), or live. */
+sched_fate sched_item_check(const sched_item *it, uint64_t now_ns);
+
+uint64_t sched_now_ns(void);
+
+#endif
