@@ -12,9 +12,12 @@
  *     tok_encoding_free(e);
  *     tok_free(t);
  *
- * Loads a tokenizer.json (WordPiece, byte-level BPE, Unigram) or a byte tokenizer
- * ({"type": "bytes", "offset": 2}). A loaded tokenizer is read-only: any number of threads
- * may encode and decode with it at once. Invalid UTF-8 is rejected with the byte offset. */
+ * Loads a tokenizer.json (WordPiece, BPE with or without byte-level pre-tokenization and byte
+ * fallback, Unigram) or a byte tokenizer ({"type": "bytes", "offset": 2}). The file's
+ * "truncation" and "padding" sections are not applied: truncation is a per-call parameter
+ * (tok_file_max_length tells what the file asked for) and batches are ragged, never padded.
+ * A loaded tokenizer may be used by any number of threads at once. Invalid UTF-8 is rejected
+ * with the byte offset of the first bad byte. */
 #ifndef ENG_TOKENIZER_H
 #define ENG_TOKENIZER_H
 
@@ -32,7 +35,8 @@ typedef enum { TOK_TRUNC_RIGHT, TOK_TRUNC_LEFT } tok_trunc_dir;
 typedef struct {
     int add_special_tokens; /* 1: apply the post-processor's template (default) */
     /* Truncate to at most max_length tokens, special tokens included, longest-first for
-     * pairs (as Hugging Face's enable_truncation). 0: no truncation (default). */
+     * pairs (as Hugging Face's enable_truncation). 0: no truncation (default). As in HF, a
+     * max_length below the number of special tokens truncates nothing. */
     int max_length;
     tok_trunc_dir direction;
 } tok_encode_params;
@@ -45,20 +49,23 @@ typedef struct {
 } tok_offsets;
 
 typedef struct {
-    size_t n;                 /* tokens */
-    size_t n_untruncated;     /* tokens there would be without truncation */
-    int32_t *ids;             /* [n] */
-    int32_t *type_ids;        /* [n] */
-    uint8_t *special_mask;    /* [n] 1 for tokens the post-processor added */
-    int8_t *sequence_ids;     /* [n] 0 first text, 1 pair text, -1 special */
-    tok_offsets *offsets;     /* [n] special tokens have 0, 0 */
-    const char *token_text;   /* token i is token_text[token_start[i] .. token_start[i+1]) */
+    size_t n;                  /* tokens */
+    size_t n_untruncated;      /* tokens there would be without truncation */
+    int32_t *ids;              /* [n] */
+    int32_t *type_ids;         /* [n] */
+    uint8_t *special_mask;     /* [n] 1 for tokens the post-processor added */
+    int8_t *sequence_ids;      /* [n] 0 first text, 1 pair text, -1 special */
+    tok_offsets *offsets;      /* [n] special tokens have 0, 0 */
+    const char *token_text;    /* token i is token_text[token_start[i] .. token_start[i+1]) */
     const size_t *token_start; /* [n+1] */
 } tok_encoding;
 
 /* Loads path: a directory holding tokenizer.json (or a byte tokenizer's config.json), or
  * a tokenizer.json file itself. Errors name the file and the JSON key. */
 ls_status tok_load(const char *path, tok_tokenizer **out, char *err, size_t errlen);
+/* The same from a tokenizer.json held in memory; name is used in messages (may be NULL). */
+ls_status tok_load_json(const char *json, size_t len, const char *name, tok_tokenizer **out,
+                        char *err, size_t errlen);
 /* The byte tokenizer of models without tokenizer.json (enwik8 Reformer: offset 2). */
 ls_status tok_load_bytes(int offset, tok_tokenizer **out, char *err, size_t errlen);
 void tok_free(tok_tokenizer *t);
