@@ -70,8 +70,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         tok_encoding_free(e);
         /* arbitrary ids, negative and out of range included */
         int32_t ids[16];
-        size_t n = size < 64 ? size / 4 : 16;
-        for (size_t k = 0; k < n; k++) memcpy(&ids[k], data + 4 * k, 4);
+        size_t n = size / 4;
+        if (n > 16) n = 16;
+        memcpy(ids, data, n * sizeof ids[0]);
         REQUIRE(tok_decode(toks[i], ids, n, 0, &s, NULL, err, sizeof err) == LS_OK);
         free(s);
     }

@@ -14,10 +14,24 @@ int srv_submit(srv_req *r)
     srv_model *m = r->model;
     sched_item *it = &r->item;
     memset(it, 0, sizeof *it);
-    it->tokens = v2_job_tokens(&r->v2);
-    it->cost = sched_cost(m->info.hidden_size, m->info.max_window, (size_t)r->v2.B, (size_t)r->v2.L,
-                          v2_job_globals(&r->v2));
-    it->key = v2_job_explicit_global(&r->v2);
+    if (r->txt) {
+        /* text rows are ragged: each costs what its own length and globals cost; keys 2
+         * and 3 keep text jobs apart from v2 jobs (another packer) */
+        it->tokens = txt_job_tokens(r->txt);
+        for (int k = 0; k < r->txt->nrows; k++) {
+            const txt_row *row = &r->txt->rows[k];
+            size_t g = 0;
+            for (int t = 0; row->glob && t < row->n; t++)
+                g += row->glob[t];
+            it->cost += sched_cost(m->info.hidden_size, m->info.max_window, 1, (size_t)row->n, g);
+        }
+        it->key = 2 + txt_job_explicit_global(r->txt);
+    } else {
+        it->tokens = v2_job_tokens(&r->v2);
+        it->cost = sched_cost(m->info.hidden_size, m->info.max_window, (size_t)r->v2.B,
+                              (size_t)r->v2.L, v2_job_globals(&r->v2));
+        it->key = v2_job_explicit_global(&r->v2);
+    }
     it->fd = r->fd;
     it->arrival_ns = r->arrival_ns;
     it->deadline_ns = s->opt.request_timeout_ms
@@ -37,17 +51,90 @@ int srv_submit(srv_req *r)
 void srv_model_run(void *arg, sched_batch *b)
 {
     srv_model *m = arg;
-    v2_job **jobs = malloc((size_t)b->n * sizeof *jobs);
+    /* a batch holds one kind of job: the scheduler's key differs between v2 and text */
+    const int text = b->key >= 2;
+    void **jobs = malloc((size_t)b->n * sizeof *jobs);
     if (!jobs) {
         b->status = LS_ERR_NOMEM;
         return;
     }
     int n = 0;
-    for (int i = 0; i < b->n; i++)
-        if (b->items[i]->fate == SCHED_LIVE) jobs[n++] = &((srv_req *)b->items[i]->owner)->v2;
+    for (int i = 0; i < b->n; i++) {
+        srv_req *r = b->items[i]->owner;
+        if (b->items[i]->fate == SCHED_LIVE) jobs[n++] = text ? (void *)r->txt : (void *)&r->v2;
+    }
     char err[256] = "";
-    b->status = n ? v2_batch_run(m->ctx, jobs, n, err, sizeof err) : LS_OK;
+    if (n == 0)
+        b->status = LS_OK;
+    else if (text)
+        b->status = txt_batch_run(m->ctx, (txt_job *const *)jobs, n, err, sizeof err);
+    else
+        b->status = v2_batch_run(m->ctx, (v2_job *const *)jobs, n, err, sizeof err);
     free(jobs);
+}
+
+/* ---- text routes: decode and tokenize off the loop
+ * ----------------------------------------------- */
+
+static void srv__prepare(uv_work_t *w)
+{
+    srv_req *r = w->data;
+    srv_server *s = r->srv;
+    const txt_limits lim = {
+        .max_input_tokens = s->opt.max_input_tokens,
+        .max_inputs = (int)s->opt.max_client_batch_size,
+        .max_global = (int)s->opt.max_global_tokens,
+        .auto_truncate = s->opt.auto_truncate,
+    };
+    uint64_t t0 = sched_now_ns();
+    r->prep_st = txt_job_prepare(r->txt, r->txt_kind, r->body, r->len, s->tms, s->nmodels, &lim,
+                                 &r->out, &r->out_len, r->prep_err, sizeof r->prep_err);
+    r->prep_ns = sched_now_ns() - t0;
+}
+
+static void srv__prepared(uv_work_t *w, int status)
+{
+    srv_req *r = w->data;
+    srv_server *s = r->srv;
+    s->encoding--;
+    metrics_tokenize_time(s->metrics, (double)r->prep_ns * 1e-9);
+    char *body = r->out;
+    r->out = NULL;
+    if (!r->conn) { /* its connection went at a forced stop */
+        free(body);
+        srv_req_free(r);
+        return;
+    }
+    if (status) {
+        free(body);
+        srv_reply_error(r, HERR_INTERNAL, "tokenization was cancelled");
+    } else if (r->prep_st) {
+        free(body);
+        srv_reject(r, METRICS_REJ_INVALID, herr_from_status(r->prep_st), "%s", r->prep_err);
+    } else if (body) { /* /tokenize, /decode: answered without the engine */
+        srv_reply(r, 200, body, r->out_len, NULL);
+    } else {
+        for (int i = 0; i < s->nmodels; i++)
+            if (&s->models[i].tm == r->txt->m) r->model = &s->models[i];
+        srv_submit(r);
+        return; /* stays suspended until the engine answers */
+    }
+    http_resume(r);
+}
+
+int srv_text_start(srv_req *r, tei_kind kind)
+{
+    srv_server *s = r->srv;
+    if (!(r->txt = calloc(1, sizeof *r->txt)))
+        return srv_reply_error(r, HERR_INTERNAL, "out of memory for the request");
+    r->txt_kind = kind;
+    r->work.data = r;
+    r->state = SRV_REQ_QUEUED; /* the pool holds it: a forced stop must not free it */
+    s->encoding++;
+    if (uv_queue_work(s->loop, &r->work, srv__prepare, srv__prepared) == 0) return SRV_DEFERRED;
+    s->encoding--;
+    r->state = SRV_REQ_BODY;
+    return srv_reply_error(r, HERR_INTERNAL, "cannot queue the tokenization");
 }
 
 /* ---- completion ---------------------------------------------------------------------------- */
@@ -56,7 +143,8 @@ static void srv__encode(uv_work_t *w)
 {
     srv_req *r = w->data;
     size_t len = 0;
-    char *body = v2_job_encode(&r->v2, r->model->name, &len);
+    char *body =
+        r->txt ? txt_job_encode(r->txt, &len) : v2_job_encode(&r->v2, r->model->name, &len);
     r->out = body;
     r->out_len = len;
 }
@@ -96,7 +184,9 @@ static void srv__complete(srv_server *s, sched_item *it, int batch_status)
     } else if (batch_status) {
         srv_reply_error(r, herr_from_status((ls_status)batch_status), "engine: %s",
                         ls_strerror((ls_status)batch_status));
-    } else if (r->v2.st) {
+    } else if (r->txt && r->txt->st) {
+        srv_reply_error(r, herr_from_status(r->txt->st), "%s", r->txt->err);
+    } else if (!r->txt && r->v2.st) {
         srv_reply_error(r, herr_from_status(r->v2.st), "%s", r->v2.err);
     } else {
         r->work.data = r;

@@ -30,6 +30,8 @@ void srv_req_free(srv_req *r)
     free(r->body);
     free(r->out);
     v2_job_free(&r->v2);
+    txt_job_free(r->txt);
+    free(r->txt);
     free(r);
 }
 
@@ -190,6 +192,16 @@ static enum MHD_Result http__send(srv_req *r)
     if (r->out_len) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->ctype);
     MHD_add_response_header(resp, "X-Request-Id", r->id);
     char tmp[64];
+    /* the text routes' report (tokens in/used, truncation, globals, windows) */
+    for (const char *h = r->txt && r->http == 200 ? r->txt->headers : ""; *h;) {
+        const char *colon = strchr(h, ':'), *eol = strstr(h, "\r\n");
+        if (!colon || !eol || colon > eol) break;
+        char name[64], value[64];
+        snprintf(name, sizeof name, "%.*s", (int)(colon - h), h);
+        snprintf(value, sizeof value, "%.*s", (int)(eol - colon - 2), colon + 2);
+        MHD_add_response_header(resp, name, value);
+        h = eol + 2;
+    }
     if (r->retry_after) {
         snprintf(tmp, sizeof tmp, "%d", r->retry_after);
         MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, tmp);

@@ -1,12 +1,15 @@
 /* longserve: the HTTP server. Startup (options, models, warm-up, workers, listener),
  * the loop, and shutdown: SIGTERM/SIGINT flip readiness at once, in-flight requests
  * drain up to --shutdown-timeout, then the process exits (0 when nothing was abandoned). */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "../proto/sbert.h"
 #include "log.h"
 #include "srv.h"
 
@@ -47,13 +50,73 @@ static ls_status srv__warmup(srv_model *m, char *err, size_t errlen)
     return eng_ctx_forward(m->ctx, &b, &out, err, errlen);
 }
 
+/* A small file of the model directory, NUL-terminated (malloc'd); NULL with err filled. */
+static char *srv__read_small(const char *path, size_t *len, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char *b = malloc((1 << 20) + 1);
+    size_t n = b ? fread(b, 1, 1 << 20, f) : 0;
+    int bad = !b || ferror(f) || !feof(f);
+    fclose(f);
+    if (bad) {
+        free(b);
+        snprintf(err, errlen, "%s: cannot read it (or it is over 1 MiB)", path);
+        return NULL;
+    }
+    b[n] = 0;
+    *len = n;
+    return b;
+}
+
+/* The text side of a model: <dir>/tokenizer.json (without one the model serves only the
+ * v2 route), sentence-transformers pooling (modules.json, <Pooling>/config.json; mean when
+ * absent) and the mask token of a fill-mask model. */
+static ls_status srv__model_text(srv_model *m, char *err, size_t errlen)
+{
+    txt_model *tm = &m->tm;
+    tm->name = m->name;
+    tm->info = &m->info;
+    tm->pooling = SB_POOL_MEAN;
+    tm->mask_id = -1;
+    char path[1200];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/tokenizer.json", m->path);
+    if (stat(path, &sb) == 0) {
+        ls_status st = tok_load(path, &m->tok, err, errlen);
+        if (st) return st;
+        tm->tok = m->tok;
+        static const char *const masks[] = {"<mask>", "[MASK]", "<MASK>"};
+        for (int i = 0; i < 3 && tm->mask_id < 0; i++)
+            tm->mask_id = tok_token_to_id(m->tok, masks[i]);
+    }
+    snprintf(path, sizeof path, "%s/modules.json", m->path);
+    if (stat(path, &sb) != 0) return LS_OK;
+    size_t len;
+    char *text = srv__read_small(path, &len, err, errlen), dir[256];
+    if (!text) return LS_ERR_IO;
+    ls_status st =
+        sb_modules_parse(text, len, path, dir, sizeof dir, &tm->st_normalize, err, errlen);
+    free(text);
+    if (st || !dir[0]) return st;
+    snprintf(path, sizeof path, "%s/%s/config.json", m->path, dir);
+    if (!(text = srv__read_small(path, &len, err, errlen))) return LS_ERR_IO;
+    st = sb_pooling_parse(text, len, path, &tm->pooling, err, errlen);
+    free(text);
+    tm->st_config = !st;
+    return st;
+}
+
 /* On the model's worker thread: the thread that computes also loads (wk_init_fn). */
 static int srv__model_init(void *arg, char *err, size_t errlen)
 {
     srv_model *m = arg;
     const opt_options *o = &m->srv->opt;
     eng_model_params mp = eng_model_default_params();
-    mp.window = (int)o->window;
+    if (o->window > 0) mp.window = (int)o->window; /* 0: the engine's default */
     mp.threads = (int)o->threads;
     mp.backend = o->backend;
     ls_status st = eng_model_load(m->path, &mp, &m->m, err, errlen);
@@ -64,11 +127,14 @@ static int srv__model_init(void *arg, char *err, size_t errlen)
         m->task = srv__task(m->info.head);
         st = srv__warmup(m, err, errlen);
     }
+    if (!st) st = srv__model_text(m, err, errlen);
     if (!st) return 0;
     eng_ctx_free(m->ctx);
     eng_model_free(m->m);
+    tok_free(m->tok);
     m->ctx = NULL;
     m->m = NULL;
+    m->tok = NULL;
     return -1;
 }
 
@@ -102,11 +168,15 @@ static int srv__load_models(srv_server *s)
             .weight = {(double)s->opt.short_lane_weight, 1.0},
         };
         sched_init(&m->q, &sp);
+        s->tms[i] = &m->tm;
         log_event("info", "model_loaded", NULL,
-                  "model %s from %s: %s %s, %d layers, hidden %d, window %d, max %d tokens "
-                  "(%.0f ms)",
+                  "model %s from %s: %s %s, %d layers, hidden %d, window %d, max %d tokens, "
+                  "%s, pooling %s%s%s (%.0f ms)",
                   m->name, m->path, m->info.model_type, m->task, m->info.num_layers,
                   m->info.hidden_size, m->info.max_window, m->info.max_tokens,
+                  m->tok ? "tokenizer.json" : "no tokenizer (v2 route only)",
+                  sb_pooling_name(m->tm.pooling), m->tm.st_normalize ? " + normalize" : "",
+                  m->tm.st_config ? " (sentence-transformers)" : "",
                   (double)(sched_now_ns() - t0) * 1e-6);
     }
     return 0;
@@ -273,6 +343,7 @@ int main(int argc, char **argv)
         wk_stop(s->models[i].wk);
         eng_ctx_free(s->models[i].ctx);
         eng_model_free(s->models[i].m);
+        tok_free(s->models[i].tok);
     }
     while (s->reqs)
         srv_req_free(s->reqs); /* only after a failed start */

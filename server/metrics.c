@@ -27,7 +27,7 @@ typedef struct {
     unsigned long long count;
 } metrics__hist;
 
-enum { H_REQUEST, H_QUEUE, H_INFER, H_INPUT, H_BSIZE, H_BTOKENS, H_BCOST, H_COUNT };
+enum { H_REQUEST, H_QUEUE, H_TOKENIZE, H_INFER, H_INPUT, H_BSIZE, H_BTOKENS, H_BCOST, H_COUNT };
 
 struct metrics {
     const char *const *routes;
@@ -68,6 +68,8 @@ metrics *metrics_new(const char *const *routes, int nroutes)
     metrics__geom(&m->h[H_QUEUE], "longserve_queue_duration_seconds",
                   "Time a request waited between admission and the start of its batch", 1e-4, 2,
                   21);
+    metrics__geom(&m->h[H_TOKENIZE], "longserve_tokenization_duration_seconds",
+                  "Time to decode and tokenize a text request (uv work pool)", 1e-5, 2, 24);
     metrics__geom(&m->h[H_INFER], "longserve_inference_duration_seconds",
                   "Engine time of one batch", 1e-4, 2, 21);
     metrics__geom(&m->h[H_INPUT], "longserve_input_tokens", "Tokens per request", 1, 2, 23);
@@ -115,6 +117,11 @@ void metrics_reject(metrics *m, metrics_reason why)
 void metrics_queue_time(metrics *m, double s)
 {
     metrics__observe(&m->h[H_QUEUE], s);
+}
+
+void metrics_tokenize_time(metrics *m, double s)
+{
+    metrics__observe(&m->h[H_TOKENIZE], s);
 }
 
 void metrics_input_tokens(metrics *m, double tokens)

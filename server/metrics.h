@@ -34,6 +34,7 @@ void metrics_free(metrics *m);
 void metrics_request(metrics *m, int route, int http, double seconds);
 void metrics_reject(metrics *m, metrics_reason why);
 void metrics_queue_time(metrics *m, double seconds);
+void metrics_tokenize_time(metrics *m, double seconds);
 void metrics_input_tokens(metrics *m, double tokens);
 void metrics_batch(metrics *m, int requests, double tokens, double cost, double seconds);
 void metrics_set_queue(metrics *m, double depth, double cost);

@@ -2,10 +2,10 @@
  * handlers. Handlers see srv_req, never libmicrohttpd; bodies are built by proto/.
  *
  * Text routes (TEI /embed, /embed_all, /predict, /tokenize, /decode, OpenAI
- * /v1/embeddings, HF pipelines /token_classify, /fill_mask, /answer) slot in here as
- * SRV_RT_MODEL-less SRV_RT_ENGINE routes once engine/tokenizer.h has an implementation:
- * their handler decodes the body (proto/), tokenizes off the loop, and submits a job
- * through the same srv_submit as /v2/models/{m}/infer. */
+ * /v1/embeddings, HF pipelines /token_classify, /fill_mask, /answer) are SRV_RT_ENGINE
+ * routes without a model in the path (the body's "model" picks one, else the first
+ * model whose head fits): srv_text_start decodes and tokenizes in the uv work pool
+ * (server/text.c), then submits through the same srv_submit as /v2/models/{m}/infer. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -252,6 +252,51 @@ static int route_metrics(srv_req *r)
     return srv_reply(r, 200, b, len, "text/plain; version=0.0.4; charset=utf-8");
 }
 
+static int route_embed(srv_req *r)
+{
+    return srv_text_start(r, TEI_EMBED);
+}
+
+static int route_embed_all(srv_req *r)
+{
+    return srv_text_start(r, TEI_EMBED_ALL);
+}
+
+static int route_openai_embeddings(srv_req *r)
+{
+    return srv_text_start(r, TEI_OPENAI_EMBED);
+}
+
+static int route_predict(srv_req *r)
+{
+    return srv_text_start(r, TEI_PREDICT);
+}
+
+static int route_token_classify(srv_req *r)
+{
+    return srv_text_start(r, TEI_TOKCLS);
+}
+
+static int route_fill_mask(srv_req *r)
+{
+    return srv_text_start(r, TEI_FILL_MASK);
+}
+
+static int route_answer(srv_req *r)
+{
+    return srv_text_start(r, TEI_ANSWER);
+}
+
+static int route_tokenize(srv_req *r)
+{
+    return srv_text_start(r, TEI_TOKENIZE);
+}
+
+static int route_decode(srv_req *r)
+{
+    return srv_text_start(r, TEI_DECODE);
+}
+
 /* ---- the table ------------------------------------------------------------------------------ */
 
 const srv_route srv_routes[] = {
@@ -261,6 +306,17 @@ const srv_route srv_routes[] = {
      "v2_model_ready"},
     {"/v2/models/*", SRV_GET, HERR_FAM_KSERVE, SRV_RT_MODEL, route_v2_model, "v2_model"},
     {"/v2", SRV_GET, HERR_FAM_KSERVE, 0, route_v2_server, "v2_server"},
+    {"/embed", SRV_POST, HERR_FAM_TEI, SRV_RT_ENGINE, route_embed, "embed"},
+    {"/embed_all", SRV_POST, HERR_FAM_TEI, SRV_RT_ENGINE, route_embed_all, "embed_all"},
+    {"/v1/embeddings", SRV_POST, HERR_FAM_OPENAI, SRV_RT_ENGINE, route_openai_embeddings,
+     "v1_embeddings"},
+    {"/predict", SRV_POST, HERR_FAM_TEI, SRV_RT_ENGINE, route_predict, "predict"},
+    {"/token_classify", SRV_POST, HERR_FAM_TEI, SRV_RT_ENGINE, route_token_classify,
+     "token_classify"},
+    {"/fill_mask", SRV_POST, HERR_FAM_TEI, SRV_RT_ENGINE, route_fill_mask, "fill_mask"},
+    {"/answer", SRV_POST, HERR_FAM_TEI, SRV_RT_ENGINE, route_answer, "answer"},
+    {"/tokenize", SRV_POST, HERR_FAM_TEI, SRV_RT_ENGINE, route_tokenize, "tokenize"},
+    {"/decode", SRV_POST, HERR_FAM_TEI, SRV_RT_ENGINE, route_decode, "decode"},
     {"/v2/health/live", SRV_GET, HERR_FAM_KSERVE, SRV_RT_PUBLIC, route_v2_live, "v2_live"},
     {"/v2/health/ready", SRV_GET, HERR_FAM_KSERVE, SRV_RT_PUBLIC, route_v2_ready, "v2_ready"},
     {"/v1/models", SRV_GET, HERR_FAM_OPENAI, 0, route_v1_models, "v1_models"},

@@ -15,6 +15,7 @@
 #include "metrics.h"
 #include "options.h"
 #include "scheduler.h"
+#include "text.h"
 #include "v2_infer.h"
 #include "worker.h"
 
@@ -31,6 +32,8 @@ typedef struct {
     wk_worker *wk;
     int running; /* the worker runs a batch (as last collected) */
     srv_server *srv;
+    tok_tokenizer *tok; /* <dir>/tokenizer.json, or NULL: only the v2 route */
+    txt_model tm;       /* what the text routes see of the model */
 } srv_model;
 
 /* ---- routes ------------------------------------------------------------------------ */
@@ -93,9 +96,14 @@ struct srv_req {
     const char *ctype;
     int retry_after; /* seconds; 0: no header */
     unsigned allow;  /* for 405: an Allow header */
-    /* the engine */
+    /* the engine: a v2 job, or a text job (txt non-NULL) */
     sched_item item;
     v2_job v2;
+    txt_job *txt;
+    tei_kind txt_kind;
+    ls_status prep_st; /* the text job's decode/tokenize verdict */
+    char prep_err[512];
+    uint64_t prep_ns; /* decode + tokenize time */
     uv_work_t work;
     srv_req *prev, *next; /* srv->reqs */
 };
@@ -118,9 +126,10 @@ struct srv_server {
     metrics *metrics;
     int ready, draining, stopping, exit_code;
     uint64_t drain_deadline_ns;
-    int reserved; /* admitted requests (queue capacity in use) */
-    int inflight; /* submitted to a scheduler, not yet replied */
-    int encoding; /* replies being encoded in the uv work pool */
+    int reserved;                         /* admitted requests (queue capacity in use) */
+    int inflight;                         /* submitted to a scheduler, not yet replied */
+    int encoding;                         /* replies being encoded in the uv work pool */
+    const txt_model *tms[OPT_MAX_MODELS]; /* the text routes' view of models[] */
     uint64_t seq;
     double cost_per_s; /* engine throughput estimate, for Retry-After */
     srv_req *reqs;     /* every live request */
@@ -144,6 +153,9 @@ int srv_retry_after(const srv_server *s);
 
 /* dispatch.c: hands a decoded request to its model's scheduler (SRV_DEFERRED). */
 int srv_submit(srv_req *r);
+/* dispatch.c: a text route's request: decode and tokenize in the uv work pool, then
+ * submit (or answer /tokenize, /decode, errors). SRV_DEFERRED. */
+int srv_text_start(srv_req *r, tei_kind kind);
 void srv_on_async(uv_async_t *a);
 void srv_pump(srv_server *s);
 /* Replies to every queued request that has not reached the engine (shutdown). */

@@ -1,11 +1,16 @@
 /* Unit tests of the server's pure parts: the scheduler (lanes, fairness, budgets,
- * compatibility keys, dropping) and the option table (defaults, environment, flags,
- * bounds, secrets). Linked with server/scheduler.c and server/options.c directly. */
+ * compatibility keys, dropping), the option table (defaults, environment, flags,
+ * bounds, secrets), and the text routes' codecs in proto/ (UTF-8 check, input forms,
+ * knobs, sentence-transformers files). Linked with server/scheduler.c and
+ * server/options.c directly, and with proto/. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../proto/openai.h"
+#include "../proto/sbert.h"
+#include "../proto/tei.h"
 #include "../server/options.h"
 #include "../server/scheduler.h"
 
@@ -205,6 +210,169 @@ START_TEST(secrets_hidden)
 }
 END_TEST
 
+START_TEST(tei_utf8)
+{
+    ck_assert_int_eq(tei_utf8_check("abc", 3), 3);
+    ck_assert_int_eq(tei_utf8_check("caf\xc3\xa9", 5), 5);
+    ck_assert_int_eq(tei_utf8_check("\xf0\x9f\x98\x80", 4), 4);
+    ck_assert_int_eq(tei_utf8_check("ab\xff", 3), 2);           /* invalid byte */
+    ck_assert_int_eq(tei_utf8_check("a\xc3", 2), 1);            /* truncated */
+    ck_assert_int_eq(tei_utf8_check("\xc0\xaf", 2), 0);         /* overlong */
+    ck_assert_int_eq(tei_utf8_check("x\xed\xa0\x80", 4), 1);    /* surrogate */
+    ck_assert_int_eq(tei_utf8_check("\xf4\x90\x80\x80", 4), 0); /* > U+10FFFF */
+}
+END_TEST
+
+static tei_request parse_ok(tei_kind k, const char *body)
+{
+    tei_request r;
+    char err[256] = "";
+    ls_status st = tei_request_parse(k, body, strlen(body), 32, &r, err, sizeof err);
+    ck_assert_msg(st == LS_OK, "%s: %s", body, err);
+    return r;
+}
+
+static void parse_fails(tei_kind k, const char *body, ls_status want, const char *needle)
+{
+    tei_request r;
+    char err[256] = "";
+    ls_status st = tei_request_parse(k, body, strlen(body), 32, &r, err, sizeof err);
+    ck_assert_msg(st == want, "%s: status %d (%s)", body, st, err);
+    ck_assert_msg(strstr(err, needle) != NULL, "%s: '%s' not in '%s'", body, needle, err);
+}
+
+START_TEST(tei_input_forms)
+{
+    tei_request r = parse_ok(TEI_EMBED, "{\"inputs\":\"hi\"}");
+    ck_assert(r.n == 1 && !r.batched && strcmp(r.in[0].text, "hi") == 0);
+    ck_assert(r.normalize == -1 && r.truncate == TEI_TRUNC_DEFAULT &&
+              r.pooling == TEI_POOL_DEFAULT);
+    tei_request_free(&r);
+    r = parse_ok(TEI_EMBED, "{\"inputs\":[\"a\",[1,2]],\"truncate\":true,"
+                            "\"truncation_direction\":\"Left\",\"pooling\":\"cls\"}");
+    ck_assert(r.n == 2 && r.batched && r.in[1].nids == 2 && r.in[1].ids[1] == 2);
+    ck_assert(r.truncate == TEI_TRUNC_LEFT && r.pooling == TEI_POOL_CLS);
+    tei_request_free(&r);
+    r = parse_ok(TEI_OPENAI_EMBED,
+                 "{\"input\":[5,6,7],\"model\":\"m\",\"encoding_format\":\"base64\"}");
+    ck_assert(r.n == 1 && r.in[0].nids == 3 && r.base64 && strcmp(r.model, "m") == 0);
+    tei_request_free(&r);
+    /* TEI's /predict reading: two strings are one pair, anything else a batch */
+    r = parse_ok(TEI_PREDICT, "{\"inputs\":[\"q\",\"p\"]}");
+    ck_assert(r.n == 1 && !r.batched && strcmp(r.in[0].pair, "p") == 0);
+    tei_request_free(&r);
+    r = parse_ok(TEI_PREDICT, "{\"inputs\":[[\"q\",\"p\"],\"x\",[\"y\"]]}");
+    ck_assert(r.n == 3 && r.batched && r.in[0].pair && !r.in[1].pair && !r.in[2].pair);
+    tei_request_free(&r);
+    r = parse_ok(TEI_ANSWER,
+                 "{\"inputs\":{\"question\":\"q\",\"context\":\"c\"},\"max_answer_len\":30}");
+    ck_assert(r.n == 1 && strcmp(r.in[0].pair, "c") == 0 && r.max_answer_len == 30);
+    tei_request_free(&r);
+    r = parse_ok(TEI_EMBED, "{\"inputs\":\"x\",\"global_attention\":{\"cls\":true,"
+                            "\"token_indices\":[1,4],\"spans\":[[2,3]]},"
+                            "\"long_document\":{\"window\":64}}");
+    ck_assert(r.ga_given && r.ga_cls && r.ga_nidx == 2 && r.ga_nspans == 1 && r.ga_spans[1] == 3);
+    ck_assert(r.ld_given && r.ld_window == 64 && r.ld_stride == 0);
+    tei_request_free(&r);
+    r = parse_ok(TEI_TOKENIZE, "{\"inputs\":\"\",\"add_special_tokens\":false}");
+    ck_assert(r.n == 1 && r.in[0].len == 0 && !r.add_special_tokens);
+    tei_request_free(&r);
+    r = parse_ok(TEI_DECODE, "{\"ids\":[[1],[2,3]]}");
+    ck_assert(r.n == 2 && r.batched && r.skip_special_tokens && r.in[1].nids == 2);
+    tei_request_free(&r);
+
+    parse_fails(TEI_EMBED, "{\"inputs\":\"\"}", LS_ERR_BAD_REQUEST, "empty");
+    parse_fails(TEI_EMBED, "[1]", LS_ERR_BAD_REQUEST, "object");
+    parse_fails(TEI_EMBED, "{\"inputs\":\"a\"} x", LS_ERR_BAD_REQUEST, "JSON");
+    parse_fails(TEI_EMBED, "{\"inputs\":\"a\xe2\x82\"}", LS_ERR_BAD_REQUEST, "byte offset 12");
+    parse_fails(TEI_EMBED, "{\"inputs\":[1.5]}", LS_ERR_BAD_REQUEST, "token id");
+    parse_fails(TEI_EMBED, "{\"inputs\":\"a\",\"pooling\":\"sum\"}", LS_ERR_BAD_REQUEST, "pooling");
+    parse_fails(TEI_EMBED, "{\"inputs\":\"a\",\"long_document\":{\"stride\":4}}",
+                LS_ERR_BAD_REQUEST, "window");
+    parse_fails(TEI_EMBED,
+                "{\"inputs\":\"a\",\"long_document\":{\"window\":8,\"aggregate\":\"max\"}}",
+                LS_ERR_INVALID_INPUT, "mean");
+    parse_fails(TEI_EMBED, "{\"inputs\":\"a\",\"global_attention\":{\"token_indices\":[-1]}}",
+                LS_ERR_BAD_REQUEST, "non-negative");
+    parse_fails(TEI_OPENAI_EMBED, "{\"input\":\"a\",\"dimensions\":8}", LS_ERR_INVALID_INPUT,
+                "dimensions");
+    parse_fails(TEI_FILL_MASK, "{\"inputs\":\"a\",\"top_k\":0}", LS_ERR_INVALID_INPUT, "top_k");
+    parse_fails(TEI_TOKCLS, "{\"inputs\":\"a\",\"aggregation_strategy\":\"simple\"}",
+                LS_ERR_INVALID_INPUT, "none");
+    char big[512];
+    int k = snprintf(big, sizeof big, "{\"inputs\":[");
+    for (int i = 0; i < 33; i++)
+        k += snprintf(big + k, sizeof big - (size_t)k, "%s\"x\"", i ? "," : "");
+    snprintf(big + k, sizeof big - (size_t)k, "]}");
+    parse_fails(TEI_EMBED, big, LS_ERR_TOO_LARGE, "batch size 33");
+}
+END_TEST
+
+START_TEST(tei_encoders)
+{
+    const float a[2] = {1.5f, -0.25f}, b[2] = {0, 2};
+    const float *v[2] = {a, b};
+    size_t len;
+    char *s = tei_embed_encode(v, 2, 2, &len);
+    ck_assert_str_eq(s, "[[1.5,-0.25],[0,2]]");
+    ck_assert_int_eq(len, strlen(s));
+    free(s);
+    tei_echo e = {3, 2, 1, 1, 1};
+    s = oai_embeddings_encode(v, 1, 2, 1, "m\"x", 2, &e, &len);
+    /* 1.5f = 00 00 c0 3f, -0.25f = 00 00 80 be -> AADAPwAAgL4= */
+    ck_assert_msg(strstr(s, "\"embedding\":\"AADAPwAAgL4=\"") != NULL, "%s", s);
+    ck_assert(strstr(s, "\"model\":\"m\\\"x\"") != NULL);
+    ck_assert(strstr(s, "\"usage\":{\"prompt_tokens\":2,\"total_tokens\":2}") != NULL);
+    ck_assert(strstr(s, "\"truncated\":true") != NULL);
+    free(s);
+    tei_token t = {7, "a\n", 2, 0, 0, 2, 0, 2, "a", 1};
+    const tei_token *lists[1] = {&t};
+    int counts[1] = {1};
+    s = tei_tokenize_encode(lists, counts, 1, &len);
+    ck_assert_str_eq(s, "[[{\"id\":7,\"text\":\"a\\n\",\"special\":false,\"start\":0,\"stop\":2,"
+                        "\"char_start\":0,\"char_end\":2,\"token\":\"a\"}]]");
+    free(s);
+}
+END_TEST
+
+START_TEST(sbert_files)
+{
+    char dir[64], err[256];
+    int norm = -1;
+    const char *mods =
+        "[{\"idx\":0,\"name\":\"0\",\"path\":\"\",\"type\":\"sentence_transformers.models."
+        "Transformer\"},{\"idx\":1,\"path\":\"1_Pooling\",\"type\":\"sentence_transformers."
+        "models.Pooling\"},{\"path\":\"2_Normalize\",\"type\":\"sentence_transformers.models."
+        "Normalize\"}]";
+    ck_assert_int_eq(sb_modules_parse(mods, strlen(mods), "modules.json", dir, sizeof dir, &norm,
+                                      err, sizeof err),
+                     LS_OK);
+    ck_assert_str_eq(dir, "1_Pooling");
+    ck_assert_int_eq(norm, 1);
+    const char *bad = "[{\"type\":\"sentence_transformers.models.Dense\",\"path\":\"2_Dense\"}]";
+    ck_assert_int_eq(
+        sb_modules_parse(bad, strlen(bad), "modules.json", dir, sizeof dir, &norm, err, sizeof err),
+        LS_ERR_UNSUPPORTED);
+    ck_assert(strstr(err, "Dense") != NULL);
+    const char *esc = "[{\"type\":\"Pooling\",\"path\":\"../x\"}]";
+    ck_assert_int_eq(
+        sb_modules_parse(esc, strlen(esc), "m", dir, sizeof dir, &norm, err, sizeof err),
+        LS_ERR_CONFIG);
+    sb_pooling p;
+    const char *mean = "{\"pooling_mode_cls_token\":false,\"pooling_mode_mean_tokens\":true}";
+    ck_assert_int_eq(sb_pooling_parse(mean, strlen(mean), "c", &p, err, sizeof err), LS_OK);
+    ck_assert_int_eq(p, SB_POOL_MEAN);
+    const char *cls = "{\"pooling_mode\":\"cls\",\"pooling_mode_cls_token\":true}";
+    ck_assert_int_eq(sb_pooling_parse(cls, strlen(cls), "c", &p, err, sizeof err), LS_OK);
+    ck_assert_int_eq(p, SB_POOL_CLS);
+    const char *two = "{\"pooling_mode_cls_token\":true,\"pooling_mode_max_tokens\":true}";
+    ck_assert_int_eq(sb_pooling_parse(two, strlen(two), "c", &p, err, sizeof err),
+                     LS_ERR_UNSUPPORTED);
+    const char *none = "{}";
+    ck_assert_int_eq(sb_pooling_parse(none, 2, "c", &p, err, sizeof err), LS_ERR_CONFIG);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("server_units");
@@ -216,6 +384,10 @@ int main(void)
     tcase_add_test(tc, cost_model);
     tcase_add_test(tc, options_table);
     tcase_add_test(tc, secrets_hidden);
+    tcase_add_test(tc, tei_utf8);
+    tcase_add_test(tc, tei_input_forms);
+    tcase_add_test(tc, tei_encoders);
+    tcase_add_test(tc, sbert_files);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -1,0 +1,727 @@
+/* bench_engine — the engine's forward benchmark, and the random model it runs on.
+ * --write-random writes a Longformer-shaped Hugging Face directory from a fixed seed, so
+ * the engine and transformers (bench/hf_longformer.py) run the same weights; --model
+ * times one-sequence forwards per length and prints a table and RESULT lines. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cblas.h>
+#include <omp.h>
+
+#include "../engine/engine.h"
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "safetensors data and the dump files are little-endian; this writer assumes the host is"
+#endif
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage:\n"
+            "  bench_engine --write-random DIR [--layers 12] [--hidden 768] [--heads 12]\n"
+            "               [--intermediate 3072] [--window 512] [--vocab 50265]\n"
+            "               [--max-pos 16386] [--seed 1]\n"
+            "  bench_engine --model DIR --lengths 512,1024,... [--reps N] [--threads N]\n"
+            "               [--globals G] [--warmup 0|1] [--dump-ids FILE] [--dump-output FILE]\n"
+            "\n"
+            "Input of length n: ids 0, then uniform ids in [3, vocab), then 2; global\n"
+            "attention on the first G tokens (default 1), given as an explicit mask.\n"
+            "--reps defaults to 3 below 16384 tokens and 1 from there; one warm-up forward\n"
+            "precedes the timed ones. --dump-ids writes the ids as little-endian int32,\n"
+            "--dump-output last_hidden_state as little-endian float32 [n, hidden]; both\n"
+            "need a single length.\n");
+}
+
+static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int fail(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("bench_engine: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return -1;
+}
+
+/* ---- deterministic random numbers ------------------------------------------------------ */
+
+typedef struct {
+    uint64_t s;
+    int have_spare;
+    double spare;
+} bench_rng;
+
+static uint64_t rng_u64(bench_rng *r) /* splitmix64 */
+{
+    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static double rng_unit(bench_rng *r) /* (0, 1] */
+{
+    return ((double)(rng_u64(r) >> 11) + 1.0) * (1.0 / 9007199254740992.0);
+}
+
+static double rng_normal(bench_rng *r) /* Box–Muller */
+{
+    if (r->have_spare) {
+        r->have_spare = 0;
+        return r->spare;
+    }
+    double u = rng_unit(r), v = rng_unit(r), rad = sqrt(-2.0 * log(u));
+    r->spare = rad * sin(2.0 * M_PI * v);
+    r->have_spare = 1;
+    return rad * cos(2.0 * M_PI * v);
+}
+
+/* ---- small helpers ---------------------------------------------------------------------- */
+
+static int parse_int(const char *flag, const char *s, long lo, long hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return fail("%s: '%s' is not an integer in [%ld, %ld]", flag, s, lo, hi);
+    *out = (int)v;
+    return 0;
+}
+
+/* snprintf that treats truncation as the error it is here. */
+static int fmt_name(char *dst, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fmt_name(char *dst, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(dst, cap, fmt, ap);
+    va_end(ap);
+    if (k < 0 || (size_t)k >= cap) return fail("name too long: %s...", dst);
+    return 0;
+}
+
+static double now_s(clockid_t clk)
+{
+    struct timespec ts;
+    clock_gettime(clk, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* kB value of a "Name:   123 kB" line of /proc/self/status, or -1. */
+static long proc_status_kb(const char *key)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f) return -1;
+    char line[256];
+    long v = -1;
+    size_t n = strlen(key);
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, key, n) == 0 && line[n] == ':') {
+            v = strtol(line + n + 1, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
+/* Resets VmHWM to the current RSS (Linux ≥ 4.0); 0 on success. */
+static int reset_peak_rss(void)
+{
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+    if (!f) return -1;
+    int bad = fputs("5", f) < 0;
+    bad |= fclose(f) != 0;
+    return bad ? -1 : 0;
+}
+
+/* Machine-wide CPU use from /proc/stat, to tell how much of a timing other processes and
+ * the hypervisor took. */
+typedef struct {
+    unsigned long long busy, steal, total; /* jiffies over all CPUs */
+    double own_cpu_s, wall_s;              /* this process */
+} cpu_sample;
+
+static int cpu_sample_take(cpu_sample *c)
+{
+    FILE *f = fopen("/proc/stat", "r");
+    if (!f) return -1;
+    unsigned long long v[8] = {0}; /* user nice system idle iowait irq softirq steal */
+    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+                   &v[4], &v[5], &v[6], &v[7]);
+    fclose(f);
+    if (n != 8) return -1;
+    c->busy = v[0] + v[1] + v[2] + v[5] + v[6];
+    c->steal = v[7];
+    c->total = 0;
+    for (int i = 0; i < 8; i++)
+        c->total += v[i];
+    c->own_cpu_s = now_s(CLOCK_PROCESS_CPUTIME_ID);
+    c->wall_s = now_s(CLOCK_MONOTONIC);
+    return 0;
+}
+
+/* Steal as a percentage of all CPU time, and the cores other processes kept busy on
+ * average, between two samples; -1 when unknown. */
+static void cpu_sample_diff(const cpu_sample *a, const cpu_sample *b, double *steal_pct,
+                            double *other_cores)
+{
+    *steal_pct = *other_cores = -1;
+    double wall = b->wall_s - a->wall_s;
+    long hz = sysconf(_SC_CLK_TCK);
+    if (b->total <= a->total || wall <= 0 || hz <= 0) return;
+    *steal_pct = 100.0 * (double)(b->steal - a->steal) / (double)(b->total - a->total);
+    double other =
+        ((double)(b->busy - a->busy) / (double)hz - (b->own_cpu_s - a->own_cpu_s)) / wall;
+    *other_cores = other > 0 ? other : 0;
+}
+
+static int write_all(FILE *f, const void *p, size_t bytes, const char *path)
+{
+    if (bytes && fwrite(p, 1, bytes, f) != bytes)
+        return fail("%s: write failed: %s", path, strerror(errno));
+    return 0;
+}
+
+static int close_file(FILE *f, const char *path)
+{
+    int bad = ferror(f);
+    if (fclose(f) != 0 || bad) return fail("%s: write failed: %s", path, strerror(errno));
+    return 0;
+}
+
+static int write_raw(const char *path, const void *p, size_t bytes)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) return fail("%s: %s", path, strerror(errno));
+    if (write_all(f, p, bytes, path)) {
+        fclose(f);
+        return -1;
+    }
+    return close_file(f, path);
+}
+
+/* ---- --write-random ---------------------------------------------------------------------- */
+
+typedef struct {
+    int layers, hidden, heads, inter, window, vocab, max_pos, seed;
+} model_shape;
+
+typedef enum { INIT_NORMAL, INIT_ONES, INIT_ZEROS } tensor_init;
+
+typedef struct {
+    char name[96];
+    int64_t shape[2];
+    int nd;
+    tensor_init init;
+} tensor_spec;
+
+typedef struct {
+    tensor_spec *t;
+    size_t n, cap;
+} tensor_list;
+
+static int tl_add(tensor_list *tl, const char *name, int64_t d0, int64_t d1, tensor_init init)
+{
+    if (tl->n == tl->cap) {
+        size_t cap = tl->cap ? 2 * tl->cap : 64;
+        tensor_spec *nt = realloc(tl->t, cap * sizeof *nt);
+        if (!nt) return fail("out of memory");
+        tl->t = nt;
+        tl->cap = cap;
+    }
+    tensor_spec *s = &tl->t[tl->n];
+    if (fmt_name(s->name, sizeof s->name, "%s", name)) return -1;
+    tl->n++;
+    s->shape[0] = d0;
+    s->shape[1] = d1;
+    s->nd = d1 ? 2 : 1;
+    s->init = init;
+    return 0;
+}
+
+/* A Linear's weight [out, in] and bias [out] (biases random too, so that a bias the
+ * engine forgets shows up in the HF comparison). */
+static int tl_linear(tensor_list *tl, const char *prefix, int64_t out, int64_t in)
+{
+    char n[96];
+    if (fmt_name(n, sizeof n, "%s.weight", prefix) || tl_add(tl, n, out, in, INIT_NORMAL) ||
+        fmt_name(n, sizeof n, "%s.bias", prefix))
+        return -1;
+    return tl_add(tl, n, out, 0, INIT_NORMAL);
+}
+
+static int tl_layernorm(tensor_list *tl, const char *prefix, int64_t h)
+{
+    char n[96];
+    if (fmt_name(n, sizeof n, "%s.weight", prefix) || tl_add(tl, n, h, 0, INIT_ONES) ||
+        fmt_name(n, sizeof n, "%s.bias", prefix))
+        return -1;
+    return tl_add(tl, n, h, 0, INIT_ZEROS);
+}
+
+/* Tensor names exactly as transformers' LongformerModel state_dict (no prefix). */
+static int longformer_tensors(const model_shape *ms, tensor_list *tl)
+{
+    const int64_t H = ms->hidden, FF = ms->inter;
+    if (tl_add(tl, "embeddings.word_embeddings.weight", ms->vocab, H, INIT_NORMAL) ||
+        tl_add(tl, "embeddings.position_embeddings.weight", ms->max_pos, H, INIT_NORMAL) ||
+        tl_add(tl, "embeddings.token_type_embeddings.weight", 1, H, INIT_NORMAL) ||
+        tl_layernorm(tl, "embeddings.LayerNorm", H))
+        return -1;
+    static const char *const self[] = {"query",        "key",        "value",
+                                       "query_global", "key_global", "value_global"};
+    char p[96];
+    for (int l = 0; l < ms->layers; l++) {
+        for (size_t i = 0; i < sizeof self / sizeof *self; i++)
+            if (fmt_name(p, sizeof p, "encoder.layer.%d.attention.self.%s", l, self[i]) ||
+                tl_linear(tl, p, H, H))
+                return -1;
+        if (fmt_name(p, sizeof p, "encoder.layer.%d.attention.output.dense", l) ||
+            tl_linear(tl, p, H, H) ||
+            fmt_name(p, sizeof p, "encoder.layer.%d.attention.output.LayerNorm", l) ||
+            tl_layernorm(tl, p, H) ||
+            fmt_name(p, sizeof p, "encoder.layer.%d.intermediate.dense", l) ||
+            tl_linear(tl, p, FF, H) || fmt_name(p, sizeof p, "encoder.layer.%d.output.dense", l) ||
+            tl_linear(tl, p, H, FF) ||
+            fmt_name(p, sizeof p, "encoder.layer.%d.output.LayerNorm", l) || tl_layernorm(tl, p, H))
+            return -1;
+    }
+    return tl_linear(tl, "pooler.dense", H, H);
+}
+
+/* Growable string for the JSON header. */
+typedef struct {
+    char *s;
+    size_t n, cap;
+} strbuf;
+
+static int sb_printf(strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int sb_printf(strbuf *b, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int k = vsnprintf(b->s ? b->s + b->n : NULL, b->s ? b->cap - b->n : 0, fmt, ap);
+        va_end(ap);
+        if (k < 0) return fail("formatting failed");
+        if (b->s && b->n + (size_t)k < b->cap) {
+            b->n += (size_t)k;
+            return 0;
+        }
+        size_t cap = b->cap ? 2 * b->cap : 4096;
+        while (cap <= b->n + (size_t)k)
+            cap *= 2;
+        char *ns = realloc(b->s, cap);
+        if (!ns) return fail("out of memory");
+        b->s = ns;
+        b->cap = cap;
+    }
+}
+
+static int write_safetensors(const model_shape *ms, const char *path)
+{
+    tensor_list tl = {0};
+    strbuf hdr = {0};
+    float *chunk = NULL;
+    FILE *f = NULL;
+    int rc = -1;
+    if (longformer_tensors(ms, &tl)) goto out;
+
+    /* header: {"__metadata__":{"format":"pt"},"name":{...},...} padded to 8 bytes */
+    uint64_t off = 0;
+    if (sb_printf(&hdr, "{\"__metadata__\":{\"format\":\"pt\"}")) goto out;
+    for (size_t i = 0; i < tl.n; i++) {
+        const tensor_spec *t = &tl.t[i];
+        uint64_t bytes = 4 * (uint64_t)t->shape[0] * (uint64_t)(t->nd == 2 ? t->shape[1] : 1);
+        if (sb_printf(&hdr, ",\"%s\":{\"dtype\":\"F32\",\"shape\":[%lld", t->name,
+                      (long long)t->shape[0]) ||
+            (t->nd == 2 && sb_printf(&hdr, ",%lld", (long long)t->shape[1])) ||
+            sb_printf(&hdr, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
+                      (unsigned long long)(off + bytes)))
+            goto out;
+        off += bytes;
+    }
+    if (sb_printf(&hdr, "}")) goto out;
+    while (hdr.n % 8)
+        if (sb_printf(&hdr, " ")) goto out;
+
+    f = fopen(path, "wb");
+    if (!f) {
+        fail("%s: %s", path, strerror(errno));
+        goto out;
+    }
+    uint8_t len8[8];
+    for (int i = 0; i < 8; i++)
+        len8[i] = (uint8_t)((uint64_t)hdr.n >> (8 * i));
+    if (write_all(f, len8, 8, path) || write_all(f, hdr.s, hdr.n, path)) goto out;
+
+    enum { CHUNK = 1 << 20 };
+    chunk = malloc(CHUNK * sizeof(float));
+    if (!chunk) {
+        fail("out of memory");
+        goto out;
+    }
+    bench_rng rng = {.s = (uint64_t)ms->seed * 0x2545f4914f6cdd1dull};
+    for (size_t i = 0; i < tl.n; i++) {
+        const tensor_spec *t = &tl.t[i];
+        size_t left = (size_t)t->shape[0] * (size_t)(t->nd == 2 ? t->shape[1] : 1);
+        while (left) {
+            size_t k = left < CHUNK ? left : CHUNK;
+            for (size_t j = 0; j < k; j++)
+                chunk[j] = t->init == INIT_NORMAL ? (float)(0.02 * rng_normal(&rng))
+                           : t->init == INIT_ONES ? 1.0f
+                                                  : 0.0f;
+            if (write_all(f, chunk, k * sizeof(float), path)) goto out;
+            left -= k;
+        }
+    }
+    rc = close_file(f, path);
+    f = NULL;
+    if (!rc)
+        printf("wrote %s: %zu tensors, %.1f MB\n", path, tl.n, (double)(off + 8 + hdr.n) / 1e6);
+out:
+    if (f) fclose(f);
+    free(chunk);
+    free(hdr.s);
+    free(tl.t);
+    return rc;
+}
+
+static int write_config(const model_shape *ms, const char *path)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) return fail("%s: %s", path, strerror(errno));
+    fprintf(f, "{\n"
+               "  \"architectures\": [\"LongformerModel\"],\n"
+               "  \"model_type\": \"longformer\",\n"
+               "  \"attention_window\": [");
+    for (int l = 0; l < ms->layers; l++)
+        fprintf(f, "%s%d", l ? ", " : "", ms->window);
+    fprintf(f,
+            "],\n"
+            "  \"attention_probs_dropout_prob\": 0.1,\n"
+            "  \"bos_token_id\": 0,\n"
+            "  \"eos_token_id\": 2,\n"
+            "  \"pad_token_id\": 1,\n"
+            "  \"sep_token_id\": 2,\n"
+            "  \"hidden_act\": \"gelu\",\n"
+            "  \"hidden_dropout_prob\": 0.1,\n"
+            "  \"hidden_size\": %d,\n"
+            "  \"initializer_range\": 0.02,\n"
+            "  \"intermediate_size\": %d,\n"
+            "  \"layer_norm_eps\": 1e-05,\n"
+            "  \"max_position_embeddings\": %d,\n"
+            "  \"num_attention_heads\": %d,\n"
+            "  \"num_hidden_layers\": %d,\n"
+            "  \"onnx_export\": false,\n"
+            "  \"position_embedding_type\": \"absolute\",\n"
+            "  \"type_vocab_size\": 1,\n"
+            "  \"vocab_size\": %d,\n"
+            "  \"torch_dtype\": \"float32\"\n"
+            "}\n",
+            ms->hidden, ms->inter, ms->max_pos, ms->heads, ms->layers, ms->vocab);
+    return close_file(f, path);
+}
+
+/* Writes into *.tmp and renames, so an interrupted run leaves no half model behind. */
+static int write_random_model(const model_shape *ms, const char *dir)
+{
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return fail("%s: %s", dir, strerror(errno));
+    struct stat sb;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) return fail("%s: not a directory", dir);
+    char st[4096], st_tmp[4100], cfg[4096], cfg_tmp[4100];
+    snprintf(st, sizeof st, "%s/model.safetensors", dir);
+    snprintf(st_tmp, sizeof st_tmp, "%s.tmp", st);
+    snprintf(cfg, sizeof cfg, "%s/config.json", dir);
+    snprintf(cfg_tmp, sizeof cfg_tmp, "%s.tmp", cfg);
+    if (write_safetensors(ms, st_tmp)) return -1;
+    if (rename(st_tmp, st) != 0) return fail("rename %s: %s", st_tmp, strerror(errno));
+    if (write_config(ms, cfg_tmp)) return -1;
+    if (rename(cfg_tmp, cfg) != 0) return fail("rename %s: %s", cfg_tmp, strerror(errno));
+    printf("wrote %s\n", cfg);
+    return 0;
+}
+
+/* ---- --model: timing ------------------------------------------------------------------- */
+
+typedef struct {
+    const char *model;
+    int lengths[64], nlen;
+    int reps, threads, globals, warmup;
+    const char *dump_ids, *dump_out;
+} bench_opts;
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* ids 0, uniform [3, V), 2 — the same for every run of length n */
+static void make_ids(int32_t *ids, int n, int V)
+{
+    bench_rng r = {.s = 0x1d5eedull + (uint64_t)n};
+    for (int i = 0; i < n; i++)
+        ids[i] = 3 + (int32_t)(rng_u64(&r) % (uint64_t)(V - 3));
+    ids[0] = 0;
+    ids[n - 1] = 2;
+}
+
+static int bench_length(eng_ctx *ctx, const eng_model_info *info, const bench_opts *o, int n,
+                        double load_s, long load_hwm_kb)
+{
+    char err[512] = "";
+    int rc = -1;
+    int reps = o->reps > 0 ? o->reps : (n >= 16384 ? 1 : 3);
+    int32_t *ids = malloc(sizeof(int32_t) * (size_t)n);
+    uint8_t *gmask = calloc((size_t)n, 1);
+    double *t = malloc(sizeof(double) * (size_t)reps);
+    if (!ids || !gmask || !t) {
+        fail("out of memory");
+        goto out;
+    }
+    make_ids(ids, n, info->vocab_size);
+    for (int i = 0; i < o->globals && i < n; i++)
+        gmask[i] = 1;
+    int32_t off[2] = {0, n};
+    eng_batch b = {.nseq = 1, .offsets = off, .ids = ids, .global_mask = gmask};
+    eng_outputs out;
+
+    int hwm_reset = reset_peak_rss() == 0;
+    for (int i = 0; i < o->warmup; i++)
+        if (eng_ctx_forward(ctx, &b, &out, err, sizeof err)) {
+            fail("forward of %d tokens: %s", n, err);
+            goto out;
+        }
+    cpu_sample cs0, cs1;
+    int have_cs = cpu_sample_take(&cs0) == 0;
+    double cpu_best = 0, best_t = 0;
+    for (int r = 0; r < reps; r++) {
+        double c0 = now_s(CLOCK_PROCESS_CPUTIME_ID), t0 = now_s(CLOCK_MONOTONIC);
+        ls_status st = eng_ctx_forward(ctx, &b, &out, err, sizeof err);
+        t[r] = now_s(CLOCK_MONOTONIC) - t0;
+        double c = now_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
+        if (st) {
+            fail("forward of %d tokens: %s", n, err);
+            goto out;
+        }
+        if (r == 0 || t[r] < best_t) { /* CPU time of the fastest rep */
+            best_t = t[r];
+            cpu_best = c;
+        }
+    }
+    double steal = -1, other = -1;
+    have_cs = have_cs && cpu_sample_take(&cs1) == 0;
+    if (have_cs) cpu_sample_diff(&cs0, &cs1, &steal, &other);
+    long fwd_hwm_kb = proc_status_kb("VmHWM");
+    qsort(t, (size_t)reps, sizeof *t, cmp_double);
+    double best = t[0], med = reps % 2 ? t[reps / 2] : 0.5 * (t[reps / 2 - 1] + t[reps / 2]);
+
+    /* the output must be there and finite */
+    const eng_tensor *lh = NULL;
+    for (int i = 0; i < out.n; i++)
+        if (strcmp(out.t[i].name, "last_hidden_state") == 0) lh = &out.t[i];
+    if (!lh || lh->width != info->hidden_size) {
+        fail("forward of %d tokens: no last_hidden_state of width %d", n, info->hidden_size);
+        goto out;
+    }
+    size_t nel = (size_t)n * (size_t)lh->width;
+    double maxabs = 0;
+    for (size_t i = 0; i < nel; i++) {
+        if (!isfinite(lh->data[i])) {
+            fail("forward of %d tokens: non-finite output at element %zu", n, i);
+            goto out;
+        }
+        if (fabs(lh->data[i]) > maxabs) maxabs = fabs(lh->data[i]);
+    }
+
+    long peak_kb = fwd_hwm_kb > load_hwm_kb ? fwd_hwm_kb : load_hwm_kb;
+    printf("%8d %10.3f %10.3f %10.0f %10.0f %10.0f %8.2f %6.1f %6.2f\n", n, best, med, n / best,
+           peak_kb / 1024.0, hwm_reset ? fwd_hwm_kb / 1024.0 : -1.0, cpu_best / best, steal, other);
+    printf("RESULT engine len=%d reps=%d best_s=%.4f median_s=%.4f tokens_per_s=%.1f "
+           "peak_rss_mb=%.0f fwd_peak_rss_mb=%.0f load_peak_rss_mb=%.0f load_s=%.2f "
+           "cpu_util=%.2f steal_pct=%.1f other_cores=%.2f threads=%d globals=%d max_abs=%.4g\n",
+           n, reps, best, med, n / best, peak_kb / 1024.0, hwm_reset ? fwd_hwm_kb / 1024.0 : -1.0,
+           load_hwm_kb / 1024.0, load_s, cpu_best / best, steal, other, omp_get_max_threads(),
+           o->globals, maxabs);
+    fflush(stdout);
+
+    if (o->dump_ids && write_raw(o->dump_ids, ids, sizeof(int32_t) * (size_t)n)) goto out;
+    if (o->dump_out && write_raw(o->dump_out, lh->data, sizeof(float) * nel)) goto out;
+    rc = 0;
+out:
+    free(ids);
+    free(gmask);
+    free(t);
+    return rc;
+}
+
+static int run_bench(const bench_opts *o)
+{
+    char err[1024] = "";
+    eng_model_params mp = eng_model_default_params();
+    mp.threads = o->threads;
+    eng_model *m = NULL;
+    double t0 = now_s(CLOCK_MONOTONIC);
+    ls_status st = eng_model_load(o->model, &mp, &m, err, sizeof err);
+    if (st) return fail("loading %s: %s (%s)", o->model, err, ls_strerror(st));
+    double load_s = now_s(CLOCK_MONOTONIC) - t0;
+    long load_hwm_kb = proc_status_kb("VmHWM");
+    eng_model_info info;
+    eng_model_get_info(m, &info);
+    if (info.head != ENG_HEAD_BASE) {
+        eng_model_free(m);
+        return fail("%s: expected a base model (LongformerModel), got %s", o->model,
+                    info.architecture);
+    }
+    for (int i = 0; i < o->nlen; i++)
+        if (o->lengths[i] > info.max_tokens) {
+            eng_model_free(m);
+            return fail("length %d exceeds the model's %d tokens (max_position_embeddings)",
+                        o->lengths[i], info.max_tokens);
+        }
+    eng_ctx *ctx = eng_ctx_new(m);
+    if (!ctx) {
+        eng_model_free(m);
+        return fail("out of memory");
+    }
+    printf("# model %s: %s, %d layers, hidden %d, vocab %d, window %d; loaded in %.2f s, "
+           "RSS %.0f MB (peak %.0f MB)\n",
+           o->model, info.model_type, info.num_layers, info.hidden_size, info.vocab_size,
+           info.max_window, load_s, proc_status_kb("VmRSS") / 1024.0, load_hwm_kb / 1024.0);
+    printf("# threads %d (OMP_WAIT_POLICY=%s); OpenBLAS: %s, %s\n", omp_get_max_threads(),
+           getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "unset", openblas_get_config(),
+           openblas_get_parallel() == 2   ? "OpenMP threading"
+           : openblas_get_parallel() == 1 ? "pthreads threading"
+                                          : "single-threaded");
+    printf("# peak = process VmHWM (load included); fwd peak = VmHWM since just before this "
+           "length's warm-up\n");
+    printf("# cpu/wall: this process's CPU seconds per wall second in the best run; steal%% and\n"
+           "# others (cores other processes kept busy) over all timed runs\n");
+    printf("# %6s %10s %10s %10s %10s %10s %8s %6s %6s\n", "tokens", "best_s", "median_s", "tok/s",
+           "peak_MB", "fwdpk_MB", "cpu/wall", "steal%", "others");
+    int rc = 0;
+    for (int i = 0; i < o->nlen && !rc; i++)
+        rc = bench_length(ctx, &info, o, o->lengths[i], load_s, load_hwm_kb);
+    eng_ctx_free(ctx);
+    eng_model_free(m);
+    return rc;
+}
+
+static int parse_lengths(const char *s, bench_opts *o)
+{
+    const char *p = s;
+    o->nlen = 0;
+    while (*p) {
+        char tok[32];
+        size_t k = strcspn(p, ",");
+        if (k == 0 || k >= sizeof tok) return fail("--lengths: bad list '%s'", s);
+        memcpy(tok, p, k);
+        tok[k] = 0;
+        if (o->nlen == (int)(sizeof o->lengths / sizeof *o->lengths))
+            return fail("--lengths: more than %zu lengths", sizeof o->lengths / sizeof *o->lengths);
+        if (parse_int("--lengths", tok, 2, 1 << 24, &o->lengths[o->nlen++])) return -1;
+        p += k;
+        if (*p == ',') p++;
+    }
+    return o->nlen ? 0 : fail("--lengths: empty list");
+}
+
+int main(int argc, char **argv)
+{
+    model_shape ms = {.layers = 12,
+                      .hidden = 768,
+                      .heads = 12,
+                      .inter = 3072,
+                      .window = 512,
+                      .vocab = 50265,
+                      .max_pos = 16386,
+                      .seed = 1};
+    bench_opts o = {.reps = 0, .threads = 0, .globals = 1, .warmup = 1};
+    const char *write_dir = NULL;
+    int bad = 0;
+    for (int i = 1; i < argc && !bad; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            return 0;
+        }
+        if (i + 1 >= argc) {
+            fail("%s: missing value (or unknown option)", a);
+            usage(stderr);
+            return 2;
+        }
+        const char *v = argv[++i];
+        if (strcmp(a, "--write-random") == 0)
+            write_dir = v;
+        else if (strcmp(a, "--model") == 0)
+            o.model = v;
+        else if (strcmp(a, "--lengths") == 0)
+            bad = parse_lengths(v, &o);
+        else if (strcmp(a, "--reps") == 0)
+            bad = parse_int(a, v, 1, 1000, &o.reps);
+        else if (strcmp(a, "--threads") == 0)
+            bad = parse_int(a, v, 0, 1024, &o.threads);
+        else if (strcmp(a, "--globals") == 0)
+            bad = parse_int(a, v, 0, 1 << 24, &o.globals);
+        else if (strcmp(a, "--warmup") == 0)
+            bad = parse_int(a, v, 0, 1, &o.warmup);
+        else if (strcmp(a, "--dump-ids") == 0)
+            o.dump_ids = v;
+        else if (strcmp(a, "--dump-output") == 0)
+            o.dump_out = v;
+        else if (strcmp(a, "--layers") == 0)
+            bad = parse_int(a, v, 1, 256, &ms.layers);
+        else if (strcmp(a, "--hidden") == 0)
+            bad = parse_int(a, v, 1, 65536, &ms.hidden);
+        else if (strcmp(a, "--heads") == 0)
+            bad = parse_int(a, v, 1, 65536, &ms.heads);
+        else if (strcmp(a, "--intermediate") == 0)
+            bad = parse_int(a, v, 1, 262144, &ms.inter);
+        else if (strcmp(a, "--window") == 0)
+            bad = parse_int(a, v, 2, 1 << 22, &ms.window);
+        else if (strcmp(a, "--vocab") == 0)
+            bad = parse_int(a, v, 4, 4000000, &ms.vocab);
+        else if (strcmp(a, "--max-pos") == 0)
+            bad = parse_int(a, v, 3, 1 << 22, &ms.max_pos);
+        else if (strcmp(a, "--seed") == 0)
+            bad = parse_int(a, v, 0, 1 << 30, &ms.seed);
+        else {
+            fail("unknown option %s", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (bad) return 2;
+
+    if (write_dir) {
+        if (o.model)
+            bad = fail("--write-random and --model are separate runs");
+        else if (ms.hidden % ms.heads)
+            bad = fail("--hidden must be a multiple of --heads");
+        else if (ms.window % 2)
+            bad = fail("--window must be even");
+        if (bad) return 2;
+        return write_random_model(&ms, write_dir) ? 1 : 0;
+    }
+    if (!o.model || !o.nlen) {
+        usage(stderr);
+        return 2;
+    }
+    if ((o.dump_ids || o.dump_out) && o.nlen != 1) {
+        fail("--dump-ids/--dump-output need exactly one length");
+        return 2;
+    }
+    return run_bench(&o) ? 1 : 0;
+}

@@ -1,0 +1,695 @@
+/* Text-route request decoding (TEI, OpenAI, HF pipelines) and the TEI / pipeline response
+ * encoders. Requests go through cJSON; responses are printed by hand (pr_buf). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "jbuf.h"
+#include "json.h"
+#include "tei.h"
+
+/* ---- UTF-8 ---------------------------------------------------------------------------------- */
+
+size_t tei_utf8_check(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = u[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t k;
+        unsigned cp, min;
+        if ((c & 0xe0) == 0xc0)
+            k = 1, cp = c & 0x1f, min = 0x80;
+        else if ((c & 0xf0) == 0xe0)
+            k = 2, cp = c & 0x0f, min = 0x800;
+        else if ((c & 0xf8) == 0xf0)
+            k = 3, cp = c & 0x07, min = 0x10000;
+        else
+            return i;
+        if (i + k >= n) return i; /* truncated sequence */
+        for (size_t j = 1; j <= k; j++) {
+            if ((u[i + j] & 0xc0) != 0x80) return i;
+            cp = cp << 6 | (u[i + j] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
+        i += k + 1;
+    }
+    return n;
+}
+
+/* ---- requests ---------------------------------------------------------------------------------
+ */
+
+void tei_request_free(tei_request *r)
+{
+    if (!r) return;
+    for (int i = 0; r->in && i < r->n; i++) {
+        free(r->in[i].text);
+        free(r->in[i].pair);
+        free(r->in[i].ids);
+    }
+    free(r->in);
+    for (int i = 0; i < r->nignore; i++)
+        free(r->ignore_labels[i]);
+    free(r->ignore_labels);
+    free(r->ga_idx);
+    free(r->ga_spans);
+    memset(r, 0, sizeof *r);
+}
+
+static ls_status tei__bad(char *err, size_t errlen, const char *fmt, const char *where)
+{
+    return ls_fail(err, errlen, LS_ERR_BAD_REQUEST, fmt, where);
+}
+
+static ls_status tei__dup(const cJSON *v, const char *where, int allow_empty, char **out,
+                          size_t *len, char *err, size_t errlen)
+{
+    if (!cJSON_IsString(v)) return tei__bad(err, errlen, "%s must be a string", where);
+    size_t n = strlen(v->valuestring);
+    if (n == 0 && !allow_empty) return tei__bad(err, errlen, "%s cannot be empty", where);
+    if (!(*out = malloc(n + 1))) return ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory");
+    memcpy(*out, v->valuestring, n + 1);
+    *len = n;
+    return LS_OK;
+}
+
+static int tei__is_int(const cJSON *v, double lo, double hi)
+{
+    return cJSON_IsNumber(v) && v->valuedouble == floor(v->valuedouble) && v->valuedouble >= lo &&
+           v->valuedouble <= hi;
+}
+
+static int tei__all_numbers(const cJSON *a)
+{
+    const cJSON *e;
+    int n = 0;
+    cJSON_ArrayForEach(e, a)
+    {
+        if (!cJSON_IsNumber(e)) return 0;
+        n++;
+    }
+    return n > 0;
+}
+
+static ls_status tei__ids(const cJSON *a, const char *where, int32_t **ids, size_t *n, char *err,
+                          size_t errlen)
+{
+    if (!cJSON_IsArray(a)) return tei__bad(err, errlen, "%s must be an array of token ids", where);
+    size_t k = (size_t)cJSON_GetArraySize(a);
+    if (k == 0) return tei__bad(err, errlen, "%s cannot be empty", where);
+    if (!(*ids = malloc(k * sizeof **ids)))
+        return ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory");
+    *n = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, a)
+    {
+        if (!tei__is_int(e, 0, 2147483647.0))
+            return ls_fail(err, errlen, LS_ERR_BAD_REQUEST,
+                           "%s[%zu] must be a non-negative integer token id", where, *n);
+        (*ids)[(*n)++] = (int32_t)e->valuedouble;
+    }
+    return LS_OK;
+}
+
+static ls_status tei__alloc_inputs(tei_request *r, int n, int max_inputs, const char *key,
+                                   char *err, size_t errlen)
+{
+    if (n == 0) return ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "`%s` cannot be empty", key);
+    if (n > max_inputs)
+        return ls_fail(err, errlen, LS_ERR_TOO_LARGE,
+                       "batch size %d > maximum allowed batch size %d", n, max_inputs);
+    if (!(r->in = calloc((size_t)n, sizeof *r->in)))
+        return ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory");
+    r->n = n;
+    return LS_OK;
+}
+
+/* "inputs": str | [int] | [str | [int]] (TEI /embed, OpenAI "input"); ids only with
+ * allow_ids. */
+static ls_status tei__texts(tei_request *r, const cJSON *v, const char *key, int allow_ids,
+                            int allow_empty, int max_inputs, char *err, size_t errlen)
+{
+    char where[64];
+    ls_status st;
+    if (!v) return ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "`%s` is required", key);
+    if (cJSON_IsString(v)) {
+        if ((st = tei__alloc_inputs(r, 1, max_inputs, key, err, errlen))) return st;
+        return tei__dup(v, key, allow_empty, &r->in[0].text, &r->in[0].len, err, errlen);
+    }
+    if (!cJSON_IsArray(v))
+        return ls_fail(err, errlen, LS_ERR_BAD_REQUEST,
+                       allow_ids ? "`%s` must be a string, an array of strings or token-id arrays"
+                                 : "`%s` must be a string or an array of strings",
+                       key);
+    if (allow_ids && tei__all_numbers(v)) {
+        if ((st = tei__alloc_inputs(r, 1, max_inputs, key, err, errlen))) return st;
+        return tei__ids(v, key, &r->in[0].ids, &r->in[0].nids, err, errlen);
+    }
+    if ((st = tei__alloc_inputs(r, cJSON_GetArraySize(v), max_inputs, key, err, errlen))) return st;
+    r->batched = 1;
+    int i = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, v)
+    {
+        snprintf(where, sizeof where, "%s[%d]", key, i);
+        if (allow_ids && cJSON_IsArray(e))
+            st = tei__ids(e, where, &r->in[i].ids, &r->in[i].nids, err, errlen);
+        else if (cJSON_IsString(e))
+            st = tei__dup(e, where, allow_empty, &r->in[i].text, &r->in[i].len, err, errlen);
+        else
+            st = ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "%s must be a string%s", where,
+                         allow_ids ? " or an array of token ids" : "");
+        if (st) return st;
+        i++;
+    }
+    return LS_OK;
+}
+
+/* TEI /predict: str | [a, b] (one pair) | [str | [str] | [a, b]] (a batch). */
+static ls_status tei__predict_inputs(tei_request *r, const cJSON *v, int max_inputs, char *err,
+                                     size_t errlen)
+{
+    ls_status st;
+    if (!v) return ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "`inputs` is required");
+    if (cJSON_IsString(v)) {
+        if ((st = tei__alloc_inputs(r, 1, max_inputs, "inputs", err, errlen))) return st;
+        return tei__dup(v, "inputs", 0, &r->in[0].text, &r->in[0].len, err, errlen);
+    }
+    if (!cJSON_IsArray(v))
+        return tei__bad(err, errlen, "%s must be a string, a pair [text, text] or a batch of those",
+                        "`inputs`");
+    int n = cJSON_GetArraySize(v);
+    if (n == 2 && cJSON_IsString(cJSON_GetArrayItem(v, 0)) &&
+        cJSON_IsString(cJSON_GetArrayItem(v, 1))) { /* as TEI reads it: one pair */
+        if ((st = tei__alloc_inputs(r, 1, max_inputs, "inputs", err, errlen))) return st;
+        if ((st = tei__dup(cJSON_GetArrayItem(v, 0), "inputs[0]", 0, &r->in[0].text, &r->in[0].len,
+                           err, errlen)))
+            return st;
+        return tei__dup(cJSON_GetArrayItem(v, 1), "inputs[1]", 0, &r->in[0].pair,
+                        &r->in[0].pair_len, err, errlen);
+    }
+    if ((st = tei__alloc_inputs(r, n, max_inputs, "inputs", err, errlen))) return st;
+    r->batched = 1;
+    int i = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, v)
+    {
+        char where[64];
+        snprintf(where, sizeof where, "inputs[%d]", i);
+        int k = cJSON_IsArray(e) ? cJSON_GetArraySize(e) : 0;
+        if (cJSON_IsString(e)) {
+            st = tei__dup(e, where, 0, &r->in[i].text, &r->in[i].len, err, errlen);
+        } else if (k == 1 || k == 2) {
+            st = tei__dup(cJSON_GetArrayItem(e, 0), where, 0, &r->in[i].text, &r->in[i].len, err,
+                          errlen);
+            if (!st && k == 2)
+                st = tei__dup(cJSON_GetArrayItem(e, 1), where, 0, &r->in[i].pair,
+                              &r->in[i].pair_len, err, errlen);
+        } else {
+            st = tei__bad(err, errlen, "%s must be a string, [text] or [text, text]", where);
+        }
+        if (st) return st;
+        i++;
+    }
+    return LS_OK;
+}
+
+static ls_status tei__bool(const cJSON *root, const char *key, int *out, char *err, size_t errlen)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!v || cJSON_IsNull(v)) return LS_OK;
+    if (!cJSON_IsBool(v))
+        return ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "`%s` must be a boolean", key);
+    *out = cJSON_IsTrue(v);
+    return LS_OK;
+}
+
+static ls_status tei__int(const cJSON *root, const char *key, int lo, int hi, int *out, char *err,
+                          size_t errlen)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!v || cJSON_IsNull(v)) return LS_OK;
+    if (!tei__is_int(v, -2147483648.0, 2147483647.0))
+        return ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "`%s` must be an integer", key);
+    if (v->valuedouble < lo || v->valuedouble > hi)
+        return ls_fail(err, errlen, LS_ERR_INVALID_INPUT, "`%s` must be in [%d, %d]; got %.0f", key,
+                       lo, hi, v->valuedouble);
+    *out = (int)v->valuedouble;
+    return LS_OK;
+}
+
+static ls_status tei__global(tei_request *r, const cJSON *g, char *err, size_t errlen)
+{
+    if (!g || cJSON_IsNull(g)) return LS_OK;
+    if (!cJSON_IsObject(g))
+        return tei__bad(err, errlen, "%s must be an object {\"cls\", \"token_indices\", \"spans\"}",
+                        "`global_attention`");
+    r->ga_given = 1;
+    ls_status st = tei__bool(g, "cls", &r->ga_cls, err, errlen);
+    if (st) return st;
+    const cJSON *idx = cJSON_GetObjectItemCaseSensitive(g, "token_indices");
+    const cJSON *spans = cJSON_GetObjectItemCaseSensitive(g, "spans");
+    if (idx && !cJSON_IsNull(idx)) {
+        if (!cJSON_IsArray(idx))
+            return tei__bad(err, errlen, "%s must be an array of token positions",
+                            "`global_attention.token_indices`");
+        int n = cJSON_GetArraySize(idx);
+        if (n && !(r->ga_idx = malloc((size_t)n * sizeof *r->ga_idx)))
+            return ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory");
+        const cJSON *e;
+        cJSON_ArrayForEach(e, idx)
+        {
+            if (!tei__is_int(e, 0, 2147483647.0))
+                return ls_fail(err, errlen, LS_ERR_BAD_REQUEST,
+                               "`global_attention.token_indices[%d]` must be a non-negative "
+                               "integer",
+                               r->ga_nidx);
+            r->ga_idx[r->ga_nidx++] = (int32_t)e->valuedouble;
+        }
+    }
+    if (spans && !cJSON_IsNull(spans)) {
+        if (!cJSON_IsArray(spans))
+            return tei__bad(err, errlen, "%s must be an array of [start, end] pairs",
+                            "`global_attention.spans`");
+        int n = cJSON_GetArraySize(spans);
+        if (n && !(r->ga_spans = malloc((size_t)n * 2 * sizeof *r->ga_spans)))
+            return ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory");
+        const cJSON *e;
+        cJSON_ArrayForEach(e, spans)
+        {
+            const cJSON *a = cJSON_GetArrayItem(e, 0), *b = cJSON_GetArrayItem(e, 1);
+            if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) != 2 ||
+                !tei__is_int(a, 0, 2147483647.0) || !tei__is_int(b, 0, 2147483647.0))
+                return ls_fail(err, errlen, LS_ERR_BAD_REQUEST,
+                               "`global_attention.spans[%d]` must be [start, end] with "
+                               "non-negative integers",
+                               r->ga_nspans);
+            if (a->valuedouble > b->valuedouble)
+                return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                               "`global_attention.spans[%d]`: start %.0f is after end %.0f",
+                               r->ga_nspans, a->valuedouble, b->valuedouble);
+            r->ga_spans[2 * r->ga_nspans] = (int32_t)a->valuedouble;
+            r->ga_spans[2 * r->ga_nspans + 1] = (int32_t)b->valuedouble;
+            r->ga_nspans++;
+        }
+    }
+    return LS_OK;
+}
+
+static ls_status tei__long_doc(tei_request *r, const cJSON *d, char *err, size_t errlen)
+{
+    if (!d || cJSON_IsNull(d)) return LS_OK;
+    if (!cJSON_IsObject(d))
+        return tei__bad(err, errlen, "%s must be an object {\"window\", \"stride\", \"aggregate\"}",
+                        "`long_document`");
+    r->ld_given = 1;
+    r->ld_window = 0;
+    r->ld_stride = 0;
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(d, "window");
+    if (!tei__is_int(w, -1e9, 1e9))
+        return tei__bad(err, errlen, "%s is required and must be an integer",
+                        "`long_document.window`");
+    ls_status st = tei__int(d, "window", 4, 1 << 22, &r->ld_window, err, errlen);
+    if (!st) st = tei__int(d, "stride", 1, 1 << 22, &r->ld_stride, err, errlen);
+    if (st) return st;
+    const cJSON *agg = cJSON_GetObjectItemCaseSensitive(d, "aggregate");
+    if (agg && !cJSON_IsNull(agg) &&
+        !(cJSON_IsString(agg) && strcmp(agg->valuestring, "mean") == 0))
+        return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                       "`long_document.aggregate` must be \"mean\" (the only aggregation)");
+    return LS_OK;
+}
+
+static ls_status tei__common(tei_request *r, const cJSON *root, char *err, size_t errlen)
+{
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "model");
+    if (m && !cJSON_IsNull(m)) {
+        if (!cJSON_IsString(m)) return tei__bad(err, errlen, "%s must be a string", "`model`");
+        if (strlen(m->valuestring) >= sizeof r->model)
+            return ls_fail(err, errlen, LS_ERR_INVALID_INPUT, "`model` is too long");
+        snprintf(r->model, sizeof r->model, "%s", m->valuestring);
+    }
+    const cJSON *dir = cJSON_GetObjectItemCaseSensitive(root, "truncation_direction");
+    if (dir && !cJSON_IsNull(dir)) {
+        if (cJSON_IsString(dir) && strcasecmp(dir->valuestring, "right") == 0)
+            r->direction = TEI_TRUNC_RIGHT;
+        else if (cJSON_IsString(dir) && strcasecmp(dir->valuestring, "left") == 0)
+            r->direction = TEI_TRUNC_LEFT;
+        else
+            return tei__bad(err, errlen, "%s must be \"right\" or \"left\"",
+                            "`truncation_direction`");
+    }
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "truncate");
+    if (t && !cJSON_IsNull(t)) {
+        if (cJSON_IsBool(t))
+            r->truncate = cJSON_IsTrue(t) ? r->direction : TEI_TRUNC_NONE;
+        else if (cJSON_IsString(t) && strcasecmp(t->valuestring, "right") == 0)
+            r->truncate = r->direction = TEI_TRUNC_RIGHT;
+        else if (cJSON_IsString(t) && strcasecmp(t->valuestring, "left") == 0)
+            r->truncate = r->direction = TEI_TRUNC_LEFT;
+        else if (cJSON_IsString(t) && strcasecmp(t->valuestring, "none") == 0)
+            r->truncate = TEI_TRUNC_NONE;
+        else
+            return tei__bad(err, errlen, "%s must be true, false, \"right\", \"left\" or \"none\"",
+                            "`truncate`");
+    }
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(root, "pooling");
+    if (p && !cJSON_IsNull(p)) {
+        static const char *const names[] = {"cls", "mean", "max"};
+        r->pooling = TEI_POOL_DEFAULT;
+        for (int i = 0; cJSON_IsString(p) && i < 3; i++)
+            if (strcmp(p->valuestring, names[i]) == 0) r->pooling = (tei_pool)i;
+        if (r->pooling == TEI_POOL_DEFAULT)
+            return tei__bad(err, errlen, "%s must be \"mean\", \"cls\" or \"max\"", "`pooling`");
+    }
+    ls_status st = tei__bool(root, "normalize", &r->normalize, err, errlen);
+    if (!st)
+        st =
+            tei__global(r, cJSON_GetObjectItemCaseSensitive(root, "global_attention"), err, errlen);
+    if (!st)
+        st = tei__long_doc(r, cJSON_GetObjectItemCaseSensitive(root, "long_document"), err, errlen);
+    return st;
+}
+
+static ls_status tei__route(tei_request *r, const cJSON *root, int max_inputs, char *err,
+                            size_t errlen)
+{
+    ls_status st = LS_OK;
+    switch (r->kind) {
+    case TEI_EMBED:
+    case TEI_EMBED_ALL:
+        return tei__texts(r, cJSON_GetObjectItemCaseSensitive(root, "inputs"), "inputs", 1, 0,
+                          max_inputs, err, errlen);
+    case TEI_OPENAI_EMBED: {
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(root, "encoding_format");
+        if (f && !cJSON_IsNull(f)) {
+            if (cJSON_IsString(f) && strcmp(f->valuestring, "base64") == 0)
+                r->base64 = 1;
+            else if (!(cJSON_IsString(f) && strcmp(f->valuestring, "float") == 0))
+                return tei__bad(err, errlen, "%s must be \"float\" or \"base64\"",
+                                "`encoding_format`");
+        }
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(root, "dimensions");
+        if (d && !cJSON_IsNull(d))
+            return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                           "`dimensions` is not supported: embeddings have the model's hidden "
+                           "size");
+        return tei__texts(r, cJSON_GetObjectItemCaseSensitive(root, "input"), "input", 1, 0,
+                          max_inputs, err, errlen);
+    }
+    case TEI_PREDICT:
+        st = tei__bool(root, "raw_scores", &r->raw_scores, err, errlen);
+        if (!st)
+            st = tei__predict_inputs(r, cJSON_GetObjectItemCaseSensitive(root, "inputs"),
+                                     max_inputs, err, errlen);
+        return st;
+    case TEI_TOKCLS: {
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, "aggregation_strategy");
+        if (a && !cJSON_IsNull(a) && !(cJSON_IsString(a) && strcmp(a->valuestring, "none") == 0))
+            return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                           "`aggregation_strategy` must be \"none\" (the only one served)");
+        const cJSON *ig = cJSON_GetObjectItemCaseSensitive(root, "ignore_labels");
+        int n = ig && cJSON_IsArray(ig) ? cJSON_GetArraySize(ig) : 1;
+        if (ig && !cJSON_IsNull(ig) && !cJSON_IsArray(ig))
+            return tei__bad(err, errlen, "%s must be an array of labels", "`ignore_labels`");
+        if (n && !(r->ignore_labels = calloc((size_t)n, sizeof *r->ignore_labels)))
+            return ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory");
+        if (!ig || cJSON_IsNull(ig)) {
+            if (!(r->ignore_labels[0] = strdup("O")))
+                return ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory");
+            r->nignore = 1;
+        } else {
+            const cJSON *e;
+            cJSON_ArrayForEach(e, ig)
+            {
+                size_t len;
+                if ((st = tei__dup(e, "`ignore_labels[]`", 1, &r->ignore_labels[r->nignore], &len,
+                                   err, errlen)))
+                    return st;
+                r->nignore++;
+            }
+        }
+        return tei__texts(r, cJSON_GetObjectItemCaseSensitive(root, "inputs"), "inputs", 0, 0,
+                          max_inputs, err, errlen);
+    }
+    case TEI_FILL_MASK:
+        st = tei__int(root, "top_k", 1, 1000, &r->top_k, err, errlen);
+        if (!st)
+            st = tei__texts(r, cJSON_GetObjectItemCaseSensitive(root, "inputs"), "inputs", 0, 0,
+                            max_inputs, err, errlen);
+        return st;
+    case TEI_ANSWER: {
+        st = tei__int(root, "max_answer_len", 1, 4096, &r->max_answer_len, err, errlen);
+        if (st) return st;
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(root, "inputs");
+        if (!o || cJSON_IsNull(o)) o = root;
+        if (!cJSON_IsObject(o))
+            return tei__bad(err, errlen, "%s must be an object {\"question\", \"context\"}",
+                            "`inputs`");
+        if ((st = tei__alloc_inputs(r, 1, max_inputs, "inputs", err, errlen))) return st;
+        const cJSON *q = cJSON_GetObjectItemCaseSensitive(o, "question");
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(o, "context");
+        if (!q) return tei__bad(err, errlen, "%s is required", "`question`");
+        if (!c) return tei__bad(err, errlen, "%s is required", "`context`");
+        st = tei__dup(q, "`question`", 0, &r->in[0].text, &r->in[0].len, err, errlen);
+        if (!st) st = tei__dup(c, "`context`", 0, &r->in[0].pair, &r->in[0].pair_len, err, errlen);
+        return st;
+    }
+    case TEI_TOKENIZE:
+        st = tei__bool(root, "add_special_tokens", &r->add_special_tokens, err, errlen);
+        if (!st)
+            st = tei__texts(r, cJSON_GetObjectItemCaseSensitive(root, "inputs"), "inputs", 0, 1,
+                            max_inputs, err, errlen);
+        return st;
+    case TEI_DECODE: {
+        st = tei__bool(root, "skip_special_tokens", &r->skip_special_tokens, err, errlen);
+        if (st) return st;
+        const cJSON *ids = cJSON_GetObjectItemCaseSensitive(root, "ids");
+        if (!ids) return tei__bad(err, errlen, "%s is required", "`ids`");
+        if (!cJSON_IsArray(ids))
+            return tei__bad(err, errlen, "%s must be an array of token ids or of such arrays",
+                            "`ids`");
+        if (tei__all_numbers(ids)) {
+            if ((st = tei__alloc_inputs(r, 1, max_inputs, "ids", err, errlen))) return st;
+            return tei__ids(ids, "`ids`", &r->in[0].ids, &r->in[0].nids, err, errlen);
+        }
+        if ((st = tei__alloc_inputs(r, cJSON_GetArraySize(ids), max_inputs, "ids", err, errlen)))
+            return st;
+        r->batched = 1;
+        int i = 0;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, ids)
+        {
+            char where[32];
+            snprintf(where, sizeof where, "`ids[%d]`", i);
+            if ((st = tei__ids(e, where, &r->in[i].ids, &r->in[i].nids, err, errlen))) return st;
+            i++;
+        }
+        return LS_OK;
+    }
+    }
+    return ls_fail(err, errlen, LS_ERR_INTERNAL, "unknown route kind %d", (int)r->kind);
+}
+
+ls_status tei_request_parse(tei_kind kind, const char *body, size_t len, int max_inputs,
+                            tei_request *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    out->kind = kind;
+    out->normalize = -1;
+    out->pooling = TEI_POOL_DEFAULT;
+    out->truncate = TEI_TRUNC_DEFAULT;
+    out->direction = TEI_TRUNC_RIGHT;
+    out->add_special_tokens = 1;
+    out->skip_special_tokens = 1;
+    out->top_k = 5;
+    out->max_answer_len = 15;
+    size_t bad = tei_utf8_check(body, len);
+    if (bad != len)
+        return ls_fail(err, errlen, LS_ERR_BAD_REQUEST,
+                       "the body is not valid UTF-8: byte 0x%02x at byte offset %zu",
+                       (unsigned char)body[bad], bad);
+    cJSON *root = pr_json_parse(body, len);
+    if (!root) return ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "the body is not valid JSON");
+    ls_status st;
+    if (!cJSON_IsObject(root))
+        st = ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "the body must be a JSON object");
+    else if (!(st = tei__common(out, root, err, errlen)))
+        st = tei__route(out, root, max_inputs, err, errlen);
+    cJSON_Delete(root);
+    if (st) tei_request_free(out);
+    return st;
+}
+
+/* ---- responses --------------------------------------------------------------------------------
+ */
+
+char *tei_embed_encode(const float *const *vecs, int n, int dim, size_t *len)
+{
+    pr_buf b = {0};
+    pr_buf_reserve(&b, (size_t)n * (size_t)dim * 16 + 16);
+    pr_buf_puts(&b, "[");
+    for (int i = 0; i < n; i++) {
+        if (i) pr_buf_puts(&b, ",");
+        pr_buf_floats(&b, vecs[i], (size_t)dim);
+    }
+    pr_buf_puts(&b, "]");
+    return pr_buf_finish(&b, len);
+}
+
+char *tei_embed_all_encode(const float *const *rows, const int *ntok, int n, int dim, size_t *len)
+{
+    pr_buf b = {0};
+    pr_buf_puts(&b, "[");
+    for (int i = 0; i < n; i++) {
+        pr_buf_puts(&b, i ? ",[" : "[");
+        for (int t = 0; t < ntok[i]; t++) {
+            if (t) pr_buf_puts(&b, ",");
+            pr_buf_floats(&b, rows[i] + (size_t)t * (size_t)dim, (size_t)dim);
+        }
+        pr_buf_puts(&b, "]");
+    }
+    pr_buf_puts(&b, "]");
+    return pr_buf_finish(&b, len);
+}
+
+/* Opens the list of input i: "[" before a batch, "," between inputs. */
+static void tei__open(pr_buf *b, int i, int batched)
+{
+    if (batched)
+        pr_buf_puts(b, i ? ",[" : "[[");
+    else
+        pr_buf_puts(b, "[");
+}
+
+char *tei_predict_encode(const tei_score *const *lists, const int *counts, int n, int batched,
+                         size_t *len)
+{
+    pr_buf b = {0};
+    for (int i = 0; i < n; i++) {
+        tei__open(&b, i, batched);
+        for (int k = 0; k < counts[i]; k++) {
+            pr_buf_puts(&b, k ? ",{\"score\":" : "{\"score\":");
+            pr_buf_float(&b, lists[i][k].score);
+            pr_buf_puts(&b, ",\"label\":");
+            pr_buf_str(&b, lists[i][k].label, strlen(lists[i][k].label));
+            pr_buf_puts(&b, "}");
+        }
+        pr_buf_puts(&b, "]");
+    }
+    if (batched) pr_buf_puts(&b, "]");
+    return pr_buf_finish(&b, len);
+}
+
+char *tei_tokcls_encode(const tei_entity *const *lists, const int *counts, int n, int batched,
+                        size_t *len)
+{
+    pr_buf b = {0};
+    for (int i = 0; i < n; i++) {
+        tei__open(&b, i, batched);
+        for (int k = 0; k < counts[i]; k++) {
+            const tei_entity *e = &lists[i][k];
+            pr_buf_puts(&b, k ? ",{\"entity\":" : "{\"entity\":");
+            pr_buf_str(&b, e->entity, strlen(e->entity));
+            pr_buf_puts(&b, ",\"score\":");
+            pr_buf_float(&b, e->score);
+            pr_buf_printf(&b, ",\"index\":%d,\"word\":", e->index);
+            pr_buf_str(&b, e->word, e->word_len);
+            pr_buf_printf(&b, ",\"start\":%d,\"end\":%d}", e->start, e->end);
+        }
+        pr_buf_puts(&b, "]");
+    }
+    if (batched) pr_buf_puts(&b, "]");
+    return pr_buf_finish(&b, len);
+}
+
+char *tei_fill_encode(const tei_fill *const *lists, const int *counts, int n, int batched,
+                      size_t *len)
+{
+    pr_buf b = {0};
+    for (int i = 0; i < n; i++) {
+        tei__open(&b, i, batched);
+        for (int k = 0; k < counts[i]; k++) {
+            const tei_fill *f = &lists[i][k];
+            pr_buf_puts(&b, k ? ",{\"score\":" : "{\"score\":");
+            pr_buf_float(&b, f->score);
+            pr_buf_printf(&b, ",\"token\":%d,\"token_str\":", f->token);
+            pr_buf_str(&b, f->token_str, strlen(f->token_str));
+            pr_buf_puts(&b, ",\"sequence\":");
+            pr_buf_str(&b, f->sequence, strlen(f->sequence));
+            pr_buf_puts(&b, "}");
+        }
+        pr_buf_puts(&b, "]");
+    }
+    if (batched) pr_buf_puts(&b, "]");
+    return pr_buf_finish(&b, len);
+}
+
+void pr_buf_echo(pr_buf *b, const tei_echo *e)
+{
+    pr_buf_printf(b,
+                  ",\"longserve\":{\"tokens_in\":%lld,\"tokens_used\":%lld,\"truncated\":%s,"
+                  "\"global_tokens\":%lld,\"windows\":%d}",
+                  e->tokens_in, e->tokens_used, e->truncated ? "true" : "false", e->global_tokens,
+                  e->windows);
+}
+
+char *tei_answer_encode(const char *answer, size_t answer_len, float score, int start, int end,
+                        const tei_echo *echo, size_t *len)
+{
+    pr_buf b = {0};
+    pr_buf_puts(&b, "{\"answer\":");
+    pr_buf_str(&b, answer, answer_len);
+    pr_buf_puts(&b, ",\"score\":");
+    pr_buf_float(&b, score);
+    pr_buf_printf(&b, ",\"start\":%d,\"end\":%d", start, end);
+    if (echo) pr_buf_echo(&b, echo);
+    pr_buf_puts(&b, "}");
+    return pr_buf_finish(&b, len);
+}
+
+char *tei_tokenize_encode(const tei_token *const *lists, const int *counts, int n, size_t *len)
+{
+    pr_buf b = {0};
+    pr_buf_puts(&b, "[");
+    for (int i = 0; i < n; i++) {
+        pr_buf_puts(&b, i ? ",[" : "[");
+        for (int k = 0; k < counts[i]; k++) {
+            const tei_token *t = &lists[i][k];
+            pr_buf_printf(&b, "%s{\"id\":%d,\"text\":", k ? "," : "", t->id);
+            pr_buf_str(&b, t->text, t->text_len);
+            pr_buf_printf(&b, ",\"special\":%s", t->special ? "true" : "false");
+            if (t->start >= 0)
+                pr_buf_printf(&b, ",\"start\":%d,\"stop\":%d,\"char_start\":%d,\"char_end\":%d",
+                              t->start, t->stop, t->char_start, t->char_end);
+            else
+                pr_buf_puts(&b, ",\"start\":null,\"stop\":null,\"char_start\":null,"
+                                "\"char_end\":null");
+            pr_buf_puts(&b, ",\"token\":");
+            pr_buf_str(&b, t->token, t->token_len);
+            pr_buf_puts(&b, "}");
+        }
+        pr_buf_puts(&b, "]");
+    }
+    pr_buf_puts(&b, "]");
+    return pr_buf_finish(&b, len);
+}
+
+char *tei_decode_encode(char *const *texts, int n, size_t *len)
+{
+    pr_buf b = {0};
+    pr_buf_puts(&b, "[");
+    for (int i = 0; i < n; i++) {
+        if (i) pr_buf_puts(&b, ",");
+        pr_buf_str(&b, texts[i], strlen(texts[i]));
+    }
+    pr_buf_puts(&b, "]");
+    return pr_buf_finish(&b, len);
+}

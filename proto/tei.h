@@ -1,0 +1,140 @@
+/* The text routes' bodies: requests of TEI (/embed, /embed_all, /predict, /tokenize,
+ * /decode), OpenAI (/v1/embeddings) and the Hugging Face pipelines (/token_classify,
+ * /fill_mask, /answer) decoded into one plain struct, and the TEI / pipeline response
+ * encoders (OpenAI's is in openai.h). Shapes: proto/openapi.yaml. The long-document knobs
+ * (global_attention, truncate policies, long_document) are decoded here for every route;
+ * the server decides which apply. */
+#ifndef PR_TEI_H
+#define PR_TEI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "status.h"
+
+typedef enum {
+    TEI_EMBED,
+    TEI_EMBED_ALL,
+    TEI_OPENAI_EMBED,
+    TEI_PREDICT,
+    TEI_TOKCLS,
+    TEI_FILL_MASK,
+    TEI_ANSWER,
+    TEI_TOKENIZE,
+    TEI_DECODE,
+} tei_kind;
+
+typedef enum { TEI_TRUNC_DEFAULT = -1, TEI_TRUNC_NONE, TEI_TRUNC_RIGHT, TEI_TRUNC_LEFT } tei_trunc;
+/* Per-request pooling; TEI_POOL_DEFAULT: the model's (sentence-transformers config). */
+typedef enum { TEI_POOL_DEFAULT = -1, TEI_POOL_CLS, TEI_POOL_MEAN, TEI_POOL_MAX } tei_pool;
+
+typedef struct {
+    char *text; /* UTF-8, NUL-terminated (owned); NULL for a token-id input */
+    size_t len;
+    char *pair; /* second text: /predict pairs, /answer context (owned), or NULL */
+    size_t pair_len;
+    int32_t *ids; /* token ids (OpenAI [int], TEI [int], /decode), owned, or NULL */
+    size_t nids;
+} tei_input;
+
+typedef struct {
+    tei_kind kind;
+    tei_input *in; /* [n] */
+    int n;
+    int batched;     /* the inputs came as a list: the answer is a list per input */
+    char model[128]; /* "model" ("" when absent) */
+    int normalize;   /* -1: absent */
+    tei_pool pooling;
+    tei_trunc truncate;
+    tei_trunc direction;     /* "truncation_direction" (right, left), used when truncating */
+    int add_special_tokens;  /* /tokenize, default 1 */
+    int skip_special_tokens; /* /decode, default 1 */
+    int raw_scores;          /* /predict */
+    int top_k;               /* /fill_mask, default 5 */
+    int base64;              /* /v1/embeddings encoding_format */
+    int max_answer_len;      /* /answer, default 15 tokens (the pipeline's) */
+    char **ignore_labels;    /* /token_classify, default {"O"} */
+    int nignore;
+    /* "global_attention": {"cls", "token_indices", "spans": [[start, end)]} */
+    int ga_given, ga_cls;
+    int32_t *ga_idx; /* [ga_nidx] */
+    int ga_nidx;
+    int32_t *ga_spans; /* [2 * ga_nspans] */
+    int ga_nspans;
+    /* "long_document": {"window", "stride", "aggregate": "mean"} */
+    int ld_given, ld_window, ld_stride;
+} tei_request;
+
+/* Decodes a body for route kind. Errors: LS_ERR_BAD_REQUEST for malformed JSON (or a body
+ * that is not UTF-8: the message names the byte offset), wrong types, empty inputs;
+ * LS_ERR_TOO_LARGE for more than max_inputs inputs; LS_ERR_INVALID_INPUT for values
+ * that are well-typed but impossible. The message names the field. */
+ls_status tei_request_parse(tei_kind kind, const char *body, size_t len, int max_inputs,
+                            tei_request *out, char *err, size_t errlen);
+void tei_request_free(tei_request *r);
+
+/* Byte offset of the first invalid UTF-8 sequence in s[0..n), or n when valid. */
+size_t tei_utf8_check(const char *s, size_t n);
+
+/* ---- responses (malloc'd JSON, NULL when out of memory) ---------------------------------- */
+
+/* /embed: [[f32 x dim] x n] */
+char *tei_embed_encode(const float *const *vecs, int n, int dim, size_t *len);
+/* /embed_all: [[[f32 x dim] x ntok[i]] x n] */
+char *tei_embed_all_encode(const float *const *rows, const int *ntok, int n, int dim, size_t *len);
+
+typedef struct {
+    const char *label;
+    float score;
+} tei_score;
+/* /predict: [{"score","label"}...] per input; a list of those when batched. */
+char *tei_predict_encode(const tei_score *const *lists, const int *counts, int n, int batched,
+                         size_t *len);
+
+typedef struct {
+    const char *entity;
+    float score;
+    int index;
+    const char *word;
+    size_t word_len;
+    int start, end; /* characters */
+} tei_entity;
+/* /token_classify: [{"entity","score","index","word","start","end"}...] per input. */
+char *tei_tokcls_encode(const tei_entity *const *lists, const int *counts, int n, int batched,
+                        size_t *len);
+
+typedef struct {
+    float score;
+    int token;
+    const char *token_str, *sequence;
+} tei_fill;
+/* /fill_mask: [{"score","token","token_str","sequence"}...] per input. */
+char *tei_fill_encode(const tei_fill *const *lists, const int *counts, int n, int batched,
+                      size_t *len);
+
+/* What the long-document knobs did, echoed in object-shaped responses as "longserve". */
+typedef struct tei_echo {
+    long long tokens_in, tokens_used, global_tokens;
+    int truncated, windows;
+} tei_echo;
+
+/* /answer: {"answer","score","start","end","longserve"} */
+char *tei_answer_encode(const char *answer, size_t answer_len, float score, int start, int end,
+                        const tei_echo *echo, size_t *len);
+
+typedef struct {
+    int id;
+    const char *text; /* the input's text under the token, or the special token's string */
+    size_t text_len;
+    int special;
+    int start, stop;          /* bytes into the input, as TEI gives them (-1: null) */
+    int char_start, char_end; /* code points (-1: null) */
+    const char *token;        /* the token string (e.g. "##ing", "Ġthe") */
+    size_t token_len;
+} tei_token;
+/* /tokenize: [[{"id","text","special","start","stop","char_start","char_end","token"}...]...] */
+char *tei_tokenize_encode(const tei_token *const *lists, const int *counts, int n, size_t *len);
+/* /decode: ["text", ...] */
+char *tei_decode_encode(char *const *texts, int n, size_t *len);
+
+#endif

@@ -1,0 +1,900 @@
+/* Text routes: request -> tokens -> rows (prepare, uv pool), rows -> engine -> per-row
+ * results (batch run, engine worker), results -> the protocol's answer (encode, uv pool).
+ * Post-processing follows what the reference does: sentence-transformers pooling, the
+ * Hugging Face pipelines' softmax, top-k and answer-span search. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../proto/openai.h"
+#include "text.h"
+
+/* ---- helpers ---------------------------------------------------------------------------- */
+
+static const char *txt__route_name(tei_kind k)
+{
+    static const char *const names[] = {"/embed",   "/embed_all",      "/v1/embeddings",
+                                        "/predict", "/token_classify", "/fill_mask",
+                                        "/answer",  "/tokenize",       "/decode"};
+    return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
+}
+
+static int txt__head_for(tei_kind k)
+{
+    switch (k) {
+    case TEI_EMBED:
+    case TEI_EMBED_ALL:
+    case TEI_OPENAI_EMBED:
+        return ENG_HEAD_BASE;
+    case TEI_PREDICT:
+        return ENG_HEAD_SEQCLS;
+    case TEI_TOKCLS:
+        return ENG_HEAD_TOKCLS;
+    case TEI_FILL_MASK:
+        return ENG_HEAD_MLM;
+    case TEI_ANSWER:
+        return ENG_HEAD_QA;
+    default:
+        return -1; /* any */
+    }
+}
+
+static const char *txt__head_task(int h)
+{
+    switch (h) {
+    case ENG_HEAD_BASE:
+        return "feature-extraction";
+    case ENG_HEAD_MLM:
+        return "fill-mask";
+    case ENG_HEAD_SEQCLS:
+        return "text-classification";
+    case ENG_HEAD_TOKCLS:
+        return "token-classification";
+    case ENG_HEAD_QA:
+        return "question-answering";
+    }
+    return "any";
+}
+
+/* A model must have a tokenizer unless every input is token ids. */
+static int txt__needs_tok(const tei_request *rq)
+{
+    if (rq->kind == TEI_DECODE) return 1;
+    for (int i = 0; i < rq->n; i++)
+        if (rq->in[i].text) return 1;
+    return 0;
+}
+
+static ls_status txt__pick_model(txt_job *j, const txt_model *const *models, int nmodels, char *err,
+                                 size_t errlen)
+{
+    const tei_request *rq = &j->rq;
+    const int head = txt__head_for(rq->kind), tok = txt__needs_tok(rq);
+    const char *route = txt__route_name(rq->kind);
+    if (rq->model[0]) {
+        for (int i = 0; i < nmodels; i++) {
+            const txt_model *m = models[i];
+            if (strcmp(m->name, rq->model) != 0) continue;
+            if (head >= 0 && (int)m->info->head != head)
+                return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                               "model '%s' is a %s model; %s needs a %s model", m->name,
+                               txt__head_task((int)m->info->head), route, txt__head_task(head));
+            if (tok && !m->tok)
+                return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                               "model '%s' has no tokenizer.json: it serves token ids "
+                               "(/v2/models/%s/infer) but not text",
+                               m->name, m->name);
+            j->m = m;
+            return LS_OK;
+        }
+        return ls_fail(err, errlen, LS_ERR_INVALID_INPUT, "model '%.100s' is not served here",
+                       rq->model);
+    }
+    for (int i = 0; i < nmodels; i++) {
+        const txt_model *m = models[i];
+        if ((head < 0 || (int)m->info->head == head) && (!tok || m->tok)) {
+            j->m = m;
+            return LS_OK;
+        }
+    }
+    return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                   "no model served here answers %s: it needs a %s model with a tokenizer.json",
+                   route, txt__head_task(head));
+}
+
+static void txt__header(txt_job *j, const char *name, long long v)
+{
+    size_t k = strlen(j->headers);
+    snprintf(j->headers + k, sizeof j->headers - k, "%s: %lld\r\n", name, v);
+}
+
+static txt_row *txt__row_new(txt_job *j, int n, int input, int with_glob)
+{
+    txt_row *r = &j->rows[j->nrows];
+    memset(r, 0, sizeof *r);
+    size_t bytes = (size_t)n * (2 * sizeof(int32_t) + 1) + 1;
+    char *mem = malloc(bytes);
+    if (!mem) return NULL;
+    r->ids = (int32_t *)mem;
+    r->type_ids = r->ids + n;
+    r->glob = with_glob ? (uint8_t *)(r->type_ids + n) : NULL;
+    if (r->glob) memset(r->glob, 0, (size_t)n);
+    r->n = n;
+    r->input = input;
+    r->mask_pos = -1;
+    j->nrows++;
+    return r;
+}
+
+/* ---- prepare: global attention ----------------------------------------------------------------
+ */
+
+/* Fills row r's explicit global mask from the request; 422 for positions outside the
+ * row or more globals than the limit. */
+static ls_status txt__global(const tei_request *rq, txt_row *r, int max_global, long long *count,
+                             char *err, size_t errlen)
+{
+    const int n = r->n;
+    if (rq->ga_cls && n > 0) r->glob[0] = 1;
+    for (int k = 0; k < rq->ga_nidx; k++) {
+        if (rq->ga_idx[k] >= n)
+            return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                           "global_attention.token_indices[%d] = %d is outside the %d tokens of "
+                           "input %d",
+                           k, rq->ga_idx[k], n, r->input);
+        r->glob[rq->ga_idx[k]] = 1;
+    }
+    for (int k = 0; k < rq->ga_nspans; k++) {
+        int32_t s = rq->ga_spans[2 * k], e = rq->ga_spans[2 * k + 1];
+        if (e > n)
+            return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                           "global_attention.spans[%d] = [%d, %d) is outside the %d tokens of "
+                           "input %d",
+                           k, s, e, n, r->input);
+        memset(r->glob + s, 1, (size_t)(e - s));
+    }
+    int g = 0;
+    for (int t = 0; t < n; t++)
+        g += r->glob[t];
+    if (g > max_global)
+        return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                       "too many global tokens: input %d asks for %d, the limit is %d "
+                       "(--max-global-tokens)",
+                       r->input, g, max_global);
+    *count += g;
+    return LS_OK;
+}
+
+/* ---- prepare: tokenize and build rows
+ * ------------------------------------------------------------ */
+
+/* Rows of input i when it is text. */
+static ls_status txt__text_rows(txt_job *j, int i, const txt_limits *lim, long long max_seq,
+                                char *err, size_t errlen)
+{
+    const tei_request *rq = &j->rq;
+    const tei_input *in = &rq->in[i];
+    const int explicit_glob = rq->ga_given;
+    tei_trunc tr = rq->truncate == TEI_TRUNC_DEFAULT
+                       ? (lim->auto_truncate ? rq->direction : TEI_TRUNC_NONE)
+                       : rq->truncate;
+    if (rq->ld_given) tr = TEI_TRUNC_NONE; /* windows instead */
+    tok_encode_params p = tok_encode_default_params();
+    if (tr != TEI_TRUNC_NONE) {
+        p.max_length = (int)max_seq;
+        p.direction = tr == TEI_TRUNC_LEFT ? TOK_TRUNC_LEFT : TOK_TRUNC_RIGHT;
+    }
+    char msg[256];
+    ls_status st = tok_encode(j->m->tok, in->text, in->len, in->pair, in->pair_len, &p, &j->enc[i],
+                              msg, sizeof msg);
+    if (st) return ls_fail(err, errlen, st, "input %d: %s", i, msg);
+    const tok_encoding *e = j->enc[i];
+    j->echo.tokens_in += (long long)e->n_untruncated;
+    if (e->n != e->n_untruncated) j->echo.truncated = 1;
+    if (!rq->ld_given && (long long)e->n > max_seq)
+        return ls_fail(err, errlen, LS_ERR_TOO_LARGE,
+                       "input %d has %zu tokens; the model accepts at most %lld (send "
+                       "\"truncate\": true or \"long_document\")",
+                       i, e->n, max_seq);
+    int lead = 0, trail = 0, n = (int)e->n;
+    while (lead < n && e->special_mask[lead])
+        lead++;
+    while (trail < n - lead && e->special_mask[n - 1 - trail])
+        trail++;
+    const int content = n - lead - trail;
+    int C = n, S = n; /* content tokens per window and the step between windows */
+    if (rq->ld_given) {
+        if (rq->ld_window > max_seq)
+            return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                           "long_document.window %d is over the %lld tokens the model accepts",
+                           rq->ld_window, max_seq);
+        C = rq->ld_window - lead - trail;
+        if (C < 1)
+            return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                           "long_document.window %d leaves no room beside the %d special tokens",
+                           rq->ld_window, lead + trail);
+        S = rq->ld_stride ? rq->ld_stride : (C + 1) / 2;
+        if (S > C)
+            return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                           "long_document.stride %d is over the %d content tokens of a window "
+                           "(window %d minus %d special tokens): text would be skipped",
+                           S, C, rq->ld_window, lead + trail);
+    }
+    int nwin = content <= C ? 1 : 1 + (content - C + S - 1) / S;
+    txt_row *grown = realloc(j->rows, (size_t)(j->nrows + nwin) * sizeof *grown);
+    if (!grown) return ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory");
+    j->rows = grown;
+    for (int w = 0; w < nwin; w++) {
+        int c0 = w * S, c1 = c0 + C < content ? c0 + C : content;
+        if (nwin == 1) c0 = 0, c1 = content;
+        const int rn = lead + (c1 - c0) + trail;
+        txt_row *r = txt__row_new(j, rn, i, explicit_glob);
+        if (!r) return ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory");
+        int k = 0;
+        for (int t = 0; t < lead; t++, k++)
+            r->ids[k] = e->ids[t], r->type_ids[k] = e->type_ids[t];
+        for (int t = lead + c0; t < lead + c1; t++, k++)
+            r->ids[k] = e->ids[t], r->type_ids[k] = e->type_ids[t];
+        for (int t = n - trail; t < n; t++, k++)
+            r->ids[k] = e->ids[t], r->type_ids[k] = e->type_ids[t];
+        j->echo.tokens_used += rn;
+        if (explicit_glob &&
+            (st = txt__global(rq, r, lim->max_global, &j->echo.global_tokens, err, errlen)))
+            return st;
+    }
+    j->echo.windows += nwin;
+    if (rq->kind == TEI_FILL_MASK) {
+        txt_row *r = &j->rows[j->nrows - 1];
+        int nmask = 0;
+        for (int t = 0; t < r->n; t++)
+            if (r->ids[t] == j->m->mask_id) {
+                if (!nmask++) r->mask_pos = t;
+            }
+        if (j->m->mask_id < 0 || nmask != 1)
+            return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                           "input %d has %d mask tokens (%s); /fill_mask needs exactly one", i,
+                           nmask,
+                           j->m->mask_id >= 0 ? tok_id_to_token(j->m->tok, j->m->mask_id) : "none");
+    }
+    return LS_OK;
+}
+
+/* The row of input i when it is token ids (no special tokens added, as OpenAI sends them). */
+static ls_status txt__id_rows(txt_job *j, int i, const txt_limits *lim, long long max_seq,
+                              char *err, size_t errlen)
+{
+    const tei_request *rq = &j->rq;
+    const tei_input *in = &rq->in[i];
+    if (rq->ld_given)
+        return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                       "long_document needs text inputs (input %d is token ids)", i);
+    for (size_t t = 0; t < in->nids; t++)
+        if (in->ids[t] >= j->m->info->vocab_size)
+            return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                           "input %d: token id %d at position %zu is outside the vocabulary "
+                           "[0, %d)",
+                           i, in->ids[t], t, j->m->info->vocab_size);
+    tei_trunc tr = rq->truncate == TEI_TRUNC_DEFAULT
+                       ? (lim->auto_truncate ? rq->direction : TEI_TRUNC_NONE)
+                       : rq->truncate;
+    size_t n = in->nids, off = 0;
+    if ((long long)n > max_seq) {
+        if (tr == TEI_TRUNC_NONE)
+            return ls_fail(err, errlen, LS_ERR_TOO_LARGE,
+                           "input %d has %zu tokens; the model accepts at most %lld (send "
+                           "\"truncate\": true)",
+                           i, n, max_seq);
+        if (tr == TEI_TRUNC_LEFT) off = n - (size_t)max_seq;
+        n = (size_t)max_seq;
+        j->echo.truncated = 1;
+    }
+    txt_row *grown = realloc(j->rows, (size_t)(j->nrows + 1) * sizeof *grown);
+    if (!grown) return ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory");
+    j->rows = grown;
+    txt_row *r = txt__row_new(j, (int)n, i, rq->ga_given);
+    if (!r) return ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory");
+    memcpy(r->ids, in->ids + off, n * sizeof *r->ids);
+    memset(r->type_ids, 0, n * sizeof *r->type_ids);
+    j->echo.tokens_in += (long long)in->nids;
+    j->echo.tokens_used += (long long)n;
+    j->echo.windows++;
+    if (rq->ga_given)
+        return txt__global(rq, r, lim->max_global, &j->echo.global_tokens, err, errlen);
+    return LS_OK;
+}
+
+/* ---- prepare: /tokenize and /decode (no engine) -----------------------------------------------
+ */
+
+static ls_status txt__tokenize(txt_job *j, char **reply, size_t *reply_len, char *err,
+                               size_t errlen)
+{
+    const tei_request *rq = &j->rq;
+    tei_token **lists = calloc((size_t)rq->n, sizeof *lists);
+    int *counts = calloc((size_t)rq->n, sizeof *counts);
+    ls_status st = lists && counts ? LS_OK : ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory");
+    tok_encode_params p = tok_encode_default_params();
+    p.add_special_tokens = rq->add_special_tokens;
+    for (int i = 0; !st && i < rq->n; i++) {
+        char msg[256];
+        const tei_input *in = &rq->in[i];
+        if ((st = tok_encode(j->m->tok, in->text, in->len, NULL, 0, &p, &j->enc[i], msg,
+                             sizeof msg))) {
+            ls_fail(err, errlen, st, "input %d: %s", i, msg);
+            break;
+        }
+        const tok_encoding *e = j->enc[i];
+        if (e->n && !(lists[i] = calloc(e->n, sizeof *lists[i]))) {
+            st = ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory");
+            break;
+        }
+        counts[i] = (int)e->n;
+        j->echo.tokens_in += (long long)e->n;
+        for (size_t t = 0; t < e->n; t++) {
+            tei_token *k = &lists[i][t];
+            size_t tl;
+            k->id = e->ids[t];
+            k->token = tok_encoding_token(e, t, &tl);
+            k->token_len = tl;
+            k->special = e->special_mask[t];
+            if (k->special) { /* TEI: the token's string, no offsets */
+                k->text = k->token;
+                k->text_len = tl;
+                k->start = k->stop = k->char_start = k->char_end = -1;
+            } else {
+                const tok_offsets *o = &e->offsets[t];
+                k->text = in->text + o->byte_start;
+                k->text_len = (size_t)(o->byte_end - o->byte_start);
+                k->start = o->byte_start;
+                k->stop = o->byte_end;
+                k->char_start = o->char_start;
+                k->char_end = o->char_end;
+            }
+        }
+    }
+    if (!st &&
+        !(*reply = tei_tokenize_encode((const tei_token *const *)lists, counts, rq->n, reply_len)))
+        st = ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory encoding the response");
+    for (int i = 0; lists && i < rq->n; i++)
+        free(lists[i]);
+    free(lists);
+    free(counts);
+    return st;
+}
+
+static ls_status txt__decode(txt_job *j, char **reply, size_t *reply_len, char *err, size_t errlen)
+{
+    const tei_request *rq = &j->rq;
+    char **texts = calloc((size_t)rq->n, sizeof *texts);
+    ls_status st = texts ? LS_OK : ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory");
+    for (int i = 0; !st && i < rq->n; i++) {
+        char msg[256];
+        if ((st = tok_decode(j->m->tok, rq->in[i].ids, rq->in[i].nids, rq->skip_special_tokens,
+                             &texts[i], NULL, msg, sizeof msg)))
+            ls_fail(err, errlen, st, "ids %d: %s", i, msg);
+    }
+    if (!st && !(*reply = tei_decode_encode(texts, rq->n, reply_len)))
+        st = ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory encoding the response");
+    for (int i = 0; texts && i < rq->n; i++)
+        free(texts[i]);
+    free(texts);
+    return st;
+}
+
+/* ---- prepare ----------------------------------------------------------------------------------
+ */
+
+ls_status txt_job_prepare(txt_job *j, tei_kind kind, const char *body, size_t len,
+                          const txt_model *const *models, int nmodels, const txt_limits *lim,
+                          char **reply, size_t *reply_len, char *err, size_t errlen)
+{
+    memset(j, 0, sizeof *j);
+    *reply = NULL;
+    ls_status st = tei_request_parse(kind, body, len, lim->max_inputs, &j->rq, err, errlen);
+    if (st) return st;
+    tei_request *rq = &j->rq;
+    if ((st = txt__pick_model(j, models, nmodels, err, errlen))) return st;
+    if (!(j->enc = calloc((size_t)rq->n, sizeof *j->enc)))
+        return ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory");
+    if (kind == TEI_TOKENIZE) return txt__tokenize(j, reply, reply_len, err, errlen);
+    if (kind == TEI_DECODE) return txt__decode(j, reply, reply_len, err, errlen);
+
+    if (rq->ld_given && kind != TEI_EMBED && kind != TEI_OPENAI_EMBED)
+        return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                       "long_document applies to /embed and /v1/embeddings (pooled embeddings)");
+    if (rq->ld_given && (rq->ga_nidx || rq->ga_nspans))
+        return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                       "global_attention.token_indices/spans cannot be combined with "
+                       "long_document (positions would differ per window); \"cls\" can");
+    long long max_seq = j->m->info->max_tokens;
+    if (max_seq > lim->max_input_tokens) max_seq = lim->max_input_tokens;
+    for (int i = 0; i < rq->n; i++) {
+        st = rq->in[i].text ? txt__text_rows(j, i, lim, max_seq, err, errlen)
+                            : txt__id_rows(j, i, lim, max_seq, err, errlen);
+        if (st) return st;
+    }
+    if (j->echo.tokens_used > lim->max_input_tokens)
+        return ls_fail(err, errlen, LS_ERR_TOO_LARGE,
+                       "the request has %lld tokens in all; the limit is %lld "
+                       "(--max-input-tokens)",
+                       j->echo.tokens_used, lim->max_input_tokens);
+    txt__header(j, "x-compute-tokens", j->echo.tokens_used);
+    txt__header(j, "x-tokens-in", j->echo.tokens_in);
+    txt__header(j, "x-tokens-used", j->echo.tokens_used);
+    txt__header(j, "x-truncated", j->echo.truncated);
+    if (rq->ga_given) txt__header(j, "x-global-tokens", j->echo.global_tokens);
+    if (rq->ld_given) txt__header(j, "x-long-document-windows", j->echo.windows);
+    return LS_OK;
+}
+
+void txt_job_free(txt_job *j)
+{
+    if (!j) return;
+    for (int i = 0; j->enc && i < j->rq.n; i++)
+        tok_encoding_free(j->enc[i]);
+    free(j->enc);
+    for (int i = 0; i < j->nrows; i++) {
+        free(j->rows[i].ids);
+        free(j->rows[i].out);
+    }
+    free(j->rows);
+    tei_request_free(&j->rq);
+    memset(j, 0, sizeof *j);
+}
+
+size_t txt_job_tokens(const txt_job *j)
+{
+    size_t n = 0;
+    for (int i = 0; i < j->nrows; i++)
+        n += (size_t)j->rows[i].n;
+    return n;
+}
+
+int txt_job_explicit_global(const txt_job *j)
+{
+    return j->rq.ga_given;
+}
+
+/* ---- run: pack, forward, keep each row's part
+ * ---------------------------------------------------- */
+
+static const eng_tensor *txt__output(const eng_outputs *o, const char *name)
+{
+    for (int i = 0; i < o->n; i++)
+        if (strcmp(o->t[i].name, name) == 0) return &o->t[i];
+    return NULL;
+}
+
+static sb_pooling txt__pooling(const txt_job *j)
+{
+    switch (j->rq.pooling) {
+    case TEI_POOL_CLS:
+        return SB_POOL_CLS;
+    case TEI_POOL_MEAN:
+        return SB_POOL_MEAN;
+    case TEI_POOL_MAX:
+        return SB_POOL_MAX;
+    default:
+        return j->m->pooling;
+    }
+}
+
+/* Row r's results from the batch outputs; tok0: its first token in the batch, seq: its
+ * sequence index. */
+static ls_status txt__keep(txt_job *j, txt_row *r, const eng_outputs *o, size_t tok0, size_t seq)
+{
+    const eng_model_info *info = j->m->info;
+    const size_t n = (size_t)r->n;
+    const eng_tensor *t;
+    size_t count = 0;
+    switch (j->rq.kind) {
+    case TEI_EMBED:
+    case TEI_OPENAI_EMBED:
+    case TEI_EMBED_ALL: {
+        if (!(t = txt__output(o, "last_hidden_state"))) break;
+        const size_t H = (size_t)t->width;
+        const float *x = t->data + tok0 * H; /* (n, H) */
+        if (j->rq.kind == TEI_EMBED_ALL) {
+            if (!(r->out = malloc(n * H * sizeof *r->out))) return LS_ERR_NOMEM;
+            memcpy(r->out, x, n * H * sizeof *r->out);
+            return LS_OK;
+        }
+        if (!(r->out = malloc(H * sizeof *r->out))) return LS_ERR_NOMEM;
+        sb_pooling p = txt__pooling(j);
+        for (size_t h = 0; h < H; h++) {
+            double acc = p == SB_POOL_MAX ? -INFINITY : 0;
+            if (p == SB_POOL_CLS) acc = x[h];
+            for (size_t k = 0; p != SB_POOL_CLS && k < n; k++) {
+                double v = x[k * H + h];
+                acc = p == SB_POOL_MAX ? (v > acc ? v : acc) : acc + v;
+            }
+            if (p == SB_POOL_MEAN) acc /= (double)n;
+            if (p == SB_POOL_MEAN_SQRT_LEN) acc /= sqrt((double)n);
+            r->out[h] = (float)acc;
+        }
+        return LS_OK;
+    }
+    case TEI_PREDICT:
+        if (!(t = txt__output(o, "logits"))) break;
+        count = (size_t)info->num_labels;
+        if (!(r->out = malloc(count * sizeof *r->out))) return LS_ERR_NOMEM;
+        memcpy(r->out, t->data + seq * (size_t)t->width, count * sizeof *r->out);
+        return LS_OK;
+    case TEI_TOKCLS:
+        if (!(t = txt__output(o, "logits"))) break;
+        count = n * (size_t)t->width;
+        if (!(r->out = malloc(count * sizeof *r->out))) return LS_ERR_NOMEM;
+        memcpy(r->out, t->data + tok0 * (size_t)t->width, count * sizeof *r->out);
+        return LS_OK;
+    case TEI_FILL_MASK:
+        if (!(t = txt__output(o, "logits"))) break;
+        count = (size_t)t->width;
+        if (!(r->out = malloc(count * sizeof *r->out))) return LS_ERR_NOMEM;
+        memcpy(r->out, t->data + (tok0 + (size_t)r->mask_pos) * count, count * sizeof *r->out);
+        return LS_OK;
+    case TEI_ANSWER: {
+        const eng_tensor *s = txt__output(o, "start_logits"), *e = txt__output(o, "end_logits");
+        if (!s || !e) break;
+        if (!(r->out = malloc(2 * n * sizeof *r->out))) return LS_ERR_NOMEM;
+        memcpy(r->out, s->data + tok0, n * sizeof *r->out);
+        memcpy(r->out + n, e->data + tok0, n * sizeof *r->out);
+        return LS_OK;
+    }
+    default:
+        break;
+    }
+    return LS_ERR_INTERNAL;
+}
+
+ls_status txt_batch_run(eng_ctx *ctx, txt_job *const *jobs, int n, char *err, size_t errlen)
+{
+    size_t T = 0, S = 0;
+    int glob = txt_job_explicit_global(jobs[0]), mixed = 0;
+    for (int i = 0; i < n; i++) {
+        jobs[i]->st = LS_OK;
+        jobs[i]->err[0] = 0;
+        T += txt_job_tokens(jobs[i]);
+        S += (size_t)jobs[i]->nrows;
+        mixed |= txt_job_explicit_global(jobs[i]) != glob;
+    }
+    if (mixed || T > INT32_MAX) {
+        for (int i = 0; i < n; i++) /* never formed by the scheduler (keys differ): one by one */
+            txt_batch_run(ctx, &jobs[i], 1, NULL, 0);
+        return LS_OK;
+    }
+    /* packed: (T) ids, type ids and global flags, (S+1) offsets */
+    int32_t *off = malloc((S + 1) * sizeof *off), *ids = malloc((T + 1) * sizeof *ids),
+            *types = malloc((T + 1) * sizeof *types);
+    uint8_t *g = glob ? malloc(T + 1) : NULL;
+    ls_status st = off && ids && types && (!glob || g) ? LS_OK : LS_ERR_NOMEM;
+    char msg[256] = "out of memory packing the batch";
+    eng_outputs out;
+    if (!st) {
+        size_t t = 0, s = 0;
+        for (int i = 0; i < n; i++)
+            for (int k = 0; k < jobs[i]->nrows; k++) {
+                const txt_row *r = &jobs[i]->rows[k];
+                off[s++] = (int32_t)t;
+                memcpy(ids + t, r->ids, (size_t)r->n * sizeof *ids);
+                memcpy(types + t, r->type_ids, (size_t)r->n * sizeof *types);
+                if (g) memcpy(g + t, r->glob, (size_t)r->n);
+                t += (size_t)r->n;
+            }
+        off[S] = (int32_t)T;
+        eng_batch b = {
+            .nseq = (int)S, .offsets = off, .ids = ids, .type_ids = types, .global_mask = g};
+        st = eng_ctx_forward(ctx, &b, &out, msg, sizeof msg);
+    }
+    const int input_error =
+        st == LS_ERR_INVALID_INPUT || st == LS_ERR_TOO_LARGE || st == LS_ERR_BAD_REQUEST;
+    if (n > 1 && input_error) {
+        /* an input only the engine can judge (QA separators, ...): each job alone */
+        free(off), free(ids), free(types), free(g);
+        for (int i = 0; i < n; i++)
+            txt_batch_run(ctx, &jobs[i], 1, NULL, 0);
+        return LS_OK;
+    }
+    if (!st) {
+        size_t t = 0, s = 0;
+        for (int i = 0; i < n; i++)
+            for (int k = 0; k < jobs[i]->nrows; k++) {
+                txt_row *r = &jobs[i]->rows[k];
+                ls_status rs = txt__keep(jobs[i], r, &out, t, s);
+                if (rs && !jobs[i]->st)
+                    jobs[i]->st = ls_fail(jobs[i]->err, sizeof jobs[i]->err, rs,
+                                          "keeping the results of row %d: %s", k, ls_strerror(rs));
+                t += (size_t)r->n;
+                s++;
+            }
+    } else {
+        for (int i = 0; i < n; i++) {
+            jobs[i]->st = st;
+            snprintf(jobs[i]->err, sizeof jobs[i]->err, "%s", msg);
+        }
+    }
+    free(off), free(ids), free(types), free(g);
+    if (st && !input_error) return ls_fail(err, errlen, st, "%s", msg);
+    return LS_OK;
+}
+
+/* ---- encode: post-processing and the protocol's answer
+ * --------------------------------------------- */
+
+/* Softmax of x[0..n) into p, in float as numpy/torch compute it. */
+static void txt__softmax(const float *x, int n, float *p)
+{
+    float m = -INFINITY;
+    for (int i = 0; i < n; i++)
+        if (x[i] > m) m = x[i];
+    double sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += (p[i] = expf(x[i] - m));
+    for (int i = 0; i < n; i++)
+        p[i] = (float)(p[i] / sum);
+}
+
+/* Per input: the mean of its windows' pooled vectors weighted by their tokens, then
+ * L2-normalised when asked. vecs[i] points into the returned block. */
+static float *txt__embeddings(const txt_job *j, const float **vecs)
+{
+    const int H = j->m->info->hidden_size, n = j->rq.n;
+    float *all = calloc((size_t)n * (size_t)H, sizeof *all);
+    double *acc = calloc((size_t)H, sizeof *acc);
+    if (!all || !acc) {
+        free(all);
+        free(acc);
+        return NULL;
+    }
+    const int normalize = j->rq.normalize < 0 ? 1 : j->rq.normalize;
+    for (int i = 0; i < n; i++) {
+        memset(acc, 0, (size_t)H * sizeof *acc);
+        double wsum = 0;
+        const float *only = NULL;
+        int nwin = 0;
+        for (int k = 0; k < j->nrows; k++) {
+            const txt_row *r = &j->rows[k];
+            if (r->input != i) continue;
+            only = r->out;
+            nwin++;
+            for (int h = 0; h < H; h++)
+                acc[h] += (double)r->n * r->out[h];
+            wsum += r->n;
+        }
+        float *v = all + (size_t)i * (size_t)H;
+        for (int h = 0; h < H; h++) /* one window: exactly its vector */
+            v[h] = nwin == 1 ? only[h] : (float)(acc[h] / wsum);
+        if (normalize) {
+            double ss = 0;
+            for (int h = 0; h < H; h++)
+                ss += (double)v[h] * v[h];
+            double norm = sqrt(ss);
+            if (norm < 1e-12) norm = 1e-12; /* torch.nn.functional.normalize's eps */
+            for (int h = 0; h < H; h++)
+                v[h] = (float)(v[h] / norm);
+        }
+        vecs[i] = v;
+    }
+    free(acc);
+    return all;
+}
+
+static const char *txt__label(const eng_model_info *info, int k, char *buf, size_t n)
+{
+    if (info->labels && info->labels[k]) return info->labels[k];
+    snprintf(buf, n, "LABEL_%d", k);
+    return buf;
+}
+
+static int txt__score_desc(const void *a, const void *b)
+{
+    const tei_score *x = a, *y = b;
+    return (x->score < y->score) - (x->score > y->score);
+}
+
+static char *txt__predict(const txt_job *j, size_t *len)
+{
+    const eng_model_info *info = j->m->info;
+    const int L = info->num_labels, n = j->rq.n;
+    tei_score **lists = calloc((size_t)n, sizeof *lists);
+    int *counts = calloc((size_t)n, sizeof *counts);
+    char(*names)[24] = calloc((size_t)L, sizeof *names);
+    float *p = malloc((size_t)L * sizeof *p);
+    char *body = NULL;
+    int ok = lists && counts && names && p;
+    for (int i = 0; ok && i < n; i++) {
+        const float *x = j->rows[i].out;
+        if (j->rq.raw_scores)
+            memcpy(p, x, (size_t)L * sizeof *p);
+        else if (L == 1)
+            p[0] = 1.0f / (1.0f + expf(-x[0]));
+        else
+            txt__softmax(x, L, p);
+        if (!(lists[i] = malloc((size_t)L * sizeof *lists[i]))) ok = 0;
+        for (int k = 0; ok && k < L; k++)
+            lists[i][k] = (tei_score){txt__label(info, k, names[k], sizeof names[k]), p[k]};
+        if (ok) qsort(lists[i], (size_t)L, sizeof *lists[i], txt__score_desc);
+        counts[i] = L;
+    }
+    if (ok)
+        body = tei_predict_encode((const tei_score *const *)lists, counts, n, j->rq.batched, len);
+    for (int i = 0; lists && i < n; i++)
+        free(lists[i]);
+    free(lists), free(counts), free(names), free(p);
+    return body;
+}
+
+static char *txt__tokcls(const txt_job *j, size_t *len)
+{
+    const eng_model_info *info = j->m->info;
+    const int L = info->num_labels, n = j->rq.n;
+    tei_entity **lists = calloc((size_t)n, sizeof *lists);
+    int *counts = calloc((size_t)n, sizeof *counts);
+    char(*names)[24] = calloc((size_t)L, sizeof *names);
+    float *p = malloc((size_t)L * sizeof *p);
+    char *body = NULL;
+    int ok = lists && counts && names && p;
+    for (int i = 0; ok && i < n; i++) {
+        const tok_encoding *e = j->enc[i];
+        const txt_row *r = &j->rows[i];
+        if (!(lists[i] = malloc(((size_t)r->n + 1) * sizeof *lists[i]))) ok = 0;
+        for (int t = 0; ok && t < r->n; t++) {
+            if (e->special_mask[t]) continue;
+            txt__softmax(r->out + (size_t)t * (size_t)L, L, p);
+            int best = 0;
+            for (int k = 1; k < L; k++)
+                if (p[k] > p[best]) best = k;
+            const char *label = txt__label(info, best, names[best], sizeof names[best]);
+            int skip = 0;
+            for (int k = 0; k < j->rq.nignore; k++)
+                skip |= strcmp(j->rq.ignore_labels[k], label) == 0;
+            if (skip) continue;
+            size_t wl;
+            const char *w = tok_encoding_token(e, (size_t)t, &wl);
+            lists[i][counts[i]++] = (tei_entity){
+                label, p[best], t, w, wl, e->offsets[t].char_start, e->offsets[t].char_end};
+        }
+    }
+    if (ok)
+        body = tei_tokcls_encode((const tei_entity *const *)lists, counts, n, j->rq.batched, len);
+    for (int i = 0; lists && i < n; i++)
+        free(lists[i]);
+    free(lists), free(counts), free(names), free(p);
+    return body;
+}
+
+static char *txt__fill(txt_job *j, size_t *len)
+{
+    const int V = j->m->info->vocab_size, n = j->rq.n, K = j->rq.top_k < V ? j->rq.top_k : V;
+    tei_fill **lists = calloc((size_t)n, sizeof *lists);
+    int *counts = calloc((size_t)n, sizeof *counts);
+    char **strs = calloc((size_t)n * (size_t)K * 2, sizeof *strs);
+    float *p = malloc((size_t)V * sizeof *p);
+    char *body = NULL;
+    int ok = lists && counts && strs && p;
+    for (int i = 0; ok && i < n; i++) {
+        txt_row *r = &j->rows[i];
+        txt__softmax(r->out, V, p);
+        if (!(lists[i] = malloc((size_t)K * sizeof *lists[i]))) ok = 0;
+        for (int k = 0; ok && k < K; k++) { /* top-k by selection: K is small */
+            int best = -1;
+            for (int v = 0; v < V; v++)
+                if (p[v] >= 0 && (best < 0 || p[v] > p[best])) best = v;
+            const int32_t saved = r->ids[r->mask_pos];
+            char msg[128];
+            char **ts = &strs[((size_t)i * (size_t)K + (size_t)k) * 2];
+            r->ids[r->mask_pos] = best;
+            /* as the pipeline: token_str = decode([id]); sequence = decode(ids with the mask
+             * replaced, skipping special tokens) */
+            if (tok_decode(j->m->tok, &r->ids[r->mask_pos], 1, 0, &ts[0], NULL, msg, sizeof msg) ||
+                tok_decode(j->m->tok, r->ids, (size_t)r->n, 1, &ts[1], NULL, msg, sizeof msg))
+                ok = 0;
+            r->ids[r->mask_pos] = saved;
+            if (ok) lists[i][k] = (tei_fill){p[best], best, ts[0], ts[1]};
+            p[best] = -1; /* taken */
+            counts[i]++;
+        }
+    }
+    if (ok) body = tei_fill_encode((const tei_fill *const *)lists, counts, n, j->rq.batched, len);
+    for (int i = 0; lists && i < n; i++)
+        free(lists[i]);
+    for (size_t k = 0; strs && k < (size_t)n * (size_t)K * 2; k++)
+        free(strs[k]);
+    free(lists), free(counts), free(strs), free(p);
+    return body;
+}
+
+/* The QA pipeline's span search: tokens outside the context (but the first, CLS) get
+ * -10000, softmax over the row, the first token's probability then set to 0; the best
+ * start <= end < start + max_answer_len by p_start * p_end, first in row-major order. */
+static char *txt__answer(txt_job *j, size_t *len)
+{
+    const txt_row *r = &j->rows[0];
+    const tok_encoding *e = j->enc[0];
+    const int n = r->n, maxlen = j->rq.max_answer_len;
+    float *ps = malloc((size_t)n * sizeof *ps), *pe = malloc((size_t)n * sizeof *pe);
+    float *xs = malloc((size_t)n * sizeof *xs), *xe = malloc((size_t)n * sizeof *xe);
+    char *body = NULL;
+    if (ps && pe && xs && xe) {
+        for (int t = 0; t < n; t++) {
+            int ctx = e->sequence_ids[t] == 1 || t == 0;
+            xs[t] = ctx ? r->out[t] : -10000.0f;
+            xe[t] = ctx ? r->out[n + t] : -10000.0f;
+        }
+        txt__softmax(xs, n, ps);
+        txt__softmax(xe, n, pe);
+        ps[0] = pe[0] = 0;
+        int bs = -1, be = -1;
+        float best = -1;
+        for (int s = 0; s < n; s++) {
+            if (e->sequence_ids[s] != 1) continue;
+            for (int t = s; t < n && t < s + maxlen; t++) {
+                if (e->sequence_ids[t] != 1) continue;
+                float sc = ps[s] * pe[t];
+                if (sc > best) best = sc, bs = s, be = t;
+            }
+        }
+        if (bs < 0) {
+            body = tei_answer_encode("", 0, 0, 0, 0, &j->echo, len);
+        } else {
+            const tok_offsets *a = &e->offsets[bs], *b = &e->offsets[be];
+            body = tei_answer_encode(j->rq.in[0].pair + a->byte_start,
+                                     (size_t)(b->byte_end - a->byte_start), best, a->char_start,
+                                     b->char_end, &j->echo, len);
+        }
+    }
+    free(ps), free(pe), free(xs), free(xe);
+    return body;
+}
+
+char *txt_job_encode(txt_job *j, size_t *len)
+{
+    char *body = NULL;
+    const tei_request *rq = &j->rq;
+    switch (rq->kind) {
+    case TEI_EMBED:
+    case TEI_OPENAI_EMBED: {
+        const float **vecs = calloc((size_t)rq->n, sizeof *vecs);
+        float *all = vecs ? txt__embeddings(j, vecs) : NULL;
+        if (all && rq->kind == TEI_EMBED)
+            body = tei_embed_encode(vecs, rq->n, j->m->info->hidden_size, len);
+        else if (all)
+            body = oai_embeddings_encode(vecs, rq->n, j->m->info->hidden_size, rq->base64,
+                                         j->m->name, j->echo.tokens_used, &j->echo, len);
+        free(all);
+        free(vecs);
+        break;
+    }
+    case TEI_EMBED_ALL: {
+        const float **rows = calloc((size_t)rq->n, sizeof *rows);
+        int *ntok = calloc((size_t)rq->n, sizeof *ntok);
+        if (rows && ntok) {
+            for (int k = 0; k < j->nrows; k++) {
+                rows[j->rows[k].input] = j->rows[k].out;
+                ntok[j->rows[k].input] = j->rows[k].n;
+            }
+            body = tei_embed_all_encode(rows, ntok, rq->n, j->m->info->hidden_size, len);
+        }
+        free(rows);
+        free(ntok);
+        break;
+    }
+    case TEI_PREDICT:
+        body = txt__predict(j, len);
+        break;
+    case TEI_TOKCLS:
+        body = txt__tokcls(j, len);
+        break;
+    case TEI_FILL_MASK:
+        body = txt__fill(j, len);
+        break;
+    case TEI_ANSWER:
+        body = txt__answer(j, len);
+        break;
+    default:
+        break;
+    }
+    if (!body)
+        j->st = ls_fail(j->err, sizeof j->err, LS_ERR_NOMEM, "out of memory encoding the response");
+    return body;
+}

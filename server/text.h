@@ -1,0 +1,85 @@
+/* The text routes' jobs (TEI /embed, /embed_all, /predict, /tokenize, /decode, OpenAI
+ * /v1/embeddings, pipelines /token_classify, /fill_mask, /answer), in the pieces the
+ * server runs on different threads:
+ *
+ *     txt_job j;                                       // one request
+ *     txt_job_prepare(&j, kind, body, len, models, n, &lim, &reply, ...); // uv pool:
+ *         // decode (proto/tei.h), pick the model, tokenize, apply truncation, global
+ *         // attention and long-document windows -> rows of token ids (400/413/422)
+ *         // /tokenize and /decode are answered here (*reply)
+ *     txt_batch_run(ctx, jobs, n, err, errlen);        // engine worker: pack the rows of
+ *         // many jobs into one ragged batch, forward, keep each row's part (pooled vector,
+ *         // logits of the mask, QA logits...)
+ *     char *body = txt_job_encode(&j, &len);           // uv pool: softmax, spans, top-k,
+ *         // normalisation, aggregation of windows, JSON
+ *     txt_job_free(&j);
+ *
+ * A job's results never depend on the jobs it ran with (rows are independent sequences). */
+#ifndef SRV_TEXT_H
+#define SRV_TEXT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../engine/engine.h"
+#include "../engine/tokenizer.h"
+#include "../proto/sbert.h"
+#include "../proto/tei.h"
+
+/* What a text route needs to know of a served model (filled at startup, read-only). */
+typedef struct {
+    const char *name;
+    const eng_model_info *info;
+    const tok_tokenizer *tok; /* NULL: no tokenizer.json, only the v2 route */
+    sb_pooling pooling;       /* modules.json + 1_Pooling/config.json, else mean */
+    int st_config;            /* 1 when sentence-transformers files were found */
+    int st_normalize;         /* modules.json has a Normalize module */
+    int32_t mask_id;          /* the mask token of a fill-mask model, -1 if none */
+} txt_model;
+
+typedef struct {
+    long long max_input_tokens; /* per sequence and per request (--max-input-tokens) */
+    int max_inputs;             /* inputs per request (--max-client-batch-size) */
+    int max_global;             /* global tokens per sequence (--max-global-tokens) */
+    int auto_truncate;          /* truncate when the request does not say (--auto-truncate) */
+} txt_limits;
+
+typedef struct {
+    int32_t *ids, *type_ids; /* [n], one allocation with glob */
+    uint8_t *glob;           /* [n] 1 global, or NULL: the head's automatic choice */
+    int n, input, mask_pos;
+    float *out; /* the row's results after the run (owned) */
+} txt_row;
+
+typedef struct {
+    tei_request rq;
+    const txt_model *m;
+    tok_encoding **enc; /* [rq.n]; NULL entries for token-id inputs */
+    txt_row *rows;
+    int nrows;
+    tei_echo echo;
+    ls_status st; /* the run's verdict for this job */
+    char err[512];
+    char headers[512]; /* extra response headers, "Name: value\r\n" each */
+} txt_job;
+
+/* Decodes and tokenizes. On success either *reply holds the whole response (tokenize,
+ * decode) or the job has rows for the engine. Fills j->headers. */
+ls_status txt_job_prepare(txt_job *j, tei_kind kind, const char *body, size_t len,
+                          const txt_model *const *models, int nmodels, const txt_limits *lim,
+                          char **reply, size_t *reply_len, char *err, size_t errlen);
+void txt_job_free(txt_job *j);
+
+size_t txt_job_tokens(const txt_job *j);
+/* 1 if the job's rows carry explicit global masks (batches only with its kind). */
+int txt_job_explicit_global(const txt_job *j);
+
+/* Runs jobs (same model, same txt_job_explicit_global) as one packed batch and keeps
+ * each row's results; sets every job's st/err. Input errors fall back to one job at a
+ * time, so a bad request cannot fail its batch-mates. */
+ls_status txt_batch_run(eng_ctx *ctx, txt_job *const *jobs, int n, char *err, size_t errlen);
+
+/* The response of a job that ran (malloc'd; NULL with j->st/err set on failure). */
+char *txt_job_encode(txt_job *j, size_t *len);
+
+#endif
