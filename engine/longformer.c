@@ -25,6 +25,7 @@ struct eng_ctx {
     float *qg;      /* (G, H) query_global */
     /* per sequence */
     int32_t *glob_off; /* (nseq+1) */
+    int32_t *each;     /* (nseq+1) 0, 1, …, nseq: one linear-layer group per sequence row */
     float *seq_a, *seq_b; /* (nseq, H) pooler / classifier rows */
     float *seq_out;       /* (nseq, labels) */
 };
@@ -50,6 +51,7 @@ static void eng__ctx_release(eng_ctx *c)
     free(c->xg);
     free(c->qg);
     free(c->glob_off);
+    free(c->each);
     free(c->seq_a);
     free(c->seq_b);
     free(c->seq_out);
@@ -99,6 +101,9 @@ static ls_status eng__reserve(eng_ctx *c, size_t T, size_t G, size_t S, char *er
     }
     if (S > c->cap_s || !c->glob_off) {
         bad |= eng__grow((void **)&c->glob_off, (S + 1) * sizeof(int32_t));
+        bad |= eng__grow((void **)&c->each, (S + 1) * sizeof(int32_t));
+        if (!bad)
+            for (size_t i = 0; i <= S; i++) c->each[i] = (int32_t)i;
         bad |= eng__grow((void **)&c->seq_a, S * H * sizeof(float));
         bad |= eng__grow((void **)&c->seq_b, S * H * sizeof(float));
         bad |= eng__grow((void **)&c->seq_out, S * nl * sizeof(float));
@@ -195,7 +200,7 @@ static ls_status eng__layer(eng_ctx *c, const eng_layer *y, const eng_batch *b, 
     const int T = b->offsets[b->nseq], H = m->H, I = m->I;
 
     /* q | k | v for every token: (T, 3H) */
-    k->linear(c->x, y->qkv_w, y->qkv_b, c->qkv, T, 3 * H, H);
+    k->linear(c->x, y->qkv_w, y->qkv_b, c->qkv, T, 3 * H, H, b->offsets, b->nseq);
 
     kn_attn_args a = {
         .q = c->qkv, .k = c->qkv + H, .v = c->qkv + 2 * H, .ld = 3 * H,
@@ -214,7 +219,7 @@ static ls_status eng__layer(eng_ctx *c, const eng_layer *y, const eng_batch *b, 
         for (size_t i = 0; i < G; i++)
             memcpy(c->xg + i * H, c->x + (size_t)c->glob[i] * H, sizeof(float) * H);
         if (y->gq_w) {
-            k->linear(c->xg, y->gq_w, y->gq_b, c->qg, (int)G, H, H);
+            k->linear(c->xg, y->gq_w, y->gq_b, c->qg, (int)G, H, H, c->glob_off, b->nseq);
             a.wkg = y->gkv_w;
             a.bkg = y->gkv_b;
             a.wvg = y->gkv_w + (size_t)H * H;
@@ -236,12 +241,12 @@ static ls_status eng__layer(eng_ctx *c, const eng_layer *y, const eng_batch *b, 
     }
 
     /* a = LN(dense(att) + x) */
-    k->linear(c->att, y->ao_w, y->ao_b, c->tmp, T, H, H);
+    k->linear(c->att, y->ao_w, y->ao_b, c->tmp, T, H, H, b->offsets, b->nseq);
     k->add_layernorm(c->tmp, c->x, y->ln1_g, y->ln1_b, (float)m->cfg.layer_norm_eps, T, H);
     /* x' = LN(W2·gelu(W1·a) + a) */
-    k->linear(c->tmp, y->ff1_w, y->ff1_b, c->inter, T, I, H);
+    k->linear(c->tmp, y->ff1_w, y->ff1_b, c->inter, T, I, H, b->offsets, b->nseq);
     k->gelu(c->inter, (size_t)T * I);
-    k->linear(c->inter, y->ff2_w, y->ff2_b, c->x, T, H, I);
+    k->linear(c->inter, y->ff2_w, y->ff2_b, c->x, T, H, I, b->offsets, b->nseq);
     k->add_layernorm(c->x, c->tmp, y->ln2_g, y->ln2_b, (float)m->cfg.layer_norm_eps, T, H);
     return LS_OK;
 }
@@ -266,36 +271,36 @@ static void eng__head(eng_ctx *c, const eng_batch *b, eng_outputs *out)
         out->t[out->n++] = (eng_tensor){"last_hidden_state", 1, H, c->x};
         if (m->pool_w) {
             eng__first_rows(c, b, c->seq_a);
-            k->linear(c->seq_a, m->pool_w, m->pool_b, c->seq_b, S, H, H);
+            k->linear(c->seq_a, m->pool_w, m->pool_b, c->seq_b, S, H, H, c->each, S);
             k->tanh(c->seq_b, (size_t)S * H);
             out->t[out->n++] = (eng_tensor){"pooler_output", 0, H, c->seq_b};
         }
         break;
     case ENG_HEAD_MLM:
-        k->linear(c->x, m->mlm_dense_w, m->mlm_dense_b, c->tmp, T, H, H);
+        k->linear(c->x, m->mlm_dense_w, m->mlm_dense_b, c->tmp, T, H, H, b->offsets, b->nseq);
         k->gelu(c->tmp, (size_t)T * H);
         k->add_layernorm(c->tmp, NULL, m->mlm_ln_g, m->mlm_ln_b, (float)m->cfg.layer_norm_eps, T,
                          H);
-        k->linear(c->tmp, m->mlm_dec_w, m->mlm_dec_b, c->inter, T, m->V, H);
+        k->linear(c->tmp, m->mlm_dec_w, m->mlm_dec_b, c->inter, T, m->V, H, b->offsets, b->nseq);
         out->t[out->n++] = (eng_tensor){"logits", 1, m->V, c->inter};
         break;
     case ENG_HEAD_SEQCLS:
         eng__first_rows(c, b, c->seq_a);
         if (m->cls_dense_w) { /* Longformer/RoBERTa: dense, tanh, out_proj on <s> */
-            k->linear(c->seq_a, m->cls_dense_w, m->cls_dense_b, c->seq_b, S, H, H);
+            k->linear(c->seq_a, m->cls_dense_w, m->cls_dense_b, c->seq_b, S, H, H, c->each, S);
         } else { /* BERT: pooler, then classifier */
-            k->linear(c->seq_a, m->pool_w, m->pool_b, c->seq_b, S, H, H);
+            k->linear(c->seq_a, m->pool_w, m->pool_b, c->seq_b, S, H, H, c->each, S);
         }
         k->tanh(c->seq_b, (size_t)S * H);
-        k->linear(c->seq_b, m->cls_out_w, m->cls_out_b, c->seq_out, S, nl, H);
+        k->linear(c->seq_b, m->cls_out_w, m->cls_out_b, c->seq_out, S, nl, H, c->each, S);
         out->t[out->n++] = (eng_tensor){"logits", 0, nl, c->seq_out};
         break;
     case ENG_HEAD_TOKCLS:
-        k->linear(c->x, m->cls_out_w, m->cls_out_b, c->inter, T, nl, H);
+        k->linear(c->x, m->cls_out_w, m->cls_out_b, c->inter, T, nl, H, b->offsets, b->nseq);
         out->t[out->n++] = (eng_tensor){"logits", 1, nl, c->inter};
         break;
     case ENG_HEAD_QA:
-        k->linear(c->x, m->qa_w, m->qa_b, c->inter, T, 2, H);
+        k->linear(c->x, m->qa_w, m->qa_b, c->inter, T, 2, H, b->offsets, b->nseq);
         for (int t = 0; t < T; t++) { /* (T, 2) → start (T) | end (T) */
             c->head[t] = c->inter[2 * t];
             c->head[T + t] = c->inter[2 * t + 1];

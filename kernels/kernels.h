@@ -47,9 +47,12 @@ typedef struct {
 } kn_attn_args;
 
 /* y[M,N] = x[M,K] · w[N,K]ᵀ + b[N]  (nn.Linear layout; b may be NULL).
- * Row strides: x has K, y has N. */
+ * Row strides: x has K, y has N. Rows come in groups (sequences): group g is rows
+ * groups[g] .. groups[g+1]-1 (groups NULL: one group of M rows). A backend must compute
+ * a group's rows exactly as it would if the group were alone (same tiles from the group's
+ * first row), so that a sequence's numbers never depend on its batch-mates. */
 typedef void (*kn_linear_fn)(const float *x, const float *w, const float *b, float *y, int M,
-                             int N, int K);
+                             int N, int K, const int32_t *groups, int ngroups);
 /* out[t] = word[ids[t]] + pos[pos_ids[t]] + type[tt[t]]  (all rows of width H; tt may be
  * NULL, meaning row 0 of type). Indices are trusted: the engine validated them. */
 typedef void (*kn_embed_fn)(const int32_t *ids, const int32_t *pos_ids, const int32_t *tt,

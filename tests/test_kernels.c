@@ -64,11 +64,11 @@ START_TEST(linear)
         int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
         float *x = randv((size_t)M * K, 1), *w = randv((size_t)N * K, 1), *b = randv(N, 1);
         float *y1 = calloc((size_t)M * N, 4), *y2 = calloc((size_t)M * N, 4);
-        ref.linear(x, w, b, y1, M, N, K);
-        cpu.linear(x, w, b, y2, M, N, K);
+        ref.linear(x, w, b, y1, M, N, K, NULL, 0);
+        cpu.linear(x, w, b, y2, M, N, K, NULL, 0);
         ck_assert_double_lt(rel_err(y2, y1, (size_t)M * N), 1e-6);
-        ref.linear(x, w, NULL, y1, M, N, K);
-        cpu.linear(x, w, NULL, y2, M, N, K);
+        ref.linear(x, w, NULL, y1, M, N, K, NULL, 0);
+        cpu.linear(x, w, NULL, y2, M, N, K, NULL, 0);
         ck_assert_double_lt(rel_err(y2, y1, (size_t)M * N), 1e-6);
         free(x), free(w), free(b), free(y1), free(y2);
     }

@@ -23,8 +23,8 @@ static const char *fixture(const char *model, char *buf, size_t n)
     return buf;
 }
 
-/* Runs longserve-run --model DIR with `body` on stdin; captures both streams. */
-static void run(const char *model, const char *body, run_result *r)
+/* Runs longserve-run --model DIR --threads N with `body` on stdin; captures both streams. */
+static void run_threads(const char *model, const char *body, const char *threads, run_result *r)
 {
     const char *bin = getenv("LONGSERVE_RUN");
     ck_assert_msg(bin != NULL, "LONGSERVE_RUN not set");
@@ -42,7 +42,7 @@ static void run(const char *model, const char *body, run_result *r)
         dup2(fi, 0);
         dup2(fo, 1);
         dup2(fe, 2);
-        execl(bin, bin, "--model", dir, "--threads", "1", (char *)NULL);
+        execl(bin, bin, "--model", dir, "--threads", threads, (char *)NULL);
         _exit(127);
     }
     int ws;
@@ -54,6 +54,11 @@ static void run(const char *model, const char *body, run_result *r)
     ck_assert(pread(fe, r->err, sizeof r->err - 1, 0) >= 0);
     close(fi), close(fo), close(fe);
     unlink(inp), unlink(outp), unlink(errp);
+}
+
+static void run(const char *model, const char *body, run_result *r)
+{
+    run_threads(model, body, "1", r);
 }
 
 static void expect_error(const char *model, const char *body, int status, const char *needle)
@@ -202,6 +207,22 @@ START_TEST(too_long_and_model_rules)
 }
 END_TEST
 
+START_TEST(thread_count_changes_no_bit)
+{
+    /* every linear layer is tiled per sequence and each tile is one single-threaded
+     * product, so 1 and 2 threads give the same bytes */
+    static run_result a, b;
+    const char *body = IDS("[2,40]", "[0,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,"
+                                     "25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,2,"
+                                     "0,9,8,7,6,5,4,3,9,8,7,6,5,4,3,9,8,7,6,5,4,3,9,8,7,6,5,4,"
+                                     "3,9,8,7,6,5,4,3,9,8,7,2]");
+    run_threads("lf_base", body, "1", &a);
+    run_threads("lf_base", body, "2", &b);
+    ck_assert_msg(a.status == 0 && b.status == 0, "%s %s", a.err, b.err);
+    ck_assert_str_eq(a.out, b.out);
+}
+END_TEST
+
 START_TEST(bad_model_dir)
 {
     run_result r;
@@ -224,6 +245,7 @@ int main(void)
     tcase_add_test(tc, token_id_out_of_range);
     tcase_add_test(tc, wrong_shape);
     tcase_add_test(tc, too_long_and_model_rules);
+    tcase_add_test(tc, thread_count_changes_no_bit);
     tcase_add_test(tc, bad_model_dir);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

@@ -8,8 +8,9 @@
 #include "../kernels.h"
 
 static void ref_linear(const float *x, const float *w, const float *b, float *y, int M, int N,
-                       int K)
+                       int K, const int32_t *groups, int ngroups)
 {
+    (void)groups, (void)ngroups; /* every row on its own: trivially batch invariant */
     for (int m = 0; m < M; m++)
         for (int n = 0; n < N; n++) {
             double acc = b ? b[n] : 0.0;
@@ -149,8 +150,8 @@ static int ref_global_attn(const kn_attn_args *a)
             free(vg);
             return -1;
         }
-        ref_linear(a->x + (size_t)b * a->hidden, a->wkg, a->bkg, kg, e - b, H, a->hidden);
-        ref_linear(a->x + (size_t)b * a->hidden, a->wvg, a->bvg, vg, e - b, H, a->hidden);
+        ref_linear(a->x + (size_t)b * a->hidden, a->wkg, a->bkg, kg, e - b, H, a->hidden, NULL, 0);
+        ref_linear(a->x + (size_t)b * a->hidden, a->wvg, a->bvg, vg, e - b, H, a->hidden, NULL, 0);
         for (int gi = a->glob_off[q]; gi < a->glob_off[q + 1]; gi++)
             for (int h = 0; h < a->nh; h++) {
                 const float *qg = a->qg + (size_t)gi * a->ldqg + h * a->d;
