@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "metrics.h"
@@ -213,6 +214,17 @@ static void metrics__hist_render(metrics__buf *b, const metrics__hist *h)
                     h->count, h->name, h->sum, h->name, h->count);
 }
 
+/* Resident set size from /proc/self/statm (pages), 0 when unavailable. */
+static double metrics__rss_bytes(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long long size = 0, resident = 0;
+    int ok = f && fscanf(f, "%llu %llu", &size, &resident) == 2;
+    if (f) fclose(f);
+    long page = sysconf(_SC_PAGESIZE);
+    return ok && page > 0 ? (double)resident * (double)page : 0.0;
+}
+
 char *metrics_render(const metrics *m, size_t *len)
 {
     metrics__buf b = {0};
@@ -239,6 +251,9 @@ char *metrics_render(const metrics *m, size_t *len)
     metrics__gauge(&b, "longserve_engine_busy", "Engine workers running a batch", m->engine_busy);
     metrics__gauge(&b, "longserve_ready", "1 when every model is loaded and not draining",
                    m->ready);
+    metrics__gauge(&b, "process_resident_memory_bytes",
+                   "Resident memory of the process (weights, activations, buffers)",
+                   metrics__rss_bytes());
     if (b.oom) {
         free(b.p);
         return NULL;
