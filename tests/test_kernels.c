@@ -75,6 +75,29 @@ START_TEST(linear)
 }
 END_TEST
 
+START_TEST(linear_groups_are_batch_invariant)
+{
+    /* a group's rows come out bit-identical whether it is computed alone or with others,
+     * for short (one tile) and long (several row tiles) groups */
+    const int N = 900, K = 96;
+    const int32_t groups[] = {0, 7, 300, 301, 1400, 1450};
+    const int ng = 5, M = groups[ng];
+    float *x = randv((size_t)M * K, 1), *w = randv((size_t)N * K, 1), *b = randv(N, 1);
+    float *all = malloc((size_t)M * N * 4), *one = malloc((size_t)M * N * 4);
+    cpu.linear(x, w, b, all, M, N, K, groups, ng);
+    for (int g = 0; g < ng; g++) {
+        int rows = groups[g + 1] - groups[g];
+        cpu.linear(x + (size_t)groups[g] * K, w, b, one, rows, N, K, NULL, 0);
+        ck_assert_msg(memcmp(one, all + (size_t)groups[g] * N, (size_t)rows * N * 4) == 0,
+                      "group %d (%d rows) differs alone", g, rows);
+    }
+    float *ref_y = malloc((size_t)M * N * 4);
+    ref.linear(x, w, b, ref_y, M, N, K, NULL, 0);
+    ck_assert_double_lt(rel_err(all, ref_y, (size_t)M * N), 1e-6);
+    free(x), free(w), free(b), free(all), free(one), free(ref_y);
+}
+END_TEST
+
 START_TEST(embed)
 {
     const int T = 50, H = 24, V = 30, P = 60, Y = 2;
@@ -276,6 +299,7 @@ Suite *kernels_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, table_is_full);
     tcase_add_test(tc, linear);
+    tcase_add_test(tc, linear_groups_are_batch_invariant);
     tcase_add_test(tc, embed);
     tcase_add_test(tc, add_layernorm);
     tcase_add_test(tc, gelu_tanh);
