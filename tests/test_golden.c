@@ -14,32 +14,10 @@
 #include "../engine/model.h"
 #include "../engine/safetensors.h"
 #include "../server/v2_infer.h"
+#include "testutil.h"
 
 #define TOL 1e-4
 
-static const char *fixtures(void)
-{
-    const char *f = getenv("LS_FIXTURES");
-    return f ? f : "tests/fixtures";
-}
-
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b) b[n] = 0;
-    if (len) *len = (size_t)n;
-    return b;
-}
 
 typedef struct {
     char model[64], name[96];

@@ -16,12 +16,7 @@
 
 #include "../engine/engine.h"
 #include "../engine/safetensors.h"
-
-static const char *fixtures(void)
-{
-    const char *f = getenv("LS_FIXTURES");
-    return f ? f : "tests/fixtures";
-}
+#include "testutil.h"
 
 /* ---- files and directories ------------------------------------------------------------ */
 

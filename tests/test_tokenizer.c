@@ -14,30 +14,8 @@
 #include <cjson/cJSON.h>
 
 #include "../engine/tokenizer.h"
+#include "testutil.h"
 
-static const char *fixtures(void)
-{
-    const char *f = getenv("LS_FIXTURES");
-    return f ? f : "tests/fixtures";
-}
-
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    fclose(f);
-    if (b) b[n] = 0;
-    if (len) *len = (size_t)n;
-    return b;
-}
 
 /* cJSON strings end at NUL: expected strings holding U+0000 are read with U+10FFFF in its
  * place (the corpus has no U+10FFFF), and our strings are compared the same way */
