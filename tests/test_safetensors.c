@@ -68,19 +68,11 @@ static void write_at(const char *dir, const char *name, const void *buf, size_t 
     write_file(p, buf, len);
 }
 
-static unsigned char *slurp(const char *path, size_t *len)
+/* testutil.h's slurp as bytes, failing the test when the file cannot be read */
+static unsigned char *slurp_bytes(const char *path, size_t *len)
 {
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    ck_assert(fseek(f, 0, SEEK_END) == 0);
-    long n = ftell(f);
-    ck_assert(n >= 0 && fseek(f, 0, SEEK_SET) == 0);
-    unsigned char *b = malloc((size_t)n + 1);
-    ck_assert(b != NULL);
-    ck_assert(fread(b, 1, (size_t)n, f) == (size_t)n);
-    fclose(f);
-    b[n] = 0; /* so JSON files can be handed to cJSON_Parse */
-    *len = (size_t)n;
+    unsigned char *b = (unsigned char *)slurp(path, len);
+    ck_assert_msg(b != NULL, "cannot read %s", path);
     return b;
 }
 
@@ -96,7 +88,7 @@ static void copy_dir(const char *src, const char *dst)
         snprintf(sp, sizeof sp, "%s/%s", src, de->d_name);
         if (stat(sp, &sb) != 0 || !S_ISREG(sb.st_mode)) continue;
         size_t n;
-        unsigned char *b = slurp(sp, &n);
+        unsigned char *b = slurp_bytes(sp, &n);
         write_at(dst, de->d_name, b, n);
         free(b);
     }
@@ -128,7 +120,7 @@ static unsigned char *image(const char *hdr, size_t hlen, const void *data, size
 static void st_edit(const char *path, void (*edit)(cJSON *hdr, const void *arg), const void *arg)
 {
     size_t n;
-    unsigned char *b = slurp(path, &n);
+    unsigned char *b = slurp_bytes(path, &n);
     ck_assert(n >= 8);
     uint64_t hl = 0;
     for (int i = 7; i >= 0; i--)
@@ -152,7 +144,7 @@ static void st_edit(const char *path, void (*edit)(cJSON *hdr, const void *arg),
 static void json_edit(const char *path, void (*edit)(cJSON *root, const void *arg), const void *arg)
 {
     size_t n;
-    char *b = (char *)slurp(path, &n);
+    char *b = (char *)slurp_bytes(path, &n);
     cJSON *root = cJSON_Parse(b);
     free(b);
     ck_assert_msg(root != NULL, "%s is not JSON", path);
@@ -627,7 +619,7 @@ START_TEST(truncated_fixture)
     char src[512], dir[256], path[512], err[512];
     snprintf(src, sizeof src, "%s/lf_base/model.safetensors", fixtures());
     size_t n;
-    unsigned char *full = slurp(src, &n);
+    unsigned char *full = slurp_bytes(src, &n);
     ck_assert_int_eq(st_buffer_check(full, n, src, err, sizeof err), LS_OK);
 
     size_t cuts[17 + 50 + 3], ncut = 0;
@@ -680,7 +672,7 @@ START_TEST(sharded_fixture_loads)
     char ipath[600];
     snprintf(ipath, sizeof ipath, "%s/model.safetensors.index.json", dir);
     size_t n;
-    char *text = (char *)slurp(ipath, &n);
+    char *text = (char *)slurp_bytes(ipath, &n);
     cJSON *ix = cJSON_Parse(text);
     free(text);
     ck_assert(ix != NULL);
@@ -781,7 +773,7 @@ START_TEST(shard_errors)
     copy_dir(src, dir);
     snprintf(path, sizeof path, "%s/model-00003-of-00004.safetensors", dir);
     size_t n;
-    unsigned char *b = slurp(path, &n);
+    unsigned char *b = slurp_bytes(path, &n);
     write_file(path, b, n / 2);
     free(b);
     ck_assert_int_eq(st_model_open(dir, &m, err, sizeof err), LS_ERR_FORMAT);
