@@ -284,6 +284,7 @@ static char *make_text(int tokens)
 static char *embed_body(const char *text)
 {
     char *b = malloc(strlen(text) + 32);
+    if (!b) die("out of memory");
     sprintf(b, "{\"inputs\":\"%s\"}", text);
     return b;
 }
@@ -292,6 +293,7 @@ static char *embed_body(const char *text)
 static int tokenize(int port, const char *text, int32_t *ids, int cap)
 {
     char *b = malloc(strlen(text) + 32);
+    if (!b) die("out of memory");
     sprintf(b, "{\"inputs\":\"%s\"}", text);
     conn c;
     size_t bl;
