@@ -813,7 +813,7 @@ static char *txt__answer(txt_job *j, size_t *len)
     const tok_encoding *e = j->enc[0];
     const int n = r->n, maxlen = j->rq.max_answer_len;
     float *ps = malloc((size_t)n * sizeof *ps), *pe = malloc((size_t)n * sizeof *pe);
-    float *xs = malloc((size_t)n * sizeof *xs), *xe = malloc((size_t)n * sizeof *xe);
+    float *xs = calloc((size_t)n + 1, sizeof *xs), *xe = calloc((size_t)n + 1, sizeof *xe);
     char *body = NULL;
     if (ps && pe && xs && xe) {
         for (int t = 0; t < n; t++) {
