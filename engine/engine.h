@@ -94,4 +94,12 @@ void eng_ctx_free(eng_ctx *c);
 ls_status eng_ctx_forward(eng_ctx *c, const eng_batch *b, eng_outputs *out, char *err,
                           size_t errlen);
 
+/* Kernel ops the forward calls ("linear", "embed", ...), for per-op timings. */
+int eng_op_count(void);
+const char *eng_op_name(int i); /* 0 <= i < eng_op_count(), else NULL */
+/* Wall seconds spent in each kernel op (eng_op_name order) by eng_ctx_forward on this
+ * context since eng_ctx_new, cumulative; fills out[0 .. n-1] (entries past
+ * eng_op_count() are 0). Call from the thread that runs the context's forwards. */
+void eng_ctx_op_seconds(const eng_ctx *c, double *out, int n);
+
 #endif

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "model.h"
 
@@ -28,7 +29,46 @@ struct eng_ctx {
     int32_t *each;     /* (nseq+1) 0, 1, …, nseq: one linear-layer group per sequence row */
     float *seq_a, *seq_b; /* (nseq, H) pooler / classifier rows */
     float *seq_out;       /* (nseq, labels) */
+    double op_seconds[KN_OP_COUNT]; /* wall time in each kernel op since eng_ctx_new */
 };
+
+static double eng__now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* k->op(...), its wall time added to c->op_seconds[KN_OP_op]. ENG_OP_RC keeps the op's
+ * return value in rc. */
+#define ENG_OP(c, k, op, ...)                                                                      \
+    do {                                                                                           \
+        const double eng__t0 = eng__now();                                                         \
+        (k)->op(__VA_ARGS__);                                                                      \
+        (c)->op_seconds[KN_OP_##op] += eng__now() - eng__t0;                                       \
+    } while (0)
+#define ENG_OP_RC(rc, c, k, op, ...)                                                               \
+    do {                                                                                           \
+        const double eng__t0 = eng__now();                                                         \
+        (rc) = (k)->op(__VA_ARGS__);                                                               \
+        (c)->op_seconds[KN_OP_##op] += eng__now() - eng__t0;                                       \
+    } while (0)
+
+int eng_op_count(void)
+{
+    return KN_OP_COUNT;
+}
+
+const char *eng_op_name(int i)
+{
+    return i >= 0 && i < KN_OP_COUNT ? kn_op_names[i] : NULL;
+}
+
+void eng_ctx_op_seconds(const eng_ctx *c, double *out, int n)
+{
+    for (int i = 0; i < n; i++)
+        out[i] = i < KN_OP_COUNT ? c->op_seconds[i] : 0.0;
+}
 
 eng_ctx *eng_ctx_new(const eng_model *m)
 {
@@ -200,7 +240,7 @@ static ls_status eng__layer(eng_ctx *c, const eng_layer *y, const eng_batch *b, 
     const int T = b->offsets[b->nseq], H = m->H, I = m->I;
 
     /* q | k | v for every token: (T, 3H) */
-    k->linear(c->x, y->qkv_w, y->qkv_b, c->qkv, T, 3 * H, H, b->offsets, b->nseq);
+    ENG_OP(c, k, linear, c->x, y->qkv_w, y->qkv_b, c->qkv, T, 3 * H, H, b->offsets, b->nseq);
 
     kn_attn_args a = {
         .q = c->qkv, .k = c->qkv + H, .v = c->qkv + 2 * H, .ld = 3 * H,
@@ -210,8 +250,9 @@ static ls_status eng__layer(eng_ctx *c, const eng_layer *y, const eng_batch *b, 
         .nh = m->nh, .d = m->d, .w = y->window / 2,
         .scale = 1.0f / sqrtf((float)m->d),
     };
-    if (k->window_attn(&a))
-        return ls_fail(err, errlen, LS_ERR_NOMEM, "window attention: out of scratch memory");
+    int rc;
+    ENG_OP_RC(rc, c, k, window_attn, &a);
+    if (rc) return ls_fail(err, errlen, LS_ERR_NOMEM, "window attention: out of scratch memory");
 
     if (G) {
         /* global queries: rows of global tokens through query_global (or query); keys
@@ -219,7 +260,8 @@ static ls_status eng__layer(eng_ctx *c, const eng_layer *y, const eng_batch *b, 
         for (size_t i = 0; i < G; i++)
             memcpy(c->xg + i * H, c->x + (size_t)c->glob[i] * H, sizeof(float) * H);
         if (y->gq_w) {
-            k->linear(c->xg, y->gq_w, y->gq_b, c->qg, (int)G, H, H, c->glob_off, b->nseq);
+            ENG_OP(c, k, linear, c->xg, y->gq_w, y->gq_b, c->qg, (int)G, H, H, c->glob_off,
+                   b->nseq);
             a.wkg = y->gkv_w;
             a.bkg = y->gkv_b;
             a.wvg = y->gkv_w + (size_t)H * H;
@@ -236,18 +278,21 @@ static ls_status eng__layer(eng_ctx *c, const eng_layer *y, const eng_batch *b, 
         a.ldqg = H;
         a.x = c->x;
         a.hidden = H;
-        if (k->global_attn(&a))
+        ENG_OP_RC(rc, c, k, global_attn, &a);
+        if (rc)
             return ls_fail(err, errlen, LS_ERR_NOMEM, "global attention: out of scratch memory");
     }
 
     /* a = LN(dense(att) + x) */
-    k->linear(c->att, y->ao_w, y->ao_b, c->tmp, T, H, H, b->offsets, b->nseq);
-    k->add_layernorm(c->tmp, c->x, y->ln1_g, y->ln1_b, (float)m->cfg.layer_norm_eps, T, H);
+    ENG_OP(c, k, linear, c->att, y->ao_w, y->ao_b, c->tmp, T, H, H, b->offsets, b->nseq);
+    ENG_OP(c, k, add_layernorm, c->tmp, c->x, y->ln1_g, y->ln1_b, (float)m->cfg.layer_norm_eps, T,
+           H);
     /* x' = LN(W2·gelu(W1·a) + a) */
-    k->linear(c->tmp, y->ff1_w, y->ff1_b, c->inter, T, I, H, b->offsets, b->nseq);
-    k->gelu(c->inter, (size_t)T * I);
-    k->linear(c->inter, y->ff2_w, y->ff2_b, c->x, T, H, I, b->offsets, b->nseq);
-    k->add_layernorm(c->x, c->tmp, y->ln2_g, y->ln2_b, (float)m->cfg.layer_norm_eps, T, H);
+    ENG_OP(c, k, linear, c->tmp, y->ff1_w, y->ff1_b, c->inter, T, I, H, b->offsets, b->nseq);
+    ENG_OP(c, k, gelu, c->inter, (size_t)T * I);
+    ENG_OP(c, k, linear, c->inter, y->ff2_w, y->ff2_b, c->x, T, H, I, b->offsets, b->nseq);
+    ENG_OP(c, k, add_layernorm, c->x, c->tmp, y->ln2_g, y->ln2_b, (float)m->cfg.layer_norm_eps, T,
+           H);
     return LS_OK;
 }
 
@@ -271,36 +316,41 @@ static void eng__head(eng_ctx *c, const eng_batch *b, eng_outputs *out)
         out->t[out->n++] = (eng_tensor){"last_hidden_state", 1, H, c->x};
         if (m->pool_w) {
             eng__first_rows(c, b, c->seq_a);
-            k->linear(c->seq_a, m->pool_w, m->pool_b, c->seq_b, S, H, H, c->each, S);
-            k->tanh(c->seq_b, (size_t)S * H);
+            ENG_OP(c, k, linear, c->seq_a, m->pool_w, m->pool_b, c->seq_b, S, H, H, c->each, S);
+            ENG_OP(c, k, tanh, c->seq_b, (size_t)S * H);
             out->t[out->n++] = (eng_tensor){"pooler_output", 0, H, c->seq_b};
         }
         break;
     case ENG_HEAD_MLM:
-        k->linear(c->x, m->mlm_dense_w, m->mlm_dense_b, c->tmp, T, H, H, b->offsets, b->nseq);
-        k->gelu(c->tmp, (size_t)T * H);
-        k->add_layernorm(c->tmp, NULL, m->mlm_ln_g, m->mlm_ln_b, (float)m->cfg.layer_norm_eps, T,
-                         H);
-        k->linear(c->tmp, m->mlm_dec_w, m->mlm_dec_b, c->inter, T, m->V, H, b->offsets, b->nseq);
+        ENG_OP(c, k, linear, c->x, m->mlm_dense_w, m->mlm_dense_b, c->tmp, T, H, H, b->offsets,
+               b->nseq);
+        ENG_OP(c, k, gelu, c->tmp, (size_t)T * H);
+        ENG_OP(c, k, add_layernorm, c->tmp, NULL, m->mlm_ln_g, m->mlm_ln_b,
+               (float)m->cfg.layer_norm_eps, T, H);
+        ENG_OP(c, k, linear, c->tmp, m->mlm_dec_w, m->mlm_dec_b, c->inter, T, m->V, H, b->offsets,
+               b->nseq);
         out->t[out->n++] = (eng_tensor){"logits", 1, m->V, c->inter};
         break;
     case ENG_HEAD_SEQCLS:
         eng__first_rows(c, b, c->seq_a);
         if (m->cls_dense_w) { /* Longformer/RoBERTa: dense, tanh, out_proj on <s> */
-            k->linear(c->seq_a, m->cls_dense_w, m->cls_dense_b, c->seq_b, S, H, H, c->each, S);
+            ENG_OP(c, k, linear, c->seq_a, m->cls_dense_w, m->cls_dense_b, c->seq_b, S, H, H,
+                   c->each, S);
         } else { /* BERT: pooler, then classifier */
-            k->linear(c->seq_a, m->pool_w, m->pool_b, c->seq_b, S, H, H, c->each, S);
+            ENG_OP(c, k, linear, c->seq_a, m->pool_w, m->pool_b, c->seq_b, S, H, H, c->each, S);
         }
-        k->tanh(c->seq_b, (size_t)S * H);
-        k->linear(c->seq_b, m->cls_out_w, m->cls_out_b, c->seq_out, S, nl, H, c->each, S);
+        ENG_OP(c, k, tanh, c->seq_b, (size_t)S * H);
+        ENG_OP(c, k, linear, c->seq_b, m->cls_out_w, m->cls_out_b, c->seq_out, S, nl, H, c->each,
+               S);
         out->t[out->n++] = (eng_tensor){"logits", 0, nl, c->seq_out};
         break;
     case ENG_HEAD_TOKCLS:
-        k->linear(c->x, m->cls_out_w, m->cls_out_b, c->inter, T, nl, H, b->offsets, b->nseq);
+        ENG_OP(c, k, linear, c->x, m->cls_out_w, m->cls_out_b, c->inter, T, nl, H, b->offsets,
+               b->nseq);
         out->t[out->n++] = (eng_tensor){"logits", 1, nl, c->inter};
         break;
     case ENG_HEAD_QA:
-        k->linear(c->x, m->qa_w, m->qa_b, c->inter, T, 2, H, b->offsets, b->nseq);
+        ENG_OP(c, k, linear, c->x, m->qa_w, m->qa_b, c->inter, T, 2, H, b->offsets, b->nseq);
         for (int t = 0; t < T; t++) { /* (T, 2) → start (T) | end (T) */
             c->head[t] = c->inter[2 * t];
             c->head[T + t] = c->inter[2 * t + 1];
@@ -340,9 +390,9 @@ ls_status eng_ctx_forward(eng_ctx *c, const eng_batch *b, eng_outputs *out, char
 
     /* embeddings: word + position + type, LayerNorm (A3) */
     const kn_ops *k = &m->ops;
-    k->embed(b->ids, c->pos, b->type_ids, m->word, m->pos, m->type, c->x, (int)T, m->H);
-    k->add_layernorm(c->x, NULL, m->emb_ln_g, m->emb_ln_b, (float)m->cfg.layer_norm_eps, (int)T,
-                     m->H);
+    ENG_OP(c, k, embed, b->ids, c->pos, b->type_ids, m->word, m->pos, m->type, c->x, (int)T, m->H);
+    ENG_OP(c, k, add_layernorm, c->x, NULL, m->emb_ln_g, m->emb_ln_b, (float)m->cfg.layer_norm_eps,
+           (int)T, m->H);
     for (int l = 0; l < m->L; l++)
         if ((st = eng__layer(c, &m->layers[l], b, G, err, errlen))) return st;
     eng__head(c, b, out);

@@ -91,6 +91,14 @@ typedef struct kn_ops {
 #undef KN__MEMBER
 } kn_ops;
 
+/* Op indices in KN_OP_LIST order: KN_OP_linear, KN_OP_embed, ... (kn_op_names[KN_OP_x]). */
+enum {
+#define KN__INDEX(name) KN_OP_##name,
+    KN_OP_LIST(KN__INDEX)
+#undef KN__INDEX
+        KN_OP_COUNT
+};
+
 extern const char *const kn_op_names[];
 extern const int kn_op_count;
 

@@ -59,10 +59,24 @@ void srv_model_run(void *arg, sched_batch *b)
         return;
     }
     int n = 0;
+    size_t tokens = 0, pad = 0; /* padding: attention_mask 0 (v2 only; text rows never pad) */
     for (int i = 0; i < b->n; i++) {
         srv_req *r = b->items[i]->owner;
-        if (b->items[i]->fate == SCHED_LIVE) jobs[n++] = text ? (void *)r->txt : (void *)&r->v2;
+        if (b->items[i]->fate != SCHED_LIVE) continue;
+        jobs[n++] = text ? (void *)r->txt : (void *)&r->v2;
+        if (text) {
+            tokens += txt_job_tokens(r->txt);
+            continue;
+        }
+        const size_t nt = v2_job_tokens(&r->v2); /* B·L, row-major like attn */
+        tokens += nt;
+        for (size_t t = 0; r->v2.attn && t < nt; t++)
+            pad += r->v2.attn[t] == 0;
     }
+    b->pad_ratio = tokens ? (double)pad / (double)tokens : 0.0;
+    /* kernel time of this batch: the context's cumulative counters before and after */
+    double before[SCHED_MAX_OPS], after[SCHED_MAX_OPS];
+    eng_ctx_op_seconds(m->ctx, before, SCHED_MAX_OPS);
     char err[256] = "";
     if (n == 0)
         b->status = LS_OK;
@@ -71,6 +85,9 @@ void srv_model_run(void *arg, sched_batch *b)
     else
         b->status = v2_batch_run(m->ctx, (v2_job *const *)jobs, n, err, sizeof err);
     free(jobs);
+    eng_ctx_op_seconds(m->ctx, after, SCHED_MAX_OPS);
+    for (int i = 0; i < SCHED_MAX_OPS; i++)
+        b->kernel_s[i] = after[i] - before[i];
 }
 
 /* ---- text routes: decode and tokenize off the loop
@@ -111,13 +128,16 @@ static void srv__prepared(uv_work_t *w, int status)
     } else if (r->prep_st) {
         free(body);
         srv_reject(r, METRICS_REJ_INVALID, herr_from_status(r->prep_st), "%s", r->prep_err);
-    } else if (body) { /* /tokenize, /decode: answered without the engine */
-        srv_reply(r, 200, body, r->out_len, NULL);
     } else {
-        for (int i = 0; i < s->nmodels; i++)
-            if (&s->models[i].tm == r->txt->m) r->model = &s->models[i];
-        srv_submit(r);
-        return; /* stays suspended until the engine answers */
+        if (r->txt->echo.truncated) metrics_truncated(s->metrics);
+        if (body) { /* /tokenize, /decode: answered without the engine */
+            srv_reply(r, 200, body, r->out_len, NULL);
+        } else {
+            for (int i = 0; i < s->nmodels; i++)
+                if (&s->models[i].tm == r->txt->m) r->model = &s->models[i];
+            srv_submit(r);
+            return; /* stays suspended until the engine answers */
+        }
     }
     http_resume(r);
 }
@@ -236,6 +256,8 @@ void srv_on_async(uv_async_t *a)
                 live += b->items[k]->fate == SCHED_LIVE;
             if (live) {
                 metrics_batch(s->metrics, live, (double)b->tokens, b->cost, b->infer_s);
+                metrics_batch_padding(s->metrics, b->pad_ratio);
+                metrics_kernel_seconds(s->metrics, b->kernel_s, SCHED_MAX_OPS);
                 /* engine speed for Retry-After: a moving average of cost per second */
                 if (b->infer_s > 0) {
                     double v = b->cost / b->infer_s;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 #include <string.h>
 
+#include "../engine/engine.h"
 #include "metrics.h"
 
 static const int metrics__codes[] = {200, 204, 400, 401, 404, 405, 413, 422, 429, 500, 503, 504};
@@ -28,7 +29,20 @@ typedef struct {
     unsigned long long count;
 } metrics__hist;
 
-enum { H_REQUEST, H_QUEUE, H_TOKENIZE, H_INFER, H_INPUT, H_BSIZE, H_BTOKENS, H_BCOST, H_COUNT };
+enum {
+    H_REQUEST,
+    H_QUEUE,
+    H_TOKENIZE,
+    H_INFER,
+    H_INPUT,
+    H_BSIZE,
+    H_BTOKENS,
+    H_BCOST,
+    H_BPAD,
+    H_COUNT
+};
+
+enum { METRICS__MAXOPS = 32 }; /* kernel ops with a series */
 
 struct metrics {
     const char *const *routes;
@@ -37,6 +51,9 @@ struct metrics {
     unsigned long long other_code;
     unsigned long long rejects[METRICS_REJ_COUNT];
     metrics__hist h[H_COUNT];
+    unsigned long long truncated;
+    int nops;
+    double kernel_s[METRICS__MAXOPS]; /* per op, eng_op_name order */
     double queue_depth, queue_cost, inflight, engine_busy;
     int ready;
 };
@@ -58,6 +75,7 @@ metrics *metrics_new(const char *const *routes, int nroutes)
     if (!m) return NULL;
     m->routes = routes;
     m->nroutes = nroutes;
+    m->nops = eng_op_count() < METRICS__MAXOPS ? eng_op_count() : METRICS__MAXOPS;
     m->requests = calloc((size_t)nroutes * METRICS__NCODES, sizeof *m->requests);
     if (!m->requests) {
         free(m);
@@ -78,6 +96,12 @@ metrics *metrics_new(const char *const *routes, int nroutes)
     metrics__geom(&m->h[H_BTOKENS], "longserve_batch_tokens", "Tokens per batch", 1, 2, 25);
     metrics__geom(&m->h[H_BCOST], "longserve_batch_cost",
                   "Attention-aware cost per batch (token x key products per layer)", 1024, 4, 20);
+    static const double pad_bounds[] = {0, 0.05, 0.1, 0.25, 0.5, 0.75, 1};
+    metrics__hist *hp = &m->h[H_BPAD];
+    hp->name = "longserve_batch_padding_ratio";
+    hp->help = "Padding tokens (attention_mask 0) over all tokens, per batch";
+    hp->nb = (int)(sizeof pad_bounds / sizeof pad_bounds[0]);
+    memcpy(hp->bounds, pad_bounds, sizeof pad_bounds);
     return m;
 }
 
@@ -136,6 +160,22 @@ void metrics_batch(metrics *m, int requests, double tokens, double cost, double 
     metrics__observe(&m->h[H_BTOKENS], tokens);
     metrics__observe(&m->h[H_BCOST], cost);
     metrics__observe(&m->h[H_INFER], seconds);
+}
+
+void metrics_batch_padding(metrics *m, double ratio)
+{
+    metrics__observe(&m->h[H_BPAD], ratio);
+}
+
+void metrics_kernel_seconds(metrics *m, const double *seconds, int n)
+{
+    for (int i = 0; i < n && i < m->nops; i++)
+        m->kernel_s[i] += seconds[i];
+}
+
+void metrics_truncated(metrics *m)
+{
+    m->truncated++;
 }
 
 void metrics_set_queue(metrics *m, double depth, double cost)
@@ -241,6 +281,16 @@ char *metrics_render(const metrics *m, size_t *len)
     for (int i = 0; i < METRICS_REJ_COUNT; i++)
         metrics__printf(&b, "longserve_rejected_requests_total{reason=\"%s\"} %llu\n",
                         metrics__reject_labels[i], m->rejects[i]);
+    metrics__printf(&b,
+                    "# HELP longserve_truncated_requests_total Requests whose input was "
+                    "truncated\n# TYPE longserve_truncated_requests_total counter\n"
+                    "longserve_truncated_requests_total %llu\n",
+                    m->truncated);
+    metrics__printf(&b, "# HELP longserve_kernel_seconds_total Engine time in each kernel op\n"
+                        "# TYPE longserve_kernel_seconds_total counter\n");
+    for (int i = 0; i < m->nops; i++)
+        metrics__printf(&b, "longserve_kernel_seconds_total{op=\"%s\"} %.17g\n", eng_op_name(i),
+                        m->kernel_s[i]);
     for (int i = 0; i < H_COUNT; i++)
         metrics__hist_render(&b, &m->h[i]);
     metrics__gauge(&b, "longserve_queue_depth", "Requests waiting for the engine", m->queue_depth);

@@ -37,6 +37,12 @@ void metrics_queue_time(metrics *m, double seconds);
 void metrics_tokenize_time(metrics *m, double seconds);
 void metrics_input_tokens(metrics *m, double tokens);
 void metrics_batch(metrics *m, int requests, double tokens, double cost, double seconds);
+/* Padding tokens over all tokens of one batch (0 .. 1). */
+void metrics_batch_padding(metrics *m, double ratio);
+/* Adds per-op kernel seconds (eng_op_name order; entries past eng_op_count() ignored). */
+void metrics_kernel_seconds(metrics *m, const double *seconds, int n);
+/* One request whose input was truncated. */
+void metrics_truncated(metrics *m);
 void metrics_set_queue(metrics *m, double depth, double cost);
 void metrics_set_inflight(metrics *m, double n);
 void metrics_set_engine_busy(metrics *m, double n);

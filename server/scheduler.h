@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 enum { SCHED_SHORT, SCHED_LONG, SCHED_NLANES };
+enum { SCHED_MAX_OPS = 16 }; /* kernel ops a batch reports timings for */
 
 typedef enum { SCHED_LIVE, SCHED_DROP_DEADLINE, SCHED_DROP_GONE } sched_fate;
 
@@ -52,6 +53,8 @@ typedef struct sched_batch {
     int closed;             /* budget reached: no more items */
     uint64_t not_before_ns; /* the engine may start it before only when closed */
     double infer_s;         /* engine seconds, set by the worker */
+    double kernel_s[SCHED_MAX_OPS]; /* seconds in each engine kernel op (eng_op_name order) */
+    double pad_ratio;       /* padding tokens / tokens of the items that ran, set by the worker */
     int status;             /* ls_status of the whole batch, set by the worker */
     struct sched_batch *next;
 } sched_batch;

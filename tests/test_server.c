@@ -454,6 +454,12 @@ START_TEST(metadata_routes)
                             "# TYPE longserve_input_tokens histogram",
                             "# TYPE longserve_batch_size histogram",
                             "# TYPE longserve_batch_tokens histogram",
+                            "# TYPE longserve_batch_padding_ratio histogram",
+                            "longserve_batch_padding_ratio_count 0",
+                            "longserve_truncated_requests_total 0",
+                            "longserve_kernel_seconds_total{op=\"linear\"} 0",
+                            "longserve_kernel_seconds_total{op=\"window_attn\"} 0",
+                            "longserve_kernel_seconds_total{op=\"global_attn\"} 0",
                             "longserve_queue_depth 0",
                             "longserve_ready 1"};
     for (size_t i = 0; i < sizeof series / sizeof series[0]; i++)
@@ -521,6 +527,19 @@ START_TEST(v2_infer_equals_runner)
         hresp_free(&r);
         free(body);
     }
+    /* the batches' metrics are in before their responses go out: the engine spent time
+     * in its kernels, and the padded cases (attention_mask 0) landed above the 0 bucket */
+    ck_assert(metric(s.port, "longserve_kernel_seconds_total{op=\"linear\"}") > 0);
+    ck_assert(metric(s.port, "longserve_kernel_seconds_total{op=\"window_attn\"}") > 0);
+    ck_assert(metric(s.port, "longserve_kernel_seconds_total{op=\"embed\"}") > 0);
+    const double nb = sizeof cases / sizeof cases[0];
+    ck_assert(metric(s.port, "longserve_batch_padding_ratio_count") == nb);
+    double unpadded = metric(s.port, "longserve_batch_padding_ratio_bucket{le=\"0\"}");
+    ck_assert_msg(unpadded >= 1 && unpadded < nb, "%g of %g batches without padding", unpadded, nb);
+    ck_assert(metric(s.port, "longserve_batch_padding_ratio_bucket{le=\"1\"}") == nb);
+    double sum = metric(s.port, "longserve_batch_padding_ratio_sum");
+    ck_assert(sum > 0 && sum < nb);
+    ck_assert(metric(s.port, "longserve_truncated_requests_total") == 0);
     ck_assert_int_eq(server_stop(&s, 30), 0);
 }
 END_TEST
@@ -1493,10 +1512,12 @@ START_TEST(text_errors)
     /* too many tokens: 413 with the counts, unless truncated (reported in headers) */
     snprintf(body, sizeof body, "%s}", lng);
     text_expect(s.port, "/predict", body, 413, "at most 128");
+    ck_assert(metric(s.port, "longserve_truncated_requests_total") == 0);
     snprintf(body, sizeof body, "%s,\"truncate\":true}", lng);
     hresp r;
     hreq(s.port, "POST", "/predict", NULL, body, &r);
     ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
+    ck_assert(metric(s.port, "longserve_truncated_requests_total") == 1);
     char hv[64];
     ck_assert(hheader(&r, "x-truncated", hv, sizeof hv) && strcmp(hv, "1") == 0);
     ck_assert(hheader(&r, "x-tokens-used", hv, sizeof hv) && strcmp(hv, "128") == 0);
