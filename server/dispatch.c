@@ -258,10 +258,13 @@ void srv_on_async(uv_async_t *a)
                 metrics_batch(s->metrics, live, (double)b->tokens, b->cost, b->infer_s);
                 metrics_batch_padding(s->metrics, b->pad_ratio);
                 metrics_kernel_seconds(s->metrics, b->kernel_s, SCHED_MAX_OPS);
-                /* engine speed for Retry-After: a moving average of cost per second */
+                /* predicted vs actual, then the model's speed: a moving average of cost
+                 * per second, seeded by the warm-up calibration */
                 if (b->infer_s > 0) {
                     double v = b->cost / b->infer_s;
-                    s->cost_per_s = s->cost_per_s > 0 ? 0.8 * s->cost_per_s + 0.2 * v : v;
+                    if (m->cost_per_s > 0)
+                        metrics_batch_time_ratio(s->metrics, b->infer_s * m->cost_per_s / b->cost);
+                    m->cost_per_s = m->cost_per_s > 0 ? 0.8 * m->cost_per_s + 0.2 * v : v;
                 }
             }
             for (int k = 0; k < b->n; k++)

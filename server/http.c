@@ -54,11 +54,14 @@ void srv_unreserve(srv_req *r)
 
 int srv_retry_after(const srv_server *s)
 {
-    /* the time the admitted work needs at the measured engine speed */
-    double queued = 0;
-    for (int i = 0; i < s->nmodels; i++)
-        queued += sched_queued_cost(&s->models[i].q);
-    double sec = s->cost_per_s > 0 ? queued / s->cost_per_s : 1;
+    /* the time the admitted work needs at each model's measured engine speed (the
+     * models' workers run in parallel: the slowest queue decides) */
+    double sec = 0;
+    for (int i = 0; i < s->nmodels; i++) {
+        const srv_model *m = &s->models[i];
+        double q = sched_queued_cost(&m->q), t = m->cost_per_s > 0 ? q / m->cost_per_s : 1;
+        if (t > sec) sec = t;
+    }
     if (sec < 1) sec = 1;
     if (sec > 60) sec = 60;
     return (int)(sec + 0.999);

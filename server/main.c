@@ -36,18 +36,33 @@ static const char *srv__task(eng_head h)
     return "unknown";
 }
 
-/* One tiny forward per model so that a broken model or backend fails at startup, not on
- * the first request. An explicit global mask keeps QA heads from needing separators. */
+/* Warm-up: one tiny forward, so that a broken model or backend fails at startup and not
+ * on the first request, then a calibration forward of one sequence (up to 256 tokens,
+ * one global token) that turns the cost model's units into seconds for this model on
+ * this machine (m->cost_per_s). An explicit global mask keeps QA heads from needing
+ * separators. */
+enum { SRV_CALIB_TOKENS = 256 };
+
 static ls_status srv__warmup(srv_model *m, char *err, size_t errlen)
 {
     int32_t sep = m->info.sep_token_id >= 0 && m->info.sep_token_id < m->info.vocab_size
                       ? m->info.sep_token_id
                       : 0;
-    int32_t off[] = {0, 2}, ids[] = {sep, sep};
-    uint8_t glob[] = {1, 0};
+    int32_t off[] = {0, 2}, ids[SRV_CALIB_TOKENS];
+    uint8_t glob[SRV_CALIB_TOKENS] = {1};
+    for (int i = 0; i < SRV_CALIB_TOKENS; i++) ids[i] = sep;
     eng_batch b = {.nseq = 1, .offsets = off, .ids = ids, .global_mask = glob};
     eng_outputs out;
-    return eng_ctx_forward(m->ctx, &b, &out, err, errlen);
+    ls_status st = eng_ctx_forward(m->ctx, &b, &out, err, errlen);
+    if (st) return st;
+    int n = m->info.max_tokens < SRV_CALIB_TOKENS ? m->info.max_tokens : SRV_CALIB_TOKENS;
+    off[1] = n;
+    uint64_t t0 = sched_now_ns();
+    if ((st = eng_ctx_forward(m->ctx, &b, &out, err, errlen))) return st;
+    double sec = (double)(sched_now_ns() - t0) * 1e-9;
+    if (sec > 0)
+        m->cost_per_s = sched_cost(m->info.hidden_size, m->info.max_window, 1, (size_t)n, 1) / sec;
+    return LS_OK;
 }
 
 /* A small file of the model directory, NUL-terminated (malloc'd); NULL with err filled. */

@@ -39,6 +39,7 @@ enum {
     H_BTOKENS,
     H_BCOST,
     H_BPAD,
+    H_BPRED,
     H_COUNT
 };
 
@@ -102,6 +103,10 @@ metrics *metrics_new(const char *const *routes, int nroutes)
     hp->help = "Padding tokens (attention_mask 0) over all tokens, per batch";
     hp->nb = (int)(sizeof pad_bounds / sizeof pad_bounds[0]);
     memcpy(hp->bounds, pad_bounds, sizeof pad_bounds);
+    /* actual / predicted engine time of a batch: 1/8 .. 8 in steps of sqrt(2) */
+    metrics__geom(&m->h[H_BPRED], "longserve_batch_time_ratio",
+                  "Engine time of a batch over the time its cost predicted (1: exact)",
+                  0.125, 1.4142135623730951, 13);
     return m;
 }
 
@@ -160,6 +165,11 @@ void metrics_batch(metrics *m, int requests, double tokens, double cost, double 
     metrics__observe(&m->h[H_BTOKENS], tokens);
     metrics__observe(&m->h[H_BCOST], cost);
     metrics__observe(&m->h[H_INFER], seconds);
+}
+
+void metrics_batch_time_ratio(metrics *m, double actual_over_predicted)
+{
+    metrics__observe(&m->h[H_BPRED], actual_over_predicted);
 }
 
 void metrics_batch_padding(metrics *m, double ratio)

@@ -49,6 +49,9 @@ void metrics_set_engine_busy(metrics *m, double n);
 void metrics_set_ready(metrics *m, int ready);
 
 /* The text exposition format (version 0.0.4), malloc'd; NULL when out of memory. */
+/* A batch's engine time over the time the calibrated cost model predicted for it. */
+void metrics_batch_time_ratio(metrics *m, double actual_over_predicted);
+
 char *metrics_render(const metrics *m, size_t *len);
 
 #endif

@@ -34,6 +34,9 @@ typedef struct {
     srv_server *srv;
     tok_tokenizer *tok; /* <dir>/tokenizer.json, or NULL: only the v2 route */
     txt_model tm;       /* what the text routes see of the model */
+    /* engine speed in cost units per second: measured at warm-up (calibration), then a
+     * moving average over real batches; for Retry-After and the prediction metric */
+    double cost_per_s;
 } srv_model;
 
 /* ---- routes ------------------------------------------------------------------------ */
@@ -131,7 +134,6 @@ struct srv_server {
     int encoding;                         /* replies being encoded in the uv work pool */
     const txt_model *tms[OPT_MAX_MODELS]; /* the text routes' view of models[] */
     uint64_t seq;
-    double cost_per_s; /* engine throughput estimate, for Retry-After */
     srv_req *reqs;     /* every live request */
 };
 
