@@ -24,6 +24,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "openapi_check.h"
+
 /* ---- the server process ------------------------------------------------------------------ */
 
 typedef struct {
@@ -218,6 +220,48 @@ static void hread(int fd, hresp *r)
     free(b);
 }
 
+/* ---- proto/openapi.yaml: every response is validated against the schema of its route ---- */
+
+static cJSON *g_spec;
+static char g_spec_err[512];
+
+static void spec_load(void)
+{
+    char dir[512], path[700];
+    snprintf(path, sizeof path, "%s/../../proto/openapi.yaml", fixture("", dir, sizeof dir));
+    g_spec = oa_load_yaml(path, g_spec_err, sizeof g_spec_err);
+}
+
+static const cJSON *spec(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, spec_load);
+    ck_assert_msg(g_spec != NULL, "proto/openapi.yaml: %s", g_spec_err);
+    return g_spec;
+}
+
+/* Validates a response against the spec where the spec documents a JSON body for its route,
+ * method and status (silently skipped otherwise); returns OA_OK or OA_UNDOCUMENTED. */
+static int spec_check(const char *method, const char *path, const hresp *r)
+{
+    const char *tmpl = oa_match_path(spec(), path);
+    if (!tmpl) return OA_UNDOCUMENTED;
+    char err[600];
+    int rc = oa_validate(spec(), method, tmpl, r->status, r->body, err, sizeof err);
+    ck_assert_msg(rc != OA_MISMATCH,
+                  "%s %s -> %d does not match proto/openapi.yaml (%s): %s; body %.300s", method,
+                  path, r->status, tmpl, err, r->body);
+    return rc;
+}
+
+/* As spec_check, and the spec must document this response's JSON body. */
+static void spec_expect(const char *method, const char *path, const hresp *r)
+{
+    ck_assert_msg(spec_check(method, path, r) == OA_OK,
+                  "%s %s -> %d: proto/openapi.yaml documents no JSON body for it", method, path,
+                  r->status);
+}
+
 static void hreq(int port, const char *method, const char *path, const char *headers,
                  const char *body, hresp *r)
 {
@@ -225,6 +269,7 @@ static void hreq(int port, const char *method, const char *path, const char *hea
     hsend_request(fd, method, path, headers, body, body ? strlen(body) : 0);
     hread(fd, r);
     close(fd);
+    spec_check(method, path, r);
 }
 
 /* The value of a response header (case-insensitive name), or NULL. */
@@ -615,6 +660,7 @@ START_TEST(errors)
     hread(fd, &r);
     close(fd);
     ck_assert_int_eq(r.status, 413);
+    spec_expect("POST", "/v2/models/lf_base/infer", &r);
     ck_assert(strstr(r.body, "the limit is 2000000") != NULL);
     hresp_free(&r);
     expect_healthy(s.port);
@@ -634,6 +680,7 @@ START_TEST(errors)
     hread(fd, &r);
     close(fd);
     ck_assert_int_eq(r.status, 413);
+    spec_expect("POST", "/v2/models/lf_base/infer", &r);
     ck_assert(strstr(r.body, "larger than the limit") != NULL);
     hresp_free(&r);
     expect_healthy(s.port);
@@ -738,6 +785,7 @@ static void *client_main(void *p)
     hsend_request(fd, "POST", "/v2/models/lf_base/infer", NULL, c->body, strlen(c->body));
     hread(fd, &c->r);
     close(fd);
+    spec_check("POST", "/v2/models/lf_base/infer", &c->r);
     return NULL;
 }
 
@@ -1565,6 +1613,208 @@ START_TEST(text_errors)
 }
 END_TEST
 
+/* ---- proto/openapi.yaml: the documented response shapes ------------------------------------ */
+
+/* One request whose response must be documented in the spec and match it; the body is
+ * returned in r for further checks. */
+static void spec_req(int port, const char *method, const char *path, const char *body, int status,
+                     hresp *r)
+{
+    hreq(port, method, path, body ? "Content-Type: application/json\r\n" : NULL, body, r);
+    ck_assert_msg(r->status == status, "%s %s: %d, expected %d: %.300s", method, path, r->status,
+                  status, r->body);
+    spec_expect(method, path, r);
+}
+
+static void spec_route(int port, const char *method, const char *path, const char *body, int status)
+{
+    hresp r;
+    spec_req(port, method, path, body, status, &r);
+    hresp_free(&r);
+}
+
+/* A body the spec must refuse, with the JSON pointer the refusal names. */
+static void spec_refuses(const char *method, const char *tmpl, int status, const char *body,
+                         const char *where)
+{
+    char err[600];
+    int rc = oa_validate(spec(), method, tmpl, status, body, err, sizeof err);
+    ck_assert_msg(rc == OA_MISMATCH, "%s %s %d accepted a wrong body (rc %d, %s): %.200s", method,
+                  tmpl, status, rc, err, body);
+    ck_assert_msg(strstr(err, where) != NULL, "the refusal '%s' does not name '%s'", err, where);
+}
+
+/* Every route's success body, and each error family's, matches its schema; and the checker
+ * bites: wrong bodies are refused with the place they go wrong. */
+START_TEST(openapi_responses)
+{
+    /* the YAML loader: quoted scalars stay strings, plain ones become numbers/booleans */
+    const cJSON *sp = spec();
+    ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(sp, "info"), "version")->valuestring,
+                     "0.1.0");
+    const cJSON *sh = cJSON_GetObjectItem(
+        cJSON_GetObjectItem(
+            cJSON_GetObjectItem(
+                cJSON_GetObjectItem(cJSON_GetObjectItem(sp, "components"), "schemas"),
+                "V2InferInput"),
+            "properties"),
+        "shape");
+    ck_assert(cJSON_IsNumber(cJSON_GetObjectItem(sh, "minItems")) &&
+              cJSON_GetObjectItem(sh, "minItems")->valuedouble == 2);
+    ck_assert(cJSON_IsString(cJSON_GetObjectItem(sh, "description")));
+    const cJSON *ok200 = cJSON_GetObjectItem(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(sp, "paths"), "/embed"),
+                            "post"),
+        "responses");
+    ck_assert(cJSON_GetObjectItem(ok200, "200") != NULL); /* '200' is a key, quoted or not */
+    ck_assert_str_eq(oa_match_path(sp, "/v2/models/x/ready?a=1"), "/v2/models/{model}/ready");
+    ck_assert_str_eq(oa_match_path(sp, "/v2/health/ready"), "/v2/health/ready");
+    ck_assert_str_eq(oa_match_path(sp, "/v2/models/x"), "/v2/models/{model}");
+    ck_assert(oa_match_path(sp, "/v2/models//infer") == NULL);
+    ck_assert(oa_match_path(sp, "/nowhere") == NULL);
+
+    server s;
+    text_server(&s, NULL);
+    int p = s.port;
+    hresp r;
+
+    /* metadata */
+    spec_route(p, "GET", "/health", NULL, 200);
+    spec_route(p, "GET", "/ready", NULL, 200);
+    spec_route(p, "GET", "/v2/health/live", NULL, 200);
+    spec_route(p, "GET", "/v2/health/ready", NULL, 200);
+    spec_route(p, "GET", "/v2", NULL, 200);
+    spec_route(p, "GET", "/v2/models/lf_base", NULL, 200);
+    spec_route(p, "GET", "/v2/models/qa", NULL, 200);
+    spec_route(p, "GET", "/v2/models/lf_base/ready", NULL, 200);
+    spec_route(p, "GET", "/v1/models", NULL, 200);
+    spec_route(p, "GET", "/info", NULL, 200);
+
+    /* KServe v2 inference: 200, and the family's {"error"} on 400 / 404 / 405 / 422 */
+    char *v2 = v2_body(2, 9, 4);
+    spec_route(p, "POST", "/v2/models/lf_base/infer", v2, 200);
+    free(v2);
+    spec_route(p, "POST", "/v2/models/lf_base/infer", "{\"inputs\": [", 400);
+    spec_route(p, "POST", "/v2/models/nope/infer", "{}", 404);
+    spec_route(p, "GET", "/v2/models/nope", NULL, 404);
+    spec_route(p, "GET", "/v2/models/lf_base/infer", NULL, 405);
+    spec_route(p, "POST", "/v2/models/lf_base/infer",
+               "{\"inputs\":[{\"name\":\"input_ids\",\"datatype\":\"INT64\",\"shape\":[1,3],"
+               "\"data\":[0,100000,2]}]}",
+               422);
+
+    /* text routes */
+    spec_route(p, "POST", "/embed", "{\"inputs\":[\"a b\",\"c\"]}", 200);
+    spec_route(p, "POST", "/embed", "{\"inputs\":\"a b c\",\"pooling\":\"cls\"}", 200);
+    spec_route(p, "POST", "/embed_all", "{\"inputs\":\"a b\"}", 200);
+    spec_route(p, "POST", "/v1/embeddings", "{\"input\":[\"a b\",\"c\"],\"model\":\"st_tiny\"}",
+               200);
+    spec_req(p, "POST", "/v1/embeddings",
+             "{\"input\":\"a b\",\"model\":\"st_tiny\",\"encoding_format\":\"base64\"}", 200, &r);
+    cJSON *j = hjson(&r);
+    ck_assert(cJSON_IsString(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "data"), 0), "embedding")));
+    cJSON_Delete(j);
+    hresp_free(&r);
+    spec_route(p, "POST", "/predict", "{\"inputs\":\"i like this movie\"}", 200);
+    spec_route(p, "POST", "/predict", "{\"inputs\":[\"a b\",\"c d\"],\"raw_scores\":true}", 200);
+    spec_route(p, "POST", "/predict",
+               "{\"inputs\":[\"what is the capital\",\"paris is the capital\"]}", 200);
+    spec_route(p, "POST", "/token_classify", "{\"inputs\":\"john smith lives in london\"}", 200);
+    spec_route(p, "POST", "/token_classify",
+               "{\"inputs\":[\"john smith\",\"mary went to paris\"],\"ignore_labels\":[]}", 200);
+    spec_route(p, "POST", "/fill_mask", "{\"inputs\":\"paris is the <mask> of france\"}", 200);
+    spec_route(p, "POST", "/fill_mask",
+               "{\"inputs\":[\"the quick brown <mask> jumps\",\"a <mask> b\"],\"top_k\":2}", 200);
+    spec_req(p, "POST", "/answer",
+             "{\"question\":\"who lives in london?\",\"context\":\"john smith lives in london\"}",
+             200, &r);
+    hresp_free(&r);
+    spec_route(p, "POST", "/tokenize", "{\"inputs\":\"a b\"}", 200);
+    spec_route(p, "POST", "/tokenize", "{\"inputs\":[\"a b\",\"c\"],\"add_special_tokens\":false}",
+               200);
+    spec_route(p, "POST", "/decode", "{\"ids\":[[2,5],[3]],\"skip_special_tokens\":false}", 200);
+    spec_route(p, "POST", "/decode", "{\"ids\":[5,6]}", 200);
+
+    /* TEI's {"error","error_type"} and OpenAI's {"error":{...}} */
+    spec_route(p, "POST", "/embed", "{\"inputs\":\"\"}", 400);
+    spec_route(p, "POST", "/embed", "{\"inputs\":\"a\",\"model\":\"nope\"}", 422);
+    spec_route(p, "POST", "/predict", "{\"inputs\":\"a\",\"model\":\"st_tiny\"}", 422);
+    spec_route(p, "POST", "/answer", "{\"question\":\"who?\"}", 400);
+    spec_route(p, "POST", "/tokenize", "{\"inputs\":5}", 400);
+    spec_route(p, "POST", "/decode", "{\"ids\":[-1]}", 400);
+    spec_route(p, "POST", "/v1/embeddings", "{\"input\":\"\",\"model\":\"st_tiny\"}", 400);
+    spec_route(p, "POST", "/v1/embeddings", "{\"input\":[[1,2,99999]]}", 422);
+
+    /* the checker bites: a real /v1/embeddings answer with one float turned into a string */
+    spec_req(p, "POST", "/v1/embeddings", "{\"input\":\"a b\",\"model\":\"st_tiny\"}", 200, &r);
+    j = hjson(&r);
+    hresp_free(&r);
+    cJSON *emb =
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "data"), 0), "embedding");
+    cJSON_ReplaceItemInArray(emb, 3, cJSON_CreateString("0.25"));
+    char *bad = cJSON_PrintUnformatted(j);
+    spec_refuses("POST", "/v1/embeddings", 200, bad, "/data/0/embedding/3: expected number");
+    free(bad);
+    cJSON_DeleteItemFromObject(j, "usage");
+    cJSON_DeleteItemFromObject(j, "model");
+    bad = cJSON_PrintUnformatted(j);
+    spec_refuses("POST", "/v1/embeddings", 200, bad, "required member \"model\"");
+    free(bad);
+    cJSON_Delete(j);
+    /* and a real /embed answer whose vector is a string list */
+    spec_req(p, "POST", "/embed", "{\"inputs\":\"a b\"}", 200, &r);
+    j = hjson(&r);
+    hresp_free(&r);
+    cJSON *row = cJSON_GetArrayItem(j, 0);
+    cJSON_ReplaceItemInArray(row, 1, cJSON_CreateString("x"));
+    bad = cJSON_PrintUnformatted(j);
+    spec_refuses("POST", "/embed", 200, bad, "/0/1: expected number, got string");
+    free(bad);
+    cJSON_Delete(j);
+    spec_refuses("POST", "/embed", 200, "{\"embeddings\":[]}", "(root): expected array");
+    spec_refuses("POST", "/embed", 200, "[[0.5,", "not JSON");
+    spec_refuses("POST", "/embed", 422, "{\"error\":\"x\",\"error_type\":\"bogus\"}",
+                 "/error_type: \"bogus\" is not in the enum");
+    spec_refuses("POST", "/embed", 400,
+                 "{\"error\":{\"message\":\"x\"},\"error_type\":\"validation\"}",
+                 "/error: expected string");
+    spec_refuses("POST", "/v1/embeddings", 400, "{\"error\":\"x\",\"error_type\":\"validation\"}",
+                 "/error: expected object");
+    spec_refuses("POST", "/v2/models/{model}/infer", 200,
+                 "{\"model_name\":\"m\",\"outputs\":[{\"name\":\"logits\",\"datatype\":\"FP32\","
+                 "\"shape\":[1,2.5],\"data\":[1,null]}]}",
+                 "/outputs/0/shape/1: expected integer");
+    spec_refuses("POST", "/predict", 200, "[{\"label\":\"a\",\"score\":\"0.5\"}]",
+                 "matches none of the 2 oneOf");
+    spec_refuses("POST", "/tokenize", 200,
+                 "[[{\"id\":1,\"text\":\"a\",\"special\":false,\"start\":null}]]",
+                 "/0/0: required member \"stop\"");
+    spec_refuses("GET", "/health", 200, "{\"status\":\"dead\"}", "/status");
+    /* the V2 output data admit null (non-finite values); a tensor shape does not */
+    ck_assert_int_eq(oa_validate(sp, "POST", "/v2/models/{model}/infer", 200,
+                                 "{\"model_name\":\"m\",\"outputs\":[{\"name\":\"logits\","
+                                 "\"datatype\":\"FP32\",\"shape\":[1,2],\"data\":[1,null]}]}",
+                                 NULL, 0),
+                     OA_OK);
+    char err[256];
+    ck_assert_int_eq(oa_validate(sp, "GET", "/metrics", 200, "x", err, sizeof err),
+                     OA_UNDOCUMENTED);
+    ck_assert_int_eq(oa_validate(sp, "GET", "/health", 418, "{}", err, sizeof err),
+                     OA_UNDOCUMENTED);
+    ck_assert_int_eq(oa_validate(sp, "DELETE", "/health", 405, "{}", err, sizeof err),
+                     OA_UNDOCUMENTED);
+    ck_assert_int_eq(oa_validate(sp, "GET", "/v2/models/{model}/infer", 405, "{\"error\":\"x\"}",
+                                 err, sizeof err),
+                     OA_OK);
+    ck_assert_int_eq(
+        oa_validate(sp, "GET", "/v2/models/{model}/infer", 405, "{\"err\":\"x\"}", err, sizeof err),
+        OA_MISMATCH);
+
+    ck_assert_int_eq(server_stop(&s, 30), 0);
+}
+END_TEST
+
 /* The default model (all-MiniLM-L6-v2 as BERT with Longformer attention, window 512):
  * /embed equals sentence-transformers to 1e-4. Skipped when models/ lacks it. */
 START_TEST(text_default_model)
@@ -1638,6 +1888,7 @@ int main(void)
     tcase_add_test(tt, text_embed_equals_engine);
     tcase_add_test(tt, text_pipelines);
     tcase_add_test(tt, text_errors);
+    tcase_add_test(tt, openapi_responses);
     tcase_add_test(tt, text_default_model);
     suite_add_tcase(su, tt);
     SRunner *sr = srunner_create(su);

