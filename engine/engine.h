@@ -43,6 +43,10 @@ typedef struct {
 
 eng_model_params eng_model_default_params(void);
 
+/* The Hugging Face pipeline task a head serves ("feature-extraction", "fill-mask",
+ * "text-classification", "token-classification", "question-answering"). */
+const char *eng_head_task(eng_head h);
+
 /* Loads dir/config.json and the safetensors weights; every tensor's shape and dtype is
  * checked against the config and errors name the file and the tensor. */
 ls_status eng_model_load(const char *dir, const eng_model_params *p, eng_model **out, char *err,

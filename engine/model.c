@@ -15,6 +15,18 @@ eng_model_params eng_model_default_params(void)
     return (eng_model_params){.window = 512, .backend = "cpu", .threads = 0};
 }
 
+const char *eng_head_task(eng_head h)
+{
+    switch (h) {
+    case ENG_HEAD_BASE: return "feature-extraction";
+    case ENG_HEAD_MLM: return "fill-mask";
+    case ENG_HEAD_SEQCLS: return "text-classification";
+    case ENG_HEAD_TOKCLS: return "token-classification";
+    case ENG_HEAD_QA: return "question-answering";
+    }
+    return "unknown";
+}
+
 typedef struct {
     eng_model *m;
     const char *dir;

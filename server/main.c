@@ -19,23 +19,6 @@ void srv_handle_closed(uv_handle_t *h)
     s->handles--;
 }
 
-static const char *srv__task(eng_head h)
-{
-    switch (h) {
-    case ENG_HEAD_BASE:
-        return "feature-extraction";
-    case ENG_HEAD_MLM:
-        return "fill-mask";
-    case ENG_HEAD_SEQCLS:
-        return "text-classification";
-    case ENG_HEAD_TOKCLS:
-        return "token-classification";
-    case ENG_HEAD_QA:
-        return "question-answering";
-    }
-    return "unknown";
-}
-
 /* Warm-up: one tiny forward, so that a broken model or backend fails at startup and not
  * on the first request, then a calibration forward of one sequence (up to 256 tokens,
  * one global token) that turns the cost model's units into seconds for this model on
@@ -139,7 +122,7 @@ static int srv__model_init(void *arg, char *err, size_t errlen)
         st = ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory for an engine context");
     if (!st) {
         eng_model_get_info(m->m, &m->info);
-        m->task = srv__task(m->info.head);
+        m->task = eng_head_task(m->info.head);
         st = srv__warmup(m, err, errlen);
     }
     if (!st) st = srv__model_text(m, err, errlen);

@@ -40,23 +40,6 @@ static int txt__head_for(tei_kind k)
     }
 }
 
-static const char *txt__head_task(int h)
-{
-    switch (h) {
-    case ENG_HEAD_BASE:
-        return "feature-extraction";
-    case ENG_HEAD_MLM:
-        return "fill-mask";
-    case ENG_HEAD_SEQCLS:
-        return "text-classification";
-    case ENG_HEAD_TOKCLS:
-        return "token-classification";
-    case ENG_HEAD_QA:
-        return "question-answering";
-    }
-    return "any";
-}
-
 /* A model must have a tokenizer unless every input is token ids. */
 static int txt__needs_tok(const tei_request *rq)
 {
@@ -79,7 +62,7 @@ static ls_status txt__pick_model(txt_job *j, const txt_model *const *models, int
             if (head >= 0 && (int)m->info->head != head)
                 return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
                                "model '%s' is a %s model; %s needs a %s model", m->name,
-                               txt__head_task((int)m->info->head), route, txt__head_task(head));
+                               eng_head_task(m->info->head), route, eng_head_task((eng_head)head));
             if (tok && !m->tok)
                 return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
                                "model '%s' has no tokenizer.json: it serves token ids "
@@ -100,7 +83,7 @@ static ls_status txt__pick_model(txt_job *j, const txt_model *const *models, int
     }
     return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
                    "no model served here answers %s: it needs a %s model with a tokenizer.json",
-                   route, txt__head_task(head));
+                   route, eng_head_task((eng_head)head));
 }
 
 static void txt__header(txt_job *j, const char *name, long long v)
