@@ -8,6 +8,10 @@
 
 #include "model.h"
 
+/* Rows per feed-forward chunk: the (rows, intermediate) buffer is the largest per-token
+ * activation (12 KB/token for longformer-base) and need not exist for all tokens at once. */
+enum { ENG_FFN_ROWS = 2048 };
+
 struct eng_ctx {
     const eng_model *m;
     size_t cap_t, cap_g, cap_s; /* tokens, global tokens, sequences the buffers hold */
@@ -18,7 +22,14 @@ struct eng_ctx {
     float *qkv;     /* (T, 3H) */
     float *att;     /* (T, H) attention output before the dense */
     float *tmp;     /* (T, H) */
-    float *inter;   /* (T, I) feed-forward inner; also (T, V) MLM logits, (T, 2) QA */
+    float *inter;   /* head outputs: (T, V) MLM logits, (T, labels), (T, 2) QA */
+    float *ffn;     /* (min(T, ENG_FFN_ROWS), I) feed-forward inner, one chunk at a time */
+    /* feed-forward chunks: every sequence cut at multiples of ENG_FFN_ROWS from its own
+     * start (pieces), consecutive pieces packed into calls of at most ENG_FFN_ROWS rows;
+     * call k covers pieces ffn_call[k] .. ffn_call[k+1]-1, rows ffn_off[..] */
+    int32_t *ffn_off, *ffn_call, *ffn_groups;
+    int nffn_calls;
+    size_t cap_p;
     float *head;    /* (T, 2) QA start/end, per-token outputs */
     /* per global token */
     int32_t *glob;  /* (G) */
@@ -86,6 +97,10 @@ static void eng__ctx_release(eng_ctx *c)
     free(c->att);
     free(c->tmp);
     free(c->inter);
+    free(c->ffn);
+    free(c->ffn_off);
+    free(c->ffn_call);
+    free(c->ffn_groups);
     free(c->head);
     free(c->glob);
     free(c->xg);
@@ -117,8 +132,8 @@ static ls_status eng__reserve(eng_ctx *c, size_t T, size_t G, size_t S, char *er
 {
     const eng_model *m = c->m;
     const size_t H = (size_t)m->H;
-    size_t wide = (size_t)m->I;
-    if (m->head == ENG_HEAD_MLM && (size_t)m->V > wide) wide = (size_t)m->V;
+    size_t wide = 2;
+    if (m->head == ENG_HEAD_MLM) wide = (size_t)m->V;
     size_t nl = (size_t)(m->cfg.num_labels > 2 ? m->cfg.num_labels : 2);
     if (m->head == ENG_HEAD_TOKCLS && nl > wide) wide = nl;
     int bad = 0;
@@ -130,6 +145,8 @@ static ls_status eng__reserve(eng_ctx *c, size_t T, size_t G, size_t S, char *er
         bad |= eng__grow((void **)&c->att, T * H * sizeof(float));
         bad |= eng__grow((void **)&c->tmp, T * H * sizeof(float));
         bad |= eng__grow((void **)&c->inter, T * wide * sizeof(float));
+        size_t fr = T < ENG_FFN_ROWS ? T : ENG_FFN_ROWS;
+        bad |= eng__grow((void **)&c->ffn, fr * (size_t)m->I * sizeof(float));
         bad |= eng__grow((void **)&c->head, T * 2 * sizeof(float));
         if (!bad) c->cap_t = T;
     }
@@ -149,10 +166,38 @@ static ls_status eng__reserve(eng_ctx *c, size_t T, size_t G, size_t S, char *er
         bad |= eng__grow((void **)&c->seq_out, S * nl * sizeof(float));
         if (!bad) c->cap_s = S;
     }
+    size_t P = S + T / ENG_FFN_ROWS + 1; /* pieces: at most one per sequence + one per cut */
+    if (P > c->cap_p || !c->ffn_off) {
+        bad |= eng__grow((void **)&c->ffn_off, (P + 1) * sizeof(int32_t));
+        bad |= eng__grow((void **)&c->ffn_call, (P + 1) * sizeof(int32_t));
+        bad |= eng__grow((void **)&c->ffn_groups, (P + 1) * sizeof(int32_t));
+        if (!bad) c->cap_p = P;
+    }
     if (bad)
         return ls_fail(err, errlen, LS_ERR_NOMEM,
                        "out of memory for a batch of %zu tokens in %zu sequences", T, S);
     return LS_OK;
+}
+
+/* The feed-forward chunk plan (see ffn_off): depends on each sequence alone, so that
+ * chunking keeps a sequence's numbers independent of its batch-mates. */
+static void eng__ffn_plan(eng_ctx *c, const eng_batch *b)
+{
+    int np = 0, nc = 0, rows = 0;
+    c->ffn_off[0] = 0;
+    c->ffn_call[0] = 0;
+    for (int s = 0; s < b->nseq; s++)
+        for (int r = b->offsets[s]; r < b->offsets[s + 1]; r += ENG_FFN_ROWS) {
+            int end = r + ENG_FFN_ROWS < b->offsets[s + 1] ? r + ENG_FFN_ROWS : b->offsets[s + 1];
+            if (rows + (end - r) > ENG_FFN_ROWS) { /* close the current call */
+                c->ffn_call[++nc] = np;
+                rows = 0;
+            }
+            c->ffn_off[++np] = end;
+            rows += end - r;
+        }
+    if (np > c->ffn_call[nc]) c->ffn_call[++nc] = np;
+    c->nffn_calls = nc;
 }
 
 /* ---- inputs: validation, merged mask, automatic global attention, positions ---------- */
@@ -287,10 +332,18 @@ static ls_status eng__layer(eng_ctx *c, const eng_layer *y, const eng_batch *b, 
     ENG_OP(c, k, linear, c->att, y->ao_w, y->ao_b, c->tmp, T, H, H, b->offsets, b->nseq);
     ENG_OP(c, k, add_layernorm, c->tmp, c->x, y->ln1_g, y->ln1_b, (float)m->cfg.layer_norm_eps, T,
            H);
-    /* x' = LN(W2·gelu(W1·a) + a) */
-    ENG_OP(c, k, linear, c->tmp, y->ff1_w, y->ff1_b, c->inter, T, I, H, b->offsets, b->nseq);
-    ENG_OP(c, k, gelu, c->inter, (size_t)T * I);
-    ENG_OP(c, k, linear, c->inter, y->ff2_w, y->ff2_b, c->x, T, H, I, b->offsets, b->nseq);
+    /* x' = LN(W2·gelu(W1·a) + a), in chunks of at most ENG_FFN_ROWS rows so the (rows, I)
+     * inner buffer stays small */
+    for (int q = 0; q < c->nffn_calls; q++) {
+        const int p0 = c->ffn_call[q], p1 = c->ffn_call[q + 1];
+        const int r0 = c->ffn_off[p0], rows = c->ffn_off[p1] - r0;
+        for (int p = p0; p <= p1; p++) c->ffn_groups[p - p0] = c->ffn_off[p] - r0;
+        const float *in = c->tmp + (size_t)r0 * H;
+        ENG_OP(c, k, linear, in, y->ff1_w, y->ff1_b, c->ffn, rows, I, H, c->ffn_groups, p1 - p0);
+        ENG_OP(c, k, gelu, c->ffn, (size_t)rows * I);
+        ENG_OP(c, k, linear, c->ffn, y->ff2_w, y->ff2_b, c->x + (size_t)r0 * H, rows, H, I,
+               c->ffn_groups, p1 - p0);
+    }
     ENG_OP(c, k, add_layernorm, c->x, c->tmp, y->ln2_g, y->ln2_b, (float)m->cfg.layer_norm_eps, T,
            H);
     return LS_OK;
@@ -387,6 +440,7 @@ ls_status eng_ctx_forward(eng_ctx *c, const eng_batch *b, eng_outputs *out, char
             if (c->kind[t] == KN_TOK_GLOBAL) c->glob[g++] = t;
     }
     c->glob_off[b->nseq] = (int32_t)g;
+    eng__ffn_plan(c, b);
 
     /* embeddings: word + position + type, LayerNorm (A3) */
     const kn_ops *k = &m->ops;

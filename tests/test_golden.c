@@ -290,6 +290,47 @@ START_TEST(rows_alone_equal_batch)
 }
 END_TEST
 
+/* ---- long sequences: feed-forward chunks and linear tiles across several pieces ------- */
+
+START_TEST(long_sequences_invariant_and_exact)
+{
+    /* bert_tiny tiles its position table, so it takes sequences longer than the FFN chunk
+     * (2048 rows): a 5000-token sequence must give the same bits alone and batched with
+     * others, and match the reference backend */
+    gcase c = {"bert_tiny", "long", 16};
+    eng_model *fast = load_model(&c, "cpu"), *ref = load_model(&c, "ref");
+    enum { NL = 5000 };
+    const int lens[] = {30, NL, 2100};
+    int32_t *ids = malloc(sizeof(int32_t) * (30 + NL + 2100));
+    for (int i = 0; i < 30 + NL + 2100; i++) ids[i] = 5 + (i * 7919) % 90;
+    int32_t off_b[] = {0, lens[0], lens[0] + lens[1], lens[0] + lens[1] + lens[2]};
+    int32_t off_a[] = {0, NL};
+    eng_batch alone = {.nseq = 1, .offsets = off_a, .ids = ids + lens[0]};
+    eng_batch batch = {.nseq = 3, .offsets = off_b, .ids = ids};
+    char err[512];
+    eng_outputs o;
+    eng_ctx *ca = eng_ctx_new(fast), *cb = eng_ctx_new(fast), *cr = eng_ctx_new(ref);
+    ck_assert_msg(eng_ctx_forward(ca, &alone, &o, err, sizeof err) == LS_OK, "%s", err);
+    const float *a = o.t[0].data;
+    const int H = o.t[0].width;
+    ck_assert_msg(eng_ctx_forward(cb, &batch, &o, err, sizeof err) == LS_OK, "%s", err);
+    const float *bb = o.t[0].data + (size_t)lens[0] * H;
+    ck_assert_msg(memcmp(a, bb, sizeof(float) * NL * H) == 0,
+                  "a 5000-token sequence differs alone and batched");
+    ck_assert_msg(eng_ctx_forward(cr, &alone, &o, err, sizeof err) == LS_OK, "%s", err);
+    double md = 0, mx = 0;
+    for (size_t i = 0; i < (size_t)NL * H; i++) {
+        md = fmax(md, fabs((double)a[i] - o.t[0].data[i]));
+        mx = fmax(mx, fabs(o.t[0].data[i]));
+    }
+    printf("  long sequence (5000 tokens) cpu vs ref: rel err %.2e\n", md / mx);
+    ck_assert_double_le(md / mx, 1e-5);
+    eng_ctx_free(ca), eng_ctx_free(cb), eng_ctx_free(cr);
+    eng_model_free(fast), eng_model_free(ref);
+    free(ids);
+}
+END_TEST
+
 /* ---- mutation: a perturbed op must make the comparison fail ------------------------------ */
 
 static kn_ops real;
@@ -373,6 +414,7 @@ int main(void)
     tcase_add_test(tc, golden_cpu);
     tcase_add_test(tc, golden_ref);
     tcase_add_test(tc, rows_alone_equal_batch);
+    tcase_add_test(tc, long_sequences_invariant_and_exact);
     tcase_add_test(tc, perturbed_ops_are_caught);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
