@@ -58,8 +58,8 @@ typedef struct {
     const char *architecture; /* as config.json names it */
     eng_head head;
     int vocab_size, hidden_size, num_layers, num_labels, type_vocab_size;
-    int max_tokens;     /* longest sequence the model accepts */
-    int max_window;     /* largest attention window (both sides) over the layers */
+    int max_tokens; /* longest sequence the model accepts */
+    int max_window; /* largest attention window (both sides) over the layers */
     int pad_token_id, sep_token_id;
     int has_pooler;
     const char *const *labels; /* num_labels names (id2label), or NULL */
@@ -69,11 +69,11 @@ void eng_model_get_info(const eng_model *m, eng_model_info *info);
 
 typedef struct {
     int nseq;
-    const int32_t *offsets;       /* [nseq+1], offsets[0] == 0 */
-    const int32_t *ids;           /* [T] */
-    const int32_t *type_ids;      /* [T] or NULL (all 0) */
-    const uint8_t *attn_mask;     /* [T] 1 keep / 0 padding, or NULL (all 1) */
-    const uint8_t *global_mask;   /* [T] 1 global, or NULL: the head's automatic choice */
+    const int32_t *offsets;     /* [nseq+1], offsets[0] == 0 */
+    const int32_t *ids;         /* [T] */
+    const int32_t *type_ids;    /* [T] or NULL (all 0) */
+    const uint8_t *attn_mask;   /* [T] 1 keep / 0 padding, or NULL (all 1) */
+    const uint8_t *global_mask; /* [T] 1 global, or NULL: the head's automatic choice */
 } eng_batch;
 
 enum { ENG_MAX_OUTPUTS = 4 };

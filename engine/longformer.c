@@ -16,28 +16,28 @@ struct eng_ctx {
     const eng_model *m;
     size_t cap_t, cap_g, cap_s; /* tokens, global tokens, sequences the buffers hold */
     /* per token */
-    int32_t *pos;   /* (T) position ids */
-    uint8_t *kind;  /* (T) KN_TOK_* */
-    float *x;       /* (T, H) hidden state */
-    float *qkv;     /* (T, 3H) */
-    float *att;     /* (T, H) attention output before the dense */
-    float *tmp;     /* (T, H) */
-    float *inter;   /* head outputs: (T, V) MLM logits, (T, labels), (T, 2) QA */
-    float *ffn;     /* (min(T, ENG_FFN_ROWS), I) feed-forward inner, one chunk at a time */
+    int32_t *pos;  /* (T) position ids */
+    uint8_t *kind; /* (T) KN_TOK_* */
+    float *x;      /* (T, H) hidden state */
+    float *qkv;    /* (T, 3H) */
+    float *att;    /* (T, H) attention output before the dense */
+    float *tmp;    /* (T, H) */
+    float *inter;  /* head outputs: (T, V) MLM logits, (T, labels), (T, 2) QA */
+    float *ffn;    /* (min(T, ENG_FFN_ROWS), I) feed-forward inner, one chunk at a time */
     /* feed-forward chunks: every sequence cut at multiples of ENG_FFN_ROWS from its own
      * start (pieces), consecutive pieces packed into calls of at most ENG_FFN_ROWS rows;
      * call k covers pieces ffn_call[k] .. ffn_call[k+1]-1, rows ffn_off[..] */
     int32_t *ffn_off, *ffn_call, *ffn_groups;
     int nffn_calls;
     size_t cap_p;
-    float *head;    /* (T, 2) QA start/end, per-token outputs */
+    float *head; /* (T, 2) QA start/end, per-token outputs */
     /* per global token */
-    int32_t *glob;  /* (G) */
-    float *xg;      /* (G, H) hidden rows of global tokens */
-    float *qg;      /* (G, H) query_global */
+    int32_t *glob; /* (G) */
+    float *xg;     /* (G, H) hidden rows of global tokens */
+    float *qg;     /* (G, H) query_global */
     /* per sequence */
-    int32_t *glob_off; /* (nseq+1) */
-    int32_t *each;     /* (nseq+1) 0, 1, …, nseq: one linear-layer group per sequence row */
+    int32_t *glob_off;    /* (nseq+1) */
+    int32_t *each;        /* (nseq+1) 0, 1, …, nseq: one linear-layer group per sequence row */
     float *seq_a, *seq_b; /* (nseq, H) pooler / classifier rows */
     float *seq_out;       /* (nseq, labels) */
     double op_seconds[KN_OP_COUNT]; /* wall time in each kernel op since eng_ctx_new */
@@ -160,7 +160,8 @@ static ls_status eng__reserve(eng_ctx *c, size_t T, size_t G, size_t S, char *er
         bad |= eng__grow((void **)&c->glob_off, (S + 1) * sizeof(int32_t));
         bad |= eng__grow((void **)&c->each, (S + 1) * sizeof(int32_t));
         if (!bad)
-            for (size_t i = 0; i <= S; i++) c->each[i] = (int32_t)i;
+            for (size_t i = 0; i <= S; i++)
+                c->each[i] = (int32_t)i;
         bad |= eng__grow((void **)&c->seq_a, S * H * sizeof(float));
         bad |= eng__grow((void **)&c->seq_b, S * H * sizeof(float));
         bad |= eng__grow((void **)&c->seq_out, S * nl * sizeof(float));
@@ -216,8 +217,8 @@ static ls_status eng__prepare(eng_ctx *c, const eng_batch *b, size_t *nglob, cha
                            b->ids[t], t, m->V);
         if (b->type_ids && (b->type_ids[t] < 0 || b->type_ids[t] >= cfg->type_vocab_size))
             return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
-                           "token_type_ids: %d at position %d is outside [0, %d)",
-                           b->type_ids[t], t, cfg->type_vocab_size);
+                           "token_type_ids: %d at position %d is outside [0, %d)", b->type_ids[t],
+                           t, cfg->type_vocab_size);
     }
     size_t g = 0;
     for (int s = 0; s < b->nseq; s++) {
@@ -277,8 +278,8 @@ static ls_status eng__prepare(eng_ctx *c, const eng_batch *b, size_t *nglob, cha
 
 /* ---- one encoder layer (A4–A6) ---------------------------------------------------------- */
 
-static ls_status eng__layer(eng_ctx *c, const eng_layer *y, const eng_batch *b, size_t G,
-                            char *err, size_t errlen)
+static ls_status eng__layer(eng_ctx *c, const eng_layer *y, const eng_batch *b, size_t G, char *err,
+                            size_t errlen)
 {
     const eng_model *m = c->m;
     const kn_ops *k = &m->ops;
@@ -288,11 +289,20 @@ static ls_status eng__layer(eng_ctx *c, const eng_layer *y, const eng_batch *b, 
     ENG_OP(c, k, linear, c->x, y->qkv_w, y->qkv_b, c->qkv, T, 3 * H, H, b->offsets, b->nseq);
 
     kn_attn_args a = {
-        .q = c->qkv, .k = c->qkv + H, .v = c->qkv + 2 * H, .ld = 3 * H,
-        .out = c->att, .ldo = H,
-        .nseq = b->nseq, .offsets = b->offsets, .kind = c->kind,
-        .glob = c->glob, .glob_off = c->glob_off,
-        .nh = m->nh, .d = m->d, .w = y->window / 2,
+        .q = c->qkv,
+        .k = c->qkv + H,
+        .v = c->qkv + 2 * H,
+        .ld = 3 * H,
+        .out = c->att,
+        .ldo = H,
+        .nseq = b->nseq,
+        .offsets = b->offsets,
+        .kind = c->kind,
+        .glob = c->glob,
+        .glob_off = c->glob_off,
+        .nh = m->nh,
+        .d = m->d,
+        .w = y->window / 2,
         .scale = 1.0f / sqrtf((float)m->d),
     };
     int rc;
@@ -337,7 +347,8 @@ static ls_status eng__layer(eng_ctx *c, const eng_layer *y, const eng_batch *b, 
     for (int q = 0; q < c->nffn_calls; q++) {
         const int p0 = c->ffn_call[q], p1 = c->ffn_call[q + 1];
         const int r0 = c->ffn_off[p0], rows = c->ffn_off[p1] - r0;
-        for (int p = p0; p <= p1; p++) c->ffn_groups[p - p0] = c->ffn_off[p] - r0;
+        for (int p = p0; p <= p1; p++)
+            c->ffn_groups[p - p0] = c->ffn_off[p] - r0;
         const float *in = c->tmp + (size_t)r0 * H;
         ENG_OP(c, k, linear, in, y->ff1_w, y->ff1_b, c->ffn, rows, I, H, c->ffn_groups, p1 - p0);
         ENG_OP(c, k, gelu, c->ffn, (size_t)rows * I);

@@ -18,11 +18,16 @@ eng_model_params eng_model_default_params(void)
 const char *eng_head_task(eng_head h)
 {
     switch (h) {
-    case ENG_HEAD_BASE: return "feature-extraction";
-    case ENG_HEAD_MLM: return "fill-mask";
-    case ENG_HEAD_SEQCLS: return "text-classification";
-    case ENG_HEAD_TOKCLS: return "token-classification";
-    case ENG_HEAD_QA: return "question-answering";
+    case ENG_HEAD_BASE:
+        return "feature-extraction";
+    case ENG_HEAD_MLM:
+        return "fill-mask";
+    case ENG_HEAD_SEQCLS:
+        return "text-classification";
+    case ENG_HEAD_TOKCLS:
+        return "token-classification";
+    case ENG_HEAD_QA:
+        return "question-answering";
     }
     return "unknown";
 }
@@ -51,11 +56,13 @@ static int eng__find(eng__loader *ld, const char *name, st_tensor *t)
     /* very old checkpoints call LayerNorm parameters gamma/beta */
     size_t n = strlen(name);
     char alt[256];
-    if (n > 7 && n < sizeof alt && strcmp(name + n - 7, ".weight") == 0 && strstr(name, "LayerNorm")) {
+    if (n > 7 && n < sizeof alt && strcmp(name + n - 7, ".weight") == 0 &&
+        strstr(name, "LayerNorm")) {
         snprintf(alt, sizeof alt, "%.*s.gamma", (int)(n - 7), name);
         return st_model_find(&ld->m->st, alt, t);
     }
-    if (n > 5 && n < sizeof alt && strcmp(name + n - 5, ".bias") == 0 && strstr(name, "LayerNorm")) {
+    if (n > 5 && n < sizeof alt && strcmp(name + n - 5, ".bias") == 0 &&
+        strstr(name, "LayerNorm")) {
         snprintf(alt, sizeof alt, "%.*s.beta", (int)(n - 5), name);
         return st_model_find(&ld->m->st, alt, t);
     }
@@ -117,9 +124,12 @@ static ls_status eng__check_config(eng__loader *ld, const eng_model_params *p)
     eng_model *m = ld->m;
     hf_config *c = &m->cfg;
     const char *f = ld->dir;
-    if (strcmp(c->model_type, "longformer") == 0) m->fam = ENG_FAM_LONGFORMER;
-    else if (strcmp(c->model_type, "roberta") == 0) m->fam = ENG_FAM_ROBERTA;
-    else if (strcmp(c->model_type, "bert") == 0) m->fam = ENG_FAM_BERT;
+    if (strcmp(c->model_type, "longformer") == 0)
+        m->fam = ENG_FAM_LONGFORMER;
+    else if (strcmp(c->model_type, "roberta") == 0)
+        m->fam = ENG_FAM_ROBERTA;
+    else if (strcmp(c->model_type, "bert") == 0)
+        m->fam = ENG_FAM_BERT;
     else
         return ls_fail(ld->err, ld->errlen, LS_ERR_UNSUPPORTED,
                        "%s/config.json: model_type \"%s\" is not served by this engine "
@@ -167,13 +177,16 @@ static ls_status eng__check_config(eng__loader *ld, const eng_model_params *p)
     for (int l = 0; l < m->L; l++) {
         int w;
         if (m->fam == ENG_FAM_LONGFORMER) {
-            if (c->n_attention_window == 0) w = 512;
-            else if (c->n_attention_window == 1) w = c->attention_window[0];
+            if (c->n_attention_window == 0)
+                w = 512;
+            else if (c->n_attention_window == 1)
+                w = c->attention_window[0];
             else if (c->n_attention_window != m->L)
                 return ls_fail(ld->err, ld->errlen, LS_ERR_CONFIG,
                                "%s/config.json: attention_window has %d entries for %d layers", f,
                                c->n_attention_window, m->L);
-            else w = c->attention_window[l];
+            else
+                w = c->attention_window[l];
         } else {
             w = p->window;
         }
@@ -200,11 +213,16 @@ static ls_status eng__check_config(eng__loader *ld, const eng_model_params *p)
     /* head from the architecture */
     const char *a = c->architecture;
     const char *suffix = strstr(a, "For");
-    if (!*a || !suffix) m->head = ENG_HEAD_BASE;
-    else if (strcmp(suffix, "ForMaskedLM") == 0) m->head = ENG_HEAD_MLM;
-    else if (strcmp(suffix, "ForSequenceClassification") == 0) m->head = ENG_HEAD_SEQCLS;
-    else if (strcmp(suffix, "ForTokenClassification") == 0) m->head = ENG_HEAD_TOKCLS;
-    else if (strcmp(suffix, "ForQuestionAnswering") == 0) m->head = ENG_HEAD_QA;
+    if (!*a || !suffix)
+        m->head = ENG_HEAD_BASE;
+    else if (strcmp(suffix, "ForMaskedLM") == 0)
+        m->head = ENG_HEAD_MLM;
+    else if (strcmp(suffix, "ForSequenceClassification") == 0)
+        m->head = ENG_HEAD_SEQCLS;
+    else if (strcmp(suffix, "ForTokenClassification") == 0)
+        m->head = ENG_HEAD_TOKCLS;
+    else if (strcmp(suffix, "ForQuestionAnswering") == 0)
+        m->head = ENG_HEAD_QA;
     else
         return ls_fail(ld->err, ld->errlen, LS_ERR_UNSUPPORTED,
                        "%s/config.json: architecture %s is not supported", f, a);
@@ -232,8 +250,8 @@ static const char *const eng__prefixes[] = {"longformer.", "roberta.", "bert.", 
 
 /* Loads attention.self.<names[i]>.{weight,bias} of layer l stacked into one (n·H, H)
  * matrix and one (n·H) bias, so that one GEMM computes all n projections. */
-static ls_status eng__load_fused(eng__loader *ld, int l, const char *const *names, int n,
-                                 float **w, float **b)
+static ls_status eng__load_fused(eng__loader *ld, int l, const char *const *names, int n, float **w,
+                                 float **b)
 {
     const int64_t H = ld->m->H;
     *w = eng__alloc(ld->m, sizeof(float) * (size_t)(n * H * H));
@@ -242,11 +260,11 @@ static ls_status eng__load_fused(eng__loader *ld, int l, const char *const *name
     ls_status st = LS_OK;
     for (int i = 0; i < n && !st; i++) {
         st = eng__load_into(ld, *w + i * H * H, 1, H, H,
-                            "%sencoder.layer.%d.attention.self.%s.weight", ld->prefix, l,
-                            names[i]);
+                            "%sencoder.layer.%d.attention.self.%s.weight", ld->prefix, l, names[i]);
         if (!st)
-            st = eng__load_into(ld, *b + i * H, 1, H, 0, "%sencoder.layer.%d.attention.self.%s.bias",
-                                ld->prefix, l, names[i]);
+            st =
+                eng__load_into(ld, *b + i * H, 1, H, 0, "%sencoder.layer.%d.attention.self.%s.bias",
+                               ld->prefix, l, names[i]);
     }
     return st;
 }
@@ -258,10 +276,10 @@ static ls_status eng__load_layer(eng__loader *ld, int l)
     const int64_t H = m->H, I = m->I;
     char n[160];
     ls_status st;
-#define LAYER(field, req, d0, d1, nm)                                                          \
-    do {                                                                                       \
-        snprintf(n, sizeof n, "encoder.layer.%d.%s", l, nm);                                   \
-        if ((st = eng__load(ld, &y->field, req, d0, d1, n))) return st;                        \
+#define LAYER(field, req, d0, d1, nm)                                                              \
+    do {                                                                                           \
+        snprintf(n, sizeof n, "encoder.layer.%d.%s", l, nm);                                       \
+        if ((st = eng__load(ld, &y->field, req, d0, d1, n))) return st;                            \
     } while (0)
 
     /* fused q|k|v: three tensors into one (3H, H) matrix */
@@ -300,10 +318,10 @@ static ls_status eng__load_head(eng__loader *ld)
     case ENG_HEAD_MLM: {
         const char *dw = bert ? "/cls.predictions.transform.dense.weight" : "/lm_head.dense.weight";
         const char *db = bert ? "/cls.predictions.transform.dense.bias" : "/lm_head.dense.bias";
-        const char *lg = bert ? "/cls.predictions.transform.LayerNorm.weight"
-                              : "/lm_head.layer_norm.weight";
-        const char *lb = bert ? "/cls.predictions.transform.LayerNorm.bias"
-                              : "/lm_head.layer_norm.bias";
+        const char *lg =
+            bert ? "/cls.predictions.transform.LayerNorm.weight" : "/lm_head.layer_norm.weight";
+        const char *lb =
+            bert ? "/cls.predictions.transform.LayerNorm.bias" : "/lm_head.layer_norm.bias";
         const char *ow = bert ? "/cls.predictions.decoder.weight" : "/lm_head.decoder.weight";
         const char *ob = bert ? "/cls.predictions.bias" : "/lm_head.bias";
         const char *ob2 = bert ? "/cls.predictions.decoder.bias" : "/lm_head.decoder.bias";
@@ -436,7 +454,8 @@ ls_status eng_model_load(const char *dir, const eng_model_params *p, eng_model *
 void eng_model_free(eng_model *m)
 {
     if (!m) return;
-    for (size_t i = 0; i < m->nallocs; i++) free(m->allocs[i]);
+    for (size_t i = 0; i < m->nallocs; i++)
+        free(m->allocs[i]);
     free(m->allocs);
     st_model_free(&m->st);
     free(m->layers);

@@ -11,15 +11,15 @@
 typedef enum { ENG_FAM_LONGFORMER, ENG_FAM_ROBERTA, ENG_FAM_BERT } eng_family;
 
 typedef struct {
-    int window;            /* both sides; w = window / 2 */
-    float *qkv_w, *qkv_b;  /* (3H, H), (3H): query | key | value */
-    float *gq_w, *gq_b;    /* (H, H), (H): query_global; NULL when the model has none */
-    float *gkv_w, *gkv_b;  /* (2H, H), (2H): key_global | value_global; NULL likewise */
-    float *ao_w, *ao_b;    /* attention.output.dense (H, H), (H) */
-    float *ln1_g, *ln1_b;  /* attention.output.LayerNorm (H) */
-    float *ff1_w, *ff1_b;  /* intermediate.dense (I, H), (I) */
-    float *ff2_w, *ff2_b;  /* output.dense (H, I), (H) */
-    float *ln2_g, *ln2_b;  /* output.LayerNorm (H) */
+    int window;           /* both sides; w = window / 2 */
+    float *qkv_w, *qkv_b; /* (3H, H), (3H): query | key | value */
+    float *gq_w, *gq_b;   /* (H, H), (H): query_global; NULL when the model has none */
+    float *gkv_w, *gkv_b; /* (2H, H), (2H): key_global | value_global; NULL likewise */
+    float *ao_w, *ao_b;   /* attention.output.dense (H, H), (H) */
+    float *ln1_g, *ln1_b; /* attention.output.LayerNorm (H) */
+    float *ff1_w, *ff1_b; /* intermediate.dense (I, H), (I) */
+    float *ff2_w, *ff2_b; /* output.dense (H, I), (H) */
+    float *ln2_g, *ln2_b; /* output.LayerNorm (H) */
 } eng_layer;
 
 struct eng_model {
@@ -31,11 +31,11 @@ struct eng_model {
     int max_tokens;
     int tile_positions; /* bert/roberta: reuse the position table past its trained length */
 
-    float *word;           /* (V, H) */
-    float *pos;            /* (max_pos, H) */
-    float *type;           /* (type_vocab, H) */
+    float *word; /* (V, H) */
+    float *pos;  /* (max_pos, H) */
+    float *type; /* (type_vocab, H) */
     float *emb_ln_g, *emb_ln_b;
-    eng_layer *layers;     /* [L] */
+    eng_layer *layers;      /* [L] */
     float *pool_w, *pool_b; /* (H, H): pooler.dense, NULL when absent */
 
     /* heads (NULL when not this head) */

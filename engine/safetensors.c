@@ -29,20 +29,20 @@ static ls_status st__parse_image(const uint8_t *buf, size_t len, const char *nam
         return ls_fail(err, errlen, LS_ERR_FORMAT,
                        "%s: %zu bytes is too short for a safetensors file", name, len);
     uint64_t n = 0;
-    for (int i = 7; i >= 0; i--) n = (n << 8) | buf[i]; /* little-endian u64 */
+    for (int i = 7; i >= 0; i--)
+        n = (n << 8) | buf[i]; /* little-endian u64 */
     if (n > ST_MAX_HEADER || n > len - 8)
         return ls_fail(err, errlen, LS_ERR_FORMAT,
                        "%s: header length %llu exceeds the file (%zu bytes) or the 100 MB limit",
                        name, (unsigned long long)n, len);
-    ls_status st = st_header_parse((const char *)buf + 8, (size_t)n, len - 8 - n, name, hdr, err,
-                                   errlen);
+    ls_status st =
+        st_header_parse((const char *)buf + 8, (size_t)n, len - 8 - n, name, hdr, err, errlen);
     if (st) return st;
     *data = buf + 8 + n;
     return LS_OK;
 }
 
-ls_status st_buffer_check(const void *buf, size_t len, const char *name, char *err,
-                          size_t errlen)
+ls_status st_buffer_check(const void *buf, size_t len, const char *name, char *err, size_t errlen)
 {
     st_header h;
     const uint8_t *data;
@@ -141,9 +141,14 @@ ls_status st_read_file(const char *path, size_t limit, char **buf, size_t *len, 
     fclose(fp);
     if (!b || bad || too_big) {
         free(b);
-        return ls_fail(err, errlen, bad ? LS_ERR_IO : too_big ? LS_ERR_FORMAT : LS_ERR_NOMEM,
+        return ls_fail(err, errlen,
+                       bad       ? LS_ERR_IO
+                       : too_big ? LS_ERR_FORMAT
+                                 : LS_ERR_NOMEM,
                        "%s: cannot read (%s)", path,
-                       bad ? "read error" : too_big ? "larger than the limit" : "out of memory");
+                       bad       ? "read error"
+                       : too_big ? "larger than the limit"
+                                 : "out of memory");
     }
     *buf = b;
     *len = n;
@@ -153,7 +158,8 @@ ls_status st_read_file(const char *path, size_t limit, char **buf, size_t *len, 
 void st_model_free(st_model *m)
 {
     if (!m) return;
-    for (size_t i = 0; i < m->nfiles; i++) st_file_free(m->files[i]);
+    for (size_t i = 0; i < m->nfiles; i++)
+        st_file_free(m->files[i]);
     free(m->files);
     m->files = NULL;
     m->nfiles = 0;
@@ -201,7 +207,8 @@ ls_status st_model_open(const char *dir, st_model *out, char *err, size_t errlen
     /* open each distinct shard once, in order of first mention */
     for (size_t i = 0; i < ix.n && !st; i++) {
         int seen = 0;
-        for (size_t j = 0; j < i && !seen; j++) seen = strcmp(ix.files[i], ix.files[j]) == 0;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = strcmp(ix.files[i], ix.files[j]) == 0;
         if (seen) continue;
         char *p = st__join(dir, ix.files[i]);
         st = p ? st__model_add(out, p, err, errlen)
@@ -274,7 +281,8 @@ ls_status st_tensor_check_shape(const st_tensor *t, const int64_t *shape, int nd
 {
     const st_entry *e = t->e;
     int same = e->ndim == ndim;
-    for (int i = 0; same && i < ndim; i++) same = e->shape[i] == shape[i];
+    for (int i = 0; same && i < ndim; i++)
+        same = e->shape[i] == shape[i];
     if (!same) {
         char want[96] = "", have[96] = "";
         for (int i = 0; i < ndim; i++)
@@ -297,14 +305,16 @@ ls_status st_tensor_to_f32(const st_tensor *t, const int64_t *shape, int ndim, f
     ls_status st = st_tensor_check_shape(t, shape, ndim, err, errlen);
     if (st) return st;
     size_t n = 1;
-    for (int i = 0; i < ndim; i++) n *= (size_t)shape[i];
+    for (int i = 0; i < ndim; i++)
+        n *= (size_t)shape[i];
     const uint8_t *src = t->data;
     switch (e->dtype) {
     case ST_F32:
         memcpy(dst, src, n * 4);
         break;
     case ST_F16:
-        for (size_t i = 0; i < n; i++) dst[i] = st__f16((uint16_t)(src[2 * i] | src[2 * i + 1] << 8));
+        for (size_t i = 0; i < n; i++)
+            dst[i] = st__f16((uint16_t)(src[2 * i] | src[2 * i + 1] << 8));
         break;
     case ST_BF16:
         for (size_t i = 0; i < n; i++) {

@@ -29,8 +29,7 @@ void st_file_free(st_file *f);
 /* The tensors of an open file, in header order; returns -1 past the end. */
 int st_file_tensor(const st_file *f, size_t i, st_tensor *out);
 /* Validates a safetensors image already in memory (used by the fuzzer and tests). */
-ls_status st_buffer_check(const void *buf, size_t len, const char *name, char *err,
-                          size_t errlen);
+ls_status st_buffer_check(const void *buf, size_t len, const char *name, char *err, size_t errlen);
 
 /* Reads a whole small file (config.json, an index) of at most `limit` bytes. */
 ls_status st_read_file(const char *path, size_t limit, char **buf, size_t *len, char *err,

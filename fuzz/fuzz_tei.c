@@ -20,11 +20,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tei_kind kind = (tei_kind)(data[0] % (TEI_DECODE + 1));
     tei_request r;
     char err[256] = "";
-    ls_status st = tei_request_parse(kind, (const char *)data + 1, size - 1, 32, &r, err,
-                                     sizeof err);
+    ls_status st =
+        tei_request_parse(kind, (const char *)data + 1, size - 1, 32, &r, err, sizeof err);
     if (st != LS_OK) {
-        REQUIRE(st == LS_ERR_BAD_REQUEST || st == LS_ERR_TOO_LARGE ||
-                st == LS_ERR_INVALID_INPUT || st == LS_ERR_NOMEM);
+        REQUIRE(st == LS_ERR_BAD_REQUEST || st == LS_ERR_TOO_LARGE || st == LS_ERR_INVALID_INPUT ||
+                st == LS_ERR_NOMEM);
         REQUIRE(err[0] && memchr(err, 0, sizeof err));
         return 0;
     }
@@ -32,7 +32,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int i = 0; i < r.n; i++) {
         const tei_input *in = &r.in[i];
         REQUIRE(in->text || in->ids);
-        if (in->text) REQUIRE(strlen(in->text) <= in->len && tei_utf8_check(in->text, in->len) == in->len);
+        if (in->text)
+            REQUIRE(strlen(in->text) <= in->len && tei_utf8_check(in->text, in->len) == in->len);
         if (in->pair) REQUIRE(tei_utf8_check(in->pair, in->pair_len) == in->pair_len);
     }
     REQUIRE(r.ga_nidx >= 0 && r.ga_nspans >= 0);

@@ -16,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
         if (!(c)) abort();                                                                         \
     } while (0)
 
-static const char *const names[] = {"minilm",    "wordpiece_cased", "bpe_roberta", "unigram_sp",
+static const char *const names[] = {"minilm",     "wordpiece_cased", "bpe_roberta", "unigram_sp",
                                     "unigram_t5", "bpe_extras",      "bpe_split",   "bytes_enwik8"};
 enum { NTOK = sizeof names / sizeof names[0] };
 static tok_tokenizer *toks[NTOK];

@@ -51,8 +51,8 @@ typedef struct {
  * groups[g] .. groups[g+1]-1 (groups NULL: one group of M rows). A backend must compute
  * a group's rows exactly as it would if the group were alone (same tiles from the group's
  * first row), so that a sequence's numbers never depend on its batch-mates. */
-typedef void (*kn_linear_fn)(const float *x, const float *w, const float *b, float *y, int M,
-                             int N, int K, const int32_t *groups, int ngroups);
+typedef void (*kn_linear_fn)(const float *x, const float *w, const float *b, float *y, int M, int N,
+                             int K, const int32_t *groups, int ngroups);
 /* out[t] = word[ids[t]] + pos[pos_ids[t]] + type[tt[t]]  (all rows of width H; tt may be
  * NULL, meaning row 0 of type). Indices are trusted: the engine validated them. */
 typedef void (*kn_embed_fn)(const int32_t *ids, const int32_t *pos_ids, const int32_t *tt,
@@ -75,13 +75,13 @@ typedef int (*kn_window_attn_fn)(const kn_attn_args *a);
  * sequence through qg/kg/vg and overwrites its output row. Returns 0 or negative. */
 typedef int (*kn_global_attn_fn)(const kn_attn_args *a);
 
-#define KN_OP_LIST(X)                                                                      \
-    X(linear)                                                                              \
-    X(embed)                                                                               \
-    X(add_layernorm)                                                                       \
-    X(gelu)                                                                                \
-    X(tanh)                                                                                \
-    X(window_attn)                                                                         \
+#define KN_OP_LIST(X)                                                                              \
+    X(linear)                                                                                      \
+    X(embed)                                                                                       \
+    X(add_layernorm)                                                                               \
+    X(gelu)                                                                                        \
+    X(tanh)                                                                                        \
+    X(window_attn)                                                                                 \
     X(global_attn)
 
 typedef struct kn_ops {

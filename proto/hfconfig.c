@@ -51,8 +51,8 @@ static void hf__str(hf__ctx *c, const char *key, const char *def, char *out, siz
         if (!cJSON_IsString(v) || strlen(v->valuestring) >= cap) {
             if (!c->st)
                 c->st = ls_fail(c->err, c->errlen, LS_ERR_CONFIG,
-                                "%s: \"%s\" must be a string shorter than %zu bytes", c->file,
-                                key, cap);
+                                "%s: \"%s\" must be a string shorter than %zu bytes", c->file, key,
+                                cap);
         } else {
             s = v->valuestring;
         }
@@ -64,7 +64,8 @@ void hf_config_free(hf_config *c)
 {
     if (!c) return;
     if (c->id2label)
-        for (int i = 0; i < c->num_labels; i++) free(c->id2label[i]);
+        for (int i = 0; i < c->num_labels; i++)
+            free(c->id2label[i]);
     free(c->id2label);
     c->id2label = NULL;
 }
@@ -76,7 +77,8 @@ static void hf__windows(hf__ctx *c, hf_config *o)
     if (!v || cJSON_IsNull(v)) return;
     if (cJSON_IsNumber(v)) {
         int w = hf__int(c, "attention_window", 512);
-        for (int l = 0; l < HF_MAX_LAYERS; l++) o->attention_window[l] = w;
+        for (int l = 0; l < HF_MAX_LAYERS; l++)
+            o->attention_window[l] = w;
         o->n_attention_window = 1;
         return;
     }
@@ -128,8 +130,7 @@ static void hf__labels(hf__ctx *c, hf_config *o)
             if (*end || end == e->string || id < 0 || id >= k || o->id2label[id] ||
                 !cJSON_IsString(e)) {
                 c->st = ls_fail(c->err, c->errlen, LS_ERR_CONFIG,
-                                "%s: id2label must map each of 0..%d to a string", c->file,
-                                k - 1);
+                                "%s: id2label must map each of 0..%d to a string", c->file, k - 1);
                 return;
             }
             o->id2label[id] = strdup(e->valuestring);
@@ -143,8 +144,8 @@ static void hf__labels(hf__ctx *c, hf_config *o)
     o->num_labels = n > 0 ? n : 2;
 }
 
-ls_status hf_config_parse(const char *json, size_t len, const char *file, hf_config *out,
-                          char *err, size_t errlen)
+ls_status hf_config_parse(const char *json, size_t len, const char *file, hf_config *out, char *err,
+                          size_t errlen)
 {
     memset(out, 0, sizeof *out);
     cJSON *root = pr_json_parse(json, len);

@@ -10,8 +10,8 @@
 #define HF_MAX_LAYERS 256
 
 typedef struct {
-    char model_type[32];    /* "longformer", "bert", "roberta", ... */
-    char architecture[64];  /* first entry of "architectures", "" if absent */
+    char model_type[32];   /* "longformer", "bert", "roberta", ... */
+    char architecture[64]; /* first entry of "architectures", "" if absent */
     int vocab_size;
     int hidden_size;
     int num_hidden_layers;
@@ -31,8 +31,8 @@ typedef struct {
 
 /* Parses config.json text. Missing fields get the Hugging Face class defaults for the
  * model_type. `file` names the file in error messages. */
-ls_status hf_config_parse(const char *json, size_t len, const char *file, hf_config *out,
-                          char *err, size_t errlen);
+ls_status hf_config_parse(const char *json, size_t len, const char *file, hf_config *out, char *err,
+                          size_t errlen);
 void hf_config_free(hf_config *c);
 
 #endif

@@ -13,8 +13,8 @@ static const struct {
     st_dtype t;
     size_t size;
 } st__dtypes[] = {
-    {"F32", ST_F32, 4}, {"F16", ST_F16, 2}, {"BF16", ST_BF16, 2}, {"F64", ST_F64, 8},
-    {"I64", ST_I64, 8}, {"I32", ST_I32, 4}, {"I16", ST_I16, 2},   {"I8", ST_I8, 1},
+    {"F32", ST_F32, 4}, {"F16", ST_F16, 2},   {"BF16", ST_BF16, 2}, {"F64", ST_F64, 8},
+    {"I64", ST_I64, 8}, {"I32", ST_I32, 4},   {"I16", ST_I16, 2},   {"I8", ST_I8, 1},
     {"U8", ST_U8, 1},   {"BOOL", ST_BOOL, 1},
 };
 #define ST__NDTYPES (sizeof st__dtypes / sizeof st__dtypes[0])
@@ -63,7 +63,8 @@ static int st__cmp_begin(const void *a, const void *b)
 void st_header_free(st_header *h)
 {
     if (!h) return;
-    for (size_t i = 0; i < h->n; i++) free(h->entries[i].name);
+    for (size_t i = 0; i < h->n; i++)
+        free(h->entries[i].name);
     free(h->entries);
     h->entries = NULL;
     h->n = 0;
@@ -74,8 +75,8 @@ static ls_status st__entry_parse(const cJSON *item, uint64_t data_len, const cha
 {
     const char *nm = item->string;
     if (!cJSON_IsObject(item))
-        return ls_fail(err, errlen, LS_ERR_FORMAT, "%s: tensor '%s': entry is not an object",
-                       file, nm);
+        return ls_fail(err, errlen, LS_ERR_FORMAT, "%s: tensor '%s': entry is not an object", file,
+                       nm);
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(item, "dtype");
     const cJSON *sh = cJSON_GetObjectItemCaseSensitive(item, "shape");
     const cJSON *of = cJSON_GetObjectItemCaseSensitive(item, "data_offsets");
@@ -113,8 +114,8 @@ static ls_status st__entry_parse(const cJSON *item, uint64_t data_len, const cha
     size_t es = st_dtype_size(e->dtype);
     if (numel > UINT64_MAX / es || numel * es != en - b)
         return ls_fail(err, errlen, LS_ERR_FORMAT,
-                       "%s: tensor '%s': %llu bytes stored but dtype %s and shape need %llu",
-                       file, nm, (unsigned long long)(en - b), st_dtype_name(e->dtype),
+                       "%s: tensor '%s': %llu bytes stored but dtype %s and shape need %llu", file,
+                       nm, (unsigned long long)(en - b), st_dtype_name(e->dtype),
                        (unsigned long long)(numel * es));
     e->begin = b;
     e->end = en;
@@ -196,8 +197,8 @@ void st_index_free(st_index *ix)
     memset(ix, 0, sizeof *ix);
 }
 
-ls_status st_index_parse(const char *json, size_t len, const char *file, st_index *out,
-                         char *err, size_t errlen)
+ls_status st_index_parse(const char *json, size_t len, const char *file, st_index *out, char *err,
+                         size_t errlen)
 {
     memset(out, 0, sizeof *out);
     cJSON *root = pr_json_parse(json, len);

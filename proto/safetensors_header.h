@@ -10,7 +10,18 @@
 
 #define ST_MAX_DIMS 8
 
-typedef enum { ST_F32, ST_F16, ST_BF16, ST_F64, ST_I64, ST_I32, ST_I16, ST_I8, ST_U8, ST_BOOL } st_dtype;
+typedef enum {
+    ST_F32,
+    ST_F16,
+    ST_BF16,
+    ST_F64,
+    ST_I64,
+    ST_I32,
+    ST_I16,
+    ST_I8,
+    ST_U8,
+    ST_BOOL
+} st_dtype;
 
 typedef struct {
     char *name;
@@ -43,8 +54,8 @@ typedef struct {
     size_t n;
 } st_index;
 
-ls_status st_index_parse(const char *json, size_t len, const char *file, st_index *out,
-                         char *err, size_t errlen);
+ls_status st_index_parse(const char *json, size_t len, const char *file, st_index *out, char *err,
+                         size_t errlen);
 void st_index_free(st_index *ix);
 
 #endif

@@ -8,7 +8,9 @@
 const char *ls_strerror(ls_status st)
 {
     switch (st) {
-#define LS__TEXT(name, val, http, text) case name: return text;
+#define LS__TEXT(name, val, http, text)                                                            \
+    case name:                                                                                     \
+        return text;
         LS_STATUS_LIST(LS__TEXT)
 #undef LS__TEXT
     }
@@ -18,7 +20,9 @@ const char *ls_strerror(ls_status st)
 const char *ls_status_name(ls_status st)
 {
     switch (st) {
-#define LS__NAME(name, val, http, text) case name: return #name;
+#define LS__NAME(name, val, http, text)                                                            \
+    case name:                                                                                     \
+        return #name;
         LS_STATUS_LIST(LS__NAME)
 #undef LS__NAME
     }
@@ -28,7 +32,9 @@ const char *ls_status_name(ls_status st)
 int ls_status_http(ls_status st)
 {
     switch (st) {
-#define LS__HTTP(name, val, http, text) case name: return http;
+#define LS__HTTP(name, val, http, text)                                                            \
+    case name:                                                                                     \
+        return http;
         LS_STATUS_LIST(LS__HTTP)
 #undef LS__HTTP
     }

@@ -3,6 +3,7 @@
 #ifndef LS_STATUS_H
 #define LS_STATUS_H
 
+// clang-format off
 /*        name                 value  http  text */
 #define LS_STATUS_LIST(X)                                                                  \
     X(LS_OK,                     0,   200, "ok")                                           \
@@ -16,6 +17,7 @@
     X(LS_ERR_TOO_LARGE,         -8,   413, "input too large")                              \
     X(LS_ERR_DEVICE,            -9,   500, "device error")                                 \
     X(LS_ERR_INTERNAL,         -10,   500, "internal error")
+// clang-format on
 
 typedef enum {
 #define LS__ENUM(name, val, http, text) name = val,

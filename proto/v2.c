@@ -19,7 +19,8 @@ void v2_request_free(v2_request *r)
     free(r->attention_mask);
     free(r->global_attention_mask);
     free(r->token_type_ids);
-    for (int i = 0; i < r->noutputs; i++) free(r->outputs[i]);
+    for (int i = 0; i < r->noutputs; i++)
+        free(r->outputs[i]);
     free(r->outputs);
     memset(r, 0, sizeof *r);
 }
@@ -52,8 +53,8 @@ static int v2__flatten(const cJSON *a, int32_t *dst, size_t n, size_t *k, int is
         if (is32 ? (v < -2147483648.0 || v > 2147483647.0)
                  : (v < -9223372036854775808.0 || v >= 9223372036854775808.0)) {
             ls_fail(err, errlen, LS_ERR_BAD_REQUEST,
-                    "input '%s': data element %zu (%.0f) is out of range for its datatype",
-                    name, *k, v);
+                    "input '%s': data element %zu (%.0f) is out of range for its datatype", name,
+                    *k, v);
             return -1;
         }
         if (*k >= n) {
@@ -96,10 +97,12 @@ static ls_status v2__input(const cJSON *in, size_t max_elems, v2_request *r, cha
                        "input '%s': datatype must be \"INT64\" or \"INT32\"", name);
     int is32 = strcmp(dt->valuestring, "INT32") == 0;
     if (!cJSON_IsArray(sh) || cJSON_GetArraySize(sh) != 2)
-        return ls_fail(err, errlen, LS_ERR_BAD_REQUEST,
-                       "input '%s': shape must be [batch, length]", name);
-    double d0 = cJSON_IsNumber(cJSON_GetArrayItem(sh, 0)) ? cJSON_GetArrayItem(sh, 0)->valuedouble : -1;
-    double d1 = cJSON_IsNumber(cJSON_GetArrayItem(sh, 1)) ? cJSON_GetArrayItem(sh, 1)->valuedouble : -1;
+        return ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "input '%s': shape must be [batch, length]",
+                       name);
+    double d0 =
+        cJSON_IsNumber(cJSON_GetArrayItem(sh, 0)) ? cJSON_GetArrayItem(sh, 0)->valuedouble : -1;
+    double d1 =
+        cJSON_IsNumber(cJSON_GetArrayItem(sh, 1)) ? cJSON_GetArrayItem(sh, 1)->valuedouble : -1;
     if (d0 < 1 || d1 < 1 || d0 != floor(d0) || d1 != floor(d1) || d0 > 1e9 || d1 > 1e9)
         return ls_fail(err, errlen, LS_ERR_BAD_REQUEST,
                        "input '%s': shape must be two positive integers", name);
@@ -109,13 +112,12 @@ static ls_status v2__input(const cJSON *in, size_t max_elems, v2_request *r, cha
                        d0, d1, d0 * d1, max_elems);
     if (r->B && (r->B != (int)d0 || r->L != (int)d1))
         return ls_fail(err, errlen, LS_ERR_BAD_REQUEST,
-                       "input '%s': shape [%.0f, %.0f] differs from another input's [%d, %d]",
-                       name, d0, d1, r->B, r->L);
+                       "input '%s': shape [%.0f, %.0f] differs from another input's [%d, %d]", name,
+                       d0, d1, r->B, r->L);
     r->B = (int)d0;
     r->L = (int)d1;
     if (!cJSON_IsArray(data))
-        return ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "input '%s': data must be an array",
-                       name);
+        return ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "input '%s': data must be an array", name);
     size_t n = (size_t)r->B * (size_t)r->L, k = 0;
     int32_t *dst = malloc(n * sizeof *dst);
     if (!dst) return ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory for input '%s'", name);
@@ -202,7 +204,8 @@ static void v2__reserve(v2__buf *b, size_t more)
 {
     if (b->oom || b->n + more + 1 <= b->cap) return;
     size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->n + more + 1) cap *= 2;
+    while (cap < b->n + more + 1)
+        cap *= 2;
     char *np = realloc(b->p, cap);
     if (!np) {
         b->oom = 1;

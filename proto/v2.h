@@ -10,13 +10,13 @@
 #include "status.h"
 
 typedef struct {
-    char id[128];      /* request "id", echoed back ("" when absent) */
-    int B, L;          /* shape of every input */
-    int32_t *input_ids;       /* (B, L) */
-    int32_t *attention_mask;  /* (B, L) or NULL */
+    char id[128];                   /* request "id", echoed back ("" when absent) */
+    int B, L;                       /* shape of every input */
+    int32_t *input_ids;             /* (B, L) */
+    int32_t *attention_mask;        /* (B, L) or NULL */
     int32_t *global_attention_mask; /* (B, L) or NULL */
-    int32_t *token_type_ids;  /* (B, L) or NULL */
-    char **outputs;    /* requested output names ("outputs": [{"name": ...}]), or NULL = all */
+    int32_t *token_type_ids;        /* (B, L) or NULL */
+    char **outputs; /* requested output names ("outputs": [{"name": ...}]), or NULL = all */
     int noutputs;
 } v2_request;
 

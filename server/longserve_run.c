@@ -10,22 +10,25 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: longserve-run --model DIR [--name NAME] [--window N] [--threads N]\n"
-            "                     [--backend cpu|ref|cuda] < request.json > response.json\n"
-            "Reads one KServe v2 (Open Inference Protocol) infer request body on stdin and\n"
-            "writes the response body on stdout. Errors go to stderr; exit status 2 for a\n"
-            "malformed request (HTTP 400), 3 for an impossible one (422), 4 for too large\n"
-            "(413), 1 for everything else.\n");
+    fprintf(f, "usage: longserve-run --model DIR [--name NAME] [--window N] [--threads N]\n"
+               "                     [--backend cpu|ref|cuda] < request.json > response.json\n"
+               "Reads one KServe v2 (Open Inference Protocol) infer request body on stdin and\n"
+               "writes the response body on stdout. Errors go to stderr; exit status 2 for a\n"
+               "malformed request (HTTP 400), 3 for an impossible one (422), 4 for too large\n"
+               "(413), 1 for everything else.\n");
 }
 
 static int exit_code(ls_status st)
 {
     switch (ls_status_http(st)) {
-    case 400: return 2;
-    case 422: return 3;
-    case 413: return 4;
-    default: return 1;
+    case 400:
+        return 2;
+    case 422:
+        return 3;
+    case 413:
+        return 4;
+    default:
+        return 1;
     }
 }
 
@@ -82,11 +85,16 @@ int main(int argc, char **argv)
             return 2;
         }
         i++;
-        if (strcmp(a, "--model") == 0) dir = v;
-        else if (strcmp(a, "--name") == 0) name = v;
-        else if (strcmp(a, "--backend") == 0) mp.backend = v;
-        else if (strcmp(a, "--window") == 0 && parse_int(v, &mp.window) == 0) continue;
-        else if (strcmp(a, "--threads") == 0 && parse_int(v, &mp.threads) == 0) continue;
+        if (strcmp(a, "--model") == 0)
+            dir = v;
+        else if (strcmp(a, "--name") == 0)
+            name = v;
+        else if (strcmp(a, "--backend") == 0)
+            mp.backend = v;
+        else if (strcmp(a, "--window") == 0 && parse_int(v, &mp.window) == 0)
+            continue;
+        else if (strcmp(a, "--threads") == 0 && parse_int(v, &mp.threads) == 0)
+            continue;
         else {
             fprintf(stderr, "longserve-run: bad option %s %s\n", a, v);
             usage(stderr);

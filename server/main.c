@@ -33,7 +33,8 @@ static ls_status srv__warmup(srv_model *m, char *err, size_t errlen)
                       : 0;
     int32_t off[] = {0, 2}, ids[SRV_CALIB_TOKENS];
     uint8_t glob[SRV_CALIB_TOKENS] = {1};
-    for (int i = 0; i < SRV_CALIB_TOKENS; i++) ids[i] = sep;
+    for (int i = 0; i < SRV_CALIB_TOKENS; i++)
+        ids[i] = sep;
     eng_batch b = {.nseq = 1, .offsets = off, .ids = ids, .global_mask = glob};
     eng_outputs out;
     ls_status st = eng_ctx_forward(m->ctx, &b, &out, err, errlen);

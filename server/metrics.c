@@ -105,8 +105,8 @@ metrics *metrics_new(const char *const *routes, int nroutes)
     memcpy(hp->bounds, pad_bounds, sizeof pad_bounds);
     /* actual / predicted engine time of a batch: 1/8 .. 8 in steps of sqrt(2) */
     metrics__geom(&m->h[H_BPRED], "longserve_batch_time_ratio",
-                  "Engine time of a batch over the time its cost predicted (1: exact)",
-                  0.125, 1.4142135623730951, 13);
+                  "Engine time of a batch over the time its cost predicted (1: exact)", 0.125,
+                  1.4142135623730951, 13);
     return m;
 }
 

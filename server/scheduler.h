@@ -50,12 +50,12 @@ typedef struct sched_batch {
     size_t tokens;
     double cost;
     int key;
-    int closed;             /* budget reached: no more items */
-    uint64_t not_before_ns; /* the engine may start it before only when closed */
-    double infer_s;         /* engine seconds, set by the worker */
+    int closed;                     /* budget reached: no more items */
+    uint64_t not_before_ns;         /* the engine may start it before only when closed */
+    double infer_s;                 /* engine seconds, set by the worker */
     double kernel_s[SCHED_MAX_OPS]; /* seconds in each engine kernel op (eng_op_name order) */
-    double pad_ratio;       /* padding tokens / tokens of the items that ran, set by the worker */
-    int status;             /* ls_status of the whole batch, set by the worker */
+    double pad_ratio; /* padding tokens / tokens of the items that ran, set by the worker */
+    int status;       /* ls_status of the whole batch, set by the worker */
     struct sched_batch *next;
 } sched_batch;
 

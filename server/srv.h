@@ -134,7 +134,7 @@ struct srv_server {
     int encoding;                         /* replies being encoded in the uv work pool */
     const txt_model *tms[OPT_MAX_MODELS]; /* the text routes' view of models[] */
     uint64_t seq;
-    srv_req *reqs;     /* every live request */
+    srv_req *reqs; /* every live request */
 };
 
 srv_model *srv_model_find(srv_server *s, const char *name);

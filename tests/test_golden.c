@@ -2,7 +2,8 @@
  * Transformers outputs) goes through the v2 infer path and must match to ≤1e-4 relative
  * error (max |diff| / max |expected|), on the fast CPU backend and the reference one.
  * Each row of a batch must give alone exactly the bits it gives in the batch (and without
- * its padding the same numbers to 1e-5). A mutation check proves the comparison notices a perturbed op. */
+ * its padding the same numbers to 1e-5). A mutation check proves the comparison notices a perturbed
+ * op. */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -17,7 +18,6 @@
 #include "testutil.h"
 
 #define TOL 1e-4
-
 
 typedef struct {
     char model[64], name[96];
@@ -165,8 +165,7 @@ static void golden_backend(const char *backend)
     for (int i = 0; i < ncases; i++) {
         eng_model *m = load_model(&cases[i], backend);
         double e = run_case(m, &cases[i], 1);
-        ck_assert_msg(e <= TOL, "%s/%s: rel err %.3g > %g", cases[i].model, cases[i].name, e,
-                      TOL);
+        ck_assert_msg(e <= TOL, "%s/%s: rel err %.3g > %g", cases[i].model, cases[i].name, e, TOL);
         eng_model_free(m);
     }
 }
@@ -220,7 +219,8 @@ START_TEST(rows_alone_equal_batch)
             int n = L;
             if (mask) {
                 cJSON *md = cJSON_GetObjectItem(mask, "data");
-                while (n > 0 && cJSON_GetArrayItem(md, b * L + n - 1)->valueint == 0) n--;
+                while (n > 0 && cJSON_GetArrayItem(md, b * L + n - 1)->valueint == 0)
+                    n--;
             }
             if (n == 0) continue;
             /* pass 0: the row exactly as in the batch (with its padding) must give the
@@ -228,57 +228,61 @@ START_TEST(rows_alone_equal_batch)
              * sequence is a different GEMM shape, so only rounding may differ) */
             const int real_n = n;
             for (int pass = 0; pass < 2; pass++) {
-            n = pass == 0 ? L : real_n;
-            const double tol = pass == 0 ? 0.0 : 1e-5;
-            cJSON *one = cJSON_CreateObject(), *ins = cJSON_AddArrayToObject(one, "inputs");
-            cJSON *in;
-            cJSON_ArrayForEach(in, cJSON_GetObjectItem(req, "inputs"))
-            {
-                cJSON *x = cJSON_CreateObject();
-                cJSON_AddStringToObject(x, "name", cJSON_GetObjectItem(in, "name")->valuestring);
-                cJSON_AddStringToObject(x, "datatype",
-                                        cJSON_GetObjectItem(in, "datatype")->valuestring);
-                int shp[2] = {1, n};
-                cJSON_AddItemToObject(x, "shape", cJSON_CreateIntArray(shp, 2));
-                cJSON *d = cJSON_AddArrayToObject(x, "data");
-                for (int t = 0; t < n; t++)
-                    cJSON_AddItemToArray(d, cJSON_CreateNumber(cJSON_GetArrayItem(
-                                                cJSON_GetObjectItem(in, "data"), b * L + t)
-                                                ->valuedouble));
-                cJSON_AddItemToArray(ins, x);
-            }
-            char *ob = cJSON_PrintUnformatted(one);
-            cJSON *alone = infer(m, ob, strlen(ob));
-            const cJSON *o;
-            cJSON_ArrayForEach(o, cJSON_GetObjectItem(alone, "outputs"))
-            {
-                const char *nm = cJSON_GetObjectItem(o, "name")->valuestring;
-                const cJSON *fo = find_output(full, nm);
-                const cJSON *fs = cJSON_GetObjectItem(fo, "shape");
-                int per_tok = cJSON_GetArraySize(fs) >= 2 && nm[0] != 'p' &&
-                              !(strcmp(nm, "logits") == 0 && cJSON_GetArraySize(fs) == 2 &&
-                                m->head == ENG_HEAD_SEQCLS);
-                int width = 1;
-                for (int k = per_tok ? 2 : 1; k < cJSON_GetArraySize(fs); k++)
-                    width *= cJSON_GetArrayItem(fs, k)->valueint;
-                int rows = per_tok ? n : 1;
-                size_t base = per_tok ? (size_t)b * L * width : (size_t)b * width;
-                double md = 0, mx = 0;
-                for (int k = 0; k < rows * width; k++) {
-                    double a = cJSON_GetArrayItem(cJSON_GetObjectItem(o, "data"), k)->valuedouble;
-                    double f = cJSON_GetArrayItem(cJSON_GetObjectItem(fo, "data"), (int)base + k)
-                                   ->valuedouble;
-                    md = fmax(md, fabs(a - f));
-                    mx = fmax(mx, fabs(f));
+                n = pass == 0 ? L : real_n;
+                const double tol = pass == 0 ? 0.0 : 1e-5;
+                cJSON *one = cJSON_CreateObject(), *ins = cJSON_AddArrayToObject(one, "inputs");
+                cJSON *in;
+                cJSON_ArrayForEach(in, cJSON_GetObjectItem(req, "inputs"))
+                {
+                    cJSON *x = cJSON_CreateObject();
+                    cJSON_AddStringToObject(x, "name",
+                                            cJSON_GetObjectItem(in, "name")->valuestring);
+                    cJSON_AddStringToObject(x, "datatype",
+                                            cJSON_GetObjectItem(in, "datatype")->valuestring);
+                    int shp[2] = {1, n};
+                    cJSON_AddItemToObject(x, "shape", cJSON_CreateIntArray(shp, 2));
+                    cJSON *d = cJSON_AddArrayToObject(x, "data");
+                    for (int t = 0; t < n; t++)
+                        cJSON_AddItemToArray(
+                            d, cJSON_CreateNumber(
+                                   cJSON_GetArrayItem(cJSON_GetObjectItem(in, "data"), b * L + t)
+                                       ->valuedouble));
+                    cJSON_AddItemToArray(ins, x);
                 }
-                ck_assert_msg(md <= tol * mx, "%s/%s row %d output %s: alone (%s) differs by %.3g",
-                              c->model, c->name, b, nm, pass ? "unpadded" : "same length",
-                              md / mx);
-            }
-            checked++;
-            cJSON_Delete(alone);
-            free(ob);
-            cJSON_Delete(one);
+                char *ob = cJSON_PrintUnformatted(one);
+                cJSON *alone = infer(m, ob, strlen(ob));
+                const cJSON *o;
+                cJSON_ArrayForEach(o, cJSON_GetObjectItem(alone, "outputs"))
+                {
+                    const char *nm = cJSON_GetObjectItem(o, "name")->valuestring;
+                    const cJSON *fo = find_output(full, nm);
+                    const cJSON *fs = cJSON_GetObjectItem(fo, "shape");
+                    int per_tok = cJSON_GetArraySize(fs) >= 2 && nm[0] != 'p' &&
+                                  !(strcmp(nm, "logits") == 0 && cJSON_GetArraySize(fs) == 2 &&
+                                    m->head == ENG_HEAD_SEQCLS);
+                    int width = 1;
+                    for (int k = per_tok ? 2 : 1; k < cJSON_GetArraySize(fs); k++)
+                        width *= cJSON_GetArrayItem(fs, k)->valueint;
+                    int rows = per_tok ? n : 1;
+                    size_t base = per_tok ? (size_t)b * L * width : (size_t)b * width;
+                    double md = 0, mx = 0;
+                    for (int k = 0; k < rows * width; k++) {
+                        double a =
+                            cJSON_GetArrayItem(cJSON_GetObjectItem(o, "data"), k)->valuedouble;
+                        double f =
+                            cJSON_GetArrayItem(cJSON_GetObjectItem(fo, "data"), (int)base + k)
+                                ->valuedouble;
+                        md = fmax(md, fabs(a - f));
+                        mx = fmax(mx, fabs(f));
+                    }
+                    ck_assert_msg(md <= tol * mx,
+                                  "%s/%s row %d output %s: alone (%s) differs by %.3g", c->model,
+                                  c->name, b, nm, pass ? "unpadded" : "same length", md / mx);
+                }
+                checked++;
+                cJSON_Delete(alone);
+                free(ob);
+                cJSON_Delete(one);
             }
         }
         cJSON_Delete(full);
@@ -302,7 +306,8 @@ START_TEST(long_sequences_invariant_and_exact)
     enum { NL = 5000 };
     const int lens[] = {30, NL, 2100};
     int32_t *ids = malloc(sizeof(int32_t) * (30 + NL + 2100));
-    for (int i = 0; i < 30 + NL + 2100; i++) ids[i] = 5 + (i * 7919) % 90;
+    for (int i = 0; i < 30 + NL + 2100; i++)
+        ids[i] = 5 + (i * 7919) % 90;
     int32_t off_b[] = {0, lens[0], lens[0] + lens[1], lens[0] + lens[1] + lens[2]};
     int32_t off_a[] = {0, NL};
     eng_batch alone = {.nseq = 1, .offsets = off_a, .ids = ids + lens[0]};
@@ -337,7 +342,8 @@ static kn_ops real;
 /* ±0.1 % to ±0.2 %, varying along the row so that LayerNorm cannot scale it away */
 static void bump(float *x, size_t n)
 {
-    for (size_t i = 0; i < n; i++) x[i] *= 1.0f + 1e-3f * (float)((int)(i % 5) - 2);
+    for (size_t i = 0; i < n; i++)
+        x[i] *= 1.0f + 1e-3f * (float)((int)(i % 5) - 2);
 }
 static void mut_linear(const float *x, const float *w, const float *b, float *y, int M, int N,
                        int K, const int32_t *g, int ng)
@@ -389,13 +395,27 @@ START_TEST(perturbed_ops_are_caught)
         eng_model *m = load_model(&c, "cpu");
         real = m->ops;
         switch (op) {
-        case 0: m->ops.linear = mut_linear; break;
-        case 1: m->ops.embed = mut_embed; break;
-        case 2: m->ops.add_layernorm = mut_add_layernorm; break;
-        case 3: m->ops.gelu = mut_gelu; break;
-        case 4: m->ops.tanh = mut_tanh; break;
-        case 5: m->ops.window_attn = mut_window_attn; break;
-        case 6: m->ops.global_attn = mut_global_attn; break;
+        case 0:
+            m->ops.linear = mut_linear;
+            break;
+        case 1:
+            m->ops.embed = mut_embed;
+            break;
+        case 2:
+            m->ops.add_layernorm = mut_add_layernorm;
+            break;
+        case 3:
+            m->ops.gelu = mut_gelu;
+            break;
+        case 4:
+            m->ops.tanh = mut_tanh;
+            break;
+        case 5:
+            m->ops.window_attn = mut_window_attn;
+            break;
+        case 6:
+            m->ops.global_attn = mut_global_attn;
+            break;
         }
         double e = run_case(m, &c, 0);
         printf("  perturbed %-14s → rel err %.2e\n", kn_op_names[op], e);

@@ -20,7 +20,8 @@ static double urand(void)
 static float *randv(size_t n, float scale)
 {
     float *v = malloc(n * sizeof *v);
-    for (size_t i = 0; i < n; i++) v[i] = (float)((urand() * 2 - 1) * scale);
+    for (size_t i = 0; i < n; i++)
+        v[i] = (float)((urand() * 2 - 1) * scale);
     return v;
 }
 
@@ -103,7 +104,8 @@ START_TEST(embed)
     const int T = 50, H = 24, V = 30, P = 60, Y = 2;
     float *word = randv((size_t)V * H, 1), *pos = randv((size_t)P * H, 1), *ty = randv(Y * H, 1);
     int32_t ids[50], pids[50], tt[50];
-    for (int t = 0; t < T; t++) ids[t] = t % V, pids[t] = (t * 7) % P, tt[t] = t % Y;
+    for (int t = 0; t < T; t++)
+        ids[t] = t % V, pids[t] = (t * 7) % P, tt[t] = t % Y;
     float *a = calloc((size_t)T * H, 4), *b = calloc((size_t)T * H, 4);
     ref.embed(ids, pids, tt, word, pos, ty, a, T, H);
     cpu.embed(ids, pids, tt, word, pos, ty, b, T, H);
@@ -120,7 +122,8 @@ START_TEST(add_layernorm)
     const int T = 37, H = 96;
     float *x = randv((size_t)T * H, 3), *r = randv((size_t)T * H, 3);
     float *g = randv(H, 1), *bb = randv(H, 1);
-    for (int i = 0; i < T * H; i++) x[i] += 5; /* a mean far from zero */
+    for (int i = 0; i < T * H; i++)
+        x[i] += 5; /* a mean far from zero */
     float *a = malloc((size_t)T * H * 4), *b = malloc((size_t)T * H * 4);
     memcpy(a, x, (size_t)T * H * 4);
     memcpy(b, x, (size_t)T * H * 4);
@@ -141,7 +144,8 @@ START_TEST(gelu_tanh)
     /* a sweep over the whole useful range, element by element */
     const size_t n = 200001;
     float *a = malloc(n * 4), *b = malloc(n * 4);
-    for (size_t i = 0; i < n; i++) a[i] = -12.0f + 24.0f * (float)i / (float)(n - 1);
+    for (size_t i = 0; i < n; i++)
+        a[i] = -12.0f + 24.0f * (float)i / (float)(n - 1);
     memcpy(b, a, n * 4);
     ref.gelu(a, n);
     cpu.gelu(b, n);
@@ -151,7 +155,8 @@ START_TEST(gelu_tanh)
         ck_assert_msg(fabs((double)a[i] - b[i]) <= tol || fabs((double)a[i] - b[i]) < 1e-12,
                       "gelu at %zu: ref %.9g cpu %.9g", i, a[i], b[i]);
     }
-    for (size_t i = 0; i < n; i++) a[i] = b[i] = -6.0f + 12.0f * (float)i / (float)(n - 1);
+    for (size_t i = 0; i < n; i++)
+        a[i] = b[i] = -6.0f + 12.0f * (float)i / (float)(n - 1);
     ref.tanh(a, n);
     cpu.tanh(b, n);
     ck_assert_double_lt(rel_err(b, a, n), 1e-6);
@@ -180,8 +185,9 @@ static void attn_case_make(attn_case *c, int w, const int *lens, int nseq, int w
             uint8_t kd = KN_TOK_LOCAL;
             if (s == 1 && i >= lens[s] - 5) kd = KN_TOK_PAD; /* trailing padding */
             if (s == 2 && i == 4) kd = KN_TOK_PAD;           /* a hole */
-            if (with_glob && kd && (i == 0 || (s == 0 && (i == 3 || i == 4 || i == 40)) ||
-                                    (s == 2 && i == lens[s] - 1)))
+            if (with_glob && kd &&
+                (i == 0 || (s == 0 && (i == 3 || i == 4 || i == 40)) ||
+                 (s == 2 && i == lens[s] - 1)))
                 kd = KN_TOK_GLOBAL;
             /* many globals (more than d): the op's direct-projection path */
             if (with_glob == 2 && kd && s == 0 && i % 5 == 2) kd = KN_TOK_GLOBAL;
@@ -212,11 +218,28 @@ static void attn_case_free(attn_case *c)
 
 static kn_attn_args attn_args(attn_case *c, float *out)
 {
-    return (kn_attn_args){.q = c->q, .k = c->k, .v = c->v, .ld = 3 * c->H, .out = out,
-                          .ldo = c->H, .nseq = c->nseq, .offsets = c->off, .kind = c->kind,
-                          .glob = c->glob, .glob_off = c->goff, .nh = c->nh, .d = c->d, .w = c->w,
-                          .scale = 0.25f, .qg = c->qg, .ldqg = c->H, .x = c->x,
-                          .hidden = c->hidden, .wkg = c->wkg, .bkg = c->bkg, .wvg = c->wvg,
+    return (kn_attn_args){.q = c->q,
+                          .k = c->k,
+                          .v = c->v,
+                          .ld = 3 * c->H,
+                          .out = out,
+                          .ldo = c->H,
+                          .nseq = c->nseq,
+                          .offsets = c->off,
+                          .kind = c->kind,
+                          .glob = c->glob,
+                          .glob_off = c->goff,
+                          .nh = c->nh,
+                          .d = c->d,
+                          .w = c->w,
+                          .scale = 0.25f,
+                          .qg = c->qg,
+                          .ldqg = c->H,
+                          .x = c->x,
+                          .hidden = c->hidden,
+                          .wkg = c->wkg,
+                          .bkg = c->bkg,
+                          .wvg = c->wvg,
                           .bvg = c->bvg};
 }
 
@@ -227,7 +250,8 @@ static void attn_check(int w, int with_glob)
     attn_case_make(&c, w, lens, 4, with_glob);
     size_t n = (size_t)c.T * c.H;
     float *a = calloc(n, 4), *b = calloc(n, 4);
-    for (size_t i = 0; i < n; i++) b[i] = NAN; /* every row must be written */
+    for (size_t i = 0; i < n; i++)
+        b[i] = NAN; /* every row must be written */
     kn_attn_args ra = attn_args(&c, a), ca = attn_args(&c, b);
     ck_assert_int_eq(ref.window_attn(&ra), 0);
     ck_assert_int_eq(ref.global_attn(&ra), 0);
@@ -236,7 +260,8 @@ static void attn_check(int w, int with_glob)
     ck_assert_double_lt(rel_err(b, a, n), 1e-5);
     for (int t = 0; t < c.T; t++) /* padding rows are exactly zero */
         if (c.kind[t] == KN_TOK_PAD)
-            for (int h = 0; h < c.H; h++) ck_assert(b[(size_t)t * c.H + h] == 0.0f);
+            for (int h = 0; h < c.H; h++)
+                ck_assert(b[(size_t)t * c.H + h] == 0.0f);
     free(a), free(b);
     attn_case_free(&c);
 }
@@ -244,7 +269,8 @@ static void attn_check(int w, int with_glob)
 START_TEST(window_attn_local_only)
 {
     const int ws[] = {1, 2, 4, 32, 64, 200};
-    for (size_t i = 0; i < sizeof ws / sizeof *ws; i++) attn_check(ws[i], 0);
+    for (size_t i = 0; i < sizeof ws / sizeof *ws; i++)
+        attn_check(ws[i], 0);
 }
 END_TEST
 
@@ -266,9 +292,21 @@ START_TEST(window_attn_matches_dense_when_window_covers)
     int32_t off[2] = {0, n}, goff[2] = {0, 0}, glob[1] = {0};
     uint8_t kind[20];
     memset(kind, KN_TOK_LOCAL, sizeof kind);
-    kn_attn_args a = {.q = qkv, .k = qkv + H, .v = qkv + 2 * H, .ld = 3 * H, .out = o, .ldo = H,
-                      .nseq = 1, .offsets = off, .kind = kind, .glob = glob, .glob_off = goff,
-                      .nh = nh, .d = d, .w = n, .scale = 0.25f};
+    kn_attn_args a = {.q = qkv,
+                      .k = qkv + H,
+                      .v = qkv + 2 * H,
+                      .ld = 3 * H,
+                      .out = o,
+                      .ldo = H,
+                      .nseq = 1,
+                      .offsets = off,
+                      .kind = kind,
+                      .glob = glob,
+                      .glob_off = goff,
+                      .nh = nh,
+                      .d = d,
+                      .w = n,
+                      .scale = 0.25f};
     ck_assert_int_eq(cpu.window_attn(&a), 0);
     for (int h = 0; h < nh; h++)
         for (int i = 0; i < n; i++) {
@@ -279,7 +317,8 @@ START_TEST(window_attn_matches_dense_when_window_covers)
                     s[j] += 0.25 * qkv[i * 3 * H + h * d + e] * qkv[j * 3 * H + H + h * d + e];
                 mx = fmax(mx, s[j]);
             }
-            for (int j = 0; j < n; j++) sum += exp(s[j] - mx);
+            for (int j = 0; j < n; j++)
+                sum += exp(s[j] - mx);
             for (int e = 0; e < d; e++) {
                 double acc = 0;
                 for (int j = 0; j < n; j++)

@@ -66,14 +66,13 @@ static void expect_error(const char *model, const char *body, int status, const 
     run_result r;
     run(model, body, &r);
     ck_assert_msg(r.status >= 0, "crashed with signal %d on: %.200s", -r.status, body);
-    ck_assert_msg(r.status == status, "exit %d, expected %d; stderr: %s", r.status, status,
-                  r.err);
+    ck_assert_msg(r.status == status, "exit %d, expected %d; stderr: %s", r.status, status, r.err);
     ck_assert_msg(strstr(r.err, needle) != NULL, "stderr lacks \"%s\": %s", needle, r.err);
     ck_assert_msg(r.out[0] == 0, "stdout not empty on error: %.200s", r.out);
 }
 
-#define IDS(shape, data)                                                                       \
-    "{\"inputs\":[{\"name\":\"input_ids\",\"datatype\":\"INT64\",\"shape\":" shape             \
+#define IDS(shape, data)                                                                           \
+    "{\"inputs\":[{\"name\":\"input_ids\",\"datatype\":\"INT64\",\"shape\":" shape                 \
     ",\"data\":" data "}]}"
 
 START_TEST(success_shapes)
@@ -195,10 +194,12 @@ START_TEST(too_long_and_model_rules)
     /* lf_base accepts max_position_embeddings - 2 tokens */
     char dir[512], *body = malloc(1 << 16);
     fixture("lf_base", dir, sizeof dir);
-    int n = 400, k = snprintf(body, 1 << 16, "{\"inputs\":[{\"name\":\"input_ids\","
-                                             "\"datatype\":\"INT64\",\"shape\":[1,%d],\"data\":[",
+    int n = 400, k = snprintf(body, 1 << 16,
+                              "{\"inputs\":[{\"name\":\"input_ids\","
+                              "\"datatype\":\"INT64\",\"shape\":[1,%d],\"data\":[",
                               n);
-    for (int i = 0; i < n; i++) k += snprintf(body + k, (1 << 16) - k, i ? ",5" : "0");
+    for (int i = 0; i < n; i++)
+        k += snprintf(body + k, (1 << 16) - k, i ? ",5" : "0");
     snprintf(body + k, (1 << 16) - k, "]}]}");
     expect_error("lf_base", body, 4, "the model accepts at most");
     free(body);
@@ -228,8 +229,7 @@ START_TEST(bad_model_dir)
     run_result r;
     run("no_such_model", IDS("[1,2]", "[0,2]"), &r);
     ck_assert_int_eq(r.status, 1);
-    ck_assert_msg(strstr(r.err, "cannot load model") && strstr(r.err, "config.json"), "%s",
-                  r.err);
+    ck_assert_msg(strstr(r.err, "cannot load model") && strstr(r.err, "config.json"), "%s", r.err);
 }
 END_TEST
 

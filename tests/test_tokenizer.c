@@ -16,7 +16,6 @@
 #include "../engine/tokenizer.h"
 #include "testutil.h"
 
-
 /* cJSON strings end at NUL: expected strings holding U+0000 are read with U+10FFFF in its
  * place (the corpus has no U+10FFFF), and our strings are compared the same way */
 static void nul_escape(char *line)

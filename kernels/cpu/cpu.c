@@ -53,11 +53,12 @@ static void kn__linear_tile(const float *x, const float *w, const float *b, floa
                             const kn__tile *t, int N, int K)
 {
     float *yt = y + (size_t)t->r0 * N + t->c0;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, t->m, t->n, K, 1.0f,
-                x + (size_t)t->r0 * K, K, w + (size_t)t->c0 * K, K, 0.0f, yt, N);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, t->m, t->n, K, 1.0f, x + (size_t)t->r0 * K,
+                K, w + (size_t)t->c0 * K, K, 0.0f, yt, N);
     if (b)
         for (int r = 0; r < t->m; r++)
-            for (int c = 0; c < t->n; c++) yt[(size_t)r * N + c] += b[t->c0 + c];
+            for (int c = 0; c < t->n; c++)
+                yt[(size_t)r * N + c] += b[t->c0 + c];
 }
 
 static long kn__group_tiles(int rows, int N)
@@ -74,10 +75,11 @@ static void cpu_linear(const float *x, const float *w, const float *b, float *y,
     int32_t whole[2] = {0, M};
     if (!groups || ngroups <= 0) groups = whole, ngroups = 1;
     long ntile = 0;
-    for (int g = 0; g < ngroups; g++) ntile += kn__group_tiles(groups[g + 1] - groups[g], N);
-    /* Always inside a parallel region, even for one tile: OpenBLAS then runs each tile on
-     * one thread, whatever the thread count (a tile run outside would be split across
-     * threads and round differently). */
+    for (int g = 0; g < ngroups; g++)
+        ntile += kn__group_tiles(groups[g + 1] - groups[g], N);
+        /* Always inside a parallel region, even for one tile: OpenBLAS then runs each tile on
+         * one thread, whatever the thread count (a tile run outside would be split across
+         * threads and round differently). */
 #pragma omp parallel
     {
         int g = 0;
@@ -111,12 +113,13 @@ static void cpu_embed(const int32_t *ids, const int32_t *pos_ids, const int32_t 
         const float *a = word + (size_t)ids[t] * H, *p = pos + (size_t)pos_ids[t] * H;
         const float *c = type + (size_t)(tt ? tt[t] : 0) * H;
         float *o = out + (size_t)t * H;
-        for (int h = 0; h < H; h++) o[h] = (a[h] + p[h]) + c[h];
+        for (int h = 0; h < H; h++)
+            o[h] = (a[h] + p[h]) + c[h];
     }
 }
 
-static void cpu_add_layernorm(float *x, const float *res, const float *g, const float *b,
-                              float eps, int T, int H)
+static void cpu_add_layernorm(float *x, const float *res, const float *g, const float *b, float eps,
+                              int T, int H)
 {
 #pragma omp parallel for schedule(static) if ((size_t)T * H > 65536)
     for (int t = 0; t < T; t++) {
@@ -124,12 +127,16 @@ static void cpu_add_layernorm(float *x, const float *res, const float *g, const 
         const float *s = res ? res + (size_t)t * H : NULL;
         float sum = 0;
         if (s)
-            for (int h = 0; h < H; h++) r[h] += s[h];
-        for (int h = 0; h < H; h++) sum += r[h];
+            for (int h = 0; h < H; h++)
+                r[h] += s[h];
+        for (int h = 0; h < H; h++)
+            sum += r[h];
         float mean = sum / H, var = 0;
-        for (int h = 0; h < H; h++) var += (r[h] - mean) * (r[h] - mean);
+        for (int h = 0; h < H; h++)
+            var += (r[h] - mean) * (r[h] - mean);
         float inv = 1.0f / sqrtf(var / H + eps);
-        for (int h = 0; h < H; h++) r[h] = (r[h] - mean) * inv * g[h] + b[h];
+        for (int h = 0; h < H; h++)
+            r[h] = (r[h] - mean) * inv * g[h] + b[h];
     }
 }
 
@@ -137,12 +144,14 @@ static void cpu_gelu(float *x, size_t n)
 {
     const size_t blk = 1 << 14;
 #pragma omp parallel for schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i += blk) kn__gelu_block(x + i, n - i < blk ? n - i : blk);
+    for (size_t i = 0; i < n; i += blk)
+        kn__gelu_block(x + i, n - i < blk ? n - i : blk);
 }
 
 static void cpu_tanh(float *x, size_t n)
 {
-    for (size_t i = 0; i < n; i++) x[i] = tanhf(x[i]);
+    for (size_t i = 0; i < n; i++)
+        x[i] = tanhf(x[i]);
 }
 
 /* ---- sliding-window attention ------------------------------------------------------
@@ -155,7 +164,7 @@ static void cpu_tanh(float *x, size_t n)
 enum { KN_BQ = 64 };
 
 typedef struct {
-    float *s;      /* (KN_BQ, ng + nk_max) */
+    float *s;       /* (KN_BQ, ng + nk_max) */
     float *kg, *vg; /* (ng_max, d): local k/v rows of the global tokens */
     size_t cap_s, cap_g;
 } kn__tiles;
@@ -202,8 +211,8 @@ static void kn__window_task(const kn_attn_args *a, int seq, int h, int i0, kn__t
     }
     const float *qb = a->q + (size_t)i0 * ld + h * d;
     if (ng)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, bq, ng, d, a->scale, qb, ld, t->kg,
-                    d, 0.0f, s, ncol);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, bq, ng, d, a->scale, qb, ld, t->kg, d,
+                    0.0f, s, ncol);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, bq, nk, d, a->scale, qb, ld,
                 a->k + (size_t)j0 * ld + h * d, ld, 0.0f, s + ng, ncol);
 
@@ -219,8 +228,10 @@ static void kn__window_task(const kn_attn_args *a, int seq, int h, int i0, kn__t
         if (lo < 0) lo = 0;
         if (hi > nk) hi = nk;
         float *win = row + ng;
-        for (int c = 0; c < lo; c++) win[c] = -INFINITY;
-        for (int c = hi; c < nk; c++) win[c] = -INFINITY;
+        for (int c = 0; c < lo; c++)
+            win[c] = -INFINITY;
+        for (int c = hi; c < nk; c++)
+            win[c] = -INFINITY;
         for (int c = lo; c < hi; c++)
             if (kind[j0 + c] != KN_TOK_LOCAL) win[c] = -INFINITY;
         kn__softmax_row(row, ncol); /* the query itself is always finite */
@@ -287,10 +298,10 @@ static int cpu_window_attn(const kn_attn_args *a)
  *     out_g    = Wv·(Σ_j p_gj x_j) + bv          (Σ_j p_gj = 1)
  * costing 2·ng·n·hidden. The task picks whichever is smaller (ng < d: reassociate). */
 typedef struct {
-    float *s;    /* (ng, n) scores */
-    float *u;    /* (ng, hidden): Wkᵀ qg, then Σ p x */
+    float *s;     /* (ng, n) scores */
+    float *u;     /* (ng, hidden): Wkᵀ qg, then Σ p x */
     float *k, *v; /* (n, d) direct path */
-    float *o;    /* (ng, d) */
+    float *o;     /* (ng, d) */
 } kn__gtiles;
 
 static void kn__global_task(const kn_attn_args *a, int seq, int h, const kn__gtiles *t)
@@ -301,13 +312,14 @@ static void kn__global_task(const kn_attn_args *a, int seq, int h, const kn__gti
     const float *wk = a->wkg + (size_t)h * d * Hx, *wv = a->wvg + (size_t)h * d * Hx;
     const float *bk = a->bkg + h * d, *bv = a->bvg + h * d;
     if (ng < d) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ng, Hx, d, a->scale, qg, a->ldqg,
-                    wk, Hx, 0.0f, t->u, Hx);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ng, n, Hx, 1.0f, t->u, Hx, X, Hx,
-                    0.0f, t->s, n);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ng, Hx, d, a->scale, qg, a->ldqg, wk,
+                    Hx, 0.0f, t->u, Hx);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ng, n, Hx, 1.0f, t->u, Hx, X, Hx, 0.0f,
+                    t->s, n);
         for (int r = 0; r < ng; r++) {
             float c = 0, *row = t->s + (size_t)r * n;
-            for (int e = 0; e < d; e++) c += qg[(size_t)r * a->ldqg + e] * bk[e];
+            for (int e = 0; e < d; e++)
+                c += qg[(size_t)r * a->ldqg + e] * bk[e];
             c *= a->scale;
             for (int j = 0; j < n; j++)
                 row[j] = a->kind[b + j] == KN_TOK_PAD ? -INFINITY : row[j] + c;
@@ -318,7 +330,8 @@ static void kn__global_task(const kn_attn_args *a, int seq, int h, const kn__gti
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ng, d, Hx, 1.0f, t->u, Hx, wv, Hx,
                     0.0f, t->o, d);
         for (int r = 0; r < ng; r++)
-            for (int e = 0; e < d; e++) t->o[(size_t)r * d + e] += bv[e];
+            for (int e = 0; e < d; e++)
+                t->o[(size_t)r * d + e] += bv[e];
     } else {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, d, Hx, 1.0f, X, Hx, wk, Hx, 0.0f,
                     t->k, d);
@@ -329,8 +342,8 @@ static void kn__global_task(const kn_attn_args *a, int seq, int h, const kn__gti
                 t->k[(size_t)j * d + e] += bk[e];
                 t->v[(size_t)j * d + e] += bv[e];
             }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ng, n, d, a->scale, qg, a->ldqg,
-                    t->k, d, 0.0f, t->s, n);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ng, n, d, a->scale, qg, a->ldqg, t->k,
+                    d, 0.0f, t->s, n);
         for (int r = 0; r < ng; r++) {
             float *row = t->s + (size_t)r * n;
             for (int j = 0; j < n; j++)

@@ -14,7 +14,8 @@ static void ref_linear(const float *x, const float *w, const float *b, float *y,
     for (int m = 0; m < M; m++)
         for (int n = 0; n < N; n++) {
             double acc = b ? b[n] : 0.0;
-            for (int k = 0; k < K; k++) acc += (double)x[(size_t)m * K + k] * w[(size_t)n * K + k];
+            for (int k = 0; k < K; k++)
+                acc += (double)x[(size_t)m * K + k] * w[(size_t)n * K + k];
             y[(size_t)m * N + n] = (float)acc;
         }
 }
@@ -26,41 +27,49 @@ static void ref_embed(const int32_t *ids, const int32_t *pos_ids, const int32_t 
     for (int t = 0; t < T; t++) {
         const float *a = word + (size_t)ids[t] * H, *p = pos + (size_t)pos_ids[t] * H;
         const float *c = type + (size_t)(tt ? tt[t] : 0) * H;
-        for (int h = 0; h < H; h++) out[(size_t)t * H + h] = (a[h] + p[h]) + c[h];
+        for (int h = 0; h < H; h++)
+            out[(size_t)t * H + h] = (a[h] + p[h]) + c[h];
     }
 }
 
-static void ref_add_layernorm(float *x, const float *res, const float *g, const float *b,
-                              float eps, int T, int H)
+static void ref_add_layernorm(float *x, const float *res, const float *g, const float *b, float eps,
+                              int T, int H)
 {
     for (int t = 0; t < T; t++) {
         float *r = x + (size_t)t * H;
         if (res)
-            for (int h = 0; h < H; h++) r[h] += res[(size_t)t * H + h];
+            for (int h = 0; h < H; h++)
+                r[h] += res[(size_t)t * H + h];
         double mean = 0, var = 0;
-        for (int h = 0; h < H; h++) mean += r[h];
+        for (int h = 0; h < H; h++)
+            mean += r[h];
         mean /= H;
-        for (int h = 0; h < H; h++) var += (r[h] - mean) * (r[h] - mean);
+        for (int h = 0; h < H; h++)
+            var += (r[h] - mean) * (r[h] - mean);
         var /= H;
         double inv = 1.0 / sqrt(var + eps);
-        for (int h = 0; h < H; h++) r[h] = (float)((r[h] - mean) * inv * g[h] + b[h]);
+        for (int h = 0; h < H; h++)
+            r[h] = (float)((r[h] - mean) * inv * g[h] + b[h]);
     }
 }
 
 static void ref_gelu(float *x, size_t n)
 {
-    for (size_t i = 0; i < n; i++) x[i] = (float)(0.5 * x[i] * (1.0 + erf(x[i] / sqrt(2.0))));
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)(0.5 * x[i] * (1.0 + erf(x[i] / sqrt(2.0))));
 }
 
 static void ref_tanh(float *x, size_t n)
 {
-    for (size_t i = 0; i < n; i++) x[i] = (float)tanh(x[i]);
+    for (size_t i = 0; i < n; i++)
+        x[i] = (float)tanh(x[i]);
 }
 
 static double ref__dot(const float *a, const float *b, int d, float scale)
 {
     double acc = 0;
-    for (int i = 0; i < d; i++) acc += (double)(a[i] * scale) * b[i];
+    for (int i = 0; i < d; i++)
+        acc += (double)(a[i] * scale) * b[i];
     return acc;
 }
 
@@ -71,7 +80,8 @@ static void ref__softmax_av(const double *s, const unsigned char *keep, int n,
     double mx = -INFINITY, sum = 0;
     for (int j = 0; j < n; j++)
         if (keep[j] && s[j] > mx) mx = s[j];
-    for (int c = 0; c < d; c++) out[c] = 0;
+    for (int c = 0; c < d; c++)
+        out[c] = 0;
     if (mx == -INFINITY) return;
     for (int j = 0; j < n; j++)
         if (keep[j]) sum += exp(s[j] - mx);

@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__SANITIZE_ADDRESS__) &&           \
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__SANITIZE_ADDRESS__) &&                  \
     !defined(__SANITIZE_THREAD__)
 #define KN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
@@ -127,7 +127,8 @@ KN_CLONES static void kn__gelu_block(float *x, size_t n)
         v = 0.5f * v * kn__verfcf(-v * 0.70710678118654752f);
         memcpy(x + i, &v, sizeof v);
     }
-    for (; i < n; i++) x[i] = 0.5f * x[i] * kn__erfcf(-x[i] * 0.70710678118654752f);
+    for (; i < n; i++)
+        x[i] = 0.5f * x[i] * kn__erfcf(-x[i] * 0.70710678118654752f);
 }
 
 /* In-place softmax over n scores; -INFINITY entries become exactly 0. At least one
@@ -142,8 +143,10 @@ KN_CLONES static void kn__softmax_row(float *x, int n)
         vmx = kn__vsel(v > vmx, v, vmx);
     }
     float mx = -INFINITY, sum = 0.0f;
-    for (int k = 0; k < 8; k++) mx = vmx[k] > mx ? vmx[k] : mx;
-    for (int k = i; k < n; k++) mx = x[k] > mx ? x[k] : mx;
+    for (int k = 0; k < 8; k++)
+        mx = vmx[k] > mx ? vmx[k] : mx;
+    for (int k = i; k < n; k++)
+        mx = x[k] > mx ? x[k] : mx;
     for (i = 0; i + 8 <= n; i += 8) {
         kn_v8f v;
         memcpy(&v, x + i, sizeof v);
@@ -151,7 +154,8 @@ KN_CLONES static void kn__softmax_row(float *x, int n)
         vsum += v;
         memcpy(x + i, &v, sizeof v);
     }
-    for (int k = 0; k < 8; k++) sum += vsum[k];
+    for (int k = 0; k < 8; k++)
+        sum += vsum[k];
     for (int k = i; k < n; k++) {
         x[k] = kn__expf(x[k] - mx);
         sum += x[k];
@@ -163,7 +167,8 @@ KN_CLONES static void kn__softmax_row(float *x, int n)
         v *= inv;
         memcpy(x + i, &v, sizeof v);
     }
-    for (int k = i; k < n; k++) x[k] *= inv;
+    for (int k = i; k < n; k++)
+        x[k] *= inv;
 }
 
 #endif
