@@ -35,6 +35,10 @@ import transformers
 from safetensors.torch import load_file, save_file
 from transformers import (
     BertConfig,
+    BertForMaskedLM,
+    BertForQuestionAnswering,
+    BertForSequenceClassification,
+    BertForTokenClassification,
     BertModel,
     LongformerConfig,
     LongformerForMaskedLM,
@@ -43,6 +47,10 @@ from transformers import (
     LongformerForTokenClassification,
     LongformerModel,
     RobertaConfig,
+    RobertaForMaskedLM,
+    RobertaForQuestionAnswering,
+    RobertaForSequenceClassification,
+    RobertaForTokenClassification,
     RobertaModel,
 )
 
@@ -54,7 +62,9 @@ OUT = REPO / "tests" / "fixtures"
 
 # Model directories this script owns (deleted and rewritten on every run).
 MODEL_DIRS = ["lf_base", "lf_mlm", "lf_seqcls", "lf_tokcls", "lf_qa",
-              "lf_bf16", "lf_f16", "bert_tiny", "roberta_tiny"]
+              "lf_bf16", "lf_f16", "bert_tiny", "roberta_tiny",
+              "bert_mlm", "bert_seqcls", "bert_tokcls", "bert_qa",
+              "roberta_mlm", "roberta_seqcls", "roberta_tokcls", "roberta_qa"]
 GENERATED_FILES = ["index.txt", "README.md"]
 
 # Token ids shared by the RoBERTa-style models: <s>=0, <pad>=1, </s>=2.
@@ -172,6 +182,14 @@ OUTPUT_NAMES = {
     "LongformerForSequenceClassification": ["logits"],
     "LongformerForTokenClassification": ["logits"],
     "LongformerForQuestionAnswering": ["start_logits", "end_logits"],
+    "BertForMaskedLM": ["logits"],
+    "BertForSequenceClassification": ["logits"],
+    "BertForTokenClassification": ["logits"],
+    "BertForQuestionAnswering": ["start_logits", "end_logits"],
+    "RobertaForMaskedLM": ["logits"],
+    "RobertaForSequenceClassification": ["logits"],
+    "RobertaForTokenClassification": ["logits"],
+    "RobertaForQuestionAnswering": ["start_logits", "end_logits"],
 }
 
 
@@ -646,6 +664,129 @@ def make_roberta():
 
 
 # --------------------------------------------------------------------------
+# BERT and RoBERTa task heads (plain HF models; the window covers the input)
+# --------------------------------------------------------------------------
+
+def _window_for(L):
+    """Smallest even N with N/2 >= L-1 (the sliding window covers the whole input)."""
+    return max(2, 2 * (L - 1))
+
+
+def make_bert_head(name, cls, seed, num_labels=None, id2label=None, desc=""):
+    """A tiny BertFor* model; fit-only cases checked against the plain HF model."""
+    NOTES[name] = (f"{cls.__name__}, hidden 32, 2 heads, 2 layers, intermediate 64, "
+                   f"max_pos 40, type_vocab 2, pad 0, vocab 120, layer_norm_eps 1e-12"
+                   f"{desc}. Reference: the plain HF model; the window covers the input "
+                   f"(the engine's automatic global on token 0 then equals full attention).")
+    torch.manual_seed(seed)
+    kw = {}
+    if id2label is not None:
+        kw.update(id2label=id2label, label2id={v: k for k, v in id2label.items()})
+    elif num_labels is not None:
+        kw.update(num_labels=num_labels)
+    cfg = BertConfig(vocab_size=120, hidden_size=32, num_attention_heads=2,
+                     num_hidden_layers=2, intermediate_size=64, max_position_embeddings=40,
+                     type_vocab_size=2, pad_token_id=0, hidden_act="gelu",
+                     hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                     attn_implementation="eager", **kw)
+    model = cls(cfg).eval()
+    reinit_weights(model, seed)
+    save_model(model, name)
+    reloaded = cls.from_pretrained(OUT / name, dtype=torch.float32,
+                                   attn_implementation="eager").eval()
+
+    gen = torch.Generator().manual_seed(seed + 1000)
+    V = cfg.vocab_size
+
+    def bert_ids(lengths):
+        return pad_rows([random_tokens(gen, n, V) for n in lengths], 0)
+
+    def token_types(shape, boundaries):
+        tt = torch.zeros(shape, dtype=torch.long)
+        for i, b in enumerate(boundaries):
+            tt[i, b:] = 1
+        return tt
+
+    cases = []
+    ids, _ = bert_ids([9])
+    cases.append(Case("fit9", ids, options=f"window={_window_for(9)}",
+                      note="B=1, L=9, only input_ids; window covers the input."))
+    ids, am = bert_ids([23, 23])
+    cases.append(Case("fit23_b2_tokentype_int32", ids, am,
+                      token_type_ids=token_types(ids.shape, [14, 6]), datatype="INT32",
+                      options=f"window={_window_for(23)}",
+                      note="B=2, L=23, all-ones attention_mask, segment B from 14 / 6; INT32."))
+    for case in cases:
+        want = run_reference(model, case)
+        check_close(f"{name}/{case.name} (reloaded)", run_reference(reloaded, case), want)
+        write_case(name, case, want)
+
+
+def make_roberta_head(name, cls, seed, num_labels=None, id2label=None, desc=""):
+    """A tiny RobertaFor* model; fit-only cases checked against the plain HF model."""
+    NOTES[name] = (f"{cls.__name__}, hidden 32, 2 heads, 2 layers, intermediate 64, pad 1, "
+                   f"max_pos 34 (32 real positions), type_vocab 1, vocab 120, "
+                   f"layer_norm_eps 1e-5{desc}. Reference: the plain HF model; the window "
+                   f"covers the input.")
+    torch.manual_seed(seed)
+    kw = {}
+    if id2label is not None:
+        kw.update(id2label=id2label, label2id={v: k for k, v in id2label.items()})
+    elif num_labels is not None:
+        kw.update(num_labels=num_labels)
+    cfg = RobertaConfig(vocab_size=120, hidden_size=32, num_attention_heads=2,
+                        num_hidden_layers=2, intermediate_size=64, max_position_embeddings=34,
+                        type_vocab_size=1, pad_token_id=PAD, bos_token_id=BOS,
+                        eos_token_id=EOS, layer_norm_eps=1e-5, hidden_act="gelu",
+                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
+                        attn_implementation="eager", **kw)
+    model = cls(cfg).eval()
+    reinit_weights(model, seed)
+    save_model(model, name)
+    reloaded = cls.from_pretrained(OUT / name, dtype=torch.float32,
+                                   attn_implementation="eager").eval()
+
+    gen = torch.Generator().manual_seed(seed + 1000)
+    V = cfg.vocab_size
+    cases = []
+    ids, _ = pad_rows(text_rows(gen, [7], V), PAD)
+    cases.append(Case("fit7", ids, options=f"window={_window_for(7)}",
+                      note="B=1, L=7, only input_ids; window covers the input."))
+    ids, am = pad_rows(text_rows(gen, [30, 30], V), PAD)
+    cases.append(Case("fit30_b2_int32", ids, am, datatype="INT32",
+                      options=f"window={_window_for(30)}",
+                      note="B=2, L=30, all-ones attention_mask; INT32."))
+    for case in cases:
+        want = run_reference(model, case)
+        check_close(f"{name}/{case.name} (reloaded)", run_reference(reloaded, case), want)
+        write_case(name, case, want)
+
+
+SEQCLS_LABELS = {0: "negative", 1: "neutral", 2: "positive"}
+
+
+def make_heads():
+    make_bert_head("bert_mlm", BertForMaskedLM, 911,
+                   desc="; tied decoder (cls.predictions.decoder = word embeddings, "
+                        "bias cls.predictions.bias), no pooler")
+    make_bert_head("bert_seqcls", BertForSequenceClassification, 912, id2label=SEQCLS_LABELS,
+                   desc="; pooler + classifier, 3 labels with id2label")
+    make_bert_head("bert_tokcls", BertForTokenClassification, 913, num_labels=4,
+                   desc="; classifier, 4 labels, no pooler")
+    make_bert_head("bert_qa", BertForQuestionAnswering, 914,
+                   desc="; qa_outputs, no pooler")
+    make_roberta_head("roberta_mlm", RobertaForMaskedLM, 921,
+                      desc="; lm_head dense/layer_norm, tied decoder, lm_head.bias")
+    make_roberta_head("roberta_seqcls", RobertaForSequenceClassification, 922,
+                      id2label=SEQCLS_LABELS,
+                      desc="; classifier.dense + out_proj on <s>, 3 labels with id2label")
+    make_roberta_head("roberta_tokcls", RobertaForTokenClassification, 923, num_labels=4,
+                      desc="; classifier, 4 labels")
+    make_roberta_head("roberta_qa", RobertaForQuestionAnswering, 924,
+                      desc="; qa_outputs")
+
+
+# --------------------------------------------------------------------------
 # Index, README, summary
 # --------------------------------------------------------------------------
 
@@ -726,6 +867,7 @@ def main():
     make_lf_lowp("lf_f16", torch.float16, 616, shard=True)
     make_bert()
     make_roberta()
+    make_heads()
 
     write_index()
     write_readme()
