@@ -404,10 +404,11 @@ int http_start(srv_server *s, char *err, size_t errlen)
     }
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+    /* the logger first: libmicrohttpd reports problems with the later options through it */
     struct MHD_Daemon *d = MHD_start_daemon(
-        flags, (uint16_t)s->opt.port, NULL, NULL, http__access, s, MHD_OPTION_SOCK_ADDR,
-        ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED, http__completed, s, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)120, MHD_OPTION_EXTERNAL_LOGGER, http__log, s, MHD_OPTION_END);
+        flags, (uint16_t)s->opt.port, NULL, NULL, http__access, s, MHD_OPTION_EXTERNAL_LOGGER,
+        http__log, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED,
+        http__completed, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!d) {
         snprintf(err, errlen, "cannot listen on %s:%lld (address in use, or not ours)",
