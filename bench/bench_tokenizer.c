@@ -19,7 +19,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "../engine/tokenizer.h"
+#include "../tokenizer/tokenizer.h"
 
 static double now(void)
 {

@@ -19,7 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../proto/status.h"
+#include "../common/status.h"
 
 typedef struct eng_model eng_model;
 typedef struct eng_ctx eng_ctx;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/file.h"
 #include "model.h"
 #include "safetensors.h"
 
@@ -416,7 +417,7 @@ ls_status eng_model_load(const char *dir, const eng_model_params *p, eng_model *
     snprintf(path, sizeof path, "%s/config.json", dir);
     char *text = NULL;
     size_t len = 0;
-    ls_status st = st_read_file(path, 16u << 20, &text, &len, err, errlen);
+    ls_status st = ls_read_file(path, 16u << 20, &text, &len, err, errlen);
     if (!st) st = hf_config_parse(text, len, path, &m->cfg, err, errlen);
     free(text);
     if (st) {

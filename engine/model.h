@@ -4,7 +4,7 @@
 #define ENG_MODEL_H
 
 #include "../kernels/kernels.h"
-#include "../proto/hfconfig.h"
+#include "../formats/hfconfig.h"
 #include "engine.h"
 #include "safetensors.h"
 

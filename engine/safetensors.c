@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../common/file.h"
 #include "safetensors.h"
 
 /* Headers above this size are refused (the format's reference reader uses 100 MB). */
@@ -113,48 +114,6 @@ static char *st__join(const char *dir, const char *name)
     return p;
 }
 
-ls_status st_read_file(const char *path, size_t limit, char **buf, size_t *len, char *err,
-                       size_t errlen)
-{
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return ls_fail(err, errlen, LS_ERR_IO, "%s: %s", path, strerror(errno));
-    size_t cap = 4096, n = 0;
-    char *b = malloc(cap);
-    int too_big = 0;
-    while (b) {
-        n += fread(b + n, 1, cap - n, fp);
-        if (n < cap) break;
-        if (cap >= limit) {
-            too_big = 1;
-            break;
-        }
-        char *nb = realloc(b, cap * 2);
-        if (!nb) {
-            free(b);
-            b = NULL;
-            break;
-        }
-        b = nb;
-        cap *= 2;
-    }
-    int bad = ferror(fp);
-    fclose(fp);
-    if (!b || bad || too_big) {
-        free(b);
-        return ls_fail(err, errlen,
-                       bad       ? LS_ERR_IO
-                       : too_big ? LS_ERR_FORMAT
-                                 : LS_ERR_NOMEM,
-                       "%s: cannot read (%s)", path,
-                       bad       ? "read error"
-                       : too_big ? "larger than the limit"
-                                 : "out of memory");
-    }
-    *buf = b;
-    *len = n;
-    return LS_OK;
-}
-
 void st_model_free(st_model *m)
 {
     if (!m) return;
@@ -198,7 +157,7 @@ ls_status st_model_open(const char *dir, st_model *out, char *err, size_t errlen
     }
     char *text = NULL;
     size_t len = 0;
-    st = st_read_file(index, 64u << 20, &text, &len, err, errlen);
+    st = ls_read_file(index, 64u << 20, &text, &len, err, errlen);
     if (st) goto done;
     st_index ix;
     st = st_index_parse(text, len, index, &ix, err, errlen);

@@ -1,14 +1,14 @@
 /* Read-only access to a Hugging Face safetensors checkpoint, single file or sharded
  * (model.safetensors.index.json). Files are mmapped; headers are validated before any
- * tensor is touched (proto/safetensors_header.c). */
+ * tensor is touched (formats/safetensors_header.c). */
 #ifndef ENG_SAFETENSORS_H
 #define ENG_SAFETENSORS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../proto/safetensors_header.h"
-#include "../proto/status.h"
+#include "../formats/safetensors_header.h"
+#include "../common/status.h"
 
 typedef struct st_file st_file;
 
@@ -30,10 +30,6 @@ void st_file_free(st_file *f);
 int st_file_tensor(const st_file *f, size_t i, st_tensor *out);
 /* Validates a safetensors image already in memory (used by the fuzzer and tests). */
 ls_status st_buffer_check(const void *buf, size_t len, const char *name, char *err, size_t errlen);
-
-/* Reads a whole small file (config.json, an index) of at most `limit` bytes. */
-ls_status st_read_file(const char *path, size_t limit, char **buf, size_t *len, char *err,
-                       size_t errlen);
 
 /* Opens dir/model.safetensors, or every shard named by dir/model.safetensors.index.json. */
 ls_status st_model_open(const char *dir, st_model *out, char *err, size_t errlen);

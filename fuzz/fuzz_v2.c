@@ -8,6 +8,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "../proto/http_errors.h"
 #include "../proto/v2.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -43,7 +44,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         REQUIRE(st == LS_ERR_BAD_REQUEST || st == LS_ERR_TOO_LARGE || st == LS_ERR_NOMEM);
         REQUIRE(err[0] && memchr(err, 0, sizeof err));
         REQUIRE(r.input_ids == NULL && r.outputs == NULL);
-        char *body = v2_error_encode(err, &len);
+        int http = 0; /* the error body the server sends for it */
+        char *body = herr_encode(HERR_FAM_KSERVE, herr_from_status(st), err, &http, &len);
+        REQUIRE(http == 400 || http == 413 || http == 500);
         check_echo(body, len, "error", err);
         return 0;
     }

@@ -14,6 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 /* Token kinds for attention, as Hugging Face's merged mask: 0 = padding (not attended,
  * output zero), 1 = local (sliding window), 2 = global (attends and is attended by all). */
 enum { KN_TOK_PAD = 0, KN_TOK_LOCAL = 1, KN_TOK_GLOBAL = 2 };
@@ -113,5 +117,9 @@ int kn_ops_init_cuda(kn_ops *ops, char *err, size_t errlen);
 /* Threads the CPU backend uses (OpenMP); 0 keeps the current setting. */
 void kn_cpu_set_threads(int n);
 int kn_cpu_threads(void);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif

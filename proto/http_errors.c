@@ -18,14 +18,15 @@ static const struct {
 
 herr_kind herr_from_status(ls_status st)
 {
-    switch (ls_status_http(st)) {
-    case 400:
+    switch (st) {
+    case LS_ERR_BAD_REQUEST:
         return HERR_BAD_REQUEST;
-    case 413:
+    case LS_ERR_TOO_LARGE:
         return HERR_TOO_LARGE;
-    case 422:
+    case LS_ERR_INVALID_INPUT:
+    case LS_ERR_UNSUPPORTED:
         return HERR_INVALID;
-    default:
+    default: /* the server's own failures: memory, files, device, bugs */
         return HERR_INTERNAL;
     }
 }

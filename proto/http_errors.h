@@ -10,7 +10,7 @@
 
 #include <stddef.h>
 
-#include "status.h"
+#include "../common/status.h"
 
 /* The JSON error envelope each protocol family expects. */
 typedef enum {
@@ -41,7 +41,7 @@ typedef enum {
         HERR_COUNT
 } herr_kind;
 
-/* The edge's kind for an engine/codec status (through ls_status_http). */
+/* The edge's kind for an engine/codec status: the one place a status gets an HTTP code. */
 herr_kind herr_from_status(ls_status st);
 int herr_http(herr_kind k);
 /* Short snake_case reason, for metrics labels and logs ("overloaded", "not_found", ...). */

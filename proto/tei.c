@@ -1,13 +1,13 @@
 /* Text-route request decoding (TEI, OpenAI, HF pipelines) and the TEI / pipeline response
- * encoders. Requests go through cJSON; responses are printed by hand (pr_buf). */
+ * encoders. Requests go through cJSON; responses are printed by hand (ls_buf). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "jbuf.h"
-#include "json.h"
+#include "../common/buf.h"
+#include "../formats/json.h"
 #include "tei.h"
 
 /* ---- UTF-8 ---------------------------------------------------------------------------------- */
@@ -516,7 +516,7 @@ ls_status tei_request_parse(tei_kind kind, const char *body, size_t len, int max
         return ls_fail(err, errlen, LS_ERR_BAD_REQUEST,
                        "the body is not valid UTF-8: byte 0x%02x at byte offset %zu",
                        (unsigned char)body[bad], bad);
-    cJSON *root = pr_json_parse(body, len);
+    cJSON *root = fmt_json_parse(body, len);
     if (!root) return ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "the body is not valid JSON");
     ls_status st;
     if (!cJSON_IsObject(root))
@@ -533,108 +533,108 @@ ls_status tei_request_parse(tei_kind kind, const char *body, size_t len, int max
 
 char *tei_embed_encode(const float *const *vecs, int n, int dim, size_t *len)
 {
-    pr_buf b = {0};
-    pr_buf_reserve(&b, (size_t)n * (size_t)dim * 16 + 16);
-    pr_buf_puts(&b, "[");
+    ls_buf b = {0};
+    ls_buf_reserve(&b, (size_t)n * (size_t)dim * 16 + 16);
+    ls_buf_puts(&b, "[");
     for (int i = 0; i < n; i++) {
-        if (i) pr_buf_puts(&b, ",");
-        pr_buf_floats(&b, vecs[i], (size_t)dim);
+        if (i) ls_buf_puts(&b, ",");
+        ls_buf_floats(&b, vecs[i], (size_t)dim);
     }
-    pr_buf_puts(&b, "]");
-    return pr_buf_finish(&b, len);
+    ls_buf_puts(&b, "]");
+    return ls_buf_finish(&b, len);
 }
 
 char *tei_embed_all_encode(const float *const *rows, const int *ntok, int n, int dim, size_t *len)
 {
-    pr_buf b = {0};
-    pr_buf_puts(&b, "[");
+    ls_buf b = {0};
+    ls_buf_puts(&b, "[");
     for (int i = 0; i < n; i++) {
-        pr_buf_puts(&b, i ? ",[" : "[");
+        ls_buf_puts(&b, i ? ",[" : "[");
         for (int t = 0; t < ntok[i]; t++) {
-            if (t) pr_buf_puts(&b, ",");
-            pr_buf_floats(&b, rows[i] + (size_t)t * (size_t)dim, (size_t)dim);
+            if (t) ls_buf_puts(&b, ",");
+            ls_buf_floats(&b, rows[i] + (size_t)t * (size_t)dim, (size_t)dim);
         }
-        pr_buf_puts(&b, "]");
+        ls_buf_puts(&b, "]");
     }
-    pr_buf_puts(&b, "]");
-    return pr_buf_finish(&b, len);
+    ls_buf_puts(&b, "]");
+    return ls_buf_finish(&b, len);
 }
 
 /* Opens the list of input i: "[" before a batch, "," between inputs. */
-static void tei__open(pr_buf *b, int i, int batched)
+static void tei__open(ls_buf *b, int i, int batched)
 {
     if (batched)
-        pr_buf_puts(b, i ? ",[" : "[[");
+        ls_buf_puts(b, i ? ",[" : "[[");
     else
-        pr_buf_puts(b, "[");
+        ls_buf_puts(b, "[");
 }
 
 char *tei_predict_encode(const tei_score *const *lists, const int *counts, int n, int batched,
                          size_t *len)
 {
-    pr_buf b = {0};
+    ls_buf b = {0};
     for (int i = 0; i < n; i++) {
         tei__open(&b, i, batched);
         for (int k = 0; k < counts[i]; k++) {
-            pr_buf_puts(&b, k ? ",{\"score\":" : "{\"score\":");
-            pr_buf_float(&b, lists[i][k].score);
-            pr_buf_puts(&b, ",\"label\":");
-            pr_buf_str(&b, lists[i][k].label, strlen(lists[i][k].label));
-            pr_buf_puts(&b, "}");
+            ls_buf_puts(&b, k ? ",{\"score\":" : "{\"score\":");
+            ls_buf_float(&b, lists[i][k].score);
+            ls_buf_puts(&b, ",\"label\":");
+            ls_buf_str(&b, lists[i][k].label, strlen(lists[i][k].label));
+            ls_buf_puts(&b, "}");
         }
-        pr_buf_puts(&b, "]");
+        ls_buf_puts(&b, "]");
     }
-    if (batched) pr_buf_puts(&b, "]");
-    return pr_buf_finish(&b, len);
+    if (batched) ls_buf_puts(&b, "]");
+    return ls_buf_finish(&b, len);
 }
 
 char *tei_tokcls_encode(const tei_entity *const *lists, const int *counts, int n, int batched,
                         size_t *len)
 {
-    pr_buf b = {0};
+    ls_buf b = {0};
     for (int i = 0; i < n; i++) {
         tei__open(&b, i, batched);
         for (int k = 0; k < counts[i]; k++) {
             const tei_entity *e = &lists[i][k];
-            pr_buf_puts(&b, k ? ",{\"entity\":" : "{\"entity\":");
-            pr_buf_str(&b, e->entity, strlen(e->entity));
-            pr_buf_puts(&b, ",\"score\":");
-            pr_buf_float(&b, e->score);
-            pr_buf_printf(&b, ",\"index\":%d,\"word\":", e->index);
-            pr_buf_str(&b, e->word, e->word_len);
-            pr_buf_printf(&b, ",\"start\":%d,\"end\":%d}", e->start, e->end);
+            ls_buf_puts(&b, k ? ",{\"entity\":" : "{\"entity\":");
+            ls_buf_str(&b, e->entity, strlen(e->entity));
+            ls_buf_puts(&b, ",\"score\":");
+            ls_buf_float(&b, e->score);
+            ls_buf_printf(&b, ",\"index\":%d,\"word\":", e->index);
+            ls_buf_str(&b, e->word, e->word_len);
+            ls_buf_printf(&b, ",\"start\":%d,\"end\":%d}", e->start, e->end);
         }
-        pr_buf_puts(&b, "]");
+        ls_buf_puts(&b, "]");
     }
-    if (batched) pr_buf_puts(&b, "]");
-    return pr_buf_finish(&b, len);
+    if (batched) ls_buf_puts(&b, "]");
+    return ls_buf_finish(&b, len);
 }
 
 char *tei_fill_encode(const tei_fill *const *lists, const int *counts, int n, int batched,
                       size_t *len)
 {
-    pr_buf b = {0};
+    ls_buf b = {0};
     for (int i = 0; i < n; i++) {
         tei__open(&b, i, batched);
         for (int k = 0; k < counts[i]; k++) {
             const tei_fill *f = &lists[i][k];
-            pr_buf_puts(&b, k ? ",{\"score\":" : "{\"score\":");
-            pr_buf_float(&b, f->score);
-            pr_buf_printf(&b, ",\"token\":%d,\"token_str\":", f->token);
-            pr_buf_str(&b, f->token_str, strlen(f->token_str));
-            pr_buf_puts(&b, ",\"sequence\":");
-            pr_buf_str(&b, f->sequence, strlen(f->sequence));
-            pr_buf_puts(&b, "}");
+            ls_buf_puts(&b, k ? ",{\"score\":" : "{\"score\":");
+            ls_buf_float(&b, f->score);
+            ls_buf_printf(&b, ",\"token\":%d,\"token_str\":", f->token);
+            ls_buf_str(&b, f->token_str, strlen(f->token_str));
+            ls_buf_puts(&b, ",\"sequence\":");
+            ls_buf_str(&b, f->sequence, strlen(f->sequence));
+            ls_buf_puts(&b, "}");
         }
-        pr_buf_puts(&b, "]");
+        ls_buf_puts(&b, "]");
     }
-    if (batched) pr_buf_puts(&b, "]");
-    return pr_buf_finish(&b, len);
+    if (batched) ls_buf_puts(&b, "]");
+    return ls_buf_finish(&b, len);
 }
 
-void pr_buf_echo(pr_buf *b, const tei_echo *e)
+void tei_buf_echo(ls_buf *b, const tei_echo *e)
 {
-    pr_buf_printf(b,
+    ls_buf_printf(b,
                   ",\"longserve\":{\"tokens_in\":%lld,\"tokens_used\":%lld,\"truncated\":%s,"
                   "\"global_tokens\":%lld,\"windows\":%d}",
                   e->tokens_in, e->tokens_used, e->truncated ? "true" : "false", e->global_tokens,
@@ -644,52 +644,52 @@ void pr_buf_echo(pr_buf *b, const tei_echo *e)
 char *tei_answer_encode(const char *answer, size_t answer_len, float score, int start, int end,
                         const tei_echo *echo, size_t *len)
 {
-    pr_buf b = {0};
-    pr_buf_puts(&b, "{\"answer\":");
-    pr_buf_str(&b, answer, answer_len);
-    pr_buf_puts(&b, ",\"score\":");
-    pr_buf_float(&b, score);
-    pr_buf_printf(&b, ",\"start\":%d,\"end\":%d", start, end);
-    if (echo) pr_buf_echo(&b, echo);
-    pr_buf_puts(&b, "}");
-    return pr_buf_finish(&b, len);
+    ls_buf b = {0};
+    ls_buf_puts(&b, "{\"answer\":");
+    ls_buf_str(&b, answer, answer_len);
+    ls_buf_puts(&b, ",\"score\":");
+    ls_buf_float(&b, score);
+    ls_buf_printf(&b, ",\"start\":%d,\"end\":%d", start, end);
+    if (echo) tei_buf_echo(&b, echo);
+    ls_buf_puts(&b, "}");
+    return ls_buf_finish(&b, len);
 }
 
 char *tei_tokenize_encode(const tei_token *const *lists, const int *counts, int n, size_t *len)
 {
-    pr_buf b = {0};
-    pr_buf_puts(&b, "[");
+    ls_buf b = {0};
+    ls_buf_puts(&b, "[");
     for (int i = 0; i < n; i++) {
-        pr_buf_puts(&b, i ? ",[" : "[");
+        ls_buf_puts(&b, i ? ",[" : "[");
         for (int k = 0; k < counts[i]; k++) {
             const tei_token *t = &lists[i][k];
-            pr_buf_printf(&b, "%s{\"id\":%d,\"text\":", k ? "," : "", t->id);
-            pr_buf_str(&b, t->text, t->text_len);
-            pr_buf_printf(&b, ",\"special\":%s", t->special ? "true" : "false");
+            ls_buf_printf(&b, "%s{\"id\":%d,\"text\":", k ? "," : "", t->id);
+            ls_buf_str(&b, t->text, t->text_len);
+            ls_buf_printf(&b, ",\"special\":%s", t->special ? "true" : "false");
             if (t->start >= 0)
-                pr_buf_printf(&b, ",\"start\":%d,\"stop\":%d,\"char_start\":%d,\"char_end\":%d",
+                ls_buf_printf(&b, ",\"start\":%d,\"stop\":%d,\"char_start\":%d,\"char_end\":%d",
                               t->start, t->stop, t->char_start, t->char_end);
             else
-                pr_buf_puts(&b, ",\"start\":null,\"stop\":null,\"char_start\":null,"
+                ls_buf_puts(&b, ",\"start\":null,\"stop\":null,\"char_start\":null,"
                                 "\"char_end\":null");
-            pr_buf_puts(&b, ",\"token\":");
-            pr_buf_str(&b, t->token, t->token_len);
-            pr_buf_puts(&b, "}");
+            ls_buf_puts(&b, ",\"token\":");
+            ls_buf_str(&b, t->token, t->token_len);
+            ls_buf_puts(&b, "}");
         }
-        pr_buf_puts(&b, "]");
+        ls_buf_puts(&b, "]");
     }
-    pr_buf_puts(&b, "]");
-    return pr_buf_finish(&b, len);
+    ls_buf_puts(&b, "]");
+    return ls_buf_finish(&b, len);
 }
 
 char *tei_decode_encode(char *const *texts, int n, size_t *len)
 {
-    pr_buf b = {0};
-    pr_buf_puts(&b, "[");
+    ls_buf b = {0};
+    ls_buf_puts(&b, "[");
     for (int i = 0; i < n; i++) {
-        if (i) pr_buf_puts(&b, ",");
-        pr_buf_str(&b, texts[i], strlen(texts[i]));
+        if (i) ls_buf_puts(&b, ",");
+        ls_buf_str(&b, texts[i], strlen(texts[i]));
     }
-    pr_buf_puts(&b, "]");
-    return pr_buf_finish(&b, len);
+    ls_buf_puts(&b, "]");
+    return ls_buf_finish(&b, len);
 }

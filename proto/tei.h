@@ -10,7 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "status.h"
+#include "../common/buf.h"
+#include "../common/status.h"
 
 typedef enum {
     TEI_EMBED,
@@ -117,6 +118,9 @@ typedef struct tei_echo {
     long long tokens_in, tokens_used, global_tokens;
     int truncated, windows;
 } tei_echo;
+/* ,"longserve":{...}: what the long-document knobs did, for object responses (TEI's
+ * /answer, OpenAI's embeddings). */
+void tei_buf_echo(ls_buf *b, const tei_echo *e);
 
 /* /answer: {"answer","score","start","end","longserve"} */
 char *tei_answer_encode(const char *answer, size_t answer_len, float score, int start, int end,

@@ -5,7 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json.h"
+#include "../common/buf.h"
+#include "../formats/json.h"
 
 #include "v2.h"
 
@@ -134,7 +135,7 @@ ls_status v2_request_parse(const char *body, size_t len, size_t max_elems, v2_re
                            char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    cJSON *root = pr_json_parse(body, len);
+    cJSON *root = fmt_json_parse(body, len);
     if (!root) return ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "request body is not valid JSON");
     ls_status st = LS_OK;
     const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(root, "inputs");
@@ -194,113 +195,31 @@ done:
 
 /* ---- response ------------------------------------------------------------------------- */
 
-typedef struct {
-    char *p;
-    size_t n, cap;
-    int oom;
-} v2__buf;
-
-static void v2__reserve(v2__buf *b, size_t more)
-{
-    if (b->oom || b->n + more + 1 <= b->cap) return;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->n + more + 1)
-        cap *= 2;
-    char *np = realloc(b->p, cap);
-    if (!np) {
-        b->oom = 1;
-        return;
-    }
-    b->p = np;
-    b->cap = cap;
-}
-
-static void v2__puts(v2__buf *b, const char *s)
-{
-    size_t k = strlen(s);
-    v2__reserve(b, k);
-    if (b->oom) return;
-    memcpy(b->p + b->n, s, k + 1);
-    b->n += k;
-}
-
-/* JSON string with escapes */
-static void v2__str(v2__buf *b, const char *s)
-{
-    v2__puts(b, "\"");
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        char tmp[8];
-        if (ch == '"' || ch == '\\') {
-            tmp[0] = '\\';
-            tmp[1] = (char)ch;
-            tmp[2] = 0;
-        } else if (ch < 0x20) {
-            snprintf(tmp, sizeof tmp, "\\u%04x", ch);
-        } else {
-            tmp[0] = (char)ch;
-            tmp[1] = 0;
-        }
-        v2__puts(b, tmp);
-    }
-    v2__puts(b, "\"");
-}
-
 char *v2_response_encode(const char *model_name, const char *id, const v2_output *outs, int n,
                          size_t *len)
 {
-    v2__buf b = {0};
-    v2__puts(&b, "{\"model_name\":");
-    v2__str(&b, model_name);
+    ls_buf b = {0};
+    ls_buf_puts(&b, "{\"model_name\":");
+    ls_buf_str(&b, model_name, strlen(model_name));
     if (id && *id) {
-        v2__puts(&b, ",\"id\":");
-        v2__str(&b, id);
+        ls_buf_puts(&b, ",\"id\":");
+        ls_buf_str(&b, id, strlen(id));
     }
-    v2__puts(&b, ",\"outputs\":[");
+    ls_buf_puts(&b, ",\"outputs\":[");
     for (int i = 0; i < n; i++) {
         const v2_output *o = &outs[i];
-        v2__puts(&b, i ? ",{\"name\":" : "{\"name\":");
-        v2__str(&b, o->name);
-        v2__puts(&b, ",\"datatype\":\"FP32\",\"shape\":[");
+        ls_buf_puts(&b, i ? ",{\"name\":" : "{\"name\":");
+        ls_buf_str(&b, o->name, strlen(o->name));
+        ls_buf_puts(&b, ",\"datatype\":\"FP32\",\"shape\":[");
         size_t count = 1;
         for (int d = 0; d < o->ndim; d++) {
-            char tmp[32];
-            snprintf(tmp, sizeof tmp, "%s%lld", d ? "," : "", (long long)o->shape[d]);
-            v2__puts(&b, tmp);
+            ls_buf_printf(&b, "%s%lld", d ? "," : "", (long long)o->shape[d]);
             count *= (size_t)o->shape[d];
         }
-        v2__puts(&b, "],\"data\":[");
-        v2__reserve(&b, count * 17);
-        for (size_t k = 0; k < count && !b.oom; k++) {
-            float v = o->data[k];
-            v2__reserve(&b, 24);
-            if (b.oom) break;
-            if (isfinite(v))
-                b.n += (size_t)snprintf(b.p + b.n, 24, k ? ",%.9g" : "%.9g", (double)v);
-            else
-                b.n += (size_t)snprintf(b.p + b.n, 24, k ? ",null" : "null");
-        }
-        v2__puts(&b, "]}");
+        ls_buf_puts(&b, "],\"data\":");
+        ls_buf_floats(&b, o->data, count);
+        ls_buf_puts(&b, "}");
     }
-    v2__puts(&b, "]}");
-    if (b.oom) {
-        free(b.p);
-        return NULL;
-    }
-    if (len) *len = b.n;
-    return b.p;
-}
-
-char *v2_error_encode(const char *msg, size_t *len)
-{
-    v2__buf b = {0};
-    v2__puts(&b, "{\"error\":");
-    v2__str(&b, msg);
-    v2__puts(&b, "}");
-    if (b.oom) {
-        free(b.p);
-        return NULL;
-    }
-    if (len) *len = b.n;
-    return b.p;
+    ls_buf_puts(&b, "]}");
+    return ls_buf_finish(&b, len);
 }

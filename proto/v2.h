@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "status.h"
+#include "../common/status.h"
 
 typedef struct {
     char id[128];                   /* request "id", echoed back ("" when absent) */
@@ -41,7 +41,5 @@ typedef struct {
  * printed with 9 significant digits, which round-trips float32 exactly. */
 char *v2_response_encode(const char *model_name, const char *id, const v2_output *outs, int n,
                          size_t *len);
-/* {"error": msg} */
-char *v2_error_encode(const char *msg, size_t *len);
 
 #endif

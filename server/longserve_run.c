@@ -18,14 +18,17 @@ static void usage(FILE *f)
                "(413), 1 for everything else.\n");
 }
 
+/* The exit status of a failure: the request's fault by class (what HTTP would answer 400,
+ * 422 and 413), else 1. */
 static int exit_code(ls_status st)
 {
-    switch (ls_status_http(st)) {
-    case 400:
+    switch (st) {
+    case LS_ERR_BAD_REQUEST:
         return 2;
-    case 422:
+    case LS_ERR_INVALID_INPUT:
+    case LS_ERR_UNSUPPORTED:
         return 3;
-    case 413:
+    case LS_ERR_TOO_LARGE:
         return 4;
     default:
         return 1;
@@ -128,8 +131,8 @@ int main(int argc, char **argv)
         size_t rlen = 0;
         st = v2_infer(ctx, m, name, body, len, &resp, &rlen, err, sizeof err);
         if (st) {
-            fprintf(stderr, "longserve-run: %s (%s, HTTP %d): %s\n", ls_strerror(st),
-                    ls_status_name(st), ls_status_http(st), err);
+            fprintf(stderr, "longserve-run: %s (%s, exit %d): %s\n", ls_strerror(st),
+                    ls_status_name(st), exit_code(st), err);
             rc = exit_code(st);
         } else if (fwrite(resp, 1, rlen, stdout) != rlen || fputc('\n', stdout) == EOF ||
                    fflush(stdout) != 0) {

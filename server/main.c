@@ -9,7 +9,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../proto/sbert.h"
+#include "../common/file.h"
+#include "../formats/sbert.h"
 #include "log.h"
 #include "srv.h"
 
@@ -49,28 +50,6 @@ static ls_status srv__warmup(srv_model *m, char *err, size_t errlen)
     return LS_OK;
 }
 
-/* A small file of the model directory, NUL-terminated (malloc'd); NULL with err filled. */
-static char *srv__read_small(const char *path, size_t *len, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *b = malloc((1 << 20) + 1);
-    size_t n = b ? fread(b, 1, 1 << 20, f) : 0;
-    int bad = !b || ferror(f) || !feof(f);
-    fclose(f);
-    if (bad) {
-        free(b);
-        snprintf(err, errlen, "%s: cannot read it (or it is over 1 MiB)", path);
-        return NULL;
-    }
-    b[n] = 0;
-    *len = n;
-    return b;
-}
-
 /* The text side of a model: <dir>/tokenizer.json (without one the model serves only the
  * v2 route), sentence-transformers pooling (modules.json, <Pooling>/config.json; mean when
  * absent) and the mask token of a fill-mask model. */
@@ -95,14 +74,15 @@ static ls_status srv__model_text(srv_model *m, char *err, size_t errlen)
     snprintf(path, sizeof path, "%s/modules.json", m->path);
     if (stat(path, &sb) != 0) return LS_OK;
     size_t len;
-    char *text = srv__read_small(path, &len, err, errlen), dir[256];
-    if (!text) return LS_ERR_IO;
-    ls_status st =
+    char *text, dir[256];
+    ls_status st = ls_read_file(path, 1 << 20, &text, &len, err, errlen);
+    if (st) return st;
+    st =
         sb_modules_parse(text, len, path, dir, sizeof dir, &tm->st_normalize, err, errlen);
     free(text);
     if (st || !dir[0]) return st;
     snprintf(path, sizeof path, "%s/%s/config.json", m->path, dir);
-    if (!(text = srv__read_small(path, &len, err, errlen))) return LS_ERR_IO;
+    if ((st = ls_read_file(path, 1 << 20, &text, &len, err, errlen))) return st;
     st = sb_pooling_parse(text, len, path, &tm->pooling, err, errlen);
     free(text);
     tm->st_config = !st;

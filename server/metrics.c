@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "../engine/engine.h"
+#include "../common/buf.h"
 #include "metrics.h"
 
 static const int metrics__codes[] = {200, 204, 400, 401, 404, 405, 413, 422, 429, 500, 503, 504};
@@ -211,56 +212,20 @@ void metrics_set_ready(metrics *m, int ready)
 
 /* ---- rendering ------------------------------------------------------------------------- */
 
-typedef struct {
-    char *p;
-    size_t n, cap;
-    int oom;
-} metrics__buf;
-
-static void metrics__printf(metrics__buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-static void metrics__printf(metrics__buf *b, const char *fmt, ...)
+static void metrics__gauge(ls_buf *b, const char *name, const char *help, double v)
 {
-    for (int tries = 0; tries < 2 && !b->oom; tries++) {
-        va_list ap;
-        va_start(ap, fmt);
-        int k = vsnprintf(b->p ? b->p + b->n : NULL, b->p ? b->cap - b->n : 0, fmt, ap);
-        va_end(ap);
-        if (k < 0) {
-            b->oom = 1;
-            return;
-        }
-        if (b->p && b->n + (size_t)k < b->cap) {
-            b->n += (size_t)k;
-            return;
-        }
-        size_t cap = b->cap ? b->cap : 16384;
-        while (cap <= b->n + (size_t)k)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
-    }
+    ls_buf_printf(b, "# HELP %s %s\n# TYPE %s gauge\n%s %.17g\n", name, help, name, name, v);
 }
 
-static void metrics__gauge(metrics__buf *b, const char *name, const char *help, double v)
+static void metrics__hist_render(ls_buf *b, const metrics__hist *h)
 {
-    metrics__printf(b, "# HELP %s %s\n# TYPE %s gauge\n%s %.17g\n", name, help, name, name, v);
-}
-
-static void metrics__hist_render(metrics__buf *b, const metrics__hist *h)
-{
-    metrics__printf(b, "# HELP %s %s\n# TYPE %s histogram\n", h->name, h->help, h->name);
+    ls_buf_printf(b, "# HELP %s %s\n# TYPE %s histogram\n", h->name, h->help, h->name);
     unsigned long long cum = 0;
     for (int i = 0; i < h->nb; i++) {
         cum += h->counts[i];
-        metrics__printf(b, "%s_bucket{le=\"%.6g\"} %llu\n", h->name, h->bounds[i], cum);
+        ls_buf_printf(b, "%s_bucket{le=\"%.6g\"} %llu\n", h->name, h->bounds[i], cum);
     }
-    metrics__printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.17g\n%s_count %llu\n", h->name,
+    ls_buf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.17g\n%s_count %llu\n", h->name,
                     h->count, h->name, h->sum, h->name, h->count);
 }
 
@@ -277,29 +242,29 @@ static double metrics__rss_bytes(void)
 
 char *metrics_render(const metrics *m, size_t *len)
 {
-    metrics__buf b = {0};
-    metrics__printf(&b, "# HELP longserve_requests_total HTTP requests by route and status\n"
+    ls_buf b = {0};
+    ls_buf_printf(&b, "# HELP longserve_requests_total HTTP requests by route and status\n"
                         "# TYPE longserve_requests_total counter\n");
     for (int r = 0; r < m->nroutes; r++)
         for (int c = 0; c < METRICS__NCODES; c++)
-            metrics__printf(&b, "longserve_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
+            ls_buf_printf(&b, "longserve_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
                             m->routes[r], metrics__codes[c], m->requests[r * METRICS__NCODES + c]);
-    metrics__printf(&b, "longserve_requests_total{route=\"other\",status=\"other\"} %llu\n",
+    ls_buf_printf(&b, "longserve_requests_total{route=\"other\",status=\"other\"} %llu\n",
                     m->other_code);
-    metrics__printf(&b, "# HELP longserve_rejected_requests_total Requests refused or dropped, "
+    ls_buf_printf(&b, "# HELP longserve_rejected_requests_total Requests refused or dropped, "
                         "by reason\n# TYPE longserve_rejected_requests_total counter\n");
     for (int i = 0; i < METRICS_REJ_COUNT; i++)
-        metrics__printf(&b, "longserve_rejected_requests_total{reason=\"%s\"} %llu\n",
+        ls_buf_printf(&b, "longserve_rejected_requests_total{reason=\"%s\"} %llu\n",
                         metrics__reject_labels[i], m->rejects[i]);
-    metrics__printf(&b,
+    ls_buf_printf(&b,
                     "# HELP longserve_truncated_requests_total Requests whose input was "
                     "truncated\n# TYPE longserve_truncated_requests_total counter\n"
                     "longserve_truncated_requests_total %llu\n",
                     m->truncated);
-    metrics__printf(&b, "# HELP longserve_kernel_seconds_total Engine time in each kernel op\n"
+    ls_buf_printf(&b, "# HELP longserve_kernel_seconds_total Engine time in each kernel op\n"
                         "# TYPE longserve_kernel_seconds_total counter\n");
     for (int i = 0; i < m->nops; i++)
-        metrics__printf(&b, "longserve_kernel_seconds_total{op=\"%s\"} %.17g\n", eng_op_name(i),
+        ls_buf_printf(&b, "longserve_kernel_seconds_total{op=\"%s\"} %.17g\n", eng_op_name(i),
                         m->kernel_s[i]);
     for (int i = 0; i < H_COUNT; i++)
         metrics__hist_render(&b, &m->h[i]);
@@ -314,10 +279,5 @@ char *metrics_render(const metrics *m, size_t *len)
     metrics__gauge(&b, "process_resident_memory_bytes",
                    "Resident memory of the process (weights, activations, buffers)",
                    metrics__rss_bytes());
-    if (b.oom) {
-        free(b.p);
-        return NULL;
-    }
-    if (len) *len = b.n;
-    return b.p;
+    return ls_buf_finish(&b, len);
 }

@@ -22,8 +22,8 @@
 #include <stdint.h>
 
 #include "../engine/engine.h"
-#include "../engine/tokenizer.h"
-#include "../proto/sbert.h"
+#include "../tokenizer/tokenizer.h"
+#include "../formats/sbert.h"
 #include "../proto/tei.h"
 
 /* What a text route needs to know of a served model (filled at startup, read-only). */

@@ -58,7 +58,7 @@ ls_status v2_batch_run(eng_ctx *ctx, v2_job *const *jobs, int n, char *err, size
 char *v2_job_encode(const v2_job *j, const char *model_name, size_t *len);
 
 /* Runs one v2 infer request. On success *resp is a malloc'd JSON body. On failure the
- * status says which HTTP family (ls_status_http) and err says what went wrong. */
+ * status says which class (proto/http_errors.c maps it to HTTP) and err says what went wrong. */
 ls_status v2_infer(eng_ctx *ctx, const eng_model *m, const char *model_name, const char *body,
                    size_t len, char **resp, size_t *resp_len, char *err, size_t errlen);
 

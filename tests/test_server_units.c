@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "../proto/openai.h"
-#include "../proto/sbert.h"
+#include "../formats/sbert.h"
 #include "../proto/tei.h"
 #include "../server/options.h"
 #include "../server/scheduler.h"

@@ -13,7 +13,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "../engine/tokenizer.h"
+#include "../tokenizer/tokenizer.h"
 #include "testutil.h"
 
 /* cJSON strings end at NUL: expected strings holding U+0000 are read with U+10FFFF in its

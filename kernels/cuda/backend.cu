@@ -5,9 +5,7 @@
 
 #include <cuda_runtime.h>
 
-extern "C" {
-#include "../kernels.h"
-}
+#include "../kernels.h" // carries its own extern "C"
 
 extern "C" int kn_ops_init_cuda(kn_ops *ops, char *err, size_t errlen)
 {

@@ -1,7 +1,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "engine/tok_internal.h"
+#include "tokenizer/tok_internal.h"
 static tok__norm mk(tj_normalizer *j) { tok__norm n; char e[100]; if (tok__norm_build(&n, j, e, sizeof e)) { puts(e); exit(1);} return n; }
 static int run(tok__norm *n, const char *s, size_t len, char *out) {
   tok__arena a = {0}; tok__arena_reserve(&a, len + 1); memcpy(a.b, s, len);

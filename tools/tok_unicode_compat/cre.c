@@ -1,7 +1,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "engine/tok_internal.h"
+#include "tokenizer/tok_internal.h"
 static tok__pre mk(tj_pretok *j) { tok__pre n; char e[200]; if (tok__pre_build(&n, j, e, sizeof e)) { puts(e); exit(1);} return n; }
 static int run(tok__pre *p, const char *s, size_t len, pcre2_match_data *md) {
   tok__arena a = {0}; tok__arena_reserve(&a, len + 1); memcpy(a.b, s, len);

@@ -1,4 +1,4 @@
-# Generates engine/tok_unicode_compat.h: where HF tokenizers 0.23.3's Unicode tables (several
+# Generates tokenizer/tok_unicode_compat.h: where HF tokenizers 0.23.3's Unicode tables (several
 # Rust crates of different Unicode versions) disagree with utf8proc 2.8 (Unicode 15).
 # Inputs: hf.txt (hfprops.py, run with HF tokenizers) and c.txt (cprops.c, our code without
 # the compat tables), one line per code point.

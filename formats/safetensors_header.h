@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "status.h"
+#include "../common/status.h"
 
 #define ST_MAX_DIMS 8
 

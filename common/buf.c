@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "jbuf.h"
+#include "buf.h"
 
-void pr_buf_reserve(pr_buf *b, size_t more)
+void ls_buf_reserve(ls_buf *b, size_t more)
 {
     if (b->oom || b->n + more + 1 <= b->cap) return;
     size_t cap = b->cap ? b->cap : 4096;
@@ -22,21 +22,21 @@ void pr_buf_reserve(pr_buf *b, size_t more)
     b->cap = cap;
 }
 
-void pr_buf_put(pr_buf *b, const char *s, size_t n)
+void ls_buf_put(ls_buf *b, const char *s, size_t n)
 {
-    pr_buf_reserve(b, n);
+    ls_buf_reserve(b, n);
     if (b->oom) return;
     memcpy(b->p + b->n, s, n);
     b->n += n;
     b->p[b->n] = 0;
 }
 
-void pr_buf_puts(pr_buf *b, const char *s)
+void ls_buf_puts(ls_buf *b, const char *s)
 {
-    pr_buf_put(b, s, strlen(s));
+    ls_buf_put(b, s, strlen(s));
 }
 
-void pr_buf_printf(pr_buf *b, const char *fmt, ...)
+void ls_buf_printf(ls_buf *b, const char *fmt, ...)
 {
     char tmp[256];
     va_list ap;
@@ -45,10 +45,10 @@ void pr_buf_printf(pr_buf *b, const char *fmt, ...)
     va_end(ap);
     if (k < 0) return;
     if ((size_t)k < sizeof tmp) {
-        pr_buf_put(b, tmp, (size_t)k);
+        ls_buf_put(b, tmp, (size_t)k);
         return;
     }
-    pr_buf_reserve(b, (size_t)k);
+    ls_buf_reserve(b, (size_t)k);
     if (b->oom) return;
     va_start(ap, fmt);
     vsnprintf(b->p + b->n, (size_t)k + 1, fmt, ap);
@@ -56,15 +56,15 @@ void pr_buf_printf(pr_buf *b, const char *fmt, ...)
     b->n += (size_t)k;
 }
 
-void pr_buf_str(pr_buf *b, const char *s, size_t n)
+void ls_buf_str(ls_buf *b, const char *s, size_t n)
 {
-    pr_buf_reserve(b, n + 2);
-    pr_buf_put(b, "\"", 1);
+    ls_buf_reserve(b, n + 2);
+    ls_buf_put(b, "\"", 1);
     size_t run = 0; /* bytes copied as they are */
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)s[i];
         if (ch >= 0x20 && ch != '"' && ch != '\\') continue;
-        pr_buf_put(b, s + run, i - run);
+        ls_buf_put(b, s + run, i - run);
         run = i + 1;
         char tmp[8];
         if (ch == '"' || ch == '\\')
@@ -77,15 +77,15 @@ void pr_buf_str(pr_buf *b, const char *s, size_t n)
             snprintf(tmp, sizeof tmp, "\\r");
         else
             snprintf(tmp, sizeof tmp, "\\u%04x", ch);
-        pr_buf_puts(b, tmp);
+        ls_buf_puts(b, tmp);
     }
-    pr_buf_put(b, s + run, n - run);
-    pr_buf_put(b, "\"", 1);
+    ls_buf_put(b, s + run, n - run);
+    ls_buf_put(b, "\"", 1);
 }
 
-void pr_buf_float(pr_buf *b, float v)
+void ls_buf_float(ls_buf *b, float v)
 {
-    pr_buf_reserve(b, 24);
+    ls_buf_reserve(b, 24);
     if (b->oom) return;
     if (isfinite(v))
         b->n += (size_t)snprintf(b->p + b->n, 24, "%.9g", (double)v);
@@ -93,23 +93,23 @@ void pr_buf_float(pr_buf *b, float v)
         b->n += (size_t)snprintf(b->p + b->n, 24, "null");
 }
 
-void pr_buf_floats(pr_buf *b, const float *v, size_t n)
+void ls_buf_floats(ls_buf *b, const float *v, size_t n)
 {
-    pr_buf_reserve(b, n * 16 + 2);
-    pr_buf_put(b, "[", 1);
+    ls_buf_reserve(b, n * 16 + 2);
+    ls_buf_put(b, "[", 1);
     for (size_t i = 0; i < n; i++) {
-        if (i) pr_buf_put(b, ",", 1);
-        pr_buf_float(b, v[i]);
+        if (i) ls_buf_put(b, ",", 1);
+        ls_buf_float(b, v[i]);
     }
-    pr_buf_put(b, "]", 1);
+    ls_buf_put(b, "]", 1);
 }
 
-void pr_buf_floats_b64(pr_buf *b, const float *v, size_t n)
+void ls_buf_floats_b64(ls_buf *b, const float *v, size_t n)
 {
     static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     const size_t bytes = n * 4;
-    pr_buf_reserve(b, (bytes + 2) / 3 * 4 + 2);
-    pr_buf_put(b, "\"", 1);
+    ls_buf_reserve(b, (bytes + 2) / 3 * 4 + 2);
+    ls_buf_put(b, "\"", 1);
     if (b->oom) return;
     unsigned char tri[3];
     int k = 0;
@@ -121,7 +121,7 @@ void pr_buf_floats_b64(pr_buf *b, const float *v, size_t n)
             if (k == 3) {
                 char q[4] = {tab[tri[0] >> 2], tab[((tri[0] & 3) << 4) | (tri[1] >> 4)],
                              tab[((tri[1] & 15) << 2) | (tri[2] >> 6)], tab[tri[2] & 63]};
-                pr_buf_put(b, q, 4);
+                ls_buf_put(b, q, 4);
                 k = 0;
             }
         }
@@ -131,14 +131,14 @@ void pr_buf_floats_b64(pr_buf *b, const float *v, size_t n)
         tri[2] = 0;
         char q[4] = {tab[tri[0] >> 2], tab[((tri[0] & 3) << 4) | (tri[1] >> 4)],
                      k == 2 ? tab[(tri[1] & 15) << 2] : '=', '='};
-        pr_buf_put(b, q, 4);
+        ls_buf_put(b, q, 4);
     }
-    pr_buf_put(b, "\"", 1);
+    ls_buf_put(b, "\"", 1);
 }
 
-char *pr_buf_finish(pr_buf *b, size_t *len)
+char *ls_buf_finish(ls_buf *b, size_t *len)
 {
-    if (!b->oom && !b->p) pr_buf_put(b, "", 0);
+    if (!b->oom && !b->p) ls_buf_put(b, "", 0);
     if (b->oom) {
         free(b->p);
         b->p = NULL;

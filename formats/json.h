@@ -1,6 +1,7 @@
-/* Internal to proto/: one JSON entry point for every decoder. */
-#ifndef PR_JSON_H
-#define PR_JSON_H
+/* The one JSON entry point of every decoder: the model-directory readers here and the
+ * HTTP body codecs in proto/. */
+#ifndef FMT_JSON_H
+#define FMT_JSON_H
 
 #include <stddef.h>
 
@@ -8,6 +9,6 @@
 
 /* Parses exactly one JSON value from text[0..len): anything but JSON whitespace after
  * the value makes it invalid (cJSON alone would accept trailing junk). NULL on error. */
-cJSON *pr_json_parse(const char *text, size_t len);
+cJSON *fmt_json_parse(const char *text, size_t len);
 
 #endif

@@ -24,7 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../proto/status.h"
+#include "../common/status.h"
 
 typedef struct tok_tokenizer tok_tokenizer;
 

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../common/file.h"
 #include "tok_internal.h"
 
 tok_encode_params tok_encode_default_params(void)
@@ -140,32 +141,6 @@ static int tok__added_split(const tok_tokenizer *t, int g, tok__arena *a, const 
 }
 
 /* ---- loading ------------------------------------------------------------------------------ */
-
-static ls_status tok__read(const char *path, char **buf, size_t *len, char *err, size_t errlen)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return ls_fail(err, errlen, LS_ERR_IO, "%s: %s", path, strerror(errno));
-    *buf = NULL;
-    size_t cap = 0, n = 0;
-    for (;;) {
-        if (TOK__RESERVE(*buf, cap, n + 65536)) {
-            fclose(f);
-            free(*buf);
-            return ls_fail(err, errlen, LS_ERR_NOMEM, "%s: out of memory", path);
-        }
-        size_t k = fread(*buf + n, 1, cap - n, f);
-        n += k;
-        if (k == 0) break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (bad) {
-        free(*buf);
-        return ls_fail(err, errlen, LS_ERR_IO, "%s: read error", path);
-    }
-    *len = n;
-    return LS_OK;
-}
 
 static ls_status tok__add_template(const tj_template_piece *p, int np, const tj_post *j,
                                    tok__tpl **out, int *nout, char *err, size_t errlen)
@@ -465,7 +440,7 @@ ls_status tok_load(const char *path, tok_tokenizer **out, char *err, size_t errl
     }
     char *json = NULL;
     size_t len = 0;
-    ls_status st = tok__read(file, &json, &len, err, errlen);
+    ls_status st = ls_read_file(file, (size_t)1 << 30, &json, &len, err, errlen);
     if (st) return st;
     st = tok__from_json(json, len, file, bytes, out, err, errlen);
     free(json);

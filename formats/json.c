@@ -1,7 +1,7 @@
 /* Strict JSON parsing on top of cJSON (nothing may follow the value but whitespace). */
 #include "json.h"
 
-cJSON *pr_json_parse(const char *text, size_t len)
+cJSON *fmt_json_parse(const char *text, size_t len)
 {
     const char *end = NULL;
     cJSON *v = cJSON_ParseWithLengthOpts(text, len, &end, 0);

@@ -797,7 +797,7 @@ ls_status tj_tokenizer_parse(const char *json, size_t len, const char *file, tj_
                              char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    cJSON *root = pr_json_parse(json, len);
+    cJSON *root = fmt_json_parse(json, len);
     if (!root) return ls_fail(err, errlen, LS_ERR_CONFIG, "%s: not valid JSON", file);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
@@ -825,7 +825,7 @@ ls_status tj_bytes_config_parse(const char *json, size_t len, const char *file, 
                                 char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    cJSON *root = pr_json_parse(json, len);
+    cJSON *root = fmt_json_parse(json, len);
     if (!root) return ls_fail(err, errlen, LS_ERR_CONFIG, "%s: not valid JSON", file);
     tj__ctx c = {file, err, errlen, LS_OK, &out->pool};
     const char *t = tj__type(&c, root, "(top level)");

@@ -126,7 +126,7 @@ ls_status st_header_parse(const char *json, size_t len, uint64_t data_len, const
                           st_header *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    cJSON *root = pr_json_parse(json, len);
+    cJSON *root = fmt_json_parse(json, len);
     if (!root) return ls_fail(err, errlen, LS_ERR_FORMAT, "%s: header is not valid JSON", file);
     ls_status st = LS_OK;
     st_entry **order = NULL;
@@ -201,7 +201,7 @@ ls_status st_index_parse(const char *json, size_t len, const char *file, st_inde
                          size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    cJSON *root = pr_json_parse(json, len);
+    cJSON *root = fmt_json_parse(json, len);
     if (!root) return ls_fail(err, errlen, LS_ERR_FORMAT, "%s: not valid JSON", file);
     ls_status st = LS_OK;
     const cJSON *map = cJSON_GetObjectItemCaseSensitive(root, "weight_map");

@@ -25,7 +25,7 @@ ls_status sb_modules_parse(const char *json, size_t len, const char *file, char 
 {
     pooling_dir[0] = 0;
     *normalize = 0;
-    cJSON *root = pr_json_parse(json, len);
+    cJSON *root = fmt_json_parse(json, len);
     if (!root) return ls_fail(err, errlen, LS_ERR_CONFIG, "%s: not valid JSON", file);
     ls_status st = LS_OK;
     if (!cJSON_IsArray(root)) {
@@ -81,7 +81,7 @@ ls_status sb_pooling_parse(const char *json, size_t len, const char *file, sb_po
         {"pooling_mode_max_tokens", SB_POOL_MAX},
         {"pooling_mode_mean_sqrt_len_tokens", SB_POOL_MEAN_SQRT_LEN},
     };
-    cJSON *root = pr_json_parse(json, len);
+    cJSON *root = fmt_json_parse(json, len);
     if (!root) return ls_fail(err, errlen, LS_ERR_CONFIG, "%s: not valid JSON", file);
     ls_status st = LS_OK;
     int n = 0;

@@ -148,7 +148,7 @@ ls_status hf_config_parse(const char *json, size_t len, const char *file, hf_con
                           size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    cJSON *root = pr_json_parse(json, len);
+    cJSON *root = fmt_json_parse(json, len);
     if (!root) return ls_fail(err, errlen, LS_ERR_CONFIG, "%s: not valid JSON", file);
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);

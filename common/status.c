@@ -1,4 +1,4 @@
-/* Status names, messages and HTTP codes, generated from LS_STATUS_LIST. */
+/* Status names and messages, generated from LS_STATUS_LIST. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -8,7 +8,7 @@
 const char *ls_strerror(ls_status st)
 {
     switch (st) {
-#define LS__TEXT(name, val, http, text)                                                            \
+#define LS__TEXT(name, val, text)                                                            \
     case name:                                                                                     \
         return text;
         LS_STATUS_LIST(LS__TEXT)
@@ -20,25 +20,13 @@ const char *ls_strerror(ls_status st)
 const char *ls_status_name(ls_status st)
 {
     switch (st) {
-#define LS__NAME(name, val, http, text)                                                            \
+#define LS__NAME(name, val, text)                                                            \
     case name:                                                                                     \
         return #name;
         LS_STATUS_LIST(LS__NAME)
 #undef LS__NAME
     }
     return "LS_UNKNOWN";
-}
-
-int ls_status_http(ls_status st)
-{
-    switch (st) {
-#define LS__HTTP(name, val, http, text)                                                            \
-    case name:                                                                                     \
-        return http;
-        LS_STATUS_LIST(LS__HTTP)
-#undef LS__HTTP
-    }
-    return 500;
 }
 
 ls_status ls_fail(char *buf, size_t len, ls_status st, const char *fmt, ...)

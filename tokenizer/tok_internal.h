@@ -1,6 +1,6 @@
 /* Internals shared by the tok_*.c files: UTF-8 and Unicode helpers, string hash maps, the
  * normalized-string arena with its alignments back to the original text, and the runtime
- * tokenizer struct. Nothing here is part of the public API (engine/tokenizer.h). */
+ * tokenizer struct. Nothing here is part of the public API (tokenizer/tokenizer.h). */
 #ifndef ENG_TOK_INTERNAL_H
 #define ENG_TOK_INTERNAL_H
 
@@ -11,7 +11,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
-#include "../proto/tokenizer_json.h"
+#include "../formats/tokenizer_json.h"
 #include "tokenizer.h"
 
 /* ---- UTF-8 ------------------------------------------------------------------------------ */

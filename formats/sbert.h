@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-#include "status.h"
+#include "../common/status.h"
 
 typedef enum { SB_POOL_CLS, SB_POOL_MEAN, SB_POOL_MAX, SB_POOL_MEAN_SQRT_LEN } sb_pooling;
 

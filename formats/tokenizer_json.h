@@ -1,6 +1,6 @@
 /* tokenizer.json (Hugging Face `tokenizers`) decoded into plain C structs: the parts that
  * BERT, RoBERTa/Longformer and SentencePiece-converted (Reformer, T5) files use. Only
- * decoding and type checks happen here; engine/tok_*.c builds the runtime tokenizer.
+ * decoding and type checks happen here; tokenizer/tok_*.c builds the runtime tokenizer.
  * Everything a tj_tokenizer points to lives in its pool and dies with tj_tokenizer_free. */
 #ifndef PR_TOKENIZER_JSON_H
 #define PR_TOKENIZER_JSON_H
@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "status.h"
+#include "../common/status.h"
 
 typedef struct tj__pool tj__pool;
 

@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-#include "status.h"
+#include "../common/status.h"
 
 #define HF_MAX_LAYERS 256
 
