@@ -81,9 +81,9 @@ void srv_model_run(void *arg, sched_batch *b)
     if (n == 0)
         b->status = LS_OK;
     else if (text)
-        b->status = txt_batch_run(m->ctx, (txt_job *const *)jobs, n, err, sizeof err);
+        b->status = txt_batch_run(m->ctx, (txt_job *const *)jobs, n, NULL, err, sizeof err);
     else
-        b->status = v2_batch_run(m->ctx, (v2_job *const *)jobs, n, err, sizeof err);
+        b->status = v2_batch_run(m->ctx, (v2_job *const *)jobs, n, NULL, err, sizeof err);
     free(jobs);
     eng_ctx_op_seconds(m->ctx, after, SCHED_MAX_OPS);
     for (int i = 0; i < SCHED_MAX_OPS; i++)

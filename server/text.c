@@ -530,75 +530,56 @@ static ls_status txt__keep(txt_job *j, txt_row *r, const eng_outputs *o, size_t 
     return LS_ERR_INTERNAL;
 }
 
-ls_status txt_batch_run(eng_ctx *ctx, txt_job *const *jobs, int n, char *err, size_t errlen)
+static int txt__nrows(const void *job)
 {
-    size_t T = 0, S = 0;
-    int glob = txt_job_explicit_global(jobs[0]), mixed = 0;
-    for (int i = 0; i < n; i++) {
-        jobs[i]->st = LS_OK;
-        jobs[i]->err[0] = 0;
-        T += txt_job_tokens(jobs[i]);
-        S += (size_t)jobs[i]->nrows;
-        mixed |= txt_job_explicit_global(jobs[i]) != glob;
+    return ((const txt_job *)job)->nrows;
+}
+
+static void txt__row(const void *job, int i, bt_row *out)
+{
+    const txt_row *r = &((const txt_job *)job)->rows[i];
+    *out = (bt_row){.n = r->n, .ids = r->ids, .type_ids = r->type_ids, .glob = r->glob};
+}
+
+static void txt__reset(void *job)
+{
+    txt_job *j = job;
+    j->st = LS_OK;
+    j->err[0] = 0;
+}
+
+static void txt__fail(void *job, ls_status st, const char *msg)
+{
+    txt_job *j = job;
+    j->st = st;
+    snprintf(j->err, sizeof j->err, "%s", msg);
+}
+
+static void txt__keep_rows(void *job, const eng_outputs *out, size_t tok0, size_t seq0)
+{
+    txt_job *j = job;
+    size_t t = tok0, s = seq0;
+    for (int k = 0; k < j->nrows; k++) {
+        txt_row *r = &j->rows[k];
+        ls_status rs = txt__keep(j, r, out, t, s);
+        if (rs && !j->st)
+            j->st = ls_fail(j->err, sizeof j->err, rs, "keeping the results of row %d: %s", k,
+                            ls_strerror(rs));
+        t += (size_t)r->n;
+        s++;
     }
-    if (mixed || T > INT32_MAX) {
-        for (int i = 0; i < n; i++) /* never formed by the scheduler (keys differ): one by one */
-            txt_batch_run(ctx, &jobs[i], 1, NULL, 0);
-        return LS_OK;
-    }
-    /* packed: (T) ids, type ids and global flags, (S+1) offsets */
-    int32_t *off = malloc((S + 1) * sizeof *off), *ids = malloc((T + 1) * sizeof *ids),
-            *types = malloc((T + 1) * sizeof *types);
-    uint8_t *g = glob ? malloc(T + 1) : NULL;
-    ls_status st = off && ids && types && (!glob || g) ? LS_OK : LS_ERR_NOMEM;
-    char msg[256] = "out of memory packing the batch";
-    eng_outputs out;
-    if (!st) {
-        size_t t = 0, s = 0;
-        for (int i = 0; i < n; i++)
-            for (int k = 0; k < jobs[i]->nrows; k++) {
-                const txt_row *r = &jobs[i]->rows[k];
-                off[s++] = (int32_t)t;
-                memcpy(ids + t, r->ids, (size_t)r->n * sizeof *ids);
-                memcpy(types + t, r->type_ids, (size_t)r->n * sizeof *types);
-                if (g) memcpy(g + t, r->glob, (size_t)r->n);
-                t += (size_t)r->n;
-            }
-        off[S] = (int32_t)T;
-        eng_batch b = {
-            .nseq = (int)S, .offsets = off, .ids = ids, .type_ids = types, .global_mask = g};
-        st = eng_ctx_forward(ctx, &b, &out, msg, sizeof msg);
-    }
-    const int input_error =
-        st == LS_ERR_INVALID_INPUT || st == LS_ERR_TOO_LARGE || st == LS_ERR_BAD_REQUEST;
-    if (n > 1 && input_error) {
-        /* an input only the engine can judge (QA separators, ...): each job alone */
-        free(off), free(ids), free(types), free(g);
-        for (int i = 0; i < n; i++)
-            txt_batch_run(ctx, &jobs[i], 1, NULL, 0);
-        return LS_OK;
-    }
-    if (!st) {
-        size_t t = 0, s = 0;
-        for (int i = 0; i < n; i++)
-            for (int k = 0; k < jobs[i]->nrows; k++) {
-                txt_row *r = &jobs[i]->rows[k];
-                ls_status rs = txt__keep(jobs[i], r, &out, t, s);
-                if (rs && !jobs[i]->st)
-                    jobs[i]->st = ls_fail(jobs[i]->err, sizeof jobs[i]->err, rs,
-                                          "keeping the results of row %d: %s", k, ls_strerror(rs));
-                t += (size_t)r->n;
-                s++;
-            }
-    } else {
-        for (int i = 0; i < n; i++) {
-            jobs[i]->st = st;
-            snprintf(jobs[i]->err, sizeof jobs[i]->err, "%s", msg);
-        }
-    }
-    free(off), free(ids), free(types), free(g);
-    if (st && !input_error) return ls_fail(err, errlen, st, "%s", msg);
-    return LS_OK;
+}
+
+static const bt_ops txt__ops = {.nrows = txt__nrows,
+                                .row = txt__row,
+                                .reset = txt__reset,
+                                .keep = txt__keep_rows,
+                                .fail = txt__fail};
+
+ls_status txt_batch_run(eng_ctx *ctx, txt_job *const *jobs, int n, bt_stats *stats, char *err,
+                        size_t errlen)
+{
+    return bt_run(ctx, &txt__ops, (void *const *)jobs, n, stats, err, errlen);
 }
 
 /* ---- encode: post-processing and the protocol's answer

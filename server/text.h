@@ -7,7 +7,7 @@
  *         // decode (proto/tei.h), pick the model, tokenize, apply truncation, global
  *         // attention and long-document windows -> rows of token ids (400/413/422)
  *         // /tokenize and /decode are answered here (*reply)
- *     txt_batch_run(ctx, jobs, n, err, errlen);        // engine worker: pack the rows of
+ *     txt_batch_run(ctx, jobs, n, NULL, err, errlen);  // engine worker: pack the rows of
  *         // many jobs into one ragged batch, forward, keep each row's part (pooled vector,
  *         // logits of the mask, QA logits...)
  *     char *body = txt_job_encode(&j, &len);           // uv pool: softmax, spans, top-k,
@@ -25,6 +25,7 @@
 #include "../tokenizer/tokenizer.h"
 #include "../formats/sbert.h"
 #include "../proto/tei.h"
+#include "batch.h"
 
 /* What a text route needs to know of a served model (filled at startup, read-only). */
 typedef struct {
@@ -77,7 +78,8 @@ int txt_job_explicit_global(const txt_job *j);
 /* Runs jobs (same model, same txt_job_explicit_global) as one packed batch and keeps
  * each row's results; sets every job's st/err. Input errors fall back to one job at a
  * time, so a bad request cannot fail its batch-mates. */
-ls_status txt_batch_run(eng_ctx *ctx, txt_job *const *jobs, int n, char *err, size_t errlen);
+ls_status txt_batch_run(eng_ctx *ctx, txt_job *const *jobs, int n, bt_stats *stats, char *err,
+                        size_t errlen);
 
 /* The response of a job that ran (malloc'd; NULL with j->st/err set on failure). */
 char *txt_job_encode(txt_job *j, size_t *len);

@@ -112,78 +112,38 @@ int v2_job_explicit_global(const v2_job *j)
     return j->glob != NULL;
 }
 
-/* ---- run: pack, forward, scatter -------------------------------------------------------- */
+/* ---- run: the shared batch loop, with v2's rows and scatter ------------------------------- */
 
-typedef struct {
-    int32_t *offsets, *ids, *type_ids; /* [nseq+1], [T], [T] or NULL */
-    uint8_t *attn, *glob;              /* [T] or NULL */
-} v2__pack;
-
-static void v2__pack_free(v2__pack *p)
+static int v2__nrows(const void *job)
 {
-    free(p->offsets);
-    free(p->ids);
-    free(p->type_ids);
-    free(p->attn);
-    free(p->glob);
+    return ((const v2_job *)job)->B;
 }
 
-/* Concatenates the rows of every job; inputs a job lacks get their defaults (type 0,
- * kept) so that jobs with and without them can share a batch. */
-static ls_status v2__pack_build(v2_job *const *jobs, int n, v2__pack *p, eng_batch *b, char *err,
-                                size_t errlen)
+static void v2__row(const void *job, int i, bt_row *r)
 {
-    memset(p, 0, sizeof *p);
-    size_t T = 0, S = 0;
-    int any_type = 0, any_attn = 0;
-    for (int i = 0; i < n; i++) {
-        T += v2_job_tokens(jobs[i]);
-        S += (size_t)jobs[i]->B;
-        any_type |= jobs[i]->rq.token_type_ids != NULL;
-        any_attn |= jobs[i]->attn != NULL;
-    }
-    if (T > INT32_MAX) return ls_fail(err, errlen, LS_ERR_TOO_LARGE, "batch of %zu tokens", T);
-    int bad = !(p->offsets = malloc((S + 1) * sizeof *p->offsets));
-    bad |= !(p->ids = malloc(T * sizeof *p->ids));
-    if (any_type) bad |= !(p->type_ids = malloc(T * sizeof *p->type_ids));
-    if (any_attn) bad |= !(p->attn = malloc(T));
-    if (jobs[0]->glob) bad |= !(p->glob = malloc(T));
-    if (bad) {
-        v2__pack_free(p);
-        return ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory packing %zu tokens", T);
-    }
-    size_t t = 0, s = 0;
-    for (int i = 0; i < n; i++) {
-        const v2_job *j = jobs[i];
-        const size_t nt = v2_job_tokens(j);
-        for (int r = 0; r < j->B; r++)
-            p->offsets[s++] = (int32_t)(t + (size_t)r * j->L);
-        memcpy(p->ids + t, j->rq.input_ids, nt * sizeof *p->ids);
-        if (p->type_ids) {
-            if (j->rq.token_type_ids)
-                memcpy(p->type_ids + t, j->rq.token_type_ids, nt * sizeof *p->type_ids);
-            else
-                memset(p->type_ids + t, 0, nt * sizeof *p->type_ids);
-        }
-        if (p->attn) {
-            if (j->attn)
-                memcpy(p->attn + t, j->attn, nt);
-            else
-                memset(p->attn + t, 1, nt);
-        }
-        if (p->glob) memcpy(p->glob + t, j->glob, nt);
-        t += nt;
-    }
-    p->offsets[S] = (int32_t)T;
-    *b = (eng_batch){
-        .nseq = (int)S,
-        .offsets = p->offsets,
-        .ids = p->ids,
-        .type_ids = p->type_ids,
-        .attn_mask = p->attn,
-        .global_mask = p->glob,
+    const v2_job *j = job;
+    const size_t at = (size_t)i * (size_t)j->L;
+    *r = (bt_row){
+        .n = j->L,
+        .ids = j->rq.input_ids + at,
+        .type_ids = j->rq.token_type_ids ? j->rq.token_type_ids + at : NULL,
+        .attn = j->attn ? j->attn + at : NULL,
+        .glob = j->glob ? j->glob + at : NULL,
     };
-    return LS_OK;
+}
+
+static void v2__reset(void *job)
+{
+    v2_job *j = job;
+    j->st = LS_OK;
+    j->err[0] = 0;
+}
+
+static void v2__fail(void *job, ls_status st, const char *msg)
+{
+    v2_job *j = job;
+    j->st = st;
+    snprintf(j->err, sizeof j->err, "%s", msg);
 }
 
 /* Copies job j's rows (tokens from tok0, sequences from seq0) of every output it wants. */
@@ -220,48 +180,19 @@ static ls_status v2__scatter(const eng_outputs *out, v2_job *j, size_t tok0, siz
     return LS_OK;
 }
 
-ls_status v2_batch_run(eng_ctx *ctx, v2_job *const *jobs, int n, char *err, size_t errlen)
+static void v2__keep(void *job, const eng_outputs *out, size_t tok0, size_t seq0)
 {
-    for (int i = 0; i < n; i++) {
-        jobs[i]->st = LS_OK;
-        jobs[i]->err[0] = 0;
-    }
-    int mixed = 0;
-    for (int i = 1; i < n; i++)
-        mixed |= v2_job_explicit_global(jobs[i]) != v2_job_explicit_global(jobs[0]);
-    char msg[256] = "";
-    v2__pack p = {0};
-    eng_batch b;
-    eng_outputs out;
-    ls_status st = mixed ? LS_ERR_BAD_REQUEST : v2__pack_build(jobs, n, &p, &b, msg, sizeof msg);
-    if (!st) st = eng_ctx_forward(ctx, &b, &out, msg, sizeof msg);
-    if (n > 1 &&
-        (st == LS_ERR_INVALID_INPUT || st == LS_ERR_TOO_LARGE || st == LS_ERR_BAD_REQUEST)) {
-        /* an input only the engine can judge (QA separators, ...): run each job alone so
-         * the verdict and its message are that request's own */
-        v2__pack_free(&p);
-        for (int i = 0; i < n; i++)
-            v2_batch_run(ctx, &jobs[i], 1, NULL, 0);
-        return LS_OK;
-    }
-    if (st) {
-        for (int i = 0; i < n; i++) {
-            jobs[i]->st = st;
-            snprintf(jobs[i]->err, sizeof jobs[i]->err, "%s", msg);
-        }
-        v2__pack_free(&p);
-        if (st == LS_ERR_INVALID_INPUT || st == LS_ERR_TOO_LARGE || st == LS_ERR_BAD_REQUEST)
-            return LS_OK; /* the request's fault, reported in the job */
-        return ls_fail(err, errlen, st, "%s", msg);
-    }
-    size_t tok = 0, seq = 0;
-    for (int i = 0; i < n; i++) {
-        jobs[i]->st = v2__scatter(&out, jobs[i], tok, seq);
-        tok += v2_job_tokens(jobs[i]);
-        seq += (size_t)jobs[i]->B;
-    }
-    v2__pack_free(&p);
-    return LS_OK;
+    v2_job *j = job;
+    j->st = v2__scatter(out, j, tok0, seq0);
+}
+
+static const bt_ops v2__ops = {
+    .nrows = v2__nrows, .row = v2__row, .reset = v2__reset, .keep = v2__keep, .fail = v2__fail};
+
+ls_status v2_batch_run(eng_ctx *ctx, v2_job *const *jobs, int n, bt_stats *stats, char *err,
+                       size_t errlen)
+{
+    return bt_run(ctx, &v2__ops, (void *const *)jobs, n, stats, err, errlen);
 }
 
 char *v2_job_encode(const v2_job *j, const char *model_name, size_t *len)
@@ -279,7 +210,7 @@ ls_status v2_infer(eng_ctx *ctx, const eng_model *m, const char *model_name, con
     ls_status st = v2_job_decode(&info, body, len, V2_MAX_ELEMS, &j, err, errlen);
     if (st) return st;
     v2_job *jobs[1] = {&j};
-    st = v2_batch_run(ctx, jobs, 1, err, errlen);
+    st = v2_batch_run(ctx, jobs, 1, NULL, err, errlen);
     if (!st && j.st) st = ls_fail(err, errlen, j.st, "%s", j.err);
     if (!st) {
         *resp = v2_job_encode(&j, model_name, resp_len);

@@ -5,7 +5,7 @@
  *     v2_job j;                                    // one request
  *     v2_job_decode(&info, body, len, max, &j, err, errlen);   // parse + validate (400/413/422)
  *     v2_job *jobs[] = {&j, ...};                  // any number of requests, one model
- *     v2_batch_run(ctx, jobs, n, err, errlen);     // pack rows, forward, copy each job's slice
+ *     v2_batch_run(ctx, jobs, n, NULL, err, errlen); // pack rows, forward, copy each slice
  *     char *body = v2_job_encode(&j, "lf", &len);  // the response (or j.st / j.err)
  *     v2_job_free(&j);
  *
@@ -18,6 +18,7 @@
 
 #include "../engine/engine.h"
 #include "../proto/v2.h"
+#include "batch.h"
 
 /* Elements per input a request may carry (B·L): 64 sequences of 64k tokens. */
 #define V2_MAX_ELEMS ((size_t)1 << 22)
@@ -50,9 +51,10 @@ int v2_job_explicit_global(const v2_job *j);
 /* Runs jobs (all with the same v2_job_explicit_global) as one packed batch, then copies
  * each job's rows of every output into the job. Sets every job's st/err. When the batch
  * fails on an input error, each job is run alone so that one request's bad input cannot
- * fail its batch-mates. Returns LS_OK unless something failed for all (out of memory,
- * device). */
-ls_status v2_batch_run(eng_ctx *ctx, v2_job *const *jobs, int n, char *err, size_t errlen);
+ * fail its batch-mates (server/batch.h). Returns LS_OK unless something failed for all
+ * (out of memory, device); stats (may be NULL) adds the tokens packed. */
+ls_status v2_batch_run(eng_ctx *ctx, v2_job *const *jobs, int n, bt_stats *stats, char *err,
+                       size_t errlen);
 
 /* The response body of a job that ran successfully (malloc'd, NULL when out of memory). */
 char *v2_job_encode(const v2_job *j, const char *model_name, size_t *len);
