@@ -11,61 +11,27 @@
 
 #include <microhttpd.h>
 
+#include "http.h"
 #include "log.h"
-#include "srv.h"
+#include "request.h"
+#include "routes.h"
 
-static void http__run(srv_server *s);
+/* The adapter's state, behind srv_server.http. */
+struct srv_http {
+    srv_server *srv;
+    struct MHD_Daemon *mhd;
+    uv_poll_t poll;   /* on MHD's epoll fd */
+    uv_timer_t timer; /* MHD_get_timeout */
+    int open;         /* handles not yet closed: the struct is freed after the last */
+};
 
-/* ---- requests ------------------------------------------------------------------------- */
-
-void srv_req_free(srv_req *r)
+/* The request's connection: srv_conn is libmicrohttpd's, seen by nobody else. */
+static struct MHD_Connection *http__conn(const srv_req *r)
 {
-    if (!r) return;
-    if (r->prev)
-        r->prev->next = r->next;
-    else if (r->srv->reqs == r)
-        r->srv->reqs = r->next;
-    if (r->next) r->next->prev = r->prev;
-    srv_unreserve(r);
-    free(r->body);
-    free(r->out);
-    v2_job_free(&r->v2);
-    txt_job_free(r->txt);
-    free(r->txt);
-    free(r);
+    return (struct MHD_Connection *)r->conn;
 }
 
-int srv_reserve(srv_req *r)
-{
-    srv_server *s = r->srv;
-    if (r->reserved) return 0;
-    if (s->reserved >= s->opt.max_concurrent_requests) return -1;
-    s->reserved++;
-    r->reserved = 1;
-    return 0;
-}
-
-void srv_unreserve(srv_req *r)
-{
-    if (!r->reserved) return;
-    r->reserved = 0;
-    r->srv->reserved--;
-}
-
-int srv_retry_after(const srv_server *s)
-{
-    /* the time the admitted work needs at each model's measured engine speed (the
-     * models' workers run in parallel: the slowest queue decides) */
-    double sec = 0;
-    for (int i = 0; i < s->nmodels; i++) {
-        const srv_model *m = &s->models[i];
-        double q = sched_queued_cost(&m->q), t = m->cost_per_s > 0 ? q / m->cost_per_s : 1;
-        if (t > sec) sec = t;
-    }
-    if (sec < 1) sec = 1;
-    if (sec > 60) sec = 60;
-    return (int)(sec + 0.999);
-}
+static void http__run(struct srv_http *h);
 
 static unsigned http__method(const char *m)
 {
@@ -95,7 +61,7 @@ static int http__auth_ok(const char *hdr, const char *key)
 
 static const char *http__header(srv_req *r, const char *name)
 {
-    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+    return MHD_lookup_connection_value(http__conn(r), MHD_HEADER_KIND, name);
 }
 
 /* Admission that needs only the headers, cheapest first. May reply. */
@@ -195,8 +161,8 @@ static enum MHD_Result http__send(srv_req *r)
     if (r->out_len) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->ctype);
     MHD_add_response_header(resp, "X-Request-Id", r->id);
     char tmp[64];
-    /* the text routes' report (tokens in/used, truncation, globals, windows) */
-    for (const char *h = r->txt && r->http == 200 ? r->txt->headers : ""; *h;) {
+    /* the job's report (text routes: tokens in/used, truncation, globals, windows) */
+    for (const char *h = r->http == 200 ? r->rep.headers : ""; *h;) {
         const char *colon = strchr(h, ':'), *eol = strstr(h, "\r\n");
         if (!colon || !eol || colon > eol) break;
         char name[64], value[64];
@@ -227,7 +193,7 @@ static enum MHD_Result http__send(srv_req *r)
             MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
         }
     }
-    enum MHD_Result rc = MHD_queue_response(r->conn, (unsigned)r->http, resp);
+    enum MHD_Result rc = MHD_queue_response(http__conn(r), (unsigned)r->http, resp);
     MHD_destroy_response(resp);
     double sec = (double)(sched_now_ns() - r->arrival_ns) * 1e-9;
     metrics_request(s->metrics, r->route, r->http, sec);
@@ -252,15 +218,9 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *c, const c
     srv_server *s = cls;
     srv_req *r = *con_cls;
     if (!r) {
-        if (!(r = calloc(1, sizeof *r))) return MHD_NO;
-        r->srv = s;
-        r->conn = c;
-        r->fd = -1;
-        r->route = -1;
-        r->arrival_ns = sched_now_ns();
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-        if (ci) r->fd = ci->connect_fd;
+        if (!(r = srv_req_new(s, (srv_conn *)c, ci ? ci->connect_fd : -1))) return MHD_NO;
         /* a client's id is kept when it is short and printable, so logs can be joined */
         const char *rid = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
         int ok = rid && *rid && strlen(rid) < 64;
@@ -271,9 +231,6 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *c, const c
         else
             snprintf(r->id, sizeof r->id, "%016llx", (unsigned long long)s->seq);
         s->seq++;
-        r->next = s->reqs;
-        if (s->reqs) s->reqs->prev = r;
-        s->reqs = r;
         *con_cls = r;
         http__begin(r, url, method);
         return r->state == SRV_REQ_REPLIED ? http__send(r) : MHD_YES;
@@ -311,7 +268,10 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *c, const c
         return MHD_YES;
     }
     if (!r->body && http__append(r, "", 0)) return MHD_NO; /* handlers get a string */
-    int rc = srv_routes[r->route].handler(r);
+    const srv_route *rt = &srv_routes[r->route];
+    r->kind = rt->job;
+    r->job_arg = rt->job_arg;
+    int rc = rt->handler(r);
     if (rc == SRV_DEFERRED) {
         MHD_suspend_connection(c);
         r->suspended = 1;
@@ -364,29 +324,40 @@ static void http__on_poll(uv_poll_t *p, int status, int events)
     http__run(p->data);
 }
 
-static void http__run(srv_server *s)
+static void http__run(struct srv_http *h)
 {
-    if (!s->mhd) return;
-    MHD_run(s->mhd);
+    if (!h->mhd) return;
+    MHD_run(h->mhd);
     MHD_UNSIGNED_LONG_LONG ms = 0;
-    if (MHD_get_timeout(s->mhd, &ms) == MHD_YES)
-        uv_timer_start(&s->mhd_timer, http__on_timer, ms, 0);
+    if (MHD_get_timeout(h->mhd, &ms) == MHD_YES)
+        uv_timer_start(&h->timer, http__on_timer, ms, 0);
     else
-        uv_timer_stop(&s->mhd_timer);
+        uv_timer_stop(&h->timer);
 }
 
-void http_kick(srv_server *s)
+static void http__kick(struct srv_http *h)
 {
     /* never MHD_run from inside an MHD callback: run it from the loop, next iteration */
-    if (s->mhd) uv_timer_start(&s->mhd_timer, http__on_timer, 0, 0);
+    if (h->mhd) uv_timer_start(&h->timer, http__on_timer, 0, 0);
 }
 
-void http_resume(srv_req *r)
+/* srv_server.resume: a deferred request has its reply. */
+static void http__resume(srv_req *r)
 {
     if (!r->suspended) return;
     r->suspended = 0;
-    MHD_resume_connection(r->conn);
-    http_kick(r->srv);
+    MHD_resume_connection(http__conn(r));
+    http__kick(r->srv->http);
+}
+
+static void http__closed(uv_handle_t *handle)
+{
+    struct srv_http *h = handle->data;
+    srv_handle_closed(handle);
+    if (--h->open == 0) {
+        h->srv->http = NULL;
+        free(h);
+    }
 }
 
 int http_start(srv_server *s, char *err, size_t errlen)
@@ -417,28 +388,35 @@ int http_start(srv_server *s, char *err, size_t errlen)
     }
     const union MHD_DaemonInfo *pi = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     const union MHD_DaemonInfo *ei = MHD_get_daemon_info(d, MHD_DAEMON_INFO_EPOLL_FD);
-    if (!pi || !ei) {
+    struct srv_http *h = pi && ei ? calloc(1, sizeof *h) : NULL;
+    if (!h) {
         MHD_stop_daemon(d);
-        snprintf(err, errlen, "libmicrohttpd gives no port or epoll fd");
+        snprintf(err, errlen, "%s",
+                 pi && ei ? "out of memory" : "libmicrohttpd gives no port or epoll fd");
         return -1;
     }
     s->port = pi->port;
-    s->mhd = d;
-    uv_timer_init(s->loop, &s->mhd_timer);
-    uv_poll_init(s->loop, &s->mhd_poll, ei->epoll_fd);
-    s->mhd_timer.data = s->mhd_poll.data = s;
+    h->srv = s;
+    h->mhd = d;
+    uv_timer_init(s->loop, &h->timer);
+    uv_poll_init(s->loop, &h->poll, ei->epoll_fd);
+    h->timer.data = h->poll.data = h;
+    h->open = 2;
     s->handles += 2;
-    uv_poll_start(&s->mhd_poll, UV_READABLE, http__on_poll);
-    http_kick(s);
+    s->http = h;
+    s->resume = http__resume;
+    uv_poll_start(&h->poll, UV_READABLE, http__on_poll);
+    http__kick(h);
     return 0;
 }
 
 void http_stop(srv_server *s)
 {
-    if (!s->mhd) return;
+    struct srv_http *h = s->http;
+    if (!h || !h->mhd) return;
     /* libuv lets go of the epoll fd before MHD closes it */
-    uv_close((uv_handle_t *)&s->mhd_poll, srv_handle_closed);
-    uv_close((uv_handle_t *)&s->mhd_timer, srv_handle_closed);
-    MHD_stop_daemon(s->mhd);
-    s->mhd = NULL;
+    uv_close((uv_handle_t *)&h->poll, http__closed);
+    uv_close((uv_handle_t *)&h->timer, http__closed);
+    MHD_stop_daemon(h->mhd);
+    h->mhd = NULL;
 }

@@ -11,14 +11,11 @@
 
 #include "../common/file.h"
 #include "../formats/sbert.h"
+#include "http.h"
+#include "job.h"
 #include "log.h"
-#include "srv.h"
-
-void srv_handle_closed(uv_handle_t *h)
-{
-    srv_server *s = h->loop->data;
-    s->handles--;
-}
+#include "request.h"
+#include "routes.h"
 
 /* Warm-up: one tiny forward, so that a broken model or backend fails at startup and not
  * on the first request, then a calibration forward of one sequence (up to 256 tokens,
@@ -77,8 +74,7 @@ static ls_status srv__model_text(srv_model *m, char *err, size_t errlen)
     char *text, dir[256];
     ls_status st = ls_read_file(path, 1 << 20, &text, &len, err, errlen);
     if (st) return st;
-    st =
-        sb_modules_parse(text, len, path, dir, sizeof dir, &tm->st_normalize, err, errlen);
+    st = sb_modules_parse(text, len, path, dir, sizeof dir, &tm->st_normalize, err, errlen);
     free(text);
     if (st || !dir[0]) return st;
     snprintf(path, sizeof path, "%s/%s/config.json", m->path, dir);

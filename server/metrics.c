@@ -226,7 +226,7 @@ static void metrics__hist_render(ls_buf *b, const metrics__hist *h)
         ls_buf_printf(b, "%s_bucket{le=\"%.6g\"} %llu\n", h->name, h->bounds[i], cum);
     }
     ls_buf_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.17g\n%s_count %llu\n", h->name,
-                    h->count, h->name, h->sum, h->name, h->count);
+                  h->count, h->name, h->sum, h->name, h->count);
 }
 
 /* Resident set size from /proc/self/statm (pages), 0 when unavailable. */
@@ -244,28 +244,28 @@ char *metrics_render(const metrics *m, size_t *len)
 {
     ls_buf b = {0};
     ls_buf_printf(&b, "# HELP longserve_requests_total HTTP requests by route and status\n"
-                        "# TYPE longserve_requests_total counter\n");
+                      "# TYPE longserve_requests_total counter\n");
     for (int r = 0; r < m->nroutes; r++)
         for (int c = 0; c < METRICS__NCODES; c++)
             ls_buf_printf(&b, "longserve_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
-                            m->routes[r], metrics__codes[c], m->requests[r * METRICS__NCODES + c]);
+                          m->routes[r], metrics__codes[c], m->requests[r * METRICS__NCODES + c]);
     ls_buf_printf(&b, "longserve_requests_total{route=\"other\",status=\"other\"} %llu\n",
-                    m->other_code);
+                  m->other_code);
     ls_buf_printf(&b, "# HELP longserve_rejected_requests_total Requests refused or dropped, "
-                        "by reason\n# TYPE longserve_rejected_requests_total counter\n");
+                      "by reason\n# TYPE longserve_rejected_requests_total counter\n");
     for (int i = 0; i < METRICS_REJ_COUNT; i++)
         ls_buf_printf(&b, "longserve_rejected_requests_total{reason=\"%s\"} %llu\n",
-                        metrics__reject_labels[i], m->rejects[i]);
+                      metrics__reject_labels[i], m->rejects[i]);
     ls_buf_printf(&b,
-                    "# HELP longserve_truncated_requests_total Requests whose input was "
-                    "truncated\n# TYPE longserve_truncated_requests_total counter\n"
-                    "longserve_truncated_requests_total %llu\n",
-                    m->truncated);
+                  "# HELP longserve_truncated_requests_total Requests whose input was "
+                  "truncated\n# TYPE longserve_truncated_requests_total counter\n"
+                  "longserve_truncated_requests_total %llu\n",
+                  m->truncated);
     ls_buf_printf(&b, "# HELP longserve_kernel_seconds_total Engine time in each kernel op\n"
-                        "# TYPE longserve_kernel_seconds_total counter\n");
+                      "# TYPE longserve_kernel_seconds_total counter\n");
     for (int i = 0; i < m->nops; i++)
         ls_buf_printf(&b, "longserve_kernel_seconds_total{op=\"%s\"} %.17g\n", eng_op_name(i),
-                        m->kernel_s[i]);
+                      m->kernel_s[i]);
     for (int i = 0; i < H_COUNT; i++)
         metrics__hist_render(&b, &m->h[i]);
     metrics__gauge(&b, "longserve_queue_depth", "Requests waiting for the engine", m->queue_depth);

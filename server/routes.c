@@ -1,79 +1,18 @@
-/* The route table (method + path -> handler, error family, admission flags) and the
- * handlers. Handlers see srv_req, never libmicrohttpd; bodies are built by proto/.
+/* The route table (method + path -> handler or job kind, error family, admission flags)
+ * and the handlers of the routes that do not run on the engine (metadata, probes,
+ * metrics). Handlers see srv_req, never libmicrohttpd; bodies are built by proto/.
  *
- * Text routes (TEI /embed, /embed_all, /predict, /tokenize, /decode, OpenAI
- * /v1/embeddings, HF pipelines /token_classify, /fill_mask, /answer) are SRV_RT_ENGINE
- * routes without a model in the path (the body's "model" picks one, else the first
- * model whose head fits): srv_text_start decodes and tokenizes in the uv work pool
- * (server/text.c), then submits through the same srv_submit as /v2/models/{m}/infer. */
-#include <stdarg.h>
+ * Engine routes name a job kind (job.h): /v2/models/{m}/infer the v2 job, the text
+ * routes (TEI, OpenAI, HF pipelines) the text job with their tei_kind; their handler is
+ * srv_job_start, which prepares the job in the uv pool and submits it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "../proto/http_meta.h"
-#include "srv.h"
-
-/* ---- replies -------------------------------------------------------------------------- */
-
-int srv_reply(srv_req *r, int http, char *body, size_t len, const char *ctype)
-{
-    free(r->out);
-    r->http = http;
-    r->out = body;
-    r->out_len = body ? len : 0;
-    r->ctype = ctype ? ctype : "application/json";
-    if (!body && http == 200) { /* the body could not be built */
-        r->http = 500;
-        r->ctype = "text/plain";
-    }
-    r->state = SRV_REQ_REPLIED;
-    return SRV_DONE;
-}
-
-static int srv__vreply_error(srv_req *r, herr_kind k, const char *fmt, va_list ap)
-{
-    char msg[1024];
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    int http = 500;
-    size_t len = 0;
-    char *body = herr_encode(r->family, k, msg, &http, &len);
-    if (k == HERR_OVERLOADED) r->retry_after = srv_retry_after(r->srv);
-    if (k == HERR_UNAVAILABLE) r->retry_after = 5;
-    return srv_reply(r, body ? http : 500, body, len, "application/json");
-}
-
-int srv_reply_error(srv_req *r, herr_kind k, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = srv__vreply_error(r, k, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
-int srv_reject(srv_req *r, metrics_reason why, herr_kind k, const char *fmt, ...)
-{
-    metrics_reject(r->srv->metrics, why);
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = srv__vreply_error(r, k, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
-srv_model *srv_model_find(srv_server *s, const char *name)
-{
-    for (int i = 0; i < s->nmodels; i++)
-        if (strcmp(s->models[i].name, name) == 0) return &s->models[i];
-    return NULL;
-}
-
-int srv_ready(const srv_server *s)
-{
-    return s->ready && !s->draining;
-}
+#include "request.h"
+#include "routes.h"
 
 /* ---- model descriptions ------------------------------------------------------------------ */
 
@@ -121,17 +60,6 @@ static void srv__describe(const srv_model *m, int ready, hm_model *h)
 }
 
 /* ---- handlers ----------------------------------------------------------------------------- */
-
-static int route_v2_infer(srv_req *r)
-{
-    srv_model *m = r->model;
-    char err[512];
-    size_t max = (size_t)r->srv->opt.max_input_tokens;
-    if (max > V2_MAX_ELEMS) max = V2_MAX_ELEMS;
-    ls_status st = v2_job_decode(&m->info, r->body, r->len, max, &r->v2, err, sizeof err);
-    if (st) return srv_reject(r, METRICS_REJ_INVALID, herr_from_status(st), "%s", err);
-    return srv_submit(r);
-}
 
 static int route_v2_model(srv_req *r)
 {
@@ -252,78 +180,41 @@ static int route_metrics(srv_req *r)
     return srv_reply(r, 200, b, len, "text/plain; version=0.0.4; charset=utf-8");
 }
 
-static int route_embed(srv_req *r)
-{
-    return srv_text_start(r, TEI_EMBED);
-}
-
-static int route_embed_all(srv_req *r)
-{
-    return srv_text_start(r, TEI_EMBED_ALL);
-}
-
-static int route_openai_embeddings(srv_req *r)
-{
-    return srv_text_start(r, TEI_OPENAI_EMBED);
-}
-
-static int route_predict(srv_req *r)
-{
-    return srv_text_start(r, TEI_PREDICT);
-}
-
-static int route_token_classify(srv_req *r)
-{
-    return srv_text_start(r, TEI_TOKCLS);
-}
-
-static int route_fill_mask(srv_req *r)
-{
-    return srv_text_start(r, TEI_FILL_MASK);
-}
-
-static int route_answer(srv_req *r)
-{
-    return srv_text_start(r, TEI_ANSWER);
-}
-
-static int route_tokenize(srv_req *r)
-{
-    return srv_text_start(r, TEI_TOKENIZE);
-}
-
-static int route_decode(srv_req *r)
-{
-    return srv_text_start(r, TEI_DECODE);
-}
-
 /* ---- the table ------------------------------------------------------------------------------ */
 
 const srv_route srv_routes[] = {
-    {"/v2/models/*/infer", SRV_POST, HERR_FAM_KSERVE, SRV_RT_MODEL | SRV_RT_ENGINE, route_v2_infer,
-     "v2_infer"},
+    {"/v2/models/*/infer", SRV_POST, HERR_FAM_KSERVE, SRV_RT_MODEL | SRV_RT_ENGINE, srv_job_start,
+     "v2_infer", &srv_job_v2, 0},
     {"/v2/models/*/ready", SRV_GET, HERR_FAM_KSERVE, SRV_RT_MODEL, route_v2_model_ready,
-     "v2_model_ready"},
-    {"/v2/models/*", SRV_GET, HERR_FAM_KSERVE, SRV_RT_MODEL, route_v2_model, "v2_model"},
-    {"/v2", SRV_GET, HERR_FAM_KSERVE, 0, route_v2_server, "v2_server"},
-    {"/embed", SRV_POST, HERR_FAM_TEI, SRV_RT_ENGINE, route_embed, "embed"},
-    {"/embed_all", SRV_POST, HERR_FAM_TEI, SRV_RT_ENGINE, route_embed_all, "embed_all"},
-    {"/v1/embeddings", SRV_POST, HERR_FAM_OPENAI, SRV_RT_ENGINE, route_openai_embeddings,
-     "v1_embeddings"},
-    {"/predict", SRV_POST, HERR_FAM_TEI, SRV_RT_ENGINE, route_predict, "predict"},
-    {"/token_classify", SRV_POST, HERR_FAM_TEI, SRV_RT_ENGINE, route_token_classify,
-     "token_classify"},
-    {"/fill_mask", SRV_POST, HERR_FAM_TEI, SRV_RT_ENGINE, route_fill_mask, "fill_mask"},
-    {"/answer", SRV_POST, HERR_FAM_TEI, SRV_RT_ENGINE, route_answer, "answer"},
-    {"/tokenize", SRV_POST, HERR_FAM_TEI, SRV_RT_ENGINE, route_tokenize, "tokenize"},
-    {"/decode", SRV_POST, HERR_FAM_TEI, SRV_RT_ENGINE, route_decode, "decode"},
-    {"/v2/health/live", SRV_GET, HERR_FAM_KSERVE, SRV_RT_PUBLIC, route_v2_live, "v2_live"},
-    {"/v2/health/ready", SRV_GET, HERR_FAM_KSERVE, SRV_RT_PUBLIC, route_v2_ready, "v2_ready"},
-    {"/v1/models", SRV_GET, HERR_FAM_OPENAI, 0, route_v1_models, "v1_models"},
-    {"/info", SRV_GET, HERR_FAM_TEI, 0, route_info, "info"},
-    {"/health", SRV_GET, HERR_FAM_TEI, SRV_RT_PUBLIC, route_health, "health"},
-    {"/ready", SRV_GET, HERR_FAM_TEI, SRV_RT_PUBLIC, route_ready, "ready"},
-    {"/metrics", SRV_GET, HERR_FAM_TEI, SRV_RT_PUBLIC, route_metrics, "metrics"},
+     "v2_model_ready", NULL, 0},
+    {"/v2/models/*", SRV_GET, HERR_FAM_KSERVE, SRV_RT_MODEL, route_v2_model, "v2_model", NULL, 0},
+    {"/v2", SRV_GET, HERR_FAM_KSERVE, 0, route_v2_server, "v2_server", NULL, 0},
+    {"/embed", SRV_POST, HERR_FAM_TEI, SRV_RT_ENGINE, srv_job_start, "embed", &srv_job_text,
+     TEI_EMBED},
+    {"/embed_all", SRV_POST, HERR_FAM_TEI, SRV_RT_ENGINE, srv_job_start, "embed_all", &srv_job_text,
+     TEI_EMBED_ALL},
+    {"/v1/embeddings", SRV_POST, HERR_FAM_OPENAI, SRV_RT_ENGINE, srv_job_start, "v1_embeddings",
+     &srv_job_text, TEI_OPENAI_EMBED},
+    {"/predict", SRV_POST, HERR_FAM_TEI, SRV_RT_ENGINE, srv_job_start, "predict", &srv_job_text,
+     TEI_PREDICT},
+    {"/token_classify", SRV_POST, HERR_FAM_TEI, SRV_RT_ENGINE, srv_job_start, "token_classify",
+     &srv_job_text, TEI_TOKCLS},
+    {"/fill_mask", SRV_POST, HERR_FAM_TEI, SRV_RT_ENGINE, srv_job_start, "fill_mask", &srv_job_text,
+     TEI_FILL_MASK},
+    {"/answer", SRV_POST, HERR_FAM_TEI, SRV_RT_ENGINE, srv_job_start, "answer", &srv_job_text,
+     TEI_ANSWER},
+    {"/tokenize", SRV_POST, HERR_FAM_TEI, SRV_RT_ENGINE, srv_job_start, "tokenize", &srv_job_text,
+     TEI_TOKENIZE},
+    {"/decode", SRV_POST, HERR_FAM_TEI, SRV_RT_ENGINE, srv_job_start, "decode", &srv_job_text,
+     TEI_DECODE},
+    {"/v2/health/live", SRV_GET, HERR_FAM_KSERVE, SRV_RT_PUBLIC, route_v2_live, "v2_live", NULL, 0},
+    {"/v2/health/ready", SRV_GET, HERR_FAM_KSERVE, SRV_RT_PUBLIC, route_v2_ready, "v2_ready", NULL,
+     0},
+    {"/v1/models", SRV_GET, HERR_FAM_OPENAI, 0, route_v1_models, "v1_models", NULL, 0},
+    {"/info", SRV_GET, HERR_FAM_TEI, 0, route_info, "info", NULL, 0},
+    {"/health", SRV_GET, HERR_FAM_TEI, SRV_RT_PUBLIC, route_health, "health", NULL, 0},
+    {"/ready", SRV_GET, HERR_FAM_TEI, SRV_RT_PUBLIC, route_ready, "ready", NULL, 0},
+    {"/metrics", SRV_GET, HERR_FAM_TEI, SRV_RT_PUBLIC, route_metrics, "metrics", NULL, 0},
 };
 const int srv_nroutes = sizeof srv_routes / sizeof srv_routes[0];
 

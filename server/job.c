@@ -1,37 +1,31 @@
-/* Between the HTTP side and the engine workers: a decoded request becomes a scheduler
- * item; the async callback collects finished batches, answers their requests (encoding
- * the bodies in the uv work pool, off the loop and off the engine) and tops up every
- * worker's next batch. All on the loop thread except srv_model_run (worker thread). */
+/* Between the HTTP side and the engine workers, for every job kind (job.h): prepare in
+ * the uv work pool, submit to the model's scheduler, run batches on the worker, collect
+ * them in the async callback, encode the replies in the pool (off the loop and off the
+ * engine), and top up every worker's next batch. All on the loop thread except the pool
+ * steps and srv_model_run (worker thread). */
 #include <stdlib.h>
 #include <string.h>
 
+#include "job.h"
 #include "log.h"
-#include "srv.h"
+#include "request.h"
 
-int srv_submit(srv_req *r)
+/* Scheduler keys: a kind's own key (0..SRV__KEYS-1) within its id's range. */
+enum { SRV__KEYS = 16 };
+
+/* ---- prepare (uv pool) and submit (loop) --------------------------------------------------- */
+
+static void srv__submit(srv_req *r)
 {
     srv_server *s = r->srv;
     srv_model *m = r->model;
     sched_item *it = &r->item;
     memset(it, 0, sizeof *it);
-    if (r->txt) {
-        /* text rows are ragged: each costs what its own length and globals cost; keys 2
-         * and 3 keep text jobs apart from v2 jobs (another packer) */
-        it->tokens = txt_job_tokens(r->txt);
-        for (int k = 0; k < r->txt->nrows; k++) {
-            const txt_row *row = &r->txt->rows[k];
-            size_t g = 0;
-            for (int t = 0; row->glob && t < row->n; t++)
-                g += row->glob[t];
-            it->cost += sched_cost(m->info.hidden_size, m->info.max_window, 1, (size_t)row->n, g);
-        }
-        it->key = 2 + txt_job_explicit_global(r->txt);
-    } else {
-        it->tokens = v2_job_tokens(&r->v2);
-        it->cost = sched_cost(m->info.hidden_size, m->info.max_window, (size_t)r->v2.B,
-                              (size_t)r->v2.L, v2_job_globals(&r->v2));
-        it->key = v2_job_explicit_global(&r->v2);
-    }
+    srv_job_cost c = {0};
+    r->kind->cost(r->job, m, &c);
+    it->tokens = c.tokens;
+    it->cost = c.cost;
+    it->key = r->kind->id * SRV__KEYS + c.key;
     it->fd = r->fd;
     it->arrival_ns = r->arrival_ns;
     it->deadline_ns = s->opt.request_timeout_ms
@@ -45,67 +39,13 @@ int srv_submit(srv_req *r)
     /* batches form in the async callback, outside libmicrohttpd's callbacks, so that a
      * request dropped at once is never resumed before it is suspended */
     uv_async_send(&s->async);
-    return SRV_DEFERRED;
 }
-
-void srv_model_run(void *arg, sched_batch *b)
-{
-    srv_model *m = arg;
-    /* a batch holds one kind of job: the scheduler's key differs between v2 and text */
-    const int text = b->key >= 2;
-    void **jobs = malloc((size_t)b->n * sizeof *jobs);
-    if (!jobs) {
-        b->status = LS_ERR_NOMEM;
-        return;
-    }
-    int n = 0;
-    size_t tokens = 0, pad = 0; /* padding: attention_mask 0 (v2 only; text rows never pad) */
-    for (int i = 0; i < b->n; i++) {
-        srv_req *r = b->items[i]->owner;
-        if (b->items[i]->fate != SCHED_LIVE) continue;
-        jobs[n++] = text ? (void *)r->txt : (void *)&r->v2;
-        if (text) {
-            tokens += txt_job_tokens(r->txt);
-            continue;
-        }
-        const size_t nt = v2_job_tokens(&r->v2); /* B·L, row-major like attn */
-        tokens += nt;
-        for (size_t t = 0; r->v2.attn && t < nt; t++)
-            pad += r->v2.attn[t] == 0;
-    }
-    b->pad_ratio = tokens ? (double)pad / (double)tokens : 0.0;
-    /* kernel time of this batch: the context's cumulative counters before and after */
-    double before[SCHED_MAX_OPS], after[SCHED_MAX_OPS];
-    eng_ctx_op_seconds(m->ctx, before, SCHED_MAX_OPS);
-    char err[256] = "";
-    if (n == 0)
-        b->status = LS_OK;
-    else if (text)
-        b->status = txt_batch_run(m->ctx, (txt_job *const *)jobs, n, NULL, err, sizeof err);
-    else
-        b->status = v2_batch_run(m->ctx, (v2_job *const *)jobs, n, NULL, err, sizeof err);
-    free(jobs);
-    eng_ctx_op_seconds(m->ctx, after, SCHED_MAX_OPS);
-    for (int i = 0; i < SCHED_MAX_OPS; i++)
-        b->kernel_s[i] = after[i] - before[i];
-}
-
-/* ---- text routes: decode and tokenize off the loop
- * ----------------------------------------------- */
 
 static void srv__prepare(uv_work_t *w)
 {
     srv_req *r = w->data;
-    srv_server *s = r->srv;
-    const txt_limits lim = {
-        .max_input_tokens = s->opt.max_input_tokens,
-        .max_inputs = (int)s->opt.max_client_batch_size,
-        .max_global = (int)s->opt.max_global_tokens,
-        .auto_truncate = s->opt.auto_truncate,
-    };
     uint64_t t0 = sched_now_ns();
-    r->prep_st = txt_job_prepare(r->txt, r->txt_kind, r->body, r->len, s->tms, s->nmodels, &lim,
-                                 &r->out, &r->out_len, r->prep_err, sizeof r->prep_err);
+    r->job = r->kind->prepare(r, &r->rep);
     r->prep_ns = sched_now_ns() - t0;
 }
 
@@ -114,59 +54,81 @@ static void srv__prepared(uv_work_t *w, int status)
     srv_req *r = w->data;
     srv_server *s = r->srv;
     s->encoding--;
-    metrics_tokenize_time(s->metrics, (double)r->prep_ns * 1e-9);
-    char *body = r->out;
-    r->out = NULL;
+    if (r->kind->tokenizes) metrics_tokenize_time(s->metrics, (double)r->prep_ns * 1e-9);
     if (!r->conn) { /* its connection went at a forced stop */
-        free(body);
         srv_req_free(r);
         return;
     }
+    srv_job_reply *rep = &r->rep;
     if (status) {
-        free(body);
-        srv_reply_error(r, HERR_INTERNAL, "tokenization was cancelled");
-    } else if (r->prep_st) {
-        free(body);
-        srv_reject(r, METRICS_REJ_INVALID, herr_from_status(r->prep_st), "%s", r->prep_err);
+        srv_reply_error(r, HERR_INTERNAL, "the request's preparation was cancelled");
+    } else if (!r->job && !rep->body) {
+        srv_reject(r, METRICS_REJ_INVALID, herr_from_status(rep->st), "%s", rep->err);
     } else {
-        if (r->txt->echo.truncated) metrics_truncated(s->metrics);
-        if (body) { /* /tokenize, /decode: answered without the engine */
-            srv_reply(r, 200, body, r->out_len, NULL);
+        if (rep->truncated) metrics_truncated(s->metrics);
+        if (!r->job) { /* answered without the engine (/tokenize, /decode) */
+            char *body = rep->body;
+            rep->body = NULL;
+            srv_reply(r, 200, body, rep->len, NULL);
         } else {
-            for (int i = 0; i < s->nmodels; i++)
-                if (&s->models[i].tm == r->txt->m) r->model = &s->models[i];
-            srv_submit(r);
+            r->model = (srv_model *)rep->model;
+            srv__submit(r);
             return; /* stays suspended until the engine answers */
         }
     }
-    http_resume(r);
+    srv_req_finish(r);
 }
 
-int srv_text_start(srv_req *r, tei_kind kind)
+int srv_job_start(srv_req *r)
 {
     srv_server *s = r->srv;
-    if (!(r->txt = calloc(1, sizeof *r->txt)))
-        return srv_reply_error(r, HERR_INTERNAL, "out of memory for the request");
-    r->txt_kind = kind;
     r->work.data = r;
     r->state = SRV_REQ_QUEUED; /* the pool holds it: a forced stop must not free it */
     s->encoding++;
     if (uv_queue_work(s->loop, &r->work, srv__prepare, srv__prepared) == 0) return SRV_DEFERRED;
     s->encoding--;
     r->state = SRV_REQ_BODY;
-    return srv_reply_error(r, HERR_INTERNAL, "cannot queue the tokenization");
+    return srv_reply_error(r, HERR_INTERNAL, "cannot queue the request's preparation");
 }
 
-/* ---- completion ---------------------------------------------------------------------------- */
+/* ---- run (worker thread) ------------------------------------------------------------------- */
+
+void srv_model_run(void *arg, sched_batch *b)
+{
+    srv_model *m = arg;
+    void **jobs = malloc((size_t)b->n * sizeof *jobs);
+    if (!jobs) {
+        b->status = LS_ERR_NOMEM;
+        return;
+    }
+    /* one kind per batch: the scheduler's keys differ between kinds */
+    const srv_job_kind *kind = NULL;
+    int n = 0;
+    for (int i = 0; i < b->n; i++) {
+        srv_req *r = b->items[i]->owner;
+        if (b->items[i]->fate != SCHED_LIVE) continue;
+        jobs[n++] = r->job;
+        kind = r->kind;
+    }
+    /* kernel time of this batch: the context's cumulative counters before and after */
+    double before[SCHED_MAX_OPS], after[SCHED_MAX_OPS];
+    eng_ctx_op_seconds(m->ctx, before, SCHED_MAX_OPS);
+    char err[256] = "";
+    bt_stats st = {0};
+    b->status = n ? kind->run_batch(m->ctx, jobs, n, &st, err, sizeof err) : LS_OK;
+    free(jobs);
+    b->pad_ratio = st.tokens ? (double)st.pad / (double)st.tokens : 0.0;
+    eng_ctx_op_seconds(m->ctx, after, SCHED_MAX_OPS);
+    for (int i = 0; i < SCHED_MAX_OPS; i++)
+        b->kernel_s[i] = after[i] - before[i];
+}
+
+/* ---- completion: encode (uv pool), reply (loop) -------------------------------------------- */
 
 static void srv__encode(uv_work_t *w)
 {
     srv_req *r = w->data;
-    size_t len = 0;
-    char *body =
-        r->txt ? txt_job_encode(r->txt, &len) : v2_job_encode(&r->v2, r->model->name, &len);
-    r->out = body;
-    r->out_len = len;
+    r->kind->encode(r->job, r->model, &r->rep);
 }
 
 static void srv__encoded(uv_work_t *w, int status)
@@ -174,18 +136,17 @@ static void srv__encoded(uv_work_t *w, int status)
     srv_req *r = w->data;
     srv_server *s = r->srv;
     s->encoding--;
-    char *body = r->out;
-    r->out = NULL;
-    if (status == 0 && body)
-        srv_reply(r, 200, body, r->out_len, NULL);
-    else {
-        free(body);
-        srv_reply_error(r, HERR_INTERNAL, "out of memory encoding the response");
+    srv_job_reply *rep = &r->rep;
+    if (status) {
+        srv_reply_error(r, HERR_INTERNAL, "the response encoding was cancelled");
+    } else if (rep->body) {
+        char *body = rep->body;
+        rep->body = NULL;
+        srv_reply(r, 200, body, rep->len, NULL);
+    } else {
+        srv_reply_error(r, herr_from_status(rep->st), "%s", rep->err);
     }
-    if (!r->conn)
-        srv_req_free(r); /* its connection went at a forced stop */
-    else
-        http_resume(r);
+    srv_req_finish(r);
 }
 
 static void srv__complete(srv_server *s, sched_item *it, int batch_status)
@@ -204,10 +165,6 @@ static void srv__complete(srv_server *s, sched_item *it, int batch_status)
     } else if (batch_status) {
         srv_reply_error(r, herr_from_status((ls_status)batch_status), "engine: %s",
                         ls_strerror((ls_status)batch_status));
-    } else if (r->txt && r->txt->st) {
-        srv_reply_error(r, herr_from_status(r->txt->st), "%s", r->txt->err);
-    } else if (!r->txt && r->v2.st) {
-        srv_reply_error(r, herr_from_status(r->v2.st), "%s", r->v2.err);
     } else {
         r->work.data = r;
         s->encoding++;
@@ -215,10 +172,7 @@ static void srv__complete(srv_server *s, sched_item *it, int batch_status)
         s->encoding--;
         srv_reply_error(r, HERR_INTERNAL, "cannot queue the response encoding");
     }
-    if (!r->conn)
-        srv_req_free(r);
-    else
-        http_resume(r);
+    srv_req_finish(r);
 }
 
 void srv_pump(srv_server *s)
@@ -293,10 +247,7 @@ void srv_fail_queued(srv_server *s, herr_kind k, const char *msg)
             srv_req *r = it->owner;
             s->inflight--;
             srv_reply_error(r, k, "%s", msg);
-            if (!r->conn)
-                srv_req_free(r);
-            else
-                http_resume(r);
+            srv_req_finish(r);
             it = next;
         }
     }

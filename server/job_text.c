@@ -1,0 +1,87 @@
+/* The text job behind TEI's /embed, /embed_all, /predict, /tokenize, /decode, OpenAI's
+ * /v1/embeddings and the pipelines' /token_classify, /fill_mask, /answer (text.h): the
+ * route's tei_kind is the job's argument; the body's "model" (or the first model whose
+ * head fits) picks the model. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "request.h"
+
+static void *jtxt_prepare(const srv_req *r, srv_job_reply *rep)
+{
+    const srv_server *s = r->srv;
+    txt_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        rep->st = ls_fail(rep->err, sizeof rep->err, LS_ERR_NOMEM, "out of memory for the request");
+        return NULL;
+    }
+    const txt_limits lim = {
+        .max_input_tokens = s->opt.max_input_tokens,
+        .max_inputs = (int)s->opt.max_client_batch_size,
+        .max_global = (int)s->opt.max_global_tokens,
+        .auto_truncate = s->opt.auto_truncate,
+    };
+    rep->st = txt_job_prepare(j, (tei_kind)r->job_arg, r->body, r->len, s->tms, s->nmodels, &lim,
+                              &rep->body, &rep->len, rep->err, sizeof rep->err);
+    if (!rep->st && !rep->body) {
+        rep->truncated = j->echo.truncated;
+        snprintf(rep->headers, sizeof rep->headers, "%s", j->headers);
+        for (int i = 0; i < s->nmodels; i++)
+            if (&s->models[i].tm == j->m) rep->model = &s->models[i];
+        return j;
+    }
+    txt_job_free(j); /* refused, or answered at once */
+    free(j);
+    return NULL;
+}
+
+static void jtxt_cost(const void *job, const srv_model *m, srv_job_cost *c)
+{
+    const txt_job *j = job;
+    /* text rows are ragged: each costs what its own length and globals cost */
+    c->tokens = txt_job_tokens(j);
+    c->cost = 0;
+    for (int k = 0; k < j->nrows; k++) {
+        const txt_row *row = &j->rows[k];
+        size_t g = 0;
+        for (int t = 0; row->glob && t < row->n; t++)
+            g += row->glob[t];
+        c->cost += sched_cost(m->info.hidden_size, m->info.max_window, 1, (size_t)row->n, g);
+    }
+    c->key = txt_job_explicit_global(j);
+}
+
+static ls_status jtxt_run(eng_ctx *ctx, void *const *jobs, int n, bt_stats *stats, char *err,
+                          size_t errlen)
+{
+    return txt_batch_run(ctx, (txt_job *const *)jobs, n, stats, err, errlen);
+}
+
+static void jtxt_encode(void *job, const srv_model *m, srv_job_reply *rep)
+{
+    (void)m;
+    txt_job *j = job;
+    if (!j->st) rep->body = txt_job_encode(j, &rep->len);
+    if (!rep->body) { /* the run's verdict, or the encoder's */
+        rep->st = j->st;
+        snprintf(rep->err, sizeof rep->err, "%s", j->err);
+    }
+}
+
+static void jtxt_free(void *job)
+{
+    txt_job_free(job);
+    free(job);
+}
+
+const srv_job_kind srv_job_text = {
+    .name = "text",
+    .id = 1,
+    .tokenizes = 1,
+    .prepare = jtxt_prepare,
+    .cost = jtxt_cost,
+    .run_batch = jtxt_run,
+    .encode = jtxt_encode,
+    .free = jtxt_free,
+};

@@ -1,0 +1,70 @@
+/* The KServe v2 job: raw token tensors for the model the path names
+ * (POST /v2/models/{m}/infer), decoded and validated in the pool (v2_infer.h). */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "request.h"
+#include "v2_infer.h"
+
+static void *jv2_prepare(const srv_req *r, srv_job_reply *rep)
+{
+    v2_job *j = calloc(1, sizeof *j);
+    if (!j) {
+        rep->st = ls_fail(rep->err, sizeof rep->err, LS_ERR_NOMEM, "out of memory for the request");
+        return NULL;
+    }
+    size_t max = (size_t)r->srv->opt.max_input_tokens;
+    if (max > V2_MAX_ELEMS) max = V2_MAX_ELEMS;
+    rep->st = v2_job_decode(&r->model->info, r->body, r->len, max, j, rep->err, sizeof rep->err);
+    if (rep->st) {
+        free(j); /* v2_job_decode frees what it took on failure */
+        return NULL;
+    }
+    rep->model = r->model;
+    return j;
+}
+
+static void jv2_cost(const void *job, const srv_model *m, srv_job_cost *c)
+{
+    const v2_job *j = job;
+    c->tokens = v2_job_tokens(j);
+    c->cost = sched_cost(m->info.hidden_size, m->info.max_window, (size_t)j->B, (size_t)j->L,
+                         v2_job_globals(j));
+    c->key = v2_job_explicit_global(j);
+}
+
+static ls_status jv2_run(eng_ctx *ctx, void *const *jobs, int n, bt_stats *stats, char *err,
+                         size_t errlen)
+{
+    return v2_batch_run(ctx, (v2_job *const *)jobs, n, stats, err, errlen);
+}
+
+static void jv2_encode(void *job, const srv_model *m, srv_job_reply *rep)
+{
+    const v2_job *j = job;
+    if (j->st) {
+        rep->st = j->st;
+        snprintf(rep->err, sizeof rep->err, "%s", j->err);
+        return;
+    }
+    if (!(rep->body = v2_job_encode(j, m->name, &rep->len)))
+        rep->st =
+            ls_fail(rep->err, sizeof rep->err, LS_ERR_NOMEM, "out of memory encoding the response");
+}
+
+static void jv2_free(void *job)
+{
+    v2_job_free(job);
+    free(job);
+}
+
+const srv_job_kind srv_job_v2 = {
+    .name = "v2",
+    .id = 0,
+    .tokenizes = 0,
+    .prepare = jv2_prepare,
+    .cost = jv2_cost,
+    .run_batch = jv2_run,
+    .encode = jv2_encode,
+    .free = jv2_free,
+};

@@ -1,0 +1,74 @@
+/* The server's state: its options, loop handles, models (each with its scheduler and
+ * engine worker) and live requests. Lives on the loop thread; a model's eng_ctx belongs
+ * to its worker thread. The HTTP adapter's state is a struct only server/http.c defines. */
+#ifndef SRV_SERVER_H
+#define SRV_SERVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "../engine/engine.h"
+#include "metrics.h"
+#include "options.h"
+#include "scheduler.h"
+#include "text.h"
+#include "worker.h"
+
+typedef struct srv_server srv_server;
+typedef struct srv_req srv_req;
+
+typedef struct {
+    const char *name, *path; /* the option's strings */
+    eng_model *m;
+    eng_ctx *ctx; /* used by the model's worker thread only */
+    eng_model_info info;
+    const char *task;
+    sched q;
+    wk_worker *wk;
+    int running; /* the worker runs a batch (as last collected) */
+    srv_server *srv;
+    tok_tokenizer *tok; /* <dir>/tokenizer.json, or NULL: only the v2 route */
+    txt_model tm;       /* what the text routes see of the model */
+    /* engine speed in cost units per second: measured at warm-up (calibration), then a
+     * moving average over real batches; for Retry-After and the prediction metric */
+    double cost_per_s;
+} srv_model;
+
+struct srv_http; /* the HTTP adapter (server/http.c) */
+
+struct srv_server {
+    opt_options opt;
+    uv_loop_t *loop;
+    struct srv_http *http;
+    /* The adapter's one entry the rest of the server calls: a deferred request has its
+     * reply, send it (set by http_start). */
+    void (*resume)(srv_req *r);
+    int port; /* bound */
+    uv_async_t async;
+    uv_signal_t sig_term, sig_int;
+    uv_timer_t drain_timer;
+    int handles; /* open uv handles, to know when all close callbacks ran */
+    srv_model *models;
+    int nmodels;
+    metrics *metrics;
+    int ready, draining, stopping, exit_code;
+    uint64_t drain_deadline_ns;
+    int reserved;                         /* admitted requests (queue capacity in use) */
+    int inflight;                         /* submitted to a scheduler, not yet replied */
+    int encoding;                         /* jobs in the uv work pool (prepare, encode) */
+    const txt_model *tms[OPT_MAX_MODELS]; /* the text routes' view of models[] */
+    uint64_t seq;
+    srv_req *reqs; /* every live request */
+};
+
+srv_model *srv_model_find(srv_server *s, const char *name);
+/* Ready to take engine work: models loaded and warmed up, not draining. */
+int srv_ready(const srv_server *s);
+/* Seconds a refused client should wait: the queued cost at each model's measured speed. */
+int srv_retry_after(const srv_server *s);
+/* uv_close callback of the server's handles (counts them down). */
+void srv_handle_closed(uv_handle_t *h);
+
+#endif
