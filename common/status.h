@@ -4,6 +4,8 @@
 #ifndef LS_STATUS_H
 #define LS_STATUS_H
 
+#include <stddef.h>
+
 // clang-format off
 /*        name                 value  text */
 #define LS_STATUS_LIST(X)                                                                  \
