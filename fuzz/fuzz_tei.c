@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/utf8.h"
 #include "../proto/tei.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -32,9 +33,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int i = 0; i < r.n; i++) {
         const tei_input *in = &r.in[i];
         REQUIRE(in->text || in->ids);
-        if (in->text)
-            REQUIRE(strlen(in->text) <= in->len && tei_utf8_check(in->text, in->len) == in->len);
-        if (in->pair) REQUIRE(tei_utf8_check(in->pair, in->pair_len) == in->pair_len);
+        if (in->text) REQUIRE(strlen(in->text) <= in->len && ls_utf8_check(in->text, in->len) < 0);
+        if (in->pair) REQUIRE(ls_utf8_check(in->pair, in->pair_len) < 0);
     }
     REQUIRE(r.ga_nidx >= 0 && r.ga_nspans >= 0);
     tei_request_free(&r);

@@ -7,41 +7,9 @@
 #include <strings.h>
 
 #include "../common/buf.h"
+#include "../common/utf8.h"
 #include "../formats/json.h"
 #include "tei.h"
-
-/* ---- UTF-8 ---------------------------------------------------------------------------------- */
-
-size_t tei_utf8_check(const char *s, size_t n)
-{
-    const unsigned char *u = (const unsigned char *)s;
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = u[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t k;
-        unsigned cp, min;
-        if ((c & 0xe0) == 0xc0)
-            k = 1, cp = c & 0x1f, min = 0x80;
-        else if ((c & 0xf0) == 0xe0)
-            k = 2, cp = c & 0x0f, min = 0x800;
-        else if ((c & 0xf8) == 0xf0)
-            k = 3, cp = c & 0x07, min = 0x10000;
-        else
-            return i;
-        if (i + k >= n) return i; /* truncated sequence */
-        for (size_t j = 1; j <= k; j++) {
-            if ((u[i + j] & 0xc0) != 0x80) return i;
-            cp = cp << 6 | (u[i + j] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
-        i += k + 1;
-    }
-    return n;
-}
 
 /* ---- requests ---------------------------------------------------------------------------------
  */
@@ -511,10 +479,10 @@ ls_status tei_request_parse(tei_kind kind, const char *body, size_t len, int max
     out->skip_special_tokens = 1;
     out->top_k = 5;
     out->max_answer_len = 15;
-    size_t bad = tei_utf8_check(body, len);
-    if (bad != len)
+    ptrdiff_t bad = ls_utf8_check(body, len);
+    if (bad >= 0)
         return ls_fail(err, errlen, LS_ERR_BAD_REQUEST,
-                       "the body is not valid UTF-8: byte 0x%02x at byte offset %zu",
+                       "the body is not valid UTF-8: byte 0x%02x at byte offset %td",
                        (unsigned char)body[bad], bad);
     cJSON *root = fmt_json_parse(body, len);
     if (!root) return ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "the body is not valid JSON");

@@ -74,9 +74,6 @@ ls_status tei_request_parse(tei_kind kind, const char *body, size_t len, int max
                             tei_request *out, char *err, size_t errlen);
 void tei_request_free(tei_request *r);
 
-/* Byte offset of the first invalid UTF-8 sequence in s[0..n), or n when valid. */
-size_t tei_utf8_check(const char *s, size_t n);
-
 /* ---- responses (malloc'd JSON, NULL when out of memory) ---------------------------------- */
 
 /* /embed: [[f32 x dim] x n] */

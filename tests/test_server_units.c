@@ -1,13 +1,14 @@
 /* Unit tests of the server's pure parts: the scheduler (lanes, fairness, budgets,
  * compatibility keys, dropping), the option table (defaults, environment, flags,
- * bounds, secrets), and the text routes' codecs in proto/ (UTF-8 check, input forms,
- * knobs, sentence-transformers files). Linked with server/scheduler.c and
- * server/options.c directly, and with proto/. */
+ * bounds, secrets), the text routes' codecs in proto/ (input forms, knobs,
+ * sentence-transformers files) and the UTF-8 check of common/utf8.c. Linked with
+ * server/scheduler.c and server/options.c directly, and with proto/. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/utf8.h"
 #include "../proto/openai.h"
 #include "../formats/sbert.h"
 #include "../proto/tei.h"
@@ -210,16 +211,32 @@ START_TEST(secrets_hidden)
 }
 END_TEST
 
-START_TEST(tei_utf8)
+START_TEST(utf8_check)
 {
-    ck_assert_int_eq(tei_utf8_check("abc", 3), 3);
-    ck_assert_int_eq(tei_utf8_check("caf\xc3\xa9", 5), 5);
-    ck_assert_int_eq(tei_utf8_check("\xf0\x9f\x98\x80", 4), 4);
-    ck_assert_int_eq(tei_utf8_check("ab\xff", 3), 2);           /* invalid byte */
-    ck_assert_int_eq(tei_utf8_check("a\xc3", 2), 1);            /* truncated */
-    ck_assert_int_eq(tei_utf8_check("\xc0\xaf", 2), 0);         /* overlong */
-    ck_assert_int_eq(tei_utf8_check("x\xed\xa0\x80", 4), 1);    /* surrogate */
-    ck_assert_int_eq(tei_utf8_check("\xf4\x90\x80\x80", 4), 0); /* > U+10FFFF */
+    ck_assert_int_eq(ls_utf8_check("abc", 3), -1);
+    ck_assert_int_eq(ls_utf8_check("caf\xc3\xa9", 5), -1);
+    ck_assert_int_eq(ls_utf8_check("\xf0\x9f\x98\x80", 4), -1);
+    ck_assert_int_eq(ls_utf8_check("\xef\xbf\xbf\xf4\x8f\xbf\xbf", 7), -1); /* U+FFFF, U+10FFFF */
+    ck_assert_int_eq(ls_utf8_check("ab\xff", 3), 2);                        /* invalid byte */
+    ck_assert_int_eq(ls_utf8_check("a\xc3", 2), 1);                         /* truncated */
+    ck_assert_int_eq(ls_utf8_check("\xc0\xaf", 2), 0);                      /* overlong */
+    ck_assert_int_eq(ls_utf8_check("\xe0\x9f\xbf", 3), 0);                  /* overlong, 3 bytes */
+    ck_assert_int_eq(ls_utf8_check("\xf0\x8f\xbf\xbf", 4), 0);              /* overlong, 4 bytes */
+    ck_assert_int_eq(ls_utf8_check("x\xed\xa0\x80", 4), 1);                 /* surrogate */
+    ck_assert_int_eq(ls_utf8_check("\xf4\x90\x80\x80", 4), 0);              /* > U+10FFFF */
+    ck_assert_int_eq(ls_utf8_check("\xf5\x80\x80\x80", 4), 0);              /* no such lead byte */
+    ck_assert_int_eq(ls_utf8_check("\x80", 1), 0);      /* a lone continuation */
+    ck_assert_int_eq(ls_utf8_check("\xe2\x82x", 3), 0); /* cut by an ASCII byte */
+    /* past an ASCII run of eight and more (the fast path) */
+    ck_assert_int_eq(ls_utf8_check("0123456789\xc3", 11), 10);
+    ck_assert_int_eq(ls_utf8_check("01234567\xc3\xa9", 10), -1);
+    /* the maximal ill-formed subpart that one U+FFFD replaces in lossy decoding */
+    int bad = 0;
+    ck_assert_int_eq(ls_utf8_seq((const unsigned char *)"\xe2\x82\xac", 3, &bad), 3);
+    ck_assert_int_eq(ls_utf8_seq((const unsigned char *)"\xe2\x82x", 3, &bad), 0);
+    ck_assert_int_eq(bad, 2);
+    ck_assert_int_eq(ls_utf8_seq((const unsigned char *)"\xed\xa0\x80", 3, &bad), 0);
+    ck_assert_int_eq(bad, 1);
 }
 END_TEST
 
@@ -384,7 +401,7 @@ int main(void)
     tcase_add_test(tc, cost_model);
     tcase_add_test(tc, options_table);
     tcase_add_test(tc, secrets_hidden);
-    tcase_add_test(tc, tei_utf8);
+    tcase_add_test(tc, utf8_check);
     tcase_add_test(tc, tei_input_forms);
     tcase_add_test(tc, tei_encoders);
     tcase_add_test(tc, sbert_files);

@@ -176,7 +176,7 @@ static int tok__dec_step(const tj_decoder *d, const tok__strs *in, tok__strs *ou
                 continue;
             }
             if (pend.n) {
-                if (tok__utf8_check(pend.p, pend.n) == pend.n) {
+                if (ls_utf8_check(pend.p, pend.n) < 0) {
                     rc |= tok__strs_push(out, pend.p, pend.n);
                 } else {
                     for (size_t k = 0; k < pend.n; k++)

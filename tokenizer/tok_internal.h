@@ -11,6 +11,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "../common/utf8.h"
 #include "../formats/tokenizer_json.h"
 #include "tokenizer.h"
 
@@ -51,8 +52,6 @@ static inline int tok__lead_len(unsigned char b)
     return b < 0x80 ? 1 : b < 0xe0 ? 2 : b < 0xf0 ? 3 : 4;
 }
 
-/* Offset of the first byte that is not part of well-formed UTF-8, or n. */
-size_t tok__utf8_check(const char *s, size_t n);
 /* Appends s[0..n) to *out with ill-formed sequences replaced by U+FFFD, one per maximal
  * subpart (Rust's String::from_utf8_lossy). */
 struct tok__buf;

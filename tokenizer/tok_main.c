@@ -284,7 +284,7 @@ static ls_status tok__build_added(tok_tokenizer *t, char *err, size_t errlen)
         k->id = j->id, k->content = j->content, k->len = (uint32_t)strlen(j->content);
         k->single_word = j->single_word, k->lstrip = j->lstrip, k->rstrip = j->rstrip;
         k->normalized = j->normalized, k->special = j->special;
-        if (tok__utf8_check(j->content, k->len) != k->len)
+        if (ls_utf8_check(j->content, k->len) >= 0)
             return ls_fail(err, errlen, LS_ERR_CONFIG, "added_tokens[%d]: content is not UTF-8", i);
         if (k->normalized && t->norm) {
             char *m = NULL;
@@ -801,16 +801,16 @@ ls_status tok_encode(const tok_tokenizer *t, const char *text, size_t len, const
     if (len > (1u << 30) || pair_len > (1u << 30))
         return ls_fail(err, errlen, LS_ERR_TOO_LARGE, "input of %zu bytes is over the 1 GiB limit",
                        len > pair_len ? len : pair_len);
-    size_t bad = tok__utf8_check(text, len);
-    if (bad != len)
+    ptrdiff_t bad = ls_utf8_check(text, len);
+    if (bad >= 0)
         return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
-                       "text is not valid UTF-8: bad byte 0x%02x at byte offset %zu",
+                       "text is not valid UTF-8: bad byte 0x%02x at byte offset %td",
                        (unsigned char)text[bad], bad);
     if (pair) {
-        bad = tok__utf8_check(pair, pair_len);
-        if (bad != pair_len)
+        bad = ls_utf8_check(pair, pair_len);
+        if (bad >= 0)
             return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
-                           "pair text is not valid UTF-8: bad byte 0x%02x at byte offset %zu",
+                           "pair text is not valid UTF-8: bad byte 0x%02x at byte offset %td",
                            (unsigned char)pair[bad], bad);
     }
     int nseq = pair ? 2 : 1;

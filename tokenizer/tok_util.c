@@ -1,4 +1,4 @@
-/* Tokenizer plumbing: UTF-8 validation and lossy decoding, Unicode character classes
+/* Tokenizer plumbing: lossy UTF-8 decoding (over common/utf8.c), Unicode character classes
  * (utf8proc), growable buffers, the string hash map, PCRE2 patterns with Oniguruma/Rust
  * meanings for \s and \w, and the normalized-text arena with its transform writer. */
 #include <stdlib.h>
@@ -21,70 +21,12 @@
 
 /* ---- UTF-8 ------------------------------------------------------------------------------ */
 
-/* Length of the well-formed sequence at s[0..n) (1..4), or 0 with *bad = bytes of the
- * maximal ill-formed subpart (>= 1). */
-static int tok__seq(const unsigned char *s, size_t n, int *bad)
-{
-    unsigned char b = s[0];
-    if (b < 0x80) return 1;
-    int need;
-    unsigned char lo = 0x80, hi = 0xbf;
-    if (b >= 0xc2 && b <= 0xdf)
-        need = 1;
-    else if (b == 0xe0)
-        need = 2, lo = 0xa0;
-    else if (b >= 0xe1 && b <= 0xec)
-        need = 2;
-    else if (b == 0xed)
-        need = 2, hi = 0x9f;
-    else if (b >= 0xee && b <= 0xef)
-        need = 2;
-    else if (b == 0xf0)
-        need = 3, lo = 0x90;
-    else if (b >= 0xf1 && b <= 0xf3)
-        need = 3;
-    else if (b == 0xf4)
-        need = 3, hi = 0x8f;
-    else
-        return *bad = 1, 0;
-    for (int i = 1; i <= need; i++) {
-        if ((size_t)i >= n) return *bad = i, 0;
-        unsigned char c = s[i];
-        if (i == 1 ? (c < lo || c > hi) : (c < 0x80 || c > 0xbf)) return *bad = i, 0;
-    }
-    return need + 1;
-}
-
-size_t tok__utf8_check(const char *str, size_t n)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    size_t i = 0;
-    while (i < n) {
-        /* ASCII runs eight bytes at a time */
-        while (i + 8 <= n) {
-            uint64_t w;
-            memcpy(&w, s + i, 8);
-            if (w & 0x8080808080808080ull) break;
-            i += 8;
-        }
-        if (i >= n) break;
-        if (s[i] < 0x80) {
-            i++;
-            continue;
-        }
-        int bad = 0, k = tok__seq(s + i, n - i, &bad);
-        if (!k) return i;
-        i += (size_t)k;
-    }
-    return n;
-}
-
 int tok__utf8_lossy(tok__buf *out, const char *str, size_t n)
 {
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0, run = 0;
     while (i < n) {
-        int bad = 0, k = tok__seq(s + i, n - i, &bad);
+        int bad = 0, k = ls_utf8_seq(s + i, n - i, &bad);
         if (k) {
             i += (size_t)k;
             continue;
