@@ -111,13 +111,43 @@ def v2():
         (d / (name + ".json")).write_text(json.dumps(obj))
 
 
+def sbert():
+    d = OUT / "sbert"
+    st = FIX / "embed" / "st_tiny"
+    shutil.copyfile(st / "modules.json", d / "modules.json")
+    shutil.copyfile(st / "1_Pooling" / "config.json", d / "pooling.json")
+    mods = lambda *ms: [{"idx": i, "name": str(i), "path": p, "type": t} for i, (t, p) in enumerate(ms)]
+    pool = lambda **kw: dict({"word_embedding_dimension": 32}, **kw)
+    seeds = {
+        "modules_short_names": [{"type": "Transformer"}, {"type": "Pooling", "path": "p"},
+                                {"type": "Normalize"}],
+        "pooling_named": pool(pooling_mode="mean_sqrt_len_tokens"),
+        "pooling_named_and_flag": pool(pooling_mode="cls", pooling_mode_cls_token=True),
+        "near_modules_dotdot": mods(("sentence_transformers.models.Pooling", "../1_Pooling")),
+        "near_modules_absolute": mods(("sentence_transformers.models.Pooling", "/etc")),
+        "near_modules_long_path": mods(("sentence_transformers.models.Pooling", "p" * 300)),
+        "near_modules_unknown": mods(("sentence_transformers.models.Transformer", ""),
+                                     ("sentence_transformers.models.Dense", "2_Dense")),
+        "near_modules_types": [{"type": 5}, {"type": "Pooling", "path": None}],
+        "near_modules_object": {"type": "sentence_transformers.models.Pooling"},
+        "near_pooling_two": pool(pooling_mode_cls_token=True, pooling_mode_max_tokens=True),
+        "near_pooling_none": pool(pooling_mode_cls_token=False, pooling_mode="sum"),
+        "near_pooling_types": pool(pooling_mode_mean_tokens=1),
+        "near_pooling_array": [pool(pooling_mode_mean_tokens=True)],
+    }
+    for name, obj in seeds.items():
+        (d / (name + ".json")).write_text(json.dumps(obj))
+    (d / "near_cut.json").write_bytes((st / "1_Pooling" / "config.json").read_bytes()[:70])
+
+
 def main():
-    for target in ("safetensors", "config", "v2"):
+    for target in ("safetensors", "config", "v2", "sbert"):
         shutil.rmtree(OUT / target, ignore_errors=True)
         (OUT / target).mkdir(parents=True)
     safetensors()
     config()
     v2()
+    sbert()
     total = sum(p.stat().st_size for p in OUT.rglob("*") if p.is_file())
     print(f"{sum(1 for p in OUT.rglob('*') if p.is_file())} files, {total} bytes")
     assert total < 200_000
