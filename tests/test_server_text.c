@@ -1,0 +1,649 @@
+/* longserve end to end, the text routes (TEI, OpenAI, pipelines): /embed and /v1/embeddings
+ * equal to sentence-transformers and to the engine, the pipelines, the text errors, and the
+ * default model when models/ has it. Harness: tests/server_harness.h. */
+#include <check.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "server_harness.h"
+
+/* ---- text routes (TEI, OpenAI, pipelines) ----------------------------------------------------
+ * Fixtures from tools/make_embed_fixtures.py (tests/fixtures/embed/): a tiny
+ * sentence-transformers BERT and tiny Longformer heads with tokenizers, with the outputs of
+ * sentence-transformers and of the Hugging Face pipelines for the same texts. */
+
+/* max |a - b| / max |b| over n floats of two JSON arrays. */
+static double json_rel_err(const cJSON *a, const cJSON *b)
+{
+    ck_assert_int_eq(cJSON_GetArraySize(a), cJSON_GetArraySize(b));
+    double diff = 0, mag = 1e-30;
+    for (int i = 0; i < cJSON_GetArraySize(b); i++) {
+        double x = cJSON_GetArrayItem(a, i)->valuedouble, y = cJSON_GetArrayItem(b, i)->valuedouble;
+        diff = fmax(diff, fabs(x - y));
+        mag = fmax(mag, fabs(y));
+    }
+    return diff / mag;
+}
+
+static double vec_rel_err(const double *a, const double *b, int n)
+{
+    double diff = 0, mag = 1e-30;
+    for (int i = 0; i < n; i++) {
+        diff = fmax(diff, fabs(a[i] - b[i]));
+        mag = fmax(mag, fabs(b[i]));
+    }
+    return diff / mag;
+}
+
+static cJSON *str_array(const cJSON *texts)
+{
+    return cJSON_Duplicate(texts, 1);
+}
+
+/* The ids /tokenize gives for one text. */
+static int tokenize_ids(int port, const char *text, int *ids, int cap)
+{
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "inputs", text);
+    hresp r;
+    post_json(port, "/tokenize", b, &r);
+    ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
+    cJSON *j = hjson(&r);
+    const cJSON *toks = cJSON_GetArrayItem(j, 0);
+    int n = cJSON_GetArraySize(toks);
+    ck_assert(n <= cap);
+    for (int i = 0; i < n; i++)
+        ids[i] = cJSON_GetObjectItem(cJSON_GetArrayItem(toks, i), "id")->valueint;
+    cJSON_Delete(j);
+    hresp_free(&r);
+    return n;
+}
+
+/* last_hidden_state [n, H] of one row of ids (optional global mask) through longserve-run. */
+static double *runner_hidden(const char *model, const int *ids, int n, const int *glob, int H)
+{
+    size_t cap = 256 + (size_t)n * 24;
+    char *b = malloc(cap);
+    int k = snprintf(b, cap,
+                     "{\"inputs\":[{\"name\":\"input_ids\",\"datatype\":\"INT64\",\"shape\":[1,%d],"
+                     "\"data\":[",
+                     n);
+    for (int i = 0; i < n; i++)
+        k += snprintf(b + k, cap - (size_t)k, "%s%d", i ? "," : "", ids[i]);
+    k += snprintf(b + k, cap - (size_t)k, "]}");
+    if (glob) {
+        k +=
+            snprintf(b + k, cap - (size_t)k,
+                     ",{\"name\":\"global_attention_mask\",\"datatype\":\"INT64\",\"shape\":[1,%d],"
+                     "\"data\":[",
+                     n);
+        for (int i = 0; i < n; i++)
+            k += snprintf(b + k, cap - (size_t)k, "%s%d", i ? "," : "", glob[i]);
+        k += snprintf(b + k, cap - (size_t)k, "]}");
+    }
+    snprintf(b + k, cap - (size_t)k, "]}");
+    char *out = run_runner(model, b);
+    free(b);
+    cJSON *j = cJSON_Parse(out);
+    ck_assert(j != NULL);
+    const cJSON *o = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "outputs"), 0);
+    ck_assert_str_eq(cJSON_GetObjectItem(o, "name")->valuestring, "last_hidden_state");
+    const cJSON *d = cJSON_GetObjectItem(o, "data");
+    ck_assert_int_eq(cJSON_GetArraySize(d), n * H);
+    double *h = malloc((size_t)n * (size_t)H * sizeof *h);
+    for (int i = 0; i < n * H; i++)
+        h[i] = cJSON_GetArrayItem(d, i)->valuedouble;
+    cJSON_Delete(j);
+    free(out);
+    return h;
+}
+
+/* sentence-transformers pooling of [n, H]: 0 mean, 1 cls, 2 max; then L2 when normalize. */
+static void pool(const double *h, int n, int H, int mode, int normalize, double *v)
+{
+    for (int d = 0; d < H; d++) {
+        double acc = mode == 2 ? -1e300 : 0;
+        for (int t = 0; t < (mode == 1 ? 1 : n); t++)
+            acc = mode == 2 ? fmax(acc, h[t * H + d]) : acc + h[t * H + d];
+        v[d] = mode == 0 ? acc / n : acc;
+    }
+    if (!normalize) return;
+    double ss = 0;
+    for (int d = 0; d < H; d++)
+        ss += v[d] * v[d];
+    for (int d = 0; d < H; d++)
+        v[d] /= fmax(sqrt(ss), 1e-12);
+}
+
+static void json_vec(const cJSON *a, double *v, int n)
+{
+    ck_assert_int_eq(cJSON_GetArraySize(a), n);
+    for (int i = 0; i < n; i++)
+        v[i] = cJSON_GetArrayItem(a, i)->valuedouble;
+}
+
+/* /embed of text with extra fields (a JSON object text, or NULL) into v[H]; the response's
+ * header `hname` into hval when asked. */
+static void embed_one(int port, const char *text, const char *extra, double *v, int H,
+                      const char *hname, char *hval, size_t hlen)
+{
+    cJSON *b = extra ? cJSON_Parse(extra) : cJSON_CreateObject();
+    ck_assert(b != NULL);
+    cJSON_AddStringToObject(b, "inputs", text);
+    hresp r;
+    post_json(port, "/embed", b, &r);
+    ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
+    if (hname) ck_assert_msg(hheader(&r, hname, hval, hlen) != NULL, "no %s header", hname);
+    cJSON *j = hjson(&r);
+    json_vec(cJSON_GetArrayItem(j, 0), v, H);
+    cJSON_Delete(j);
+    hresp_free(&r);
+}
+
+START_TEST(text_embed_sentence_transformers)
+{
+    server s;
+    text_server(&s, NULL);
+    cJSON *exp = fixture_json("embed/st_tiny/expected.json");
+    const cJSON *cases = cJSON_GetObjectItem(exp, "cases");
+    const int n = cJSON_GetArraySize(cases);
+    cJSON *texts = cJSON_CreateArray();
+    for (int i = 0; i < n; i++)
+        cJSON_AddItemToArray(
+            texts, cJSON_Duplicate(cJSON_GetObjectItem(cJSON_GetArrayItem(cases, i), "text"), 1));
+
+    /* /embed, a batch: equals sentence-transformers (mean pooling + Normalize) */
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddItemToObject(b, "inputs", str_array(texts));
+    hresp r;
+    post_json(s.port, "/embed", b, &r);
+    ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
+    cJSON *got = hjson(&r);
+    hresp_free(&r);
+    ck_assert_int_eq(cJSON_GetArraySize(got), n);
+    long long tokens = 0;
+    for (int i = 0; i < n; i++) {
+        const cJSON *c = cJSON_GetArrayItem(cases, i);
+        double e = json_rel_err(cJSON_GetArrayItem(got, i), cJSON_GetObjectItem(c, "embedding"));
+        ck_assert_msg(e <= 1e-4, "text %d: /embed differs from sentence-transformers by %g", i, e);
+        /* /tokenize gives the ids transformers gives */
+        int ids[256];
+        int k = tokenize_ids(s.port, cJSON_GetObjectItem(c, "text")->valuestring, ids, 256);
+        const cJSON *want = cJSON_GetObjectItem(c, "ids");
+        ck_assert_int_eq(k, cJSON_GetArraySize(want));
+        for (int t = 0; t < k; t++)
+            ck_assert_int_eq(ids[t], cJSON_GetArrayItem(want, t)->valueint);
+        tokens += k;
+    }
+
+    /* one string: still a list of one vector (TEI) */
+    b = cJSON_CreateObject();
+    cJSON_AddItemToObject(b, "inputs", cJSON_Duplicate(cJSON_GetArrayItem(texts, 0), 1));
+    post_json(s.port, "/embed", b, &r);
+    ck_assert_int_eq(r.status, 200);
+    cJSON *one = hjson(&r);
+    ck_assert_int_eq(cJSON_GetArraySize(one), 1);
+    ck_assert(json_rel_err(cJSON_GetArrayItem(one, 0), cJSON_GetArrayItem(got, 0)) == 0);
+    cJSON_Delete(one);
+    hresp_free(&r);
+
+    /* OpenAI: the same vectors, usage, base64 of the same float32 values */
+    for (int b64 = 0; b64 < 2; b64++) {
+        b = cJSON_CreateObject();
+        cJSON_AddItemToObject(b, "input", str_array(texts));
+        cJSON_AddStringToObject(b, "model", "st_tiny");
+        cJSON_AddStringToObject(b, "encoding_format", b64 ? "base64" : "float");
+        post_json(s.port, "/v1/embeddings", b, &r);
+        ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
+        cJSON *j = hjson(&r);
+        ck_assert_str_eq(cJSON_GetObjectItem(j, "object")->valuestring, "list");
+        ck_assert_str_eq(cJSON_GetObjectItem(j, "model")->valuestring, "st_tiny");
+        const cJSON *u = cJSON_GetObjectItem(j, "usage");
+        ck_assert_int_eq((long long)cJSON_GetObjectItem(u, "prompt_tokens")->valuedouble, tokens);
+        ck_assert_int_eq((long long)cJSON_GetObjectItem(u, "total_tokens")->valuedouble, tokens);
+        const cJSON *data = cJSON_GetObjectItem(j, "data");
+        ck_assert_int_eq(cJSON_GetArraySize(data), n);
+        for (int i = 0; i < n; i++) {
+            const cJSON *d = cJSON_GetArrayItem(data, i);
+            ck_assert_str_eq(cJSON_GetObjectItem(d, "object")->valuestring, "embedding");
+            ck_assert_int_eq(cJSON_GetObjectItem(d, "index")->valueint, i);
+            const cJSON *e = cJSON_GetObjectItem(d, "embedding"),
+                        *want = cJSON_GetArrayItem(got, i);
+            if (!b64) {
+                ck_assert(json_rel_err(e, want) == 0);
+                continue;
+            }
+            /* base64 of little-endian float32 */
+            const char *p = e->valuestring;
+            size_t len = strlen(p);
+            ck_assert_int_eq(len, (size_t)(32 * 4 + 2) / 3 * 4);
+            unsigned char bytes[160];
+            size_t nb = 0;
+            for (size_t q = 0; q + 4 <= len; q += 4) {
+                unsigned v = 0;
+                for (int c = 0; c < 4; c++) {
+                    const char *tab =
+                        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+                    const char *pos = p[q + c] == '=' ? tab : strchr(tab, p[q + c]);
+                    ck_assert(pos != NULL);
+                    v = v << 6 | (unsigned)(pos - tab);
+                }
+                bytes[nb++] = (unsigned char)(v >> 16);
+                bytes[nb++] = (unsigned char)(v >> 8);
+                bytes[nb++] = (unsigned char)v;
+            }
+            for (int k = 0; k < 32; k++) {
+                uint32_t bits = (uint32_t)bytes[4 * k] | (uint32_t)bytes[4 * k + 1] << 8 |
+                                (uint32_t)bytes[4 * k + 2] << 16 | (uint32_t)bytes[4 * k + 3] << 24;
+                float f;
+                memcpy(&f, &bits, 4);
+                ck_assert_msg((double)f == (double)(float)cJSON_GetArrayItem(want, k)->valuedouble,
+                              "base64 element %d", k);
+            }
+        }
+        cJSON_Delete(j);
+        hresp_free(&r);
+    }
+    cJSON_Delete(got);
+    cJSON_Delete(texts);
+    cJSON_Delete(exp);
+    ck_assert_int_eq(server_stop(&s, 30), 0);
+}
+END_TEST
+
+/* /embed (every pooling, normalize off) and /embed_all equal what the engine gives through
+ * longserve-run for the same ids; global attention and long-document windows equal what
+ * they are defined to be. */
+START_TEST(text_embed_equals_engine)
+{
+    const char *extra[] = {"--max-global-tokens", "4", NULL};
+    server s;
+    text_server(&s, extra);
+    const int H = 32;
+    const char *text = "Long documents need sparse attention to be read in one pass, the model "
+                       "reads contracts papers clinical notes and logs.";
+    int ids[256];
+    const int n = tokenize_ids(s.port, text, ids, 256);
+    ck_assert(n > 12);
+    double *h = runner_hidden("embed/st_tiny", ids, n, NULL, H);
+    double want[32], v[32];
+    static const char *const modes[] = {"mean", "cls", "max"};
+    for (int m = 0; m < 3; m++) {
+        char extra_json[128];
+        snprintf(extra_json, sizeof extra_json, "{\"normalize\":false,\"pooling\":\"%s\"}",
+                 modes[m]);
+        embed_one(s.port, text, extra_json, v, H, NULL, NULL, 0);
+        pool(h, n, H, m, 0, want);
+        ck_assert_msg(vec_rel_err(v, want, H) <= 1e-5, "pooling %s: %g", modes[m],
+                      vec_rel_err(v, want, H));
+    }
+    /* /embed_all: the engine's hidden states, token by token */
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddStringToObject(b, "inputs", text);
+    hresp r;
+    post_json(s.port, "/embed_all", b, &r);
+    ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
+    cJSON *j = hjson(&r);
+    const cJSON *rows = cJSON_GetArrayItem(j, 0);
+    ck_assert_int_eq(cJSON_GetArraySize(rows), n);
+    for (int t = 0; t < n; t++) {
+        json_vec(cJSON_GetArrayItem(rows, t), v, H);
+        ck_assert(vec_rel_err(v, h + t * H, H) <= 1e-5);
+    }
+    cJSON_Delete(j);
+    hresp_free(&r);
+
+    /* global attention: {"cls": true} is the automatic choice for BERT: the same numbers */
+    double plain[32];
+    char hv[64];
+    embed_one(s.port, text, "{\"normalize\":false}", plain, H, NULL, NULL, 0);
+    embed_one(s.port, text, "{\"normalize\":false,\"global_attention\":{\"cls\":true}}", v, H,
+              "x-global-tokens", hv, sizeof hv);
+    ck_assert_str_eq(hv, "1");
+    ck_assert(vec_rel_err(v, plain, H) == 0);
+    /* ... and extra global tokens are what the engine computes with that mask */
+    embed_one(s.port, text,
+              "{\"normalize\":false,\"global_attention\":{\"cls\":true,\"token_indices\":[3],"
+              "\"spans\":[[5,7]]}}",
+              v, H, "x-global-tokens", hv, sizeof hv);
+    ck_assert_str_eq(hv, "4");
+    int glob[256] = {0};
+    glob[0] = glob[3] = glob[5] = glob[6] = 1;
+    double *hg = runner_hidden("embed/st_tiny", ids, n, glob, H);
+    pool(hg, n, H, 0, 0, want);
+    ck_assert_msg(vec_rel_err(v, want, H) <= 1e-5, "global: %g", vec_rel_err(v, want, H));
+    free(hg);
+
+    /* long_document: windows of `window` tokens (specials included) every `stride` content
+     * tokens, each pooled, averaged by tokens, then normalised */
+    const int W = 8, S = 3, C = W - 2, content = n - 2;
+    double acc[32] = {0}, wsum = 0;
+    int nwin = 0;
+    for (int c0 = 0;; c0 += S) {
+        int c1 = c0 + C < content ? c0 + C : content, win[16], k = 0;
+        win[k++] = ids[0];
+        for (int t = c0; t < c1; t++)
+            win[k++] = ids[1 + t];
+        win[k++] = ids[n - 1];
+        double *hw = runner_hidden("embed/st_tiny", win, k, NULL, H);
+        pool(hw, k, H, 0, 0, want);
+        free(hw);
+        for (int d = 0; d < H; d++)
+            acc[d] += k * want[d];
+        wsum += k;
+        nwin++;
+        if (c1 == content) break;
+    }
+    double ss = 0;
+    for (int d = 0; d < H; d++)
+        ss += (acc[d] / wsum) * (acc[d] / wsum);
+    for (int d = 0; d < H; d++)
+        want[d] = acc[d] / wsum / sqrt(ss);
+    embed_one(s.port, text,
+              "{\"long_document\":{\"window\":8,\"stride\":3,\"aggregate\":\"mean\"}}", v, H,
+              "x-long-document-windows", hv, sizeof hv);
+    ck_assert_int_eq(atoi(hv), nwin);
+    ck_assert_msg(vec_rel_err(v, want, H) <= 1e-5, "long_document: %g", vec_rel_err(v, want, H));
+    /* a window that holds the whole text: exactly the plain embedding */
+    embed_one(s.port, text, "{\"long_document\":{\"window\":1000}}", v, H, NULL, NULL, 0);
+    embed_one(s.port, text, NULL, want, H, NULL, NULL, 0);
+    ck_assert(vec_rel_err(v, want, H) == 0);
+    free(h);
+    ck_assert_int_eq(server_stop(&s, 30), 0);
+}
+END_TEST
+
+START_TEST(text_pipelines)
+{
+    server s;
+    text_server(&s, NULL);
+    cJSON *exp = fixture_json("embed/pipelines.json");
+    hresp r;
+
+    /* /predict: a batch, then one pair; labels sorted by score as TEI does */
+    const cJSON *pr = cJSON_GetObjectItem(exp, "predict");
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddItemToObject(b, "inputs", cJSON_Duplicate(cJSON_GetObjectItem(pr, "inputs"), 1));
+    post_json(s.port, "/predict", b, &r);
+    ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
+    cJSON *j = hjson(&r);
+    hresp_free(&r);
+    for (int phase = 0; phase < 2; phase++) {
+        const cJSON *wants = phase ? NULL : cJSON_GetObjectItem(pr, "outputs");
+        int n = phase ? 1 : cJSON_GetArraySize(wants);
+        for (int i = 0; i < n; i++) {
+            const cJSON *g = phase ? j : cJSON_GetArrayItem(j, i);
+            const cJSON *w =
+                phase ? cJSON_GetObjectItem(pr, "pair_output") : cJSON_GetArrayItem(wants, i);
+            ck_assert_int_eq(cJSON_GetArraySize(g), cJSON_GetArraySize(w));
+            for (int k = 0; k < cJSON_GetArraySize(w); k++) {
+                const cJSON *gk = cJSON_GetArrayItem(g, k), *wk = cJSON_GetArrayItem(w, k);
+                ck_assert_str_eq(cJSON_GetObjectItem(gk, "label")->valuestring,
+                                 cJSON_GetObjectItem(wk, "label")->valuestring);
+                ck_assert(fabs(cJSON_GetObjectItem(gk, "score")->valuedouble -
+                               cJSON_GetObjectItem(wk, "score")->valuedouble) <= 1e-5);
+            }
+        }
+        if (phase) break;
+        cJSON_Delete(j);
+        b = cJSON_CreateObject();
+        cJSON_AddItemToObject(b, "inputs", cJSON_Duplicate(cJSON_GetObjectItem(pr, "pair"), 1));
+        post_json(s.port, "/predict", b, &r);
+        ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
+        j = hjson(&r);
+        hresp_free(&r);
+    }
+    cJSON_Delete(j);
+
+    /* /token_classify: the pipeline's entities (aggregation none, "O" ignored) */
+    const cJSON *tc = cJSON_GetObjectItem(exp, "token_classify");
+    b = cJSON_CreateObject();
+    cJSON_AddItemToObject(b, "inputs", cJSON_Duplicate(cJSON_GetObjectItem(tc, "inputs"), 1));
+    post_json(s.port, "/token_classify", b, &r);
+    ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
+    j = hjson(&r);
+    hresp_free(&r);
+    const cJSON *wants = cJSON_GetObjectItem(tc, "outputs");
+    for (int i = 0; i < cJSON_GetArraySize(wants); i++) {
+        const cJSON *g = cJSON_GetArrayItem(j, i), *w = cJSON_GetArrayItem(wants, i);
+        ck_assert_int_eq(cJSON_GetArraySize(g), cJSON_GetArraySize(w));
+        for (int k = 0; k < cJSON_GetArraySize(w); k++) {
+            const cJSON *gk = cJSON_GetArrayItem(g, k), *wk = cJSON_GetArrayItem(w, k);
+            static const char *const strs[] = {"entity", "word"}, *const ints[] = {"index", "start",
+                                                                                   "end"};
+            for (int f = 0; f < 2; f++)
+                ck_assert_str_eq(cJSON_GetObjectItem(gk, strs[f])->valuestring,
+                                 cJSON_GetObjectItem(wk, strs[f])->valuestring);
+            for (int f = 0; f < 3; f++)
+                ck_assert_int_eq(cJSON_GetObjectItem(gk, ints[f])->valueint,
+                                 cJSON_GetObjectItem(wk, ints[f])->valueint);
+            ck_assert(fabs(cJSON_GetObjectItem(gk, "score")->valuedouble -
+                           cJSON_GetObjectItem(wk, "score")->valuedouble) <= 1e-5);
+        }
+    }
+    cJSON_Delete(j);
+
+    /* /fill_mask: top 5 by score, token_str = decode([id]), sequence with the mask filled */
+    const cJSON *fm = cJSON_GetObjectItem(exp, "fill_mask");
+    b = cJSON_CreateObject();
+    cJSON_AddItemToObject(b, "inputs", cJSON_Duplicate(cJSON_GetObjectItem(fm, "inputs"), 1));
+    post_json(s.port, "/fill_mask", b, &r);
+    ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
+    j = hjson(&r);
+    hresp_free(&r);
+    wants = cJSON_GetObjectItem(fm, "outputs");
+    for (int i = 0; i < cJSON_GetArraySize(wants); i++) {
+        const cJSON *g = cJSON_GetArrayItem(j, i), *w = cJSON_GetArrayItem(wants, i);
+        ck_assert_int_eq(cJSON_GetArraySize(g), 5);
+        for (int k = 0; k < 5; k++) {
+            const cJSON *gk = cJSON_GetArrayItem(g, k), *wk = cJSON_GetArrayItem(w, k);
+            ck_assert_int_eq(cJSON_GetObjectItem(gk, "token")->valueint,
+                             cJSON_GetObjectItem(wk, "token")->valueint);
+            ck_assert_str_eq(cJSON_GetObjectItem(gk, "token_str")->valuestring,
+                             cJSON_GetObjectItem(wk, "token_str")->valuestring);
+            ck_assert_str_eq(cJSON_GetObjectItem(gk, "sequence")->valuestring,
+                             cJSON_GetObjectItem(wk, "sequence")->valuestring);
+            ck_assert(fabs(cJSON_GetObjectItem(gk, "score")->valuedouble -
+                           cJSON_GetObjectItem(wk, "score")->valuedouble) <= 1e-6);
+        }
+    }
+    cJSON_Delete(j);
+
+    /* /answer: the QA pipeline's span, character offsets into the context */
+    const cJSON *qa = cJSON_GetObjectItem(exp, "answer");
+    wants = cJSON_GetObjectItem(qa, "outputs");
+    for (int i = 0; i < cJSON_GetArraySize(wants); i++) {
+        b = cJSON_Duplicate(cJSON_GetArrayItem(cJSON_GetObjectItem(qa, "inputs"), i), 1);
+        post_json(s.port, "/answer", b, &r);
+        ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
+        j = hjson(&r);
+        hresp_free(&r);
+        const cJSON *w = cJSON_GetArrayItem(wants, i);
+        ck_assert_str_eq(cJSON_GetObjectItem(j, "answer")->valuestring,
+                         cJSON_GetObjectItem(w, "answer")->valuestring);
+        ck_assert_int_eq(cJSON_GetObjectItem(j, "start")->valueint,
+                         cJSON_GetObjectItem(w, "start")->valueint);
+        ck_assert_int_eq(cJSON_GetObjectItem(j, "end")->valueint,
+                         cJSON_GetObjectItem(w, "end")->valueint);
+        double gs = cJSON_GetObjectItem(j, "score")->valuedouble,
+               ws = cJSON_GetObjectItem(w, "score")->valuedouble;
+        ck_assert_msg(fabs(gs - ws) <= 1e-4 * ws, "answer %d score %g vs %g", i, gs, ws);
+        const cJSON *ls = cJSON_GetObjectItem(j, "longserve");
+        ck_assert_int_eq(cJSON_GetObjectItem(ls, "tokens_used")->valueint,
+                         cJSON_GetArraySize(cJSON_GetObjectItem(w, "ids")));
+        cJSON_Delete(j);
+    }
+    cJSON_Delete(exp);
+    ck_assert_int_eq(server_stop(&s, 30), 0);
+}
+END_TEST
+
+/* An error status and a substring of its body, then the same server answers health. */
+static void text_expect(int port, const char *path, const char *body, int status,
+                        const char *needle)
+{
+    hresp r;
+    hreq(port, "POST", path, "Content-Type: application/json\r\n", body, &r);
+    ck_assert_msg(r.status == status, "%s %.80s: %d (want %d) %s", path, body, r.status, status,
+                  r.body);
+    ck_assert_msg(strstr(r.body, needle) != NULL, "%s: '%s' not in %s", path, needle, r.body);
+    if (status >= 400) {
+        cJSON *j = hjson(&r);
+        const cJSON *e = cJSON_GetObjectItem(j, "error");
+        if (strncmp(path, "/v1/", 4) == 0)
+            ck_assert(cJSON_IsString(cJSON_GetObjectItem(e, "message")) &&
+                      cJSON_IsString(cJSON_GetObjectItem(e, "type")));
+        else
+            ck_assert(cJSON_IsString(e) && cJSON_IsString(cJSON_GetObjectItem(j, "error_type")));
+        cJSON_Delete(j);
+    }
+    hresp_free(&r);
+}
+
+START_TEST(text_errors)
+{
+    const char *extra[] = {"--max-global-tokens", "4", NULL};
+    server s;
+    text_server(&s, extra);
+    char lng[4096];
+    int k = snprintf(lng, sizeof lng, "{\"inputs\":\"");
+    for (int i = 0; i < 150; i++)
+        k += snprintf(lng + k, sizeof lng - (size_t)k, "word%d ", i);
+    snprintf(lng + k, sizeof lng - (size_t)k, "\"");
+    char body[4200];
+
+    text_expect(s.port, "/embed", "{\"inputs\":\"\"}", 400, "cannot be empty");
+    text_expect(s.port, "/embed", "{\"inputs\":[]}", 400, "cannot be empty");
+    text_expect(s.port, "/embed", "{\"inputs\":[\"a\",3]}", 400, "inputs[1]");
+    text_expect(s.port, "/embed", "{\"inputs\":5}", 400, "must be a string");
+    text_expect(s.port, "/embed", "{\"inputs\":\"a\",\"normalize\":\"yes\"}", 400, "normalize");
+    text_expect(s.port, "/embed", "{\"inputs\":\"a\"", 400, "not valid JSON");
+    text_expect(s.port, "/embed", "{\"inputs\":\"ab\xc3\x28\"}", 400, "byte offset 13");
+    text_expect(s.port, "/embed", "{\"inputs\":\"a\",\"truncate\":\"middle\"}", 400, "truncate");
+    /* too many tokens: 413 with the counts, unless truncated (reported in headers) */
+    snprintf(body, sizeof body, "%s}", lng);
+    text_expect(s.port, "/predict", body, 413, "at most 128");
+    ck_assert(metric(s.port, "longserve_truncated_requests_total") == 0);
+    snprintf(body, sizeof body, "%s,\"truncate\":true}", lng);
+    hresp r;
+    hreq(s.port, "POST", "/predict", NULL, body, &r);
+    ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
+    ck_assert(metric(s.port, "longserve_truncated_requests_total") == 1);
+    char hv[64];
+    ck_assert(hheader(&r, "x-truncated", hv, sizeof hv) && strcmp(hv, "1") == 0);
+    ck_assert(hheader(&r, "x-tokens-used", hv, sizeof hv) && strcmp(hv, "128") == 0);
+    ck_assert(hheader(&r, "x-tokens-in", hv, sizeof hv) && atoi(hv) > 128);
+    hresp_free(&r);
+    /* global attention: positions in range, at most --max-global-tokens */
+    text_expect(s.port, "/embed",
+                "{\"inputs\":\"a b\",\"global_attention\":{\"token_indices\":[9]}}", 422,
+                "outside the 4 tokens");
+    text_expect(s.port, "/embed",
+                "{\"inputs\":\"a b c d e f\",\"global_attention\":{\"spans\":[[0,6]]}}", 422,
+                "too many global tokens");
+    text_expect(s.port, "/embed", "{\"inputs\":\"a\",\"global_attention\":{\"spans\":[[3,1]]}}",
+                422, "after end");
+    /* models: unknown, wrong task, without a tokenizer */
+    text_expect(s.port, "/embed", "{\"inputs\":\"a\",\"model\":\"nope\"}", 422, "not served");
+    text_expect(s.port, "/embed", "{\"inputs\":\"a\",\"model\":\"lf_base\"}", 422, "no tokenizer");
+    text_expect(s.port, "/predict", "{\"inputs\":\"a\",\"model\":\"st_tiny\"}", 422,
+                "text-classification");
+    text_expect(s.port, "/fill_mask", "{\"inputs\":\"no mask here\"}", 422, "mask tokens");
+    text_expect(s.port, "/answer", "{\"question\":\"who?\"}", 400, "context");
+    text_expect(s.port, "/decode", "{\"ids\":[-1]}", 400, "non-negative");
+    text_expect(s.port, "/embed", "{\"inputs\":\"a\",\"long_document\":{\"window\":2}}", 422,
+                "window");
+    text_expect(s.port, "/embed",
+                "{\"inputs\":\"a b c d e f g h\",\"long_document\":{\"window\":6,\"stride\":5}}",
+                422, "stride");
+    /* OpenAI's error shape on /v1/ */
+    text_expect(s.port, "/v1/embeddings", "{\"input\":\"\",\"model\":\"st_tiny\"}", 400,
+                "invalid_request_error");
+    text_expect(s.port, "/v1/embeddings", "{\"input\":[[1,2,99999]]}", 422,
+                "outside the vocabulary");
+    /* 33 inputs: over --max-client-batch-size */
+    k = snprintf(body, sizeof body, "{\"inputs\":[");
+    for (int i = 0; i < 33; i++)
+        k += snprintf(body + k, sizeof body - (size_t)k, "%s\"x\"", i ? "," : "");
+    snprintf(body + k, sizeof body - (size_t)k, "]}");
+    text_expect(s.port, "/embed", body, 413, "batch size 33");
+    /* the server is unharmed and serves the next request */
+    expect_healthy(s.port);
+    text_expect(s.port, "/embed", "{\"inputs\":\"still fine\"}", 200, "[[");
+    text_expect(s.port, "/decode", "{\"ids\":[[2,5],[3]],\"skip_special_tokens\":false}", 200,
+                "[\"");
+    ck_assert_int_eq(server_stop(&s, 30), 0);
+}
+END_TEST
+
+/* The default model (all-MiniLM-L6-v2 as BERT with Longformer attention, window 512):
+ * /embed equals sentence-transformers to 1e-4. Skipped when models/ lacks it. */
+START_TEST(text_default_model)
+{
+    char dir[512], path[800], model[900];
+    snprintf(path, sizeof path, "%s/../../models/all-MiniLM-L6-v2/model.safetensors",
+             fixture("", dir, sizeof dir));
+    if (access(path, R_OK) != 0) {
+        fprintf(stderr,
+                "SKIP text_default_model: %s is absent (tools/fetch-default-model.sh "
+                "fetches it)\n",
+                path);
+        return;
+    }
+    snprintf(model, sizeof model, "minilm=%s/../../models/all-MiniLM-L6-v2", dir);
+    const char *const models[] = {model, NULL};
+    const char *extra[] = {"--window", "512", NULL};
+    server s;
+    server_start_models(&s, models, extra);
+    cJSON *exp = fixture_json("embed/minilm_expected.json");
+    const cJSON *cases = cJSON_GetObjectItem(exp, "cases");
+    cJSON *b = cJSON_CreateObject(), *texts = cJSON_AddArrayToObject(b, "inputs");
+    for (int i = 0; i < cJSON_GetArraySize(cases); i++)
+        cJSON_AddItemToArray(
+            texts, cJSON_Duplicate(cJSON_GetObjectItem(cJSON_GetArrayItem(cases, i), "text"), 1));
+    hresp r;
+    post_json(s.port, "/embed", b, &r);
+    ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
+    cJSON *got = hjson(&r);
+    hresp_free(&r);
+    double worst = 0;
+    for (int i = 0; i < cJSON_GetArraySize(cases); i++) {
+        const cJSON *c = cJSON_GetArrayItem(cases, i);
+        double e = json_rel_err(cJSON_GetArrayItem(got, i), cJSON_GetObjectItem(c, "embedding"));
+        ck_assert_msg(e <= 1e-4, "text %d (%.30s): %g from sentence-transformers", i,
+                      cJSON_GetObjectItem(c, "text")->valuestring, e);
+        worst = fmax(worst, e);
+        int ids[300];
+        int n = tokenize_ids(s.port, cJSON_GetObjectItem(c, "text")->valuestring, ids, 300);
+        const cJSON *want = cJSON_GetObjectItem(c, "ids");
+        ck_assert_int_eq(n, cJSON_GetArraySize(want));
+        for (int t = 0; t < n; t++)
+            ck_assert_int_eq(ids[t], cJSON_GetArrayItem(want, t)->valueint);
+    }
+    fprintf(stderr, "text_default_model: %d texts, worst relative error %.3g\n",
+            cJSON_GetArraySize(cases), worst);
+    cJSON_Delete(got);
+    cJSON_Delete(exp);
+    ck_assert_int_eq(server_stop(&s, 30), 0);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *su = suite_create("server_text");
+    TCase *tc = tcase_create("text");
+    tcase_set_timeout(tc, 240);
+    tcase_add_test(tc, text_embed_sentence_transformers);
+    tcase_add_test(tc, text_embed_equals_engine);
+    tcase_add_test(tc, text_pipelines);
+    tcase_add_test(tc, text_errors);
+    tcase_add_test(tc, text_default_model);
+    suite_add_tcase(su, tc);
+    return harness_run(su);
+}
