@@ -9,21 +9,17 @@
  *
  * The server is started by the bench (--port 0 --port-file) once per batching mode and
  * stopped with SIGTERM. Token counts are checked with /tokenize. */
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "../engine/engine.h"
+#include "../tests/httpc.h"
 
 static double now_s(void)
 {
@@ -38,84 +34,20 @@ static void die(const char *msg)
     exit(1);
 }
 
-/* ---- a keep-alive HTTP/1.1 client -------------------------------------------------------- */
+/* ---- requests: keep-alive connections through tests/httpc.c --------------------------- */
 
-typedef struct {
-    int fd;
-    char *buf;
-    size_t cap, len; /* bytes read and not yet consumed */
-} conn;
-
-static int conn_open(conn *c, int port)
+/* One POST on a kept-alive connection: its status, -1 on a transport error; the response
+ * body in *r when r is not NULL (hresp_free it), else dropped. */
+static int post(int fd, const char *path, const char *body, size_t blen, hresp *r)
 {
-    memset(c, 0, sizeof *c);
-    c->fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&a, sizeof a)) return -1;
-    int one = 1;
-    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    c->cap = 1 << 16;
-    c->buf = malloc(c->cap);
-    return c->buf ? 0 : -1;
-}
-
-static void conn_close(conn *c)
-{
-    if (c->fd >= 0) close(c->fd);
-    free(c->buf);
-}
-
-/* One request; the response body is left in c->buf[0..*body_len) (NUL-terminated) and
- * the status returned, -1 on a transport error. */
-static int conn_post(conn *c, const char *path, const char *body, size_t blen, size_t *body_len)
-{
-    char head[256];
-    int hl = snprintf(head, sizeof head,
-                      "POST %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                      "Content-Length: %zu\r\n\r\n",
-                      path, blen);
-    if (send(c->fd, head, (size_t)hl, MSG_NOSIGNAL) != hl) return -1;
-    for (size_t off = 0; off < blen;) {
-        ssize_t k = send(c->fd, body + off, blen - off, MSG_NOSIGNAL);
-        if (k <= 0) return -1;
-        off += (size_t)k;
-    }
-    c->len = 0;
-    size_t need = 0, hdr = 0;
-    int status = -1;
-    for (;;) {
-        if (hdr && c->len >= hdr + need) break;
-        if (c->len + 1 >= c->cap) {
-            char *nb = realloc(c->buf, c->cap * 2);
-            if (!nb) return -1;
-            c->buf = nb;
-            c->cap *= 2;
-        }
-        ssize_t k = recv(c->fd, c->buf + c->len, c->cap - c->len - 1, 0);
-        if (k <= 0) return -1;
-        c->len += (size_t)k;
-        c->buf[c->len] = 0;
-        if (!hdr) {
-            char *e = strstr(c->buf, "\r\n\r\n");
-            if (!e) continue;
-            hdr = (size_t)(e - c->buf) + 4;
-            if (sscanf(c->buf, "HTTP/1.%*d %d", &status) != 1) return -1;
-            const char *cl = strcasestr(c->buf, "\r\nContent-Length:");
-            if (!cl || cl > e) return -1;
-            need = strtoul(cl + 17, NULL, 10);
-            if (need + hdr + 1 > c->cap) {
-                char *nb = realloc(c->buf, need + hdr + 1);
-                if (!nb) return -1;
-                c->buf = nb;
-                c->cap = need + hdr + 1;
-            }
-        }
-    }
-    memmove(c->buf, c->buf + hdr, need);
-    c->buf[need] = 0;
-    *body_len = need;
-    return status;
+    hresp tmp;
+    if (!r) r = &tmp;
+    if (hsend_request(fd, "POST", path,
+                      "Connection: keep-alive\r\nContent-Type: application/json\r\n", body, blen))
+        return -1;
+    int st = hread(fd, r);
+    if (r == &tmp) hresp_free(&tmp);
+    return st;
 }
 
 /* ---- the server -------------------------------------------------------------------------- */
@@ -181,8 +113,8 @@ typedef struct {
 static void *client_main(void *p)
 {
     client *c = p;
-    conn k;
-    if (conn_open(&k, c->port)) {
+    int fd = hconnect(c->port);
+    if (fd < 0) {
         c->errors++;
         pthread_barrier_wait(c->start);
         return NULL;
@@ -190,14 +122,13 @@ static void *client_main(void *p)
     pthread_barrier_wait(c->start);
     while (now_s() < c->deadline) {
         double t0 = now_s();
-        size_t bl;
-        int st = conn_post(&k, "/embed", c->body, c->blen, &bl);
+        int st = post(fd, "/embed", c->body, c->blen, NULL);
         double dt = now_s() - t0;
         if (st != 200) {
             c->errors++;
             if (st < 0) {
-                conn_close(&k);
-                if (conn_open(&k, c->port)) break;
+                close(fd);
+                if ((fd = hconnect(c->port)) < 0) break;
             }
             continue;
         }
@@ -208,7 +139,7 @@ static void *client_main(void *p)
         }
         c->lat[c->n++] = dt;
     }
-    conn_close(&k);
+    if (fd >= 0) close(fd);
     return NULL;
 }
 
@@ -295,14 +226,14 @@ static int tokenize(int port, const char *text, int32_t *ids, int cap)
     char *b = malloc(strlen(text) + 32);
     if (!b) die("out of memory");
     sprintf(b, "{\"inputs\":\"%s\"}", text);
-    conn c;
-    size_t bl;
-    if (conn_open(&c, port) || conn_post(&c, "/tokenize", b, strlen(b), &bl) != 200)
-        die("/tokenize failed");
+    int fd = hconnect(port);
+    hresp r;
+    if (fd < 0 || post(fd, "/tokenize", b, strlen(b), &r) != 200) die("/tokenize failed");
     int n = 0;
-    for (const char *p = c.buf; (p = strstr(p, "{\"id\":")) && n < cap; p += 6)
+    for (const char *p = r.body; (p = strstr(p, "{\"id\":")) && n < cap; p += 6)
         ids[n++] = (int32_t)atoi(p + 6);
-    conn_close(&c);
+    hresp_free(&r);
+    close(fd);
     free(b);
     return n;
 }
@@ -325,8 +256,8 @@ static void overhead(const char *model, int threads, int window, const int32_t *
     int32_t off[2] = {0, n};
     eng_batch b = {.nseq = 1, .offsets = off, .ids = ids};
     eng_outputs out;
-    conn c;
-    if (conn_open(&c, port)) die("connect");
+    int fd = hconnect(port);
+    if (fd < 0) die("connect");
     double *t[3];
     for (int k = 0; k < 3; k++)
         t[k] = malloc((size_t)reps * sizeof *t[k]);
@@ -334,8 +265,7 @@ static void overhead(const char *model, int threads, int window, const int32_t *
         double t0 = now_s();
         if (eng_ctx_forward(ctx, &b, &out, err, sizeof err)) die(err);
         double t1 = now_s();
-        size_t bl;
-        if (conn_post(&c, "/embed", body, strlen(body), &bl) != 200) die("/embed failed");
+        if (post(fd, "/embed", body, strlen(body), NULL) != 200) die("/embed failed");
         double t2 = now_s();
         if (i < 0) continue;
         t[0][i] = t1 - t0;
@@ -348,7 +278,7 @@ static void overhead(const char *model, int threads, int window, const int32_t *
         *res[k] = t[k][reps / 2];
         free(t[k]);
     }
-    conn_close(&c);
+    close(fd);
     eng_ctx_free(ctx);
     eng_model_free(m);
 }
