@@ -1,0 +1,66 @@
+/* Internal: the forward context every model family's forward runs in (engine/ctx.c):
+ * scratch buffers that grow to the largest batch seen and are reused, and the wall time
+ * of each kernel op. A family's forward (longformer.c) fills and reads the buffers. */
+#ifndef ENG_CTX_H
+#define ENG_CTX_H
+
+#include "model.h"
+
+/* Rows per feed-forward chunk: the (rows, intermediate) buffer is the largest per-token
+ * activation (12 KB/token for longformer-base) and need not exist for all tokens at once. */
+enum { ENG_FFN_ROWS = 2048 };
+
+struct eng_ctx {
+    const eng_model *m;
+    size_t cap_t, cap_g, cap_s; /* tokens, global tokens, sequences the buffers hold */
+    /* per token */
+    int32_t *pos;  /* (T) position ids */
+    uint8_t *kind; /* (T) KN_TOK_* */
+    float *x;      /* (T, H) hidden state */
+    float *qkv;    /* (T, 3H) */
+    float *att;    /* (T, H) attention output before the dense */
+    float *tmp;    /* (T, H) */
+    float *inter;  /* head outputs: (T, V) MLM logits, (T, labels), (T, 2) QA */
+    float *ffn;    /* (min(T, ENG_FFN_ROWS), I) feed-forward inner, one chunk at a time */
+    /* feed-forward chunks: every sequence cut at multiples of ENG_FFN_ROWS from its own
+     * start (pieces), consecutive pieces packed into calls of at most ENG_FFN_ROWS rows;
+     * call k covers pieces ffn_call[k] .. ffn_call[k+1]-1, rows ffn_off[..] */
+    int32_t *ffn_off, *ffn_call, *ffn_groups;
+    int nffn_calls;
+    size_t cap_p;
+    float *head; /* (T, 2) QA start/end, per-token outputs */
+    /* per global token */
+    int32_t *glob; /* (G) */
+    float *xg;     /* (G, H) hidden rows of global tokens */
+    float *qg;     /* (G, H) query_global */
+    /* per sequence */
+    int32_t *glob_off;    /* (nseq+1) */
+    int32_t *each;        /* (nseq+1) 0, 1, …, nseq: one linear-layer group per sequence row */
+    float *seq_a, *seq_b; /* (nseq, H) pooler / classifier rows */
+    float *seq_out;       /* (nseq, labels) */
+    double op_seconds[KN_OP_COUNT]; /* wall time in each kernel op since eng_ctx_new */
+};
+
+/* Monotonic wall clock, seconds. */
+double eng__now(void);
+
+/* k->op(...), its wall time added to c->op_seconds[KN_OP_op]. ENG_OP_RC keeps the op's
+ * return value in rc. */
+#define ENG_OP(c, k, op, ...)                                                                      \
+    do {                                                                                           \
+        const double eng__t0 = eng__now();                                                         \
+        (k)->op(__VA_ARGS__);                                                                      \
+        (c)->op_seconds[KN_OP_##op] += eng__now() - eng__t0;                                       \
+    } while (0)
+#define ENG_OP_RC(rc, c, k, op, ...)                                                               \
+    do {                                                                                           \
+        const double eng__t0 = eng__now();                                                         \
+        (rc) = (k)->op(__VA_ARGS__);                                                               \
+        (c)->op_seconds[KN_OP_##op] += eng__now() - eng__t0;                                       \
+    } while (0)
+
+/* Grows the buffers to hold T tokens, G global tokens and S sequences (they never
+ * shrink); LS_ERR_NOMEM with a message naming the batch. */
+ls_status eng__reserve(eng_ctx *c, size_t T, size_t G, size_t S, char *err, size_t errlen);
+
+#endif
