@@ -529,9 +529,7 @@ static int bench_length(eng_ctx *ctx, const eng_model_info *info, const bench_op
     double best = t[0], med = reps % 2 ? t[reps / 2] : 0.5 * (t[reps / 2 - 1] + t[reps / 2]);
 
     /* the output must be there and finite */
-    const eng_tensor *lh = NULL;
-    for (int i = 0; i < out.n; i++)
-        if (strcmp(out.t[i].name, "last_hidden_state") == 0) lh = &out.t[i];
+    const eng_tensor *lh = eng_outputs_find(&out, ENG_OUT_LAST_HIDDEN_STATE);
     if (!lh || lh->width != info->hidden_size) {
         fail("forward of %d tokens: no last_hidden_state of width %d", n, info->hidden_size);
         goto out;

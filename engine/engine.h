@@ -78,17 +78,43 @@ typedef struct {
 
 enum { ENG_MAX_OUTPUTS = 4 };
 
+typedef enum {
+    ENG_OUT_LAST_HIDDEN_STATE,
+    ENG_OUT_POOLER_OUTPUT,
+    ENG_OUT_LOGITS,
+    ENG_OUT_START_LOGITS,
+    ENG_OUT_END_LOGITS,
+} eng_output_id;
+
+/* One output of a head. Hugging Face's shape is [batch, seq (per_token), width (when not
+ * 0)]: rank 1 + per_token + (width > 0). */
+typedef struct {
+    eng_output_id id;
+    const char *name; /* Hugging Face's output name */
+    int per_token;    /* 1: rows are tokens [T, width]; 0: rows are sequences [nseq, width] */
+    int width;        /* 0 for a per-token scalar such as start_logits ([T]) */
+} eng_output_desc;
+
+/* The one table of what each head produces: fills out[0 .. min(n, max) - 1] with the
+ * outputs of info's model, in the order eng_ctx_forward returns them, and returns n
+ * (at most ENG_MAX_OUTPUTS). */
+int eng_model_outputs(const eng_model_info *info, eng_output_desc *out, int max);
+
 typedef struct {
     const char *name; /* Hugging Face's output name */
     int per_token;    /* 1: rows are tokens [T, width]; 0: rows are sequences [nseq, width] */
     int width;        /* 0 for a per-token scalar such as start_logits ([T]) */
     const float *data;
+    eng_output_id id;
 } eng_tensor;
 
 typedef struct {
     eng_tensor t[ENG_MAX_OUTPUTS];
     int n;
 } eng_outputs;
+
+/* The output `id` of a forward, or NULL when the model does not produce it. */
+const eng_tensor *eng_outputs_find(const eng_outputs *o, eng_output_id id);
 
 eng_ctx *eng_ctx_new(const eng_model *m);
 void eng_ctx_free(eng_ctx *c);

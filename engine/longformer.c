@@ -200,15 +200,15 @@ static void eng__head(eng_ctx *c, const eng_batch *b, eng_outputs *out)
     const eng_model *m = c->m;
     const kn_ops *k = &m->ops;
     const int T = b->offsets[b->nseq], H = m->H, S = b->nseq, nl = m->cfg.num_labels;
-    out->n = 0;
+    const float *data[ENG_MAX_OUTPUTS] = {NULL}; /* in the order of m->outs */
     switch (m->head) {
     case ENG_HEAD_BASE:
-        out->t[out->n++] = (eng_tensor){"last_hidden_state", 1, H, c->x};
+        data[0] = c->x; /* last_hidden_state */
         if (m->pool_w) {
             eng__first_rows(c, b, c->seq_a);
             ENG_OP(c, k, linear, c->seq_a, m->pool_w, m->pool_b, c->seq_b, S, H, H, c->each, S);
             ENG_OP(c, k, tanh, c->seq_b, (size_t)S * H);
-            out->t[out->n++] = (eng_tensor){"pooler_output", 0, H, c->seq_b};
+            data[1] = c->seq_b; /* pooler_output */
         }
         break;
     case ENG_HEAD_MLM:
@@ -219,7 +219,7 @@ static void eng__head(eng_ctx *c, const eng_batch *b, eng_outputs *out)
                (float)m->cfg.layer_norm_eps, T, H);
         ENG_OP(c, k, linear, c->tmp, m->mlm_dec_w, m->mlm_dec_b, c->inter, T, m->V, H, b->offsets,
                b->nseq);
-        out->t[out->n++] = (eng_tensor){"logits", 1, m->V, c->inter};
+        data[0] = c->inter; /* logits (T, V) */
         break;
     case ENG_HEAD_SEQCLS:
         eng__first_rows(c, b, c->seq_a);
@@ -232,12 +232,12 @@ static void eng__head(eng_ctx *c, const eng_batch *b, eng_outputs *out)
         ENG_OP(c, k, tanh, c->seq_b, (size_t)S * H);
         ENG_OP(c, k, linear, c->seq_b, m->cls_out_w, m->cls_out_b, c->seq_out, S, nl, H, c->each,
                S);
-        out->t[out->n++] = (eng_tensor){"logits", 0, nl, c->seq_out};
+        data[0] = c->seq_out; /* logits (nseq, labels) */
         break;
     case ENG_HEAD_TOKCLS:
         ENG_OP(c, k, linear, c->x, m->cls_out_w, m->cls_out_b, c->inter, T, nl, H, b->offsets,
                b->nseq);
-        out->t[out->n++] = (eng_tensor){"logits", 1, nl, c->inter};
+        data[0] = c->inter; /* logits (T, labels) */
         break;
     case ENG_HEAD_QA:
         ENG_OP(c, k, linear, c->x, m->qa_w, m->qa_b, c->inter, T, 2, H, b->offsets, b->nseq);
@@ -245,9 +245,14 @@ static void eng__head(eng_ctx *c, const eng_batch *b, eng_outputs *out)
             c->head[t] = c->inter[2 * t];
             c->head[T + t] = c->inter[2 * t + 1];
         }
-        out->t[out->n++] = (eng_tensor){"start_logits", 1, 0, c->head};
-        out->t[out->n++] = (eng_tensor){"end_logits", 1, 0, c->head + T};
+        data[0] = c->head;     /* start_logits */
+        data[1] = c->head + T; /* end_logits */
         break;
+    }
+    out->n = m->nouts;
+    for (int i = 0; i < m->nouts; i++) {
+        const eng_output_desc *d = &m->outs[i];
+        out->t[i] = (eng_tensor){d->name, d->per_token, d->width, data[i], d->id};
     }
 }
 

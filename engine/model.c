@@ -448,6 +448,9 @@ ls_status eng_model_load(const char *dir, const eng_model_params *p, eng_model *
         eng_model_free(m);
         return st;
     }
+    eng_model_info info;
+    eng_model_get_info(m, &info);
+    m->nouts = eng_model_outputs(&info, m->outs, ENG_MAX_OUTPUTS);
     *out = m;
     return LS_OK;
 }
@@ -485,4 +488,42 @@ void eng_model_get_info(const eng_model *m, eng_model_info *info)
         .has_pooler = m->pool_w != NULL,
         .labels = (const char *const *)m->cfg.id2label,
     };
+}
+
+int eng_model_outputs(const eng_model_info *info, eng_output_desc *out, int max)
+{
+    eng_output_desc d[ENG_MAX_OUTPUTS];
+    int n = 0;
+    switch (info->head) {
+    case ENG_HEAD_BASE:
+        d[n++] =
+            (eng_output_desc){ENG_OUT_LAST_HIDDEN_STATE, "last_hidden_state", 1, info->hidden_size};
+        if (info->has_pooler)
+            d[n++] =
+                (eng_output_desc){ENG_OUT_POOLER_OUTPUT, "pooler_output", 0, info->hidden_size};
+        break;
+    case ENG_HEAD_MLM:
+        d[n++] = (eng_output_desc){ENG_OUT_LOGITS, "logits", 1, info->vocab_size};
+        break;
+    case ENG_HEAD_SEQCLS:
+        d[n++] = (eng_output_desc){ENG_OUT_LOGITS, "logits", 0, info->num_labels};
+        break;
+    case ENG_HEAD_TOKCLS:
+        d[n++] = (eng_output_desc){ENG_OUT_LOGITS, "logits", 1, info->num_labels};
+        break;
+    case ENG_HEAD_QA:
+        d[n++] = (eng_output_desc){ENG_OUT_START_LOGITS, "start_logits", 1, 0};
+        d[n++] = (eng_output_desc){ENG_OUT_END_LOGITS, "end_logits", 1, 0};
+        break;
+    }
+    for (int i = 0; i < n && i < max; i++)
+        out[i] = d[i];
+    return n;
+}
+
+const eng_tensor *eng_outputs_find(const eng_outputs *o, eng_output_id id)
+{
+    for (int i = 0; i < o->n; i++)
+        if (o->t[i].id == id) return &o->t[i];
+    return NULL;
 }

@@ -44,6 +44,8 @@ struct eng_model {
     float *cls_dense_w, *cls_dense_b;                       /* (H, H): longformer/roberta */
     float *cls_out_w, *cls_out_b;                           /* (labels, H) */
     float *qa_w, *qa_b;                                     /* (2, H) */
+    eng_output_desc outs[ENG_MAX_OUTPUTS];                  /* eng_model_outputs' table */
+    int nouts;
 
     st_model st;   /* the checkpoint's mappings: unfused F32 weights point into them */
     void **allocs; /* every weight buffer the model copied or converted, freed with it */

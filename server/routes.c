@@ -36,26 +36,14 @@ static void srv__describe(const srv_model *m, int ready, hm_model *h)
                                         "token_type_ids"};
     for (int i = 0; i < 4; i++)
         h->inputs[h->ninputs++] = (hm_tensor){names[i], "INT64", 2, {-1, -1, 0}};
-    hm_tensor *o = h->outputs;
-    switch (in->head) {
-    case ENG_HEAD_BASE:
-        o[h->noutputs++] = (hm_tensor){"last_hidden_state", "FP32", 3, {-1, -1, in->hidden_size}};
-        if (in->has_pooler)
-            o[h->noutputs++] = (hm_tensor){"pooler_output", "FP32", 2, {-1, in->hidden_size, 0}};
-        break;
-    case ENG_HEAD_MLM:
-        o[h->noutputs++] = (hm_tensor){"logits", "FP32", 3, {-1, -1, in->vocab_size}};
-        break;
-    case ENG_HEAD_SEQCLS:
-        o[h->noutputs++] = (hm_tensor){"logits", "FP32", 2, {-1, in->num_labels, 0}};
-        break;
-    case ENG_HEAD_TOKCLS:
-        o[h->noutputs++] = (hm_tensor){"logits", "FP32", 3, {-1, -1, in->num_labels}};
-        break;
-    case ENG_HEAD_QA:
-        o[h->noutputs++] = (hm_tensor){"start_logits", "FP32", 2, {-1, -1, 0}};
-        o[h->noutputs++] = (hm_tensor){"end_logits", "FP32", 2, {-1, -1, 0}};
-        break;
+    eng_output_desc d[ENG_MAX_OUTPUTS]; /* [B, L (per token), width (when not 0)] */
+    const int nd = eng_model_outputs(in, d, ENG_MAX_OUTPUTS);
+    for (int i = 0; i < nd; i++) {
+        hm_tensor *o = &h->outputs[h->noutputs++];
+        *o = (hm_tensor){d[i].name, "FP32", 0, {0, 0, 0}};
+        o->shape[o->ndim++] = -1;
+        if (d[i].per_token) o->shape[o->ndim++] = -1;
+        if (d[i].width) o->shape[o->ndim++] = d[i].width;
     }
 }
 

@@ -442,13 +442,6 @@ int txt_job_explicit_global(const txt_job *j)
 /* ---- run: pack, forward, keep each row's part
  * ---------------------------------------------------- */
 
-static const eng_tensor *txt__output(const eng_outputs *o, const char *name)
-{
-    for (int i = 0; i < o->n; i++)
-        if (strcmp(o->t[i].name, name) == 0) return &o->t[i];
-    return NULL;
-}
-
 static sb_pooling txt__pooling(const txt_job *j)
 {
     switch (j->rq.pooling) {
@@ -475,7 +468,7 @@ static ls_status txt__keep(txt_job *j, txt_row *r, const eng_outputs *o, size_t 
     case TEI_EMBED:
     case TEI_OPENAI_EMBED:
     case TEI_EMBED_ALL: {
-        if (!(t = txt__output(o, "last_hidden_state"))) break;
+        if (!(t = eng_outputs_find(o, ENG_OUT_LAST_HIDDEN_STATE))) break;
         const size_t H = (size_t)t->width;
         const float *x = t->data + tok0 * H; /* (n, H) */
         if (j->rq.kind == TEI_EMBED_ALL) {
@@ -499,25 +492,26 @@ static ls_status txt__keep(txt_job *j, txt_row *r, const eng_outputs *o, size_t 
         return LS_OK;
     }
     case TEI_PREDICT:
-        if (!(t = txt__output(o, "logits"))) break;
+        if (!(t = eng_outputs_find(o, ENG_OUT_LOGITS))) break;
         count = (size_t)info->num_labels;
         if (!(r->out = malloc(count * sizeof *r->out))) return LS_ERR_NOMEM;
         memcpy(r->out, t->data + seq * (size_t)t->width, count * sizeof *r->out);
         return LS_OK;
     case TEI_TOKCLS:
-        if (!(t = txt__output(o, "logits"))) break;
+        if (!(t = eng_outputs_find(o, ENG_OUT_LOGITS))) break;
         count = n * (size_t)t->width;
         if (!(r->out = malloc(count * sizeof *r->out))) return LS_ERR_NOMEM;
         memcpy(r->out, t->data + tok0 * (size_t)t->width, count * sizeof *r->out);
         return LS_OK;
     case TEI_FILL_MASK:
-        if (!(t = txt__output(o, "logits"))) break;
+        if (!(t = eng_outputs_find(o, ENG_OUT_LOGITS))) break;
         count = (size_t)t->width;
         if (!(r->out = malloc(count * sizeof *r->out))) return LS_ERR_NOMEM;
         memcpy(r->out, t->data + (tok0 + (size_t)r->mask_pos) * count, count * sizeof *r->out);
         return LS_OK;
     case TEI_ANSWER: {
-        const eng_tensor *s = txt__output(o, "start_logits"), *e = txt__output(o, "end_logits");
+        const eng_tensor *s = eng_outputs_find(o, ENG_OUT_START_LOGITS),
+                         *e = eng_outputs_find(o, ENG_OUT_END_LOGITS);
         if (!s || !e) break;
         if (!(r->out = malloc(2 * n * sizeof *r->out))) return LS_ERR_NOMEM;
         memcpy(r->out, s->data + tok0, n * sizeof *r->out);

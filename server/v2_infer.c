@@ -26,19 +26,15 @@ static ls_status v2__flags(const int32_t *v, size_t n, const char *name, uint8_t
     return LS_OK;
 }
 
-/* The outputs the engine produces for a head (engine/longformer.c eng__head); checked
- * before running so that a request for a missing output costs no engine time. */
+/* Whether the model produces output `name` (the engine's table, eng_model_outputs);
+ * checked before running so that a request for a missing output costs no engine time. */
 static int v2__produces(const eng_model_info *info, const char *name)
 {
-    switch (info->head) {
-    case ENG_HEAD_BASE:
-        return strcmp(name, "last_hidden_state") == 0 ||
-               (info->has_pooler && strcmp(name, "pooler_output") == 0);
-    case ENG_HEAD_QA:
-        return strcmp(name, "start_logits") == 0 || strcmp(name, "end_logits") == 0;
-    default:
-        return strcmp(name, "logits") == 0;
-    }
+    eng_output_desc d[ENG_MAX_OUTPUTS];
+    const int n = eng_model_outputs(info, d, ENG_MAX_OUTPUTS);
+    for (int i = 0; i < n; i++)
+        if (strcmp(d[i].name, name) == 0) return 1;
+    return 0;
 }
 
 ls_status v2_job_decode(const eng_model_info *info, const char *body, size_t len, size_t max_elems,
