@@ -23,6 +23,7 @@
 
 typedef struct eng_model eng_model;
 typedef struct eng_ctx eng_ctx;
+typedef struct tok_tokenizer tok_tokenizer; /* tokenizer/tokenizer.h */
 
 typedef enum {
     ENG_HEAD_BASE,   /* last_hidden_state (+ pooler_output when the checkpoint has a pooler) */
@@ -31,6 +32,16 @@ typedef enum {
     ENG_HEAD_TOKCLS, /* logits [T, labels] */
     ENG_HEAD_QA,     /* start_logits, end_logits [T] */
 } eng_head;
+
+/* sentence-transformers pooling of token vectors into one (1_Pooling/config.json). */
+typedef enum {
+    ENG_POOL_CLS,
+    ENG_POOL_MEAN,
+    ENG_POOL_MAX,
+    ENG_POOL_MEAN_SQRT_LEN,
+} eng_pooling;
+
+const char *eng_pooling_name(eng_pooling p); /* "cls", "mean", "max", "mean_sqrt_len" */
 
 typedef struct {
     /* Attention window (both sides together, even) for bert/roberta checkpoints served
@@ -47,11 +58,17 @@ eng_model_params eng_model_default_params(void);
  * "text-classification", "token-classification", "question-answering"). */
 const char *eng_head_task(eng_head h);
 
-/* Loads dir/config.json and the safetensors weights; every tensor's shape and dtype is
- * checked against the config and errors name the file and the tensor. */
+/* Loads a model directory: config.json and the safetensors weights (every tensor's shape
+ * and dtype is checked against the config), tokenizer.json when there is one (without it
+ * the model serves token ids only), and the sentence-transformers files when there are
+ * (modules.json, its Pooling module's config.json, a Normalize module). Errors name the
+ * file and the tensor or key. */
 ls_status eng_model_load(const char *dir, const eng_model_params *p, eng_model **out, char *err,
                          size_t errlen);
 void eng_model_free(eng_model *m);
+/* The model's tokenizer (owned by the model, usable from any thread), or NULL when the
+ * directory has no tokenizer.json. */
+const tok_tokenizer *eng_model_tokenizer(const eng_model *m);
 
 typedef struct {
     const char *model_type;   /* "longformer", "bert", "roberta" */
@@ -63,9 +80,26 @@ typedef struct {
     int pad_token_id, sep_token_id;
     int has_pooler;
     const char *const *labels; /* num_labels names (id2label), or NULL */
+    /* the text side (eng_model_load) */
+    eng_pooling pooling; /* modules.json + <Pooling>/config.json, else mean */
+    int st_config;       /* 1 when sentence-transformers files were found */
+    int st_normalize;    /* modules.json has a Normalize module */
+    int32_t mask_id;     /* the tokenizer's <mask>, [MASK] or <MASK>, -1 if none */
 } eng_model_info;
 
 void eng_model_get_info(const eng_model *m, eng_model_info *info);
+
+/* Label k's name: id2label's, else "LABEL_k" written into buf. */
+const char *eng_model_label(const eng_model_info *info, int k, char *buf, size_t n);
+
+/* The scheduler's cost of `rows` rows of `len` tokens with `globals` global tokens over
+ * all rows, in attention-aware units (token-key products per layer, with the dense part
+ * of a layer expressed in the same units): a row of L tokens with g global tokens costs
+ * L x (dense + 2w+1 + g) + g x L, where dense = 6H (the projections and the 4H feed-forward
+ * are ~12H^2 multiply-adds per token, attention ~2H per token-key pair), so a batch of long
+ * documents with many global tokens is charged for what it will take to compute. Behind
+ * the model so that another family can bring its own. */
+double eng_model_cost(const eng_model_info *info, size_t rows, size_t len, size_t globals);
 
 typedef struct {
     int nseq;

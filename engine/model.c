@@ -7,13 +7,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/stat.h>
+
 #include "../common/file.h"
+#include "../formats/sbert.h"
+#include "../tokenizer/tokenizer.h"
 #include "model.h"
 #include "safetensors.h"
 
 eng_model_params eng_model_default_params(void)
 {
     return (eng_model_params){.window = 512, .backend = "cpu", .threads = 0};
+}
+
+const char *eng_pooling_name(eng_pooling p)
+{
+    static const char *const names[] = {"cls", "mean", "max", "mean_sqrt_len"};
+    return (unsigned)p < sizeof names / sizeof names[0] ? names[p] : "?";
 }
 
 const char *eng_head_task(eng_head h)
@@ -403,6 +413,57 @@ static ls_status eng__load_weights(eng__loader *ld)
     return eng__load_head(ld);
 }
 
+static eng_pooling eng__pooling(sb_pooling p)
+{
+    switch (p) {
+    case SB_POOL_CLS:
+        return ENG_POOL_CLS;
+    case SB_POOL_MAX:
+        return ENG_POOL_MAX;
+    case SB_POOL_MEAN_SQRT_LEN:
+        return ENG_POOL_MEAN_SQRT_LEN;
+    case SB_POOL_MEAN:
+        break;
+    }
+    return ENG_POOL_MEAN;
+}
+
+/* The text side of a model directory: tokenizer.json (optional) and the mask token of a
+ * fill-mask model, sentence-transformers pooling (modules.json, <Pooling>/config.json;
+ * mean when absent) and its Normalize module. */
+static ls_status eng__load_text(eng_model *m, const char *dir, char *err, size_t errlen)
+{
+    m->pooling = ENG_POOL_MEAN;
+    m->mask_id = -1;
+    char path[4096];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    if (stat(path, &sb) == 0) {
+        ls_status st = tok_load(path, &m->tok, err, errlen);
+        if (st) return st;
+        static const char *const masks[] = {"<mask>", "[MASK]", "<MASK>"};
+        for (int i = 0; i < 3 && m->mask_id < 0; i++)
+            m->mask_id = tok_token_to_id(m->tok, masks[i]);
+    }
+    snprintf(path, sizeof path, "%s/modules.json", dir);
+    if (stat(path, &sb) != 0) return LS_OK;
+    size_t len;
+    char *text, pdir[256];
+    ls_status st = ls_read_file(path, 1 << 20, &text, &len, err, errlen);
+    if (st) return st;
+    st = sb_modules_parse(text, len, path, pdir, sizeof pdir, &m->st_normalize, err, errlen);
+    free(text);
+    if (st || !pdir[0]) return st;
+    snprintf(path, sizeof path, "%s/%s/config.json", dir, pdir);
+    if ((st = ls_read_file(path, 1 << 20, &text, &len, err, errlen))) return st;
+    sb_pooling pool = SB_POOL_MEAN;
+    st = sb_pooling_parse(text, len, path, &pool, err, errlen);
+    free(text);
+    m->pooling = eng__pooling(pool);
+    m->st_config = !st;
+    return st;
+}
+
 ls_status eng_model_load(const char *dir, const eng_model_params *p, eng_model **out, char *err,
                          size_t errlen)
 {
@@ -444,6 +505,7 @@ ls_status eng_model_load(const char *dir, const eng_model_params *p, eng_model *
     }
     if (!st) st = st_model_open(dir, &m->st, err, errlen);
     if (!st) st = eng__load_weights(&ld);
+    if (!st) st = eng__load_text(m, dir, err, errlen);
     if (st) {
         eng_model_free(m);
         return st;
@@ -462,6 +524,7 @@ void eng_model_free(eng_model *m)
         free(m->allocs[i]);
     free(m->allocs);
     st_model_free(&m->st);
+    tok_free(m->tok);
     free(m->layers);
     hf_config_free(&m->cfg);
     free(m);
@@ -487,7 +550,31 @@ void eng_model_get_info(const eng_model *m, eng_model_info *info)
         .sep_token_id = m->cfg.sep_token_id,
         .has_pooler = m->pool_w != NULL,
         .labels = (const char *const *)m->cfg.id2label,
+        .pooling = m->pooling,
+        .st_config = m->st_config,
+        .st_normalize = m->st_normalize,
+        .mask_id = m->mask_id,
     };
+}
+
+const tok_tokenizer *eng_model_tokenizer(const eng_model *m)
+{
+    return m->tok;
+}
+
+const char *eng_model_label(const eng_model_info *info, int k, char *buf, size_t n)
+{
+    if (info->labels && info->labels[k]) return info->labels[k];
+    snprintf(buf, n, "LABEL_%d", k);
+    return buf;
+}
+
+double eng_model_cost(const eng_model_info *info, size_t rows, size_t len, size_t globals)
+{
+    const double dense = 6.0 * info->hidden_size, local = (double)info->max_window + 1;
+    const double tokens = (double)rows * (double)len;
+    /* every token attends its window and the globals; each global token attends its row */
+    return tokens * (dense + local) + (double)globals * (double)len * 2.0;
 }
 
 int eng_model_outputs(const eng_model_info *info, eng_output_desc *out, int max)

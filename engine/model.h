@@ -47,6 +47,12 @@ struct eng_model {
     eng_output_desc outs[ENG_MAX_OUTPUTS];                  /* eng_model_outputs' table */
     int nouts;
 
+    /* the text side: tokenizer.json, sentence-transformers files */
+    tok_tokenizer *tok; /* NULL without tokenizer.json */
+    eng_pooling pooling;
+    int st_config, st_normalize;
+    int32_t mask_id;
+
     st_model st;   /* the checkpoint's mappings: unfused F32 weights point into them */
     void **allocs; /* every weight buffer the model copied or converted, freed with it */
     size_t nallocs;

@@ -6,11 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include "../common/file.h"
-#include "../formats/sbert.h"
 #include "http.h"
 #include "job.h"
 #include "log.h"
@@ -47,44 +44,6 @@ static ls_status srv__warmup(srv_model *m, char *err, size_t errlen)
     return LS_OK;
 }
 
-/* The text side of a model: <dir>/tokenizer.json (without one the model serves only the
- * v2 route), sentence-transformers pooling (modules.json, <Pooling>/config.json; mean when
- * absent) and the mask token of a fill-mask model. */
-static ls_status srv__model_text(srv_model *m, char *err, size_t errlen)
-{
-    txt_model *tm = &m->tm;
-    tm->name = m->name;
-    tm->info = &m->info;
-    tm->pooling = SB_POOL_MEAN;
-    tm->mask_id = -1;
-    char path[1200];
-    struct stat sb;
-    snprintf(path, sizeof path, "%s/tokenizer.json", m->path);
-    if (stat(path, &sb) == 0) {
-        ls_status st = tok_load(path, &m->tok, err, errlen);
-        if (st) return st;
-        tm->tok = m->tok;
-        static const char *const masks[] = {"<mask>", "[MASK]", "<MASK>"};
-        for (int i = 0; i < 3 && tm->mask_id < 0; i++)
-            tm->mask_id = tok_token_to_id(m->tok, masks[i]);
-    }
-    snprintf(path, sizeof path, "%s/modules.json", m->path);
-    if (stat(path, &sb) != 0) return LS_OK;
-    size_t len;
-    char *text, dir[256];
-    ls_status st = ls_read_file(path, 1 << 20, &text, &len, err, errlen);
-    if (st) return st;
-    st = sb_modules_parse(text, len, path, dir, sizeof dir, &tm->st_normalize, err, errlen);
-    free(text);
-    if (st || !dir[0]) return st;
-    snprintf(path, sizeof path, "%s/%s/config.json", m->path, dir);
-    if ((st = ls_read_file(path, 1 << 20, &text, &len, err, errlen))) return st;
-    st = sb_pooling_parse(text, len, path, &tm->pooling, err, errlen);
-    free(text);
-    tm->st_config = !st;
-    return st;
-}
-
 /* On the model's worker thread: the thread that computes also loads (wk_init_fn). */
 static int srv__model_init(void *arg, char *err, size_t errlen)
 {
@@ -100,16 +59,15 @@ static int srv__model_init(void *arg, char *err, size_t errlen)
     if (!st) {
         eng_model_get_info(m->m, &m->info);
         m->task = eng_head_task(m->info.head);
+        m->tm = (txt_model){.name = m->name, .info = &m->info, .tok = eng_model_tokenizer(m->m)};
         st = srv__warmup(m, err, errlen);
     }
-    if (!st) st = srv__model_text(m, err, errlen);
     if (!st) return 0;
     eng_ctx_free(m->ctx);
     eng_model_free(m->m);
-    tok_free(m->tok);
     m->ctx = NULL;
     m->m = NULL;
-    m->tok = NULL;
+    m->tm.tok = NULL;
     return -1;
 }
 
@@ -149,9 +107,9 @@ static int srv__load_models(srv_server *s)
                   "%s, pooling %s%s%s (%.0f ms)",
                   m->name, m->path, m->info.model_type, m->task, m->info.num_layers,
                   m->info.hidden_size, m->info.max_window, m->info.max_tokens,
-                  m->tok ? "tokenizer.json" : "no tokenizer (v2 route only)",
-                  sb_pooling_name(m->tm.pooling), m->tm.st_normalize ? " + normalize" : "",
-                  m->tm.st_config ? " (sentence-transformers)" : "",
+                  m->tm.tok ? "tokenizer.json" : "no tokenizer (v2 route only)",
+                  eng_pooling_name(m->info.pooling), m->info.st_normalize ? " + normalize" : "",
+                  m->info.st_config ? " (sentence-transformers)" : "",
                   (double)(sched_now_ns() - t0) * 1e-6);
     }
     return 0;
@@ -318,7 +276,6 @@ int main(int argc, char **argv)
         wk_stop(s->models[i].wk);
         eng_ctx_free(s->models[i].ctx);
         eng_model_free(s->models[i].m);
-        tok_free(s->models[i].tok);
     }
     while (s->reqs)
         srv_req_free(s->reqs); /* only after a failed start */

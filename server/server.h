@@ -29,8 +29,7 @@ typedef struct {
     wk_worker *wk;
     int running; /* the worker runs a batch (as last collected) */
     srv_server *srv;
-    tok_tokenizer *tok; /* <dir>/tokenizer.json, or NULL: only the v2 route */
-    txt_model tm;       /* what the text routes see of the model */
+    txt_model tm; /* what the text routes see of the model (its tokenizer is the engine's) */
     /* engine speed in cost units per second: measured at warm-up (calibration), then a
      * moving average over real batches; for Retry-After and the prediction metric */
     double cost_per_s;

@@ -229,16 +229,16 @@ static ls_status txt__text_rows(txt_job *j, int i, const txt_limits *lim, long l
     j->echo.windows += nwin;
     if (rq->kind == TEI_FILL_MASK) {
         txt_row *r = &j->rows[j->nrows - 1];
+        const int32_t mask_id = j->m->info->mask_id;
         int nmask = 0;
         for (int t = 0; t < r->n; t++)
-            if (r->ids[t] == j->m->mask_id) {
+            if (r->ids[t] == mask_id) {
                 if (!nmask++) r->mask_pos = t;
             }
-        if (j->m->mask_id < 0 || nmask != 1)
+        if (mask_id < 0 || nmask != 1)
             return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
                            "input %d has %d mask tokens (%s); /fill_mask needs exactly one", i,
-                           nmask,
-                           j->m->mask_id >= 0 ? tok_id_to_token(j->m->tok, j->m->mask_id) : "none");
+                           nmask, mask_id >= 0 ? tok_id_to_token(j->m->tok, mask_id) : "none");
     }
     return LS_OK;
 }
@@ -442,17 +442,17 @@ int txt_job_explicit_global(const txt_job *j)
 /* ---- run: pack, forward, keep each row's part
  * ---------------------------------------------------- */
 
-static sb_pooling txt__pooling(const txt_job *j)
+static eng_pooling txt__pooling(const txt_job *j)
 {
     switch (j->rq.pooling) {
     case TEI_POOL_CLS:
-        return SB_POOL_CLS;
+        return ENG_POOL_CLS;
     case TEI_POOL_MEAN:
-        return SB_POOL_MEAN;
+        return ENG_POOL_MEAN;
     case TEI_POOL_MAX:
-        return SB_POOL_MAX;
+        return ENG_POOL_MAX;
     default:
-        return j->m->pooling;
+        return j->m->info->pooling;
     }
 }
 
@@ -477,16 +477,16 @@ static ls_status txt__keep(txt_job *j, txt_row *r, const eng_outputs *o, size_t 
             return LS_OK;
         }
         if (!(r->out = malloc(H * sizeof *r->out))) return LS_ERR_NOMEM;
-        sb_pooling p = txt__pooling(j);
+        eng_pooling p = txt__pooling(j);
         for (size_t h = 0; h < H; h++) {
-            double acc = p == SB_POOL_MAX ? -INFINITY : 0;
-            if (p == SB_POOL_CLS) acc = x[h];
-            for (size_t k = 0; p != SB_POOL_CLS && k < n; k++) {
+            double acc = p == ENG_POOL_MAX ? -INFINITY : 0;
+            if (p == ENG_POOL_CLS) acc = x[h];
+            for (size_t k = 0; p != ENG_POOL_CLS && k < n; k++) {
                 double v = x[k * H + h];
-                acc = p == SB_POOL_MAX ? (v > acc ? v : acc) : acc + v;
+                acc = p == ENG_POOL_MAX ? (v > acc ? v : acc) : acc + v;
             }
-            if (p == SB_POOL_MEAN) acc /= (double)n;
-            if (p == SB_POOL_MEAN_SQRT_LEN) acc /= sqrt((double)n);
+            if (p == ENG_POOL_MEAN) acc /= (double)n;
+            if (p == ENG_POOL_MEAN_SQRT_LEN) acc /= sqrt((double)n);
             r->out[h] = (float)acc;
         }
         return LS_OK;

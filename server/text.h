@@ -23,19 +23,15 @@
 
 #include "../engine/engine.h"
 #include "../tokenizer/tokenizer.h"
-#include "../formats/sbert.h"
 #include "../proto/tei.h"
 #include "batch.h"
 
-/* What a text route needs to know of a served model (filled at startup, read-only). */
+/* What a text route needs to know of a served model (filled at startup, read-only):
+ * pooling, Normalize and the mask token are in info, as the engine loaded them. */
 typedef struct {
     const char *name;
     const eng_model_info *info;
-    const tok_tokenizer *tok; /* NULL: no tokenizer.json, only the v2 route */
-    sb_pooling pooling;       /* modules.json + 1_Pooling/config.json, else mean */
-    int st_config;            /* 1 when sentence-transformers files were found */
-    int st_normalize;         /* modules.json has a Normalize module */
-    int32_t mask_id;          /* the mask token of a fill-mask model, -1 if none */
+    const tok_tokenizer *tok; /* eng_model_tokenizer: NULL without tokenizer.json (v2 only) */
 } txt_model;
 
 typedef struct {
