@@ -1,12 +1,12 @@
 /* Text routes: request -> tokens -> rows (prepare, uv pool), rows -> engine -> per-row
  * results (batch run, engine worker), results -> the protocol's answer (encode, uv pool).
- * Post-processing follows what the reference does: sentence-transformers pooling, the
- * Hugging Face pipelines' softmax, top-k and answer-span search. */
-#include <math.h>
+ * The post-processing itself (pooling, softmax, labels, top-k, answer spans) is the
+ * engine's (engine/pipeline.h); here it is fed arrays and its results become protocol structs. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../engine/pipeline.h"
 #include "../proto/openai.h"
 #include "text.h"
 
@@ -477,18 +477,7 @@ static ls_status txt__keep(txt_job *j, txt_row *r, const eng_outputs *o, size_t 
             return LS_OK;
         }
         if (!(r->out = malloc(H * sizeof *r->out))) return LS_ERR_NOMEM;
-        eng_pooling p = txt__pooling(j);
-        for (size_t h = 0; h < H; h++) {
-            double acc = p == ENG_POOL_MAX ? -INFINITY : 0;
-            if (p == ENG_POOL_CLS) acc = x[h];
-            for (size_t k = 0; p != ENG_POOL_CLS && k < n; k++) {
-                double v = x[k * H + h];
-                acc = p == ENG_POOL_MAX ? (v > acc ? v : acc) : acc + v;
-            }
-            if (p == ENG_POOL_MEAN) acc /= (double)n;
-            if (p == ENG_POOL_MEAN_SQRT_LEN) acc /= sqrt((double)n);
-            r->out[h] = (float)acc;
-        }
+        eng_pipe_pool(x, n, H, txt__pooling(j), r->out);
         return LS_OK;
     }
     case TEI_PREDICT:
@@ -579,75 +568,27 @@ ls_status txt_batch_run(eng_ctx *ctx, txt_job *const *jobs, int n, bt_stats *sta
 /* ---- encode: post-processing and the protocol's answer
  * --------------------------------------------- */
 
-/* Softmax of x[0..n) into p, in float as numpy/torch compute it. */
-static void txt__softmax(const float *x, int n, float *p)
-{
-    float m = -INFINITY;
-    for (int i = 0; i < n; i++)
-        if (x[i] > m) m = x[i];
-    double sum = 0;
-    for (int i = 0; i < n; i++)
-        sum += (p[i] = expf(x[i] - m));
-    for (int i = 0; i < n; i++)
-        p[i] = (float)(p[i] / sum);
-}
-
-/* Per input: the mean of its windows' pooled vectors weighted by their tokens, then
- * L2-normalised when asked. vecs[i] points into the returned block. */
+/* Per input: its windows' pooled vectors aggregated, then L2-normalised when asked.
+ * vecs[i] points into the returned block. */
 static float *txt__embeddings(const txt_job *j, const float **vecs)
 {
     const int H = j->m->info->hidden_size, n = j->rq.n;
     float *all = calloc((size_t)n * (size_t)H, sizeof *all);
-    double *acc = calloc((size_t)H, sizeof *acc);
-    if (!all || !acc) {
-        free(all);
-        free(acc);
-        return NULL;
-    }
+    const float **wv = calloc((size_t)j->nrows + 1, sizeof *wv); /* one input's windows */
+    int *wn = calloc((size_t)j->nrows + 1, sizeof *wn);
     const int normalize = j->rq.normalize < 0 ? 1 : j->rq.normalize;
-    for (int i = 0; i < n; i++) {
-        memset(acc, 0, (size_t)H * sizeof *acc);
-        double wsum = 0;
-        const float *only = NULL;
+    for (int i = 0; all && wv && wn && i < n; i++) {
         int nwin = 0;
-        for (int k = 0; k < j->nrows; k++) {
-            const txt_row *r = &j->rows[k];
-            if (r->input != i) continue;
-            only = r->out;
-            nwin++;
-            for (int h = 0; h < H; h++)
-                acc[h] += (double)r->n * r->out[h];
-            wsum += r->n;
-        }
+        for (int k = 0; k < j->nrows; k++)
+            if (j->rows[k].input == i) wv[nwin] = j->rows[k].out, wn[nwin++] = j->rows[k].n;
         float *v = all + (size_t)i * (size_t)H;
-        for (int h = 0; h < H; h++) /* one window: exactly its vector */
-            v[h] = nwin == 1 ? only[h] : (float)(acc[h] / wsum);
-        if (normalize) {
-            double ss = 0;
-            for (int h = 0; h < H; h++)
-                ss += (double)v[h] * v[h];
-            double norm = sqrt(ss);
-            if (norm < 1e-12) norm = 1e-12; /* torch.nn.functional.normalize's eps */
-            for (int h = 0; h < H; h++)
-                v[h] = (float)(v[h] / norm);
-        }
+        eng_pipe_windows(wv, wn, nwin, H, v);
+        if (normalize) eng_pipe_l2_normalize(v, H);
         vecs[i] = v;
     }
-    free(acc);
+    if (!wv || !wn) free(all), all = NULL;
+    free(wv), free(wn);
     return all;
-}
-
-static const char *txt__label(const eng_model_info *info, int k, char *buf, size_t n)
-{
-    if (info->labels && info->labels[k]) return info->labels[k];
-    snprintf(buf, n, "LABEL_%d", k);
-    return buf;
-}
-
-static int txt__score_desc(const void *a, const void *b)
-{
-    const tei_score *x = a, *y = b;
-    return (x->score < y->score) - (x->score > y->score);
 }
 
 static char *txt__predict(const txt_job *j, size_t *len)
@@ -657,28 +598,25 @@ static char *txt__predict(const txt_job *j, size_t *len)
     tei_score **lists = calloc((size_t)n, sizeof *lists);
     int *counts = calloc((size_t)n, sizeof *counts);
     char(*names)[24] = calloc((size_t)L, sizeof *names);
-    float *p = malloc((size_t)L * sizeof *p);
+    eng_pipe_score *sc = malloc((size_t)L * sizeof *sc);
     char *body = NULL;
-    int ok = lists && counts && names && p;
+    int ok = lists && counts && names && sc;
     for (int i = 0; ok && i < n; i++) {
-        const float *x = j->rows[i].out;
-        if (j->rq.raw_scores)
-            memcpy(p, x, (size_t)L * sizeof *p);
-        else if (L == 1)
-            p[0] = 1.0f / (1.0f + expf(-x[0]));
-        else
-            txt__softmax(x, L, p);
-        if (!(lists[i] = malloc((size_t)L * sizeof *lists[i]))) ok = 0;
-        for (int k = 0; ok && k < L; k++)
-            lists[i][k] = (tei_score){txt__label(info, k, names[k], sizeof names[k]), p[k]};
-        if (ok) qsort(lists[i], (size_t)L, sizeof *lists[i], txt__score_desc);
+        if (eng_pipe_classify(j->rows[i].out, L, j->rq.raw_scores, sc, NULL, 0) ||
+            !(lists[i] = malloc((size_t)L * sizeof *lists[i])))
+            ok = 0;
+        for (int k = 0; ok && k < L; k++) {
+            const int l = sc[k].label;
+            lists[i][k] =
+                (tei_score){eng_model_label(info, l, names[l], sizeof names[l]), sc[k].score};
+        }
         counts[i] = L;
     }
     if (ok)
         body = tei_predict_encode((const tei_score *const *)lists, counts, n, j->rq.batched, len);
     for (int i = 0; lists && i < n; i++)
         free(lists[i]);
-    free(lists), free(counts), free(names), free(p);
+    free(lists), free(counts), free(names), free(sc);
     return body;
 }
 
@@ -689,35 +627,38 @@ static char *txt__tokcls(const txt_job *j, size_t *len)
     tei_entity **lists = calloc((size_t)n, sizeof *lists);
     int *counts = calloc((size_t)n, sizeof *counts);
     char(*names)[24] = calloc((size_t)L, sizeof *names);
-    float *p = malloc((size_t)L * sizeof *p);
+    const char **label = calloc((size_t)L, sizeof *label);
+    uint8_t *ignore = calloc((size_t)L, 1); /* [L] 1: a label the request ignores */
+    eng_pipe_entity *ents = NULL;
     char *body = NULL;
-    int ok = lists && counts && names && p;
+    int ok = lists && counts && names && label && ignore;
+    for (int k = 0; ok && k < L; k++) {
+        label[k] = eng_model_label(info, k, names[k], sizeof names[k]);
+        for (int g = 0; g < j->rq.nignore; g++)
+            ignore[k] |= strcmp(j->rq.ignore_labels[g], label[k]) == 0;
+    }
     for (int i = 0; ok && i < n; i++) {
         const tok_encoding *e = j->enc[i];
         const txt_row *r = &j->rows[i];
-        if (!(lists[i] = malloc(((size_t)r->n + 1) * sizeof *lists[i]))) ok = 0;
-        for (int t = 0; ok && t < r->n; t++) {
-            if (e->special_mask[t]) continue;
-            txt__softmax(r->out + (size_t)t * (size_t)L, L, p);
-            int best = 0;
-            for (int k = 1; k < L; k++)
-                if (p[k] > p[best]) best = k;
-            const char *label = txt__label(info, best, names[best], sizeof names[best]);
-            int skip = 0;
-            for (int k = 0; k < j->rq.nignore; k++)
-                skip |= strcmp(j->rq.ignore_labels[k], label) == 0;
-            if (skip) continue;
+        eng_pipe_entity *grown = realloc(ents, ((size_t)r->n + 1) * sizeof *ents);
+        if (grown) ents = grown;
+        if (!grown || !(lists[i] = malloc(((size_t)r->n + 1) * sizeof *lists[i])) ||
+            eng_pipe_token_classify(r->out, r->n, L, e->special_mask, ignore, ents, &counts[i],
+                                    NULL, 0))
+            ok = 0;
+        for (int k = 0; ok && k < counts[i]; k++) {
+            const int t = ents[k].index;
             size_t wl;
             const char *w = tok_encoding_token(e, (size_t)t, &wl);
-            lists[i][counts[i]++] = (tei_entity){
-                label, p[best], t, w, wl, e->offsets[t].char_start, e->offsets[t].char_end};
+            lists[i][k] = (tei_entity){label[ents[k].label],     ents[k].score,         t, w, wl,
+                                       e->offsets[t].char_start, e->offsets[t].char_end};
         }
     }
     if (ok)
         body = tei_tokcls_encode((const tei_entity *const *)lists, counts, n, j->rq.batched, len);
     for (int i = 0; lists && i < n; i++)
         free(lists[i]);
-    free(lists), free(counts), free(names), free(p);
+    free(lists), free(counts), free(names), free(label), free(ignore), free(ents);
     return body;
 }
 
@@ -727,29 +668,28 @@ static char *txt__fill(txt_job *j, size_t *len)
     tei_fill **lists = calloc((size_t)n, sizeof *lists);
     int *counts = calloc((size_t)n, sizeof *counts);
     char **strs = calloc((size_t)n * (size_t)K * 2, sizeof *strs);
-    float *p = malloc((size_t)V * sizeof *p);
+    int32_t *ids = malloc(((size_t)K + 1) * sizeof *ids);
+    float *scores = malloc(((size_t)K + 1) * sizeof *scores);
     char *body = NULL;
-    int ok = lists && counts && strs && p;
+    int ok = lists && counts && strs && ids && scores;
     for (int i = 0; ok && i < n; i++) {
         txt_row *r = &j->rows[i];
-        txt__softmax(r->out, V, p);
-        if (!(lists[i] = malloc((size_t)K * sizeof *lists[i]))) ok = 0;
-        for (int k = 0; ok && k < K; k++) { /* top-k by selection: K is small */
-            int best = -1;
-            for (int v = 0; v < V; v++)
-                if (p[v] >= 0 && (best < 0 || p[v] > p[best])) best = v;
+        int found = 0;
+        if (!(lists[i] = malloc(((size_t)K + 1) * sizeof *lists[i])) ||
+            eng_pipe_top_k(r->out, V, K, ids, scores, &found, NULL, 0))
+            ok = 0;
+        for (int k = 0; ok && k < found; k++) {
             const int32_t saved = r->ids[r->mask_pos];
             char msg[128];
             char **ts = &strs[((size_t)i * (size_t)K + (size_t)k) * 2];
-            r->ids[r->mask_pos] = best;
+            r->ids[r->mask_pos] = ids[k];
             /* as the pipeline: token_str = decode([id]); sequence = decode(ids with the mask
              * replaced, skipping special tokens) */
             if (tok_decode(j->m->tok, &r->ids[r->mask_pos], 1, 0, &ts[0], NULL, msg, sizeof msg) ||
                 tok_decode(j->m->tok, r->ids, (size_t)r->n, 1, &ts[1], NULL, msg, sizeof msg))
                 ok = 0;
             r->ids[r->mask_pos] = saved;
-            if (ok) lists[i][k] = (tei_fill){p[best], best, ts[0], ts[1]};
-            p[best] = -1; /* taken */
+            if (ok) lists[i][k] = (tei_fill){scores[k], ids[k], ts[0], ts[1]};
             counts[i]++;
         }
     }
@@ -758,51 +698,24 @@ static char *txt__fill(txt_job *j, size_t *len)
         free(lists[i]);
     for (size_t k = 0; strs && k < (size_t)n * (size_t)K * 2; k++)
         free(strs[k]);
-    free(lists), free(counts), free(strs), free(p);
+    free(lists), free(counts), free(strs), free(ids), free(scores);
     return body;
 }
 
-/* The QA pipeline's span search: tokens outside the context (but the first, CLS) get
- * -10000, softmax over the row, the first token's probability then set to 0; the best
- * start <= end < start + max_answer_len by p_start * p_end, first in row-major order. */
+/* The QA pipeline's answer (eng_pipe_answer) as the context's text and characters. */
 static char *txt__answer(txt_job *j, size_t *len)
 {
     const txt_row *r = &j->rows[0];
     const tok_encoding *e = j->enc[0];
-    const int n = r->n, maxlen = j->rq.max_answer_len;
-    float *ps = malloc((size_t)n * sizeof *ps), *pe = malloc((size_t)n * sizeof *pe);
-    float *xs = calloc((size_t)n + 1, sizeof *xs), *xe = calloc((size_t)n + 1, sizeof *xe);
-    char *body = NULL;
-    if (ps && pe && xs && xe) {
-        for (int t = 0; t < n; t++) {
-            int ctx = e->sequence_ids[t] == 1 || t == 0;
-            xs[t] = ctx ? r->out[t] : -10000.0f;
-            xe[t] = ctx ? r->out[n + t] : -10000.0f;
-        }
-        txt__softmax(xs, n, ps);
-        txt__softmax(xe, n, pe);
-        ps[0] = pe[0] = 0;
-        int bs = -1, be = -1;
-        float best = -1;
-        for (int s = 0; s < n; s++) {
-            if (e->sequence_ids[s] != 1) continue;
-            for (int t = s; t < n && t < s + maxlen; t++) {
-                if (e->sequence_ids[t] != 1) continue;
-                float sc = ps[s] * pe[t];
-                if (sc > best) best = sc, bs = s, be = t;
-            }
-        }
-        if (bs < 0) {
-            body = tei_answer_encode("", 0, 0, 0, 0, &j->echo, len);
-        } else {
-            const tok_offsets *a = &e->offsets[bs], *b = &e->offsets[be];
-            body = tei_answer_encode(j->rq.in[0].pair + a->byte_start,
-                                     (size_t)(b->byte_end - a->byte_start), best, a->char_start,
-                                     b->char_end, &j->echo, len);
-        }
-    }
-    free(ps), free(pe), free(xs), free(xe);
-    return body;
+    const int n = r->n;
+    eng_pipe_span a;
+    if (eng_pipe_answer(r->out, r->out + n, e->sequence_ids, n, j->rq.max_answer_len, &a, NULL, 0))
+        return NULL;
+    if (a.start < 0) return tei_answer_encode("", 0, 0, 0, 0, &j->echo, len);
+    const tok_offsets *s = &e->offsets[a.start], *t = &e->offsets[a.end];
+    return tei_answer_encode(j->rq.in[0].pair + s->byte_start,
+                             (size_t)(t->byte_end - s->byte_start), a.score, s->char_start,
+                             t->char_end, &j->echo, len);
 }
 
 char *txt_job_encode(txt_job *j, size_t *len)

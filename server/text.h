@@ -10,8 +10,8 @@
  *     txt_batch_run(ctx, jobs, n, NULL, err, errlen);  // engine worker: pack the rows of
  *         // many jobs into one ragged batch, forward, keep each row's part (pooled vector,
  *         // logits of the mask, QA logits...)
- *     char *body = txt_job_encode(&j, &len);           // uv pool: softmax, spans, top-k,
- *         // normalisation, aggregation of windows, JSON
+ *     char *body = txt_job_encode(&j, &len);           // uv pool: the engine's pipelines
+ *         // (engine/pipeline.h: aggregation of windows, softmax, spans, top-k), JSON
  *     txt_job_free(&j);
  *
  * A job's results never depend on the jobs it ran with (rows are independent sequences). */
