@@ -12,7 +12,9 @@
  *     eng_ctx_free(ctx); eng_model_free(m);
  *
  * A batch is packed and ragged: the tokens of all sequences concatenated, with
- * offsets[]. A sequence's outputs never depend on what it is batched with. */
+ * offsets[]. A sequence's outputs never depend on what it is batched with. The model's
+ * tokenizer is eng_model_tokenizer(m); what the pipelines do with the outputs (pooling,
+ * softmax, spans) is engine/pipeline.h. */
 #ifndef ENG_ENGINE_H
 #define ENG_ENGINE_H
 
