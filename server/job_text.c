@@ -47,7 +47,7 @@ static void jtxt_cost(const void *job, const srv_model *m, srv_job_cost *c)
         size_t g = 0;
         for (int t = 0; row->glob && t < row->n; t++)
             g += row->glob[t];
-        c->cost += sched_cost(m->info.hidden_size, m->info.max_window, 1, (size_t)row->n, g);
+        c->cost += eng_model_cost(&m->info, 1, (size_t)row->n, g);
     }
     c->key = txt_job_explicit_global(j);
 }

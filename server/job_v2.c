@@ -28,8 +28,7 @@ static void jv2_cost(const void *job, const srv_model *m, srv_job_cost *c)
 {
     const v2_job *j = job;
     c->tokens = v2_job_tokens(j);
-    c->cost = sched_cost(m->info.hidden_size, m->info.max_window, (size_t)j->B, (size_t)j->L,
-                         v2_job_globals(j));
+    c->cost = eng_model_cost(&m->info, (size_t)j->B, (size_t)j->L, v2_job_globals(j));
     c->key = v2_job_explicit_global(j);
 }
 

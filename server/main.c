@@ -39,8 +39,7 @@ static ls_status srv__warmup(srv_model *m, char *err, size_t errlen)
     uint64_t t0 = sched_now_ns();
     if ((st = eng_ctx_forward(m->ctx, &b, &out, err, errlen))) return st;
     double sec = (double)(sched_now_ns() - t0) * 1e-9;
-    if (sec > 0)
-        m->cost_per_s = sched_cost(m->info.hidden_size, m->info.max_window, 1, (size_t)n, 1) / sec;
+    if (sec > 0) m->cost_per_s = eng_model_cost(&m->info, 1, (size_t)n, 1) / sec;
     return LS_OK;
 }
 
@@ -90,7 +89,7 @@ static int srv__load_models(srv_server *s)
             return -1;
         }
         /* the token budget translated into cost at the model's window, no global tokens */
-        double per_token = sched_cost(m->info.hidden_size, m->info.max_window, 1, 1, 0);
+        double per_token = eng_model_cost(&m->info, 1, 1, 0);
         sched_params sp = {
             .max_tokens = (size_t)s->opt.max_batch_tokens,
             .max_cost = s->opt.max_batch_cost ? (double)s->opt.max_batch_cost

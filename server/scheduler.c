@@ -1,4 +1,4 @@
-/* Lanes, fairness and batch formation; see sched.h for the cost model. */
+/* Lanes, fairness and batch formation (scheduler.h). */
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,14 +11,6 @@ uint64_t sched_now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-double sched_cost(int hidden, int window, size_t rows, size_t len, size_t globals)
-{
-    const double dense = 6.0 * hidden, local = (double)window + 1;
-    const double tokens = (double)rows * (double)len;
-    /* every token attends its window and the globals; each global token attends its row */
-    return tokens * (dense + local) + (double)globals * (double)len * 2.0;
 }
 
 void sched_init(sched *s, const sched_params *p)

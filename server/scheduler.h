@@ -1,13 +1,9 @@
 /* The scheduler (DESIGN §5): per model, two lanes (short and long requests) served with
  * weighted fairness by cost, and batch formation under a token budget, a cost budget and
  * a request count. It runs on the loop thread and knows nothing of HTTP or the engine:
- * items carry their cost, token count, batch-compatibility key, deadline and socket.
- *
- * Cost model, in attention-aware units (token-key products per layer, with the dense part
- * of a layer expressed in the same units): a row of L tokens with g global tokens costs
- * L x (dense + 2w+1 + g) + g x L, where dense = 6H (the projections and the 4H feed-forward
- * are ~12H^2 multiply-adds per token, attention ~2H per token-key pair), so a batch of long
- * documents with many global tokens is charged for what it will take to compute. */
+ * items carry their cost, token count, batch-compatibility key, deadline and socket. A
+ * cost is whatever the model says its work costs (eng_model_cost: attention-aware units
+ * for Longformer), so the scheduler stays model-agnostic. */
 #ifndef SRV_SCHED_H
 #define SRV_SCHED_H
 
@@ -70,9 +66,6 @@ typedef struct {
     sched__lane lane[SCHED_NLANES];
     double vt[SCHED_NLANES]; /* cost served / weight: the lane furthest behind goes next */
 } sched;
-
-/* Cost of `rows` rows of `len` tokens with `globals` global tokens over all rows. */
-double sched_cost(int hidden, int window, size_t rows, size_t len, size_t globals);
 
 void sched_init(sched *s, const sched_params *p);
 void sched_push(sched *s, sched_item *it, uint64_t now_ns);

@@ -223,6 +223,9 @@ START_TEST(outputs_table)
     ck_assert(eng_model_cost(&in, 1, 100, 0) == 100.0 * (192 + 9));
     ck_assert(eng_model_cost(&in, 1, 100, 10) == 100.0 * (192 + 9) + 2000);
     ck_assert(eng_model_cost(&in, 2, 100, 0) == 2 * eng_model_cost(&in, 1, 100, 0));
+    const double narrow = eng_model_cost(&in, 1, 100, 0);
+    in.max_window = 64; /* a wider window costs more */
+    ck_assert(eng_model_cost(&in, 1, 100, 0) > narrow);
 }
 END_TEST
 

@@ -131,16 +131,6 @@ START_TEST(deadlines_drop)
 }
 END_TEST
 
-START_TEST(cost_model)
-{
-    /* more global tokens or a wider window cost more; tokens scale linearly */
-    double c0 = sched_cost(32, 8, 1, 100, 0);
-    ck_assert(sched_cost(32, 8, 1, 100, 10) > c0);
-    ck_assert(sched_cost(32, 64, 1, 100, 0) > c0);
-    ck_assert(sched_cost(32, 8, 2, 100, 0) == 2 * c0);
-}
-END_TEST
-
 START_TEST(options_table)
 {
     opt_options o;
@@ -398,7 +388,6 @@ int main(void)
     tcase_add_test(tc, oversize_runs_alone_and_keys_separate);
     tcase_add_test(tc, weighted_fairness);
     tcase_add_test(tc, deadlines_drop);
-    tcase_add_test(tc, cost_model);
     tcase_add_test(tc, options_table);
     tcase_add_test(tc, secrets_hidden);
     tcase_add_test(tc, utf8_check);
