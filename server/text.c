@@ -97,7 +97,7 @@ static txt_row *txt__row_new(txt_job *j, int n, int input, int with_glob)
     txt_row *r = &j->rows[j->nrows];
     memset(r, 0, sizeof *r);
     size_t bytes = (size_t)n * (2 * sizeof(int32_t) + 1) + 1;
-    char *mem = malloc(bytes);
+    char *mem = ls_arena_alloc(&j->arena, bytes);
     if (!mem) return NULL;
     r->ids = (int32_t *)mem;
     r->type_ids = r->ids + n;
@@ -294,8 +294,8 @@ static ls_status txt__tokenize(txt_job *j, char **reply, size_t *reply_len, char
                                size_t errlen)
 {
     const tei_request *rq = &j->rq;
-    tei_token **lists = calloc((size_t)rq->n, sizeof *lists);
-    int *counts = calloc((size_t)rq->n, sizeof *counts);
+    tei_token **lists = ls_arena_calloc(&j->arena, (size_t)rq->n, sizeof *lists);
+    int *counts = ls_arena_calloc(&j->arena, (size_t)rq->n, sizeof *counts);
     ls_status st = lists && counts ? LS_OK : ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory");
     tok_encode_params p = tok_encode_default_params();
     p.add_special_tokens = rq->add_special_tokens;
@@ -308,7 +308,7 @@ static ls_status txt__tokenize(txt_job *j, char **reply, size_t *reply_len, char
             break;
         }
         const tok_encoding *e = j->enc[i];
-        if (e->n && !(lists[i] = calloc(e->n, sizeof *lists[i]))) {
+        if (e->n && !(lists[i] = ls_arena_calloc(&j->arena, e->n, sizeof *lists[i]))) {
             st = ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory");
             break;
         }
@@ -339,17 +339,13 @@ static ls_status txt__tokenize(txt_job *j, char **reply, size_t *reply_len, char
     if (!st &&
         !(*reply = tei_tokenize_encode((const tei_token *const *)lists, counts, rq->n, reply_len)))
         st = ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory encoding the response");
-    for (int i = 0; lists && i < rq->n; i++)
-        free(lists[i]);
-    free(lists);
-    free(counts);
     return st;
 }
 
 static ls_status txt__decode(txt_job *j, char **reply, size_t *reply_len, char *err, size_t errlen)
 {
     const tei_request *rq = &j->rq;
-    char **texts = calloc((size_t)rq->n, sizeof *texts);
+    char **texts = ls_arena_calloc(&j->arena, (size_t)rq->n, sizeof *texts);
     ls_status st = texts ? LS_OK : ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory");
     for (int i = 0; !st && i < rq->n; i++) {
         char msg[256];
@@ -360,8 +356,7 @@ static ls_status txt__decode(txt_job *j, char **reply, size_t *reply_len, char *
     if (!st && !(*reply = tei_decode_encode(texts, rq->n, reply_len)))
         st = ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory encoding the response");
     for (int i = 0; texts && i < rq->n; i++)
-        free(texts[i]);
-    free(texts);
+        free(texts[i]); /* tok_decode's */
     return st;
 }
 
@@ -417,11 +412,8 @@ void txt_job_free(txt_job *j)
     for (int i = 0; j->enc && i < j->rq.n; i++)
         tok_encoding_free(j->enc[i]);
     free(j->enc);
-    for (int i = 0; i < j->nrows; i++) {
-        free(j->rows[i].ids);
-        free(j->rows[i].out);
-    }
     free(j->rows);
+    ls_arena_free(&j->arena);
     tei_request_free(&j->rq);
     memset(j, 0, sizeof *j);
 }
@@ -472,37 +464,37 @@ static ls_status txt__keep(txt_job *j, txt_row *r, const eng_outputs *o, size_t 
         const size_t H = (size_t)t->width;
         const float *x = t->data + tok0 * H; /* (n, H) */
         if (j->rq.kind == TEI_EMBED_ALL) {
-            if (!(r->out = malloc(n * H * sizeof *r->out))) return LS_ERR_NOMEM;
+            if (!(r->out = ls_arena_alloc(&j->arena, n * H * sizeof *r->out))) return LS_ERR_NOMEM;
             memcpy(r->out, x, n * H * sizeof *r->out);
             return LS_OK;
         }
-        if (!(r->out = malloc(H * sizeof *r->out))) return LS_ERR_NOMEM;
+        if (!(r->out = ls_arena_alloc(&j->arena, H * sizeof *r->out))) return LS_ERR_NOMEM;
         eng_pipe_pool(x, n, H, txt__pooling(j), r->out);
         return LS_OK;
     }
     case TEI_PREDICT:
         if (!(t = eng_outputs_find(o, ENG_OUT_LOGITS))) break;
         count = (size_t)info->num_labels;
-        if (!(r->out = malloc(count * sizeof *r->out))) return LS_ERR_NOMEM;
+        if (!(r->out = ls_arena_alloc(&j->arena, count * sizeof *r->out))) return LS_ERR_NOMEM;
         memcpy(r->out, t->data + seq * (size_t)t->width, count * sizeof *r->out);
         return LS_OK;
     case TEI_TOKCLS:
         if (!(t = eng_outputs_find(o, ENG_OUT_LOGITS))) break;
         count = n * (size_t)t->width;
-        if (!(r->out = malloc(count * sizeof *r->out))) return LS_ERR_NOMEM;
+        if (!(r->out = ls_arena_alloc(&j->arena, count * sizeof *r->out))) return LS_ERR_NOMEM;
         memcpy(r->out, t->data + tok0 * (size_t)t->width, count * sizeof *r->out);
         return LS_OK;
     case TEI_FILL_MASK:
         if (!(t = eng_outputs_find(o, ENG_OUT_LOGITS))) break;
         count = (size_t)t->width;
-        if (!(r->out = malloc(count * sizeof *r->out))) return LS_ERR_NOMEM;
+        if (!(r->out = ls_arena_alloc(&j->arena, count * sizeof *r->out))) return LS_ERR_NOMEM;
         memcpy(r->out, t->data + (tok0 + (size_t)r->mask_pos) * count, count * sizeof *r->out);
         return LS_OK;
     case TEI_ANSWER: {
         const eng_tensor *s = eng_outputs_find(o, ENG_OUT_START_LOGITS),
                          *e = eng_outputs_find(o, ENG_OUT_END_LOGITS);
         if (!s || !e) break;
-        if (!(r->out = malloc(2 * n * sizeof *r->out))) return LS_ERR_NOMEM;
+        if (!(r->out = ls_arena_alloc(&j->arena, 2 * n * sizeof *r->out))) return LS_ERR_NOMEM;
         memcpy(r->out, s->data + tok0, n * sizeof *r->out);
         memcpy(r->out + n, e->data + tok0, n * sizeof *r->out);
         return LS_OK;
@@ -570,12 +562,12 @@ ls_status txt_batch_run(eng_ctx *ctx, txt_job *const *jobs, int n, bt_stats *sta
 
 /* Per input: its windows' pooled vectors aggregated, then L2-normalised when asked.
  * vecs[i] points into the returned block. */
-static float *txt__embeddings(const txt_job *j, const float **vecs)
+static float *txt__embeddings(txt_job *j, const float **vecs)
 {
     const int H = j->m->info->hidden_size, n = j->rq.n;
-    float *all = calloc((size_t)n * (size_t)H, sizeof *all);
-    const float **wv = calloc((size_t)j->nrows + 1, sizeof *wv); /* one input's windows */
-    int *wn = calloc((size_t)j->nrows + 1, sizeof *wn);
+    float *all = ls_arena_calloc(&j->arena, (size_t)n * (size_t)H, sizeof *all);
+    const float **wv = ls_arena_calloc(&j->arena, (size_t)j->nrows + 1, sizeof *wv); /* windows */
+    int *wn = ls_arena_calloc(&j->arena, (size_t)j->nrows + 1, sizeof *wn);
     const int normalize = j->rq.normalize < 0 ? 1 : j->rq.normalize;
     for (int i = 0; all && wv && wn && i < n; i++) {
         int nwin = 0;
@@ -586,24 +578,22 @@ static float *txt__embeddings(const txt_job *j, const float **vecs)
         if (normalize) eng_pipe_l2_normalize(v, H);
         vecs[i] = v;
     }
-    if (!wv || !wn) free(all), all = NULL;
-    free(wv), free(wn);
-    return all;
+    return wv && wn ? all : NULL;
 }
 
-static char *txt__predict(const txt_job *j, size_t *len)
+static char *txt__predict(txt_job *j, size_t *len)
 {
     const eng_model_info *info = j->m->info;
     const int L = info->num_labels, n = j->rq.n;
-    tei_score **lists = calloc((size_t)n, sizeof *lists);
-    int *counts = calloc((size_t)n, sizeof *counts);
-    char(*names)[24] = calloc((size_t)L, sizeof *names);
-    eng_pipe_score *sc = malloc((size_t)L * sizeof *sc);
+    tei_score **lists = ls_arena_calloc(&j->arena, (size_t)n, sizeof *lists);
+    int *counts = ls_arena_calloc(&j->arena, (size_t)n, sizeof *counts);
+    char(*names)[24] = ls_arena_calloc(&j->arena, (size_t)L, sizeof *names);
+    eng_pipe_score *sc = ls_arena_calloc(&j->arena, (size_t)L, sizeof *sc);
     char *body = NULL;
     int ok = lists && counts && names && sc;
     for (int i = 0; ok && i < n; i++) {
         if (eng_pipe_classify(j->rows[i].out, L, j->rq.raw_scores, sc, NULL, 0) ||
-            !(lists[i] = malloc((size_t)L * sizeof *lists[i])))
+            !(lists[i] = ls_arena_calloc(&j->arena, (size_t)L, sizeof *lists[i])))
             ok = 0;
         for (int k = 0; ok && k < L; k++) {
             const int l = sc[k].label;
@@ -614,22 +604,18 @@ static char *txt__predict(const txt_job *j, size_t *len)
     }
     if (ok)
         body = tei_predict_encode((const tei_score *const *)lists, counts, n, j->rq.batched, len);
-    for (int i = 0; lists && i < n; i++)
-        free(lists[i]);
-    free(lists), free(counts), free(names), free(sc);
     return body;
 }
 
-static char *txt__tokcls(const txt_job *j, size_t *len)
+static char *txt__tokcls(txt_job *j, size_t *len)
 {
     const eng_model_info *info = j->m->info;
     const int L = info->num_labels, n = j->rq.n;
-    tei_entity **lists = calloc((size_t)n, sizeof *lists);
-    int *counts = calloc((size_t)n, sizeof *counts);
-    char(*names)[24] = calloc((size_t)L, sizeof *names);
-    const char **label = calloc((size_t)L, sizeof *label);
-    uint8_t *ignore = calloc((size_t)L, 1); /* [L] 1: a label the request ignores */
-    eng_pipe_entity *ents = NULL;
+    tei_entity **lists = ls_arena_calloc(&j->arena, (size_t)n, sizeof *lists);
+    int *counts = ls_arena_calloc(&j->arena, (size_t)n, sizeof *counts);
+    char(*names)[24] = ls_arena_calloc(&j->arena, (size_t)L, sizeof *names);
+    const char **label = ls_arena_calloc(&j->arena, (size_t)L, sizeof *label);
+    uint8_t *ignore = ls_arena_calloc(&j->arena, (size_t)L, 1); /* [L] 1: ignored label */
     char *body = NULL;
     int ok = lists && counts && names && label && ignore;
     for (int k = 0; ok && k < L; k++) {
@@ -640,9 +626,8 @@ static char *txt__tokcls(const txt_job *j, size_t *len)
     for (int i = 0; ok && i < n; i++) {
         const tok_encoding *e = j->enc[i];
         const txt_row *r = &j->rows[i];
-        eng_pipe_entity *grown = realloc(ents, ((size_t)r->n + 1) * sizeof *ents);
-        if (grown) ents = grown;
-        if (!grown || !(lists[i] = malloc(((size_t)r->n + 1) * sizeof *lists[i])) ||
+        eng_pipe_entity *ents = ls_arena_calloc(&j->arena, (size_t)r->n + 1, sizeof *ents);
+        if (!ents || !(lists[i] = ls_arena_calloc(&j->arena, (size_t)r->n + 1, sizeof *lists[i])) ||
             eng_pipe_token_classify(r->out, r->n, L, e->special_mask, ignore, ents, &counts[i],
                                     NULL, 0))
             ok = 0;
@@ -656,26 +641,23 @@ static char *txt__tokcls(const txt_job *j, size_t *len)
     }
     if (ok)
         body = tei_tokcls_encode((const tei_entity *const *)lists, counts, n, j->rq.batched, len);
-    for (int i = 0; lists && i < n; i++)
-        free(lists[i]);
-    free(lists), free(counts), free(names), free(label), free(ignore), free(ents);
     return body;
 }
 
 static char *txt__fill(txt_job *j, size_t *len)
 {
     const int V = j->m->info->vocab_size, n = j->rq.n, K = j->rq.top_k < V ? j->rq.top_k : V;
-    tei_fill **lists = calloc((size_t)n, sizeof *lists);
-    int *counts = calloc((size_t)n, sizeof *counts);
-    char **strs = calloc((size_t)n * (size_t)K * 2, sizeof *strs);
-    int32_t *ids = malloc(((size_t)K + 1) * sizeof *ids);
-    float *scores = malloc(((size_t)K + 1) * sizeof *scores);
+    tei_fill **lists = ls_arena_calloc(&j->arena, (size_t)n, sizeof *lists);
+    int *counts = ls_arena_calloc(&j->arena, (size_t)n, sizeof *counts);
+    char **strs = ls_arena_calloc(&j->arena, (size_t)n * (size_t)K * 2, sizeof *strs);
+    int32_t *ids = ls_arena_calloc(&j->arena, (size_t)K + 1, sizeof *ids);
+    float *scores = ls_arena_calloc(&j->arena, (size_t)K + 1, sizeof *scores);
     char *body = NULL;
     int ok = lists && counts && strs && ids && scores;
     for (int i = 0; ok && i < n; i++) {
         txt_row *r = &j->rows[i];
         int found = 0;
-        if (!(lists[i] = malloc(((size_t)K + 1) * sizeof *lists[i])) ||
+        if (!(lists[i] = ls_arena_calloc(&j->arena, (size_t)K + 1, sizeof *lists[i])) ||
             eng_pipe_top_k(r->out, V, K, ids, scores, &found, NULL, 0))
             ok = 0;
         for (int k = 0; ok && k < found; k++) {
@@ -694,11 +676,8 @@ static char *txt__fill(txt_job *j, size_t *len)
         }
     }
     if (ok) body = tei_fill_encode((const tei_fill *const *)lists, counts, n, j->rq.batched, len);
-    for (int i = 0; lists && i < n; i++)
-        free(lists[i]);
     for (size_t k = 0; strs && k < (size_t)n * (size_t)K * 2; k++)
-        free(strs[k]);
-    free(lists), free(counts), free(strs), free(ids), free(scores);
+        free(strs[k]); /* tok_decode's */
     return body;
 }
 
@@ -725,20 +704,18 @@ char *txt_job_encode(txt_job *j, size_t *len)
     switch (rq->kind) {
     case TEI_EMBED:
     case TEI_OPENAI_EMBED: {
-        const float **vecs = calloc((size_t)rq->n, sizeof *vecs);
+        const float **vecs = ls_arena_calloc(&j->arena, (size_t)rq->n, sizeof *vecs);
         float *all = vecs ? txt__embeddings(j, vecs) : NULL;
         if (all && rq->kind == TEI_EMBED)
             body = tei_embed_encode(vecs, rq->n, j->m->info->hidden_size, len);
         else if (all)
             body = oai_embeddings_encode(vecs, rq->n, j->m->info->hidden_size, rq->base64,
                                          j->m->name, j->echo.tokens_used, &j->echo, len);
-        free(all);
-        free(vecs);
         break;
     }
     case TEI_EMBED_ALL: {
-        const float **rows = calloc((size_t)rq->n, sizeof *rows);
-        int *ntok = calloc((size_t)rq->n, sizeof *ntok);
+        const float **rows = ls_arena_calloc(&j->arena, (size_t)rq->n, sizeof *rows);
+        int *ntok = ls_arena_calloc(&j->arena, (size_t)rq->n, sizeof *ntok);
         if (rows && ntok) {
             for (int k = 0; k < j->nrows; k++) {
                 rows[j->rows[k].input] = j->rows[k].out;
@@ -746,8 +723,6 @@ char *txt_job_encode(txt_job *j, size_t *len)
             }
             body = tei_embed_all_encode(rows, ntok, rq->n, j->m->info->hidden_size, len);
         }
-        free(rows);
-        free(ntok);
         break;
     }
     case TEI_PREDICT:

@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../common/arena.h"
 #include "../engine/engine.h"
 #include "../tokenizer/tokenizer.h"
 #include "../proto/tei.h"
@@ -42,10 +43,10 @@ typedef struct {
 } txt_limits;
 
 typedef struct {
-    int32_t *ids, *type_ids; /* [n], one allocation with glob */
+    int32_t *ids, *type_ids; /* [n], in the job's arena with glob */
     uint8_t *glob;           /* [n] 1 global, or NULL: the head's automatic choice */
     int n, input, mask_pos;
-    float *out; /* the row's results after the run (owned) */
+    float *out; /* the row's results after the run (the job's arena) */
 } txt_row;
 
 typedef struct {
@@ -58,6 +59,9 @@ typedef struct {
     ls_status st; /* the run's verdict for this job */
     char err[512];
     char headers[512]; /* extra response headers, "Name: value\r\n" each */
+    /* rows, results and the encoder's temporaries: freed with the job. Used by one
+     * thread at a time (prepare, run, encode follow each other). */
+    ls_arena arena;
 } txt_job;
 
 /* Decodes and tokenizes. On success either *reply holds the whole response (tokenize,

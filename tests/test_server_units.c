@@ -4,10 +4,13 @@
  * sentence-transformers files) and the UTF-8 check of common/utf8.c. Linked with
  * server/scheduler.c and server/options.c directly, and with proto/. */
 #include <check.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/arena.h"
 #include "../common/utf8.h"
 #include "../proto/openai.h"
 #include "../formats/sbert.h"
@@ -201,6 +204,38 @@ START_TEST(secrets_hidden)
 }
 END_TEST
 
+START_TEST(arena_allocs)
+{
+    /* alignment, zeroing, blocks of every size, overflow refused, reuse after free */
+    ls_arena a = {0};
+    unsigned char *small[300];
+    for (int i = 0; i < 300; i++) {
+        small[i] = ls_arena_calloc(&a, (size_t)i + 1, 7);
+        ck_assert_ptr_nonnull(small[i]);
+        ck_assert_uint_eq((uintptr_t)small[i] % _Alignof(max_align_t), 0);
+        for (int k = 0; k < (i + 1) * 7; k++)
+            ck_assert_uint_eq(small[i][k], 0);
+        memset(small[i], i & 0xff, (size_t)(i + 1) * 7);
+    }
+    unsigned char *big = ls_arena_alloc(&a, 1u << 20); /* larger than a block */
+    ck_assert_ptr_nonnull(big);
+    memset(big, 0xab, 1u << 20);
+    unsigned char *after = ls_arena_alloc(&a, 16);
+    ck_assert_ptr_nonnull(after);
+    for (int i = 0; i < 300; i++) /* nothing overlapped */
+        for (int k = 0; k < (i + 1) * 7; k++)
+            ck_assert_uint_eq(small[i][k], (unsigned)(i & 0xff));
+    ck_assert_ptr_nonnull(ls_arena_alloc(&a, 0));
+    ck_assert_ptr_null(ls_arena_calloc(&a, SIZE_MAX / 2, 4));
+    ck_assert_ptr_null(ls_arena_alloc(&a, SIZE_MAX - 8));
+    ls_arena_free(&a);
+    ck_assert_ptr_null(a.head);
+    ck_assert_ptr_nonnull(ls_arena_alloc(&a, 10));
+    ls_arena_free(&a);
+    ls_arena_free(&a); /* twice: a no-op */
+}
+END_TEST
+
 START_TEST(utf8_check)
 {
     ck_assert_int_eq(ls_utf8_check("abc", 3), -1);
@@ -390,6 +425,7 @@ int main(void)
     tcase_add_test(tc, deadlines_drop);
     tcase_add_test(tc, options_table);
     tcase_add_test(tc, secrets_hidden);
+    tcase_add_test(tc, arena_allocs);
     tcase_add_test(tc, utf8_check);
     tcase_add_test(tc, tei_input_forms);
     tcase_add_test(tc, tei_encoders);
