@@ -8,7 +8,7 @@
 const char *ls_strerror(ls_status st)
 {
     switch (st) {
-#define LS__TEXT(name, val, text)                                                            \
+#define LS__TEXT(name, val, text)                                                                  \
     case name:                                                                                     \
         return text;
         LS_STATUS_LIST(LS__TEXT)
@@ -20,7 +20,7 @@ const char *ls_strerror(ls_status st)
 const char *ls_status_name(ls_status st)
 {
     switch (st) {
-#define LS__NAME(name, val, text)                                                            \
+#define LS__NAME(name, val, text)                                                                  \
     case name:                                                                                     \
         return #name;
         LS_STATUS_LIST(LS__NAME)

@@ -8,17 +8,17 @@
 
 // clang-format off
 /*        name                 value  text */
-#define LS_STATUS_LIST(X)                                                                  \
-    X(LS_OK,                     0, "ok")                                           \
-    X(LS_ERR_NOMEM,             -1, "out of memory")                                \
-    X(LS_ERR_IO,                -2, "i/o error")                                    \
-    X(LS_ERR_FORMAT,            -3, "malformed model file")                         \
-    X(LS_ERR_CONFIG,            -4, "invalid model configuration")                  \
-    X(LS_ERR_UNSUPPORTED,       -5, "unsupported")                                  \
-    X(LS_ERR_BAD_REQUEST,       -6, "bad request")                                  \
-    X(LS_ERR_INVALID_INPUT,     -7, "invalid input")                                \
-    X(LS_ERR_TOO_LARGE,         -8, "input too large")                              \
-    X(LS_ERR_DEVICE,            -9, "device error")                                 \
+#define LS_STATUS_LIST(X)                                                              \
+    X(LS_OK,                     0, "ok")                                              \
+    X(LS_ERR_NOMEM,             -1, "out of memory")                                   \
+    X(LS_ERR_IO,                -2, "i/o error")                                       \
+    X(LS_ERR_FORMAT,            -3, "malformed model file")                            \
+    X(LS_ERR_CONFIG,            -4, "invalid model configuration")                     \
+    X(LS_ERR_UNSUPPORTED,       -5, "unsupported")                                     \
+    X(LS_ERR_BAD_REQUEST,       -6, "bad request")                                     \
+    X(LS_ERR_INVALID_INPUT,     -7, "invalid input")                                   \
+    X(LS_ERR_TOO_LARGE,         -8, "input too large")                                 \
+    X(LS_ERR_DEVICE,            -9, "device error")                                    \
     X(LS_ERR_INTERNAL,         -10, "internal error")
 // clang-format on
 

