@@ -112,7 +112,7 @@ static ls_status eng__layer(eng_ctx *c, const eng_layer *y, const eng_batch *b, 
     const int T = b->offsets[b->nseq], H = m->H, I = m->I;
 
     /* q | k | v for every token: (T, 3H) */
-    ENG_OP(c, k, linear, c->x, y->qkv_w, y->qkv_b, c->qkv, T, 3 * H, H, b->offsets, b->nseq);
+    ENG_OP(c, k, linear, c->x, &y->qkv, y->qkv_b, c->qkv, T, 3 * H, H, b->offsets, b->nseq);
 
     kn_attn_args a = {
         .q = c->qkv,
@@ -141,8 +141,7 @@ static ls_status eng__layer(eng_ctx *c, const eng_layer *y, const eng_batch *b, 
         for (size_t i = 0; i < G; i++)
             memcpy(c->xg + i * H, c->x + (size_t)c->glob[i] * H, sizeof(float) * H);
         if (y->gq_w) {
-            ENG_OP(c, k, linear, c->xg, y->gq_w, y->gq_b, c->qg, (int)G, H, H, c->glob_off,
-                   b->nseq);
+            ENG_OP(c, k, linear, c->xg, &y->gq, y->gq_b, c->qg, (int)G, H, H, c->glob_off, b->nseq);
             a.wkg = y->gkv_w;
             a.bkg = y->gkv_b;
             a.wvg = y->gkv_w + (size_t)H * H;
@@ -165,7 +164,7 @@ static ls_status eng__layer(eng_ctx *c, const eng_layer *y, const eng_batch *b, 
     }
 
     /* a = LN(dense(att) + x) */
-    ENG_OP(c, k, linear, c->att, y->ao_w, y->ao_b, c->tmp, T, H, H, b->offsets, b->nseq);
+    ENG_OP(c, k, linear, c->att, &y->ao, y->ao_b, c->tmp, T, H, H, b->offsets, b->nseq);
     ENG_OP(c, k, add_layernorm, c->tmp, c->x, y->ln1_g, y->ln1_b, (float)m->cfg.layer_norm_eps, T,
            H);
     /* x' = LN(W2·gelu(W1·a) + a), in chunks of at most ENG_FFN_ROWS rows so the (rows, I)
@@ -176,9 +175,9 @@ static ls_status eng__layer(eng_ctx *c, const eng_layer *y, const eng_batch *b, 
         for (int p = p0; p <= p1; p++)
             c->ffn_groups[p - p0] = c->ffn_off[p] - r0;
         const float *in = c->tmp + (size_t)r0 * H;
-        ENG_OP(c, k, linear, in, y->ff1_w, y->ff1_b, c->ffn, rows, I, H, c->ffn_groups, p1 - p0);
+        ENG_OP(c, k, linear, in, &y->ff1, y->ff1_b, c->ffn, rows, I, H, c->ffn_groups, p1 - p0);
         ENG_OP(c, k, gelu, c->ffn, (size_t)rows * I);
-        ENG_OP(c, k, linear, c->ffn, y->ff2_w, y->ff2_b, c->x + (size_t)r0 * H, rows, H, I,
+        ENG_OP(c, k, linear, c->ffn, &y->ff2, y->ff2_b, c->x + (size_t)r0 * H, rows, H, I,
                c->ffn_groups, p1 - p0);
     }
     ENG_OP(c, k, add_layernorm, c->x, c->tmp, y->ln2_g, y->ln2_b, (float)m->cfg.layer_norm_eps, T,
@@ -206,41 +205,40 @@ static void eng__head(eng_ctx *c, const eng_batch *b, eng_outputs *out)
         data[0] = c->x; /* last_hidden_state */
         if (m->pool_w) {
             eng__first_rows(c, b, c->seq_a);
-            ENG_OP(c, k, linear, c->seq_a, m->pool_w, m->pool_b, c->seq_b, S, H, H, c->each, S);
+            ENG_OP(c, k, linear, c->seq_a, &m->pool, m->pool_b, c->seq_b, S, H, H, c->each, S);
             ENG_OP(c, k, tanh, c->seq_b, (size_t)S * H);
             data[1] = c->seq_b; /* pooler_output */
         }
         break;
     case ENG_HEAD_MLM:
-        ENG_OP(c, k, linear, c->x, m->mlm_dense_w, m->mlm_dense_b, c->tmp, T, H, H, b->offsets,
+        ENG_OP(c, k, linear, c->x, &m->mlm_dense, m->mlm_dense_b, c->tmp, T, H, H, b->offsets,
                b->nseq);
         ENG_OP(c, k, gelu, c->tmp, (size_t)T * H);
         ENG_OP(c, k, add_layernorm, c->tmp, NULL, m->mlm_ln_g, m->mlm_ln_b,
                (float)m->cfg.layer_norm_eps, T, H);
-        ENG_OP(c, k, linear, c->tmp, m->mlm_dec_w, m->mlm_dec_b, c->inter, T, m->V, H, b->offsets,
+        ENG_OP(c, k, linear, c->tmp, &m->mlm_dec, m->mlm_dec_b, c->inter, T, m->V, H, b->offsets,
                b->nseq);
         data[0] = c->inter; /* logits (T, V) */
         break;
     case ENG_HEAD_SEQCLS:
         eng__first_rows(c, b, c->seq_a);
         if (m->cls_dense_w) { /* Longformer/RoBERTa: dense, tanh, out_proj on <s> */
-            ENG_OP(c, k, linear, c->seq_a, m->cls_dense_w, m->cls_dense_b, c->seq_b, S, H, H,
+            ENG_OP(c, k, linear, c->seq_a, &m->cls_dense, m->cls_dense_b, c->seq_b, S, H, H,
                    c->each, S);
         } else { /* BERT: pooler, then classifier */
-            ENG_OP(c, k, linear, c->seq_a, m->pool_w, m->pool_b, c->seq_b, S, H, H, c->each, S);
+            ENG_OP(c, k, linear, c->seq_a, &m->pool, m->pool_b, c->seq_b, S, H, H, c->each, S);
         }
         ENG_OP(c, k, tanh, c->seq_b, (size_t)S * H);
-        ENG_OP(c, k, linear, c->seq_b, m->cls_out_w, m->cls_out_b, c->seq_out, S, nl, H, c->each,
-               S);
+        ENG_OP(c, k, linear, c->seq_b, &m->cls_out, m->cls_out_b, c->seq_out, S, nl, H, c->each, S);
         data[0] = c->seq_out; /* logits (nseq, labels) */
         break;
     case ENG_HEAD_TOKCLS:
-        ENG_OP(c, k, linear, c->x, m->cls_out_w, m->cls_out_b, c->inter, T, nl, H, b->offsets,
+        ENG_OP(c, k, linear, c->x, &m->cls_out, m->cls_out_b, c->inter, T, nl, H, b->offsets,
                b->nseq);
         data[0] = c->inter; /* logits (T, labels) */
         break;
     case ENG_HEAD_QA:
-        ENG_OP(c, k, linear, c->x, m->qa_w, m->qa_b, c->inter, T, 2, H, b->offsets, b->nseq);
+        ENG_OP(c, k, linear, c->x, &m->qa, m->qa_b, c->inter, T, 2, H, b->offsets, b->nseq);
         for (int t = 0; t < T; t++) { /* (T, 2) → start (T) | end (T) */
             c->head[t] = c->inter[2 * t];
             c->head[T + t] = c->inter[2 * t + 1];

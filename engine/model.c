@@ -464,6 +464,52 @@ static ls_status eng__load_text(eng_model *m, const char *dir, char *err, size_t
     return st;
 }
 
+/* The linear layers' weights, prepared once by the backend (packed for its GEMM). */
+static kn_weight *eng__weights(eng_model *m, int i)
+{
+    const int per = 5, nl = m->L * per;
+    if (i < nl) {
+        eng_layer *y = &m->layers[i / per];
+        kn_weight *const w[] = {&y->qkv, &y->gq, &y->ao, &y->ff1, &y->ff2};
+        return w[i % per];
+    }
+    kn_weight *const w[] = {&m->pool,      &m->mlm_dense, &m->mlm_dec,
+                            &m->cls_dense, &m->cls_out,   &m->qa};
+    return i - nl < (int)(sizeof w / sizeof w[0]) ? w[i - nl] : NULL;
+}
+
+static ls_status eng__prepare_weights(eng_model *m, char *err, size_t errlen)
+{
+    const int H = m->H, I = m->I, nl = m->cfg.num_labels;
+    for (int l = 0; l < m->L; l++) {
+        eng_layer *y = &m->layers[l];
+        y->qkv = (kn_weight){y->qkv_w, 3 * H, H, NULL};
+        y->gq = (kn_weight){y->gq_w, H, H, NULL};
+        y->ao = (kn_weight){y->ao_w, H, H, NULL};
+        y->ff1 = (kn_weight){y->ff1_w, I, H, NULL};
+        y->ff2 = (kn_weight){y->ff2_w, H, I, NULL};
+    }
+    m->pool = (kn_weight){m->pool_w, H, H, NULL};
+    m->mlm_dense = (kn_weight){m->mlm_dense_w, H, H, NULL};
+    m->mlm_dec = (kn_weight){m->mlm_dec_w, m->V, H, NULL};
+    m->cls_dense = (kn_weight){m->cls_dense_w, H, H, NULL};
+    m->cls_out = (kn_weight){m->cls_out_w, nl, H, NULL};
+    m->qa = (kn_weight){m->qa_w, 2, H, NULL};
+    if (!m->ops.weight_prepare) return LS_OK;
+    kn_weight *w;
+    for (int i = 0; (w = eng__weights(m, i)); i++) {
+        if (!w->w) continue;
+        if (m->ops.weight_prepare(w))
+            return ls_fail(err, errlen, LS_ERR_NOMEM,
+                           "out of memory preparing a (%d, %d) weight for the %s backend", w->N,
+                           w->K, m->ops.backend);
+        /* the backend reads its own copy now: the checkpoint's pages of this matrix can go
+         * (not the word embeddings a tied decoder shares) */
+        if (w->w != m->word) st_model_release(&m->st, w->w, sizeof(float) * (size_t)w->N * w->K);
+    }
+    return LS_OK;
+}
+
 ls_status eng_model_load(const char *dir, const eng_model_params *p, eng_model **out, char *err,
                          size_t errlen)
 {
@@ -492,19 +538,22 @@ ls_status eng_model_load(const char *dir, const eng_model_params *p, eng_model *
             kn_ops_init_ref(&m->ops);
         } else if (strcmp(p->backend, "cpu") == 0) {
             kn_ops_init_cpu(&m->ops);
+        } else if (strcmp(p->backend, "blas") == 0) {
+            kn_ops_init_cpu_blas(&m->ops);
         } else if (strcmp(p->backend, "cuda") == 0) {
             kn_ops_init_cpu(&m->ops);
             char kerr[256] = "";
             if (kn_ops_init_cuda(&m->ops, kerr, sizeof kerr) != 0)
                 st = ls_fail(err, errlen, LS_ERR_DEVICE, "backend cuda: %s", kerr);
         } else {
-            st = ls_fail(err, errlen, LS_ERR_CONFIG, "unknown backend \"%s\" (cpu, ref, cuda)",
-                         p->backend);
+            st = ls_fail(err, errlen, LS_ERR_CONFIG,
+                         "unknown backend \"%s\" (cpu, blas, ref, cuda)", p->backend);
         }
         kn_cpu_set_threads(p->threads);
     }
     if (!st) st = st_model_open(dir, &m->st, err, errlen);
     if (!st) st = eng__load_weights(&ld);
+    if (!st) st = eng__prepare_weights(m, err, errlen);
     if (!st) st = eng__load_text(m, dir, err, errlen);
     if (st) {
         eng_model_free(m);
@@ -520,6 +569,9 @@ ls_status eng_model_load(const char *dir, const eng_model_params *p, eng_model *
 void eng_model_free(eng_model *m)
 {
     if (!m) return;
+    kn_weight *w;
+    for (int i = 0; m->layers && m->ops.weight_release && (w = eng__weights(m, i)); i++)
+        if (w->prep) m->ops.weight_release(w);
     for (size_t i = 0; i < m->nallocs; i++)
         free(m->allocs[i]);
     free(m->allocs);

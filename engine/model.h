@@ -20,6 +20,9 @@ typedef struct {
     float *ff1_w, *ff1_b; /* intermediate.dense (I, H), (I) */
     float *ff2_w, *ff2_b; /* output.dense (H, I), (H) */
     float *ln2_g, *ln2_b; /* output.LayerNorm (H) */
+    /* the linear layers' weights as the backend prepared them (packed): qkv_w, gq_w,
+     * ao_w, ff1_w, ff2_w; gkv_w is read as it is by global attention */
+    kn_weight qkv, gq, ao, ff1, ff2;
 } eng_layer;
 
 struct eng_model {
@@ -44,7 +47,9 @@ struct eng_model {
     float *cls_dense_w, *cls_dense_b;                       /* (H, H): longformer/roberta */
     float *cls_out_w, *cls_out_b;                           /* (labels, H) */
     float *qa_w, *qa_b;                                     /* (2, H) */
-    eng_output_desc outs[ENG_MAX_OUTPUTS];                  /* eng_model_outputs' table */
+    /* the prepared forms of pool_w and the heads' matrices (w NULL when absent) */
+    kn_weight pool, mlm_dense, mlm_dec, cls_dense, cls_out, qa;
+    eng_output_desc outs[ENG_MAX_OUTPUTS]; /* eng_model_outputs' table */
     int nouts;
 
     /* the text side: tokenizer.json, sentence-transformers files */

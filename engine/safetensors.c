@@ -288,3 +288,18 @@ ls_status st_tensor_to_f32(const st_tensor *t, const int64_t *shape, int ndim, f
     }
     return LS_OK;
 }
+
+int st_model_release(const st_model *m, const void *p, size_t n)
+{
+    const uintptr_t a = (uintptr_t)p, e = a + n;
+    for (size_t i = 0; i < m->nfiles; i++) {
+        const st_file *f = m->files[i];
+        const uintptr_t b = (uintptr_t)f->map, fe = b + f->size;
+        if (!f->map || a < b || e > fe) continue;
+        const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+        const uintptr_t lo = (a + page - 1) / page * page, hi = e / page * page;
+        if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+        return 1;
+    }
+    return 0;
+}

@@ -45,6 +45,11 @@ ls_status st_tensor_check_shape(const st_tensor *t, const int64_t *shape, int nd
  * NULL otherwise. The pointer lives as long as the file's mapping. */
 const float *st_tensor_f32_view(const st_tensor *t);
 
+/* Lets the kernel drop the pages of [p, p+n) when they lie in one of the files' read-only
+ * mappings (a weight the backend has copied into its own form): they are read from the
+ * file again if touched. Returns 1 when p was in a mapping, 0 otherwise (nothing done). */
+int st_model_release(const st_model *m, const void *p, size_t n);
+
 /* Copies a tensor into dst as float32, checking its shape against `shape` (ndim dims).
  * Accepts F32, F16 and BF16. The message names the file and the tensor. */
 ls_status st_tensor_to_f32(const st_tensor *t, const int64_t *shape, int ndim, float *dst,

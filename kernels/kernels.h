@@ -50,13 +50,25 @@ typedef struct {
     const float *wkg, *bkg, *wvg, *bvg;
 } kn_attn_args;
 
-/* y[M,N] = x[M,K] · w[N,K]ᵀ + b[N]  (nn.Linear layout; b may be NULL).
- * Row strides: x has K, y has N. Rows come in groups (sequences): group g is rows
- * groups[g] .. groups[g+1]-1 (groups NULL: one group of M rows). A backend must compute
- * a group's rows exactly as it would if the group were alone (same tiles from the group's
- * first row), so that a sequence's numbers never depend on its batch-mates. */
-typedef void (*kn_linear_fn)(const float *x, const float *w, const float *b, float *y, int M, int N,
-                             int K, const int32_t *groups, int ngroups);
+/* A linear layer's weight: nn.Linear's (N, K) matrix, and what the backend that runs it
+ * made of it once, at load (packed for its GEMM); prep NULL: the backend reads w. */
+typedef struct {
+    const float *w;
+    int N, K;
+    void *prep;
+} kn_weight;
+/* Prepares wt for the table's linear (fills wt->prep); 0, or negative when out of memory.
+ * Release frees what prepare made; both may be NULL in a table that needs neither. */
+typedef int (*kn_weight_prepare_fn)(kn_weight *wt);
+typedef void (*kn_weight_release_fn)(kn_weight *wt);
+
+/* y[M,N] = x[M,K] · w[N,K]ᵀ + b[N]  (nn.Linear layout; b may be NULL; w prepared by the
+ * same table). Row strides: x has K, y has N. Rows come in groups (sequences): group g is
+ * rows groups[g] .. groups[g+1]-1 (groups NULL: one group of M rows). A backend must
+ * compute a group's rows exactly as it would if the group were alone, so that a
+ * sequence's numbers never depend on its batch-mates. */
+typedef void (*kn_linear_fn)(const float *x, const kn_weight *w, const float *b, float *y, int M,
+                             int N, int K, const int32_t *groups, int ngroups);
 /* out[t] = word[ids[t]] + pos[pos_ids[t]] + type[tt[t]]  (all rows of width H; tt may be
  * NULL, meaning row 0 of type). Indices are trusted: the engine validated them. */
 typedef void (*kn_embed_fn)(const int32_t *ids, const int32_t *pos_ids, const int32_t *tt,
@@ -90,6 +102,11 @@ typedef int (*kn_global_attn_fn)(const kn_attn_args *a);
 
 typedef struct kn_ops {
     const char *backend;
+    /* What the backend's matrix products run on, said at start-up and in /info ("avx2
+     * (cpuid features)", "openblas Haswell", "plain loops"). */
+    const char *isa;
+    kn_weight_prepare_fn weight_prepare;
+    kn_weight_release_fn weight_release;
 #define KN__MEMBER(name) kn_##name##_fn name;
     KN_OP_LIST(KN__MEMBER)
 #undef KN__MEMBER
@@ -108,8 +125,12 @@ extern const int kn_op_count;
 
 /* Plain loops, the reference every backend is tested against. */
 void kn_ops_init_ref(kn_ops *ops);
-/* Fast CPU backend: BLAS and OpenMP. Fills every entry. */
+/* Fast CPU backend: our packed GEMM with the micro-kernel of the ISA cpuid finds (or
+ * LONGSERVE_ISA forces: portable, avx2, avx512) and OpenMP. Fills every entry. */
 void kn_ops_init_cpu(kn_ops *ops);
+/* The same with OpenBLAS's sgemm for linear layers (as OpenBLAS picks its kernels: by CPU
+ * model), kept for comparison. */
+void kn_ops_init_cpu_blas(kn_ops *ops);
 /* CUDA backend: returns 0 and overrides entries when a device is usable, or a negative
  * value when CUDA is not built in or no device exists (ops left untouched). */
 int kn_ops_init_cuda(kn_ops *ops, char *err, size_t errlen);

@@ -345,7 +345,7 @@ static void bump(float *x, size_t n)
     for (size_t i = 0; i < n; i++)
         x[i] *= 1.0f + 1e-3f * (float)((int)(i % 5) - 2);
 }
-static void mut_linear(const float *x, const float *w, const float *b, float *y, int M, int N,
+static void mut_linear(const float *x, const kn_weight *w, const float *b, float *y, int M, int N,
                        int K, const int32_t *g, int ng)
 {
     real.linear(x, w, b, y, M, N, K, g, ng);

@@ -2,9 +2,13 @@
  * data with ragged sequences, padding and global tokens. */
 #include <check.h>
 #include <math.h>
+#include <omp.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../kernels/cpu/gemm.h"
 #include "../kernels/kernels.h"
 
 static uint64_t rng_state = 88172645463325252ull;
@@ -37,19 +41,38 @@ static double rel_err(const float *a, const float *b, size_t n)
     return mb > 0 ? md / mb : md;
 }
 
-static kn_ops ref, cpu;
+static kn_ops ref, cpu, blas;
 
 static void setup(void)
 {
     kn_ops_init_ref(&ref);
     kn_ops_init_cpu(&cpu);
+    kn_ops_init_cpu_blas(&blas);
+}
+
+/* One linear call through table o, with w prepared and released as the engine does. */
+static void lin(const kn_ops *o, const float *x, const float *w, const float *b, float *y, int M,
+                int N, int K, const int32_t *groups, int ng)
+{
+    kn_weight wt = {w, N, K, NULL};
+    if (o->weight_prepare) ck_assert_int_eq(o->weight_prepare(&wt), 0);
+    o->linear(x, &wt, b, y, M, N, K, groups, ng);
+    if (o->weight_release) o->weight_release(&wt);
+}
+
+/* Every GEMM ISA this CPU runs (LONGSERVE_ISA forces the cpu table's choice). */
+static int isa_next(int i)
+{
+    while (++i < KN_ISA_COUNT)
+        if (kn_isa_supported((kn_isa)i)) return i;
+    return -1;
 }
 
 START_TEST(table_is_full)
 {
     /* every entry of both tables is filled */
-    const void *const *r = (const void *const *)((const char *)&ref + sizeof(const char *));
-    const void *const *c = (const void *const *)((const char *)&cpu + sizeof(const char *));
+    const void *const *r = (const void *const *)((const char *)&ref + offsetof(kn_ops, linear));
+    const void *const *c = (const void *const *)((const char *)&cpu + offsetof(kn_ops, linear));
     ck_assert_int_eq(kn_op_count, 7);
     for (int i = 0; i < kn_op_count; i++) {
         ck_assert_msg(r[i] != NULL, "ref op %s missing", kn_op_names[i]);
@@ -60,42 +83,99 @@ END_TEST
 
 START_TEST(linear)
 {
-    const int shapes[][3] = {{1, 1, 1}, {7, 13, 5}, {64, 96, 32}, {130, 33, 70}};
-    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
-        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
-        float *x = randv((size_t)M * K, 1), *w = randv((size_t)N * K, 1), *b = randv(N, 1);
-        float *y1 = calloc((size_t)M * N, 4), *y2 = calloc((size_t)M * N, 4);
-        ref.linear(x, w, b, y1, M, N, K, NULL, 0);
-        cpu.linear(x, w, b, y2, M, N, K, NULL, 0);
-        ck_assert_double_lt(rel_err(y2, y1, (size_t)M * N), 1e-6);
-        ref.linear(x, w, NULL, y1, M, N, K, NULL, 0);
-        cpu.linear(x, w, NULL, y2, M, N, K, NULL, 0);
-        ck_assert_double_lt(rel_err(y2, y1, (size_t)M * N), 1e-6);
-        free(x), free(w), free(b), free(y1), free(y2);
+    /* the cpu table at every ISA this CPU has, and the OpenBLAS table, against the
+     * reference: edges of every register tile and block (M, N, K of 1, K past a block) */
+    const int shapes[][3] = {{1, 1, 1},     {7, 13, 5},     {64, 96, 32}, {130, 33, 70},
+                             {13, 17, 257}, {200, 31, 600}, {5, 1, 1100}, {97, 65, 513}};
+    for (int isa = -1; (isa = isa_next(isa)) >= 0;) {
+        setenv("LONGSERVE_ISA", kn_isa_name((kn_isa)isa), 1);
+        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+            int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+            float *x = randv((size_t)M * K, 1), *w = randv((size_t)N * K, 1), *b = randv(N, 1);
+            float *y1 = calloc((size_t)M * N, 4), *y2 = calloc((size_t)M * N, 4);
+            float *y3 = calloc((size_t)M * N, 4);
+            for (int bias = 0; bias < 2; bias++) {
+                lin(&ref, x, w, bias ? b : NULL, y1, M, N, K, NULL, 0);
+                lin(&cpu, x, w, bias ? b : NULL, y2, M, N, K, NULL, 0);
+                lin(&blas, x, w, bias ? b : NULL, y3, M, N, K, NULL, 0);
+                ck_assert_msg(rel_err(y2, y1, (size_t)M * N) < 1e-6, "isa %s, %dx%dx%d: %g",
+                              kn_isa_name((kn_isa)isa), M, N, K, rel_err(y2, y1, (size_t)M * N));
+                ck_assert_double_lt(rel_err(y3, y1, (size_t)M * N), 1e-6);
+            }
+            free(x), free(w), free(b), free(y1), free(y2), free(y3);
+        }
     }
+    unsetenv("LONGSERVE_ISA");
+}
+END_TEST
+
+START_TEST(gemm_isa_and_emulation)
+{
+    /* the active ISA is the best cpuid finds unless forced; the AVX-512 blocking compiled
+     * for AVX2 (what a machine without AVX-512 can run of that path) gives the very bits
+     * the AVX-512 kernel gives where both run */
+    unsetenv("LONGSERVE_ISA");
+    ck_assert_int_eq(kn_isa_active(), kn_isa_best());
+    ck_assert_ptr_nonnull(strstr(kn_isa_reason(), "cpuid"));
+    setenv("LONGSERVE_ISA", "portable", 1);
+    ck_assert_int_eq(kn_isa_active(), KN_ISA_PORTABLE);
+    ck_assert_ptr_nonnull(strstr(kn_isa_reason(), "forced"));
+    setenv("LONGSERVE_ISA", "sse9", 1);
+    ck_assert_int_eq(kn_isa_active(), kn_isa_best());
+    unsetenv("LONGSERVE_ISA");
+    ck_assert_int_eq(kn_isa_parse("avx512-emu"), KN_ISA_AVX512_EMU);
+    ck_assert_int_eq(kn_isa_parse("nope"), -1);
+    ck_assert_ptr_null(kn_gemm_pack(KN_ISA_COUNT, NULL, 1, 1));
+    if (!kn_isa_supported(KN_ISA_AVX512) || !kn_isa_supported(KN_ISA_AVX512_EMU)) {
+        printf("gemm_isa_and_emulation: no AVX-512 here, the emulation was checked against the "
+               "reference only (test linear)\n");
+        return;
+    }
+    const int M = 77, N = 100, K = 300;
+    float *x = randv((size_t)M * K, 1), *w = randv((size_t)N * K, 1), *b = randv(N, 1);
+    float *y1 = malloc((size_t)M * N * 4), *y2 = malloc((size_t)M * N * 4);
+    kn_gemm_w *p1 = kn_gemm_pack(KN_ISA_AVX512, w, N, K),
+              *p2 = kn_gemm_pack(KN_ISA_AVX512_EMU, w, N, K);
+    ck_assert(kn_gemm(p1, x, M, b, y1) == 0 && kn_gemm(p2, x, M, b, y2) == 0);
+    ck_assert(memcmp(y1, y2, (size_t)M * N * 4) == 0);
+    kn_gemm_free(p1), kn_gemm_free(p2);
+    free(x), free(w), free(b), free(y1), free(y2);
 }
 END_TEST
 
 START_TEST(linear_groups_are_batch_invariant)
 {
     /* a group's rows come out bit-identical whether it is computed alone or with others,
-     * for short (one tile) and long (several row tiles) groups */
+     * for short (one tile) and long (several row tiles) groups, on 1 or 2 threads, for
+     * every ISA and for the OpenBLAS table */
     const int N = 900, K = 96;
     const int32_t groups[] = {0, 7, 300, 301, 1400, 1450};
     const int ng = 5, M = groups[ng];
     float *x = randv((size_t)M * K, 1), *w = randv((size_t)N * K, 1), *b = randv(N, 1);
     float *all = malloc((size_t)M * N * 4), *one = malloc((size_t)M * N * 4);
-    cpu.linear(x, w, b, all, M, N, K, groups, ng);
-    for (int g = 0; g < ng; g++) {
-        int rows = groups[g + 1] - groups[g];
-        cpu.linear(x + (size_t)groups[g] * K, w, b, one, rows, N, K, NULL, 0);
-        ck_assert_msg(memcmp(one, all + (size_t)groups[g] * N, (size_t)rows * N * 4) == 0,
-                      "group %d (%d rows) differs alone", g, rows);
+    float *ref_y = malloc((size_t)M * N * 4), *one_thread = malloc((size_t)M * N * 4);
+    ref.linear(x, &(kn_weight){w, N, K, NULL}, b, ref_y, M, N, K, NULL, 0);
+    const int threads = omp_get_max_threads();
+    for (int isa = isa_next(-1);; isa = isa_next(isa)) { /* every ISA, then OpenBLAS (-1) */
+        const kn_ops *o = isa < 0 ? &blas : &cpu;
+        if (isa >= 0) setenv("LONGSERVE_ISA", kn_isa_name((kn_isa)isa), 1);
+        lin(o, x, w, b, all, M, N, K, groups, ng);
+        for (int g = 0; g < ng; g++) {
+            int rows = groups[g + 1] - groups[g];
+            lin(o, x + (size_t)groups[g] * K, w, b, one, rows, N, K, NULL, 0);
+            ck_assert_msg(memcmp(one, all + (size_t)groups[g] * N, (size_t)rows * N * 4) == 0,
+                          "%s: group %d (%d rows) differs alone", o->isa, g, rows);
+        }
+        omp_set_num_threads(1);
+        lin(o, x, w, b, one_thread, M, N, K, groups, ng);
+        omp_set_num_threads(threads);
+        ck_assert_msg(memcmp(one_thread, all, (size_t)M * N * 4) == 0, "%s: 1 thread differs",
+                      o->isa);
+        ck_assert_double_lt(rel_err(all, ref_y, (size_t)M * N), 1e-6);
+        if (isa < 0) break;
     }
-    float *ref_y = malloc((size_t)M * N * 4);
-    ref.linear(x, w, b, ref_y, M, N, K, NULL, 0);
-    ck_assert_double_lt(rel_err(all, ref_y, (size_t)M * N), 1e-6);
-    free(x), free(w), free(b), free(all), free(one), free(ref_y);
+    unsetenv("LONGSERVE_ISA");
+    free(x), free(w), free(b), free(all), free(one), free(ref_y), free(one_thread);
 }
 END_TEST
 
@@ -338,6 +418,7 @@ Suite *kernels_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, table_is_full);
     tcase_add_test(tc, linear);
+    tcase_add_test(tc, gemm_isa_and_emulation);
     tcase_add_test(tc, linear_groups_are_batch_invariant);
     tcase_add_test(tc, embed);
     tcase_add_test(tc, add_layernorm);

@@ -1,7 +1,10 @@
-/* Fast CPU kernels: OpenBLAS (OpenMP build) for every matrix product, OpenMP over rows,
- * heads and query blocks elsewhere, and vectorisable exp/erfc so the element-wise ops
- * do not fall back to scalar libm calls. Checked against ref.c by tests/test_kernels.c. */
+/* Fast CPU kernels: our packed GEMM (gemm.c) for linear layers, with the ISA cpuid finds,
+ * or OpenBLAS's (the "blas" table); OpenBLAS (OpenMP build) for the attention's matrix
+ * products; OpenMP over rows, heads and query blocks elsewhere, and vectorisable exp/erfc
+ * so the element-wise ops do not fall back to scalar libm calls. Checked against ref.c by
+ * tests/test_kernels.c. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +12,7 @@
 #include <omp.h>
 
 #include "../kernels.h"
+#include "gemm.h"
 #include "vmath.h"
 
 void kn_cpu_set_threads(int n)
@@ -21,7 +25,35 @@ int kn_cpu_threads(void)
     return omp_get_max_threads();
 }
 
-/* ---- linear layers -------------------------------------------------------------------
+/* ---- linear layers: the packed GEMM ------------------------------------------------------
+ * Weights are packed once at load for the active ISA; every output element is summed in an
+ * order fixed by K and the ISA alone (gemm.h), so one GEMM over the whole packed batch is
+ * batch and thread-count invariant and needs no tiling per sequence. */
+
+static int cpu_weight_prepare(kn_weight *wt)
+{
+    wt->prep = kn_gemm_pack(kn_isa_active(), wt->w, wt->N, wt->K);
+    return wt->prep ? 0 : -1;
+}
+
+static void cpu_weight_release(kn_weight *wt)
+{
+    kn_gemm_free(wt->prep);
+    wt->prep = NULL;
+}
+
+static void blas_linear(const float *x, const kn_weight *wt, const float *b, float *y, int M, int N,
+                        int K, const int32_t *groups, int ngroups);
+
+static void cpu_linear(const float *x, const kn_weight *wt, const float *b, float *y, int M, int N,
+                       int K, const int32_t *groups, int ngroups)
+{
+    /* an unprepared weight (or scratch memory refused) takes OpenBLAS's tiles */
+    if (!wt->prep || kn_gemm(wt->prep, x, M, b, y) != 0)
+        blas_linear(x, wt, b, y, M, N, K, groups, ngroups);
+}
+
+/* ---- linear layers: OpenBLAS ----------------------------------------------------------------
  * OpenBLAS's result for a row depends on where the row falls in its partition of M (edge
  * kernels, thread split), so one sgemm over a packed batch would give a sequence other
  * numbers than it gets alone. Instead every group (sequence) is cut into tiles starting
@@ -68,9 +100,10 @@ static long kn__group_tiles(int rows, int N)
     return (long)((rows + bm - 1) / bm) * ((N + bn - 1) / bn);
 }
 
-static void cpu_linear(const float *x, const float *w, const float *b, float *y, int M, int N,
-                       int K, const int32_t *groups, int ngroups)
+static void blas_linear(const float *x, const kn_weight *wt, const float *b, float *y, int M, int N,
+                        int K, const int32_t *groups, int ngroups)
 {
+    const float *w = wt->w;
     if (M <= 0 || N <= 0) return;
     int32_t whole[2] = {0, M};
     if (!groups || ngroups <= 0) groups = whole, ngroups = 1;
@@ -399,7 +432,35 @@ static int cpu_global_attn(const kn_attn_args *a)
 void kn_ops_init_cpu(kn_ops *ops)
 {
     ops->backend = "cpu";
+    ops->isa = kn_isa_reason();
+    ops->weight_prepare = cpu_weight_prepare;
+    ops->weight_release = cpu_weight_release;
 #define KN__CPU(name) ops->name = cpu_##name;
     KN_OP_LIST(KN__CPU)
 #undef KN__CPU
+}
+
+/* "openblas <core>", and a warning when OpenBLAS fell back on an old core for a CPU it
+ * does not know although cpuid says the CPU has AVX2. */
+static const char *kn__blas_isa(void)
+{
+    static char buf[160];
+    const char *core = openblas_get_corename();
+    const int old = core && (strcmp(core, "Prescott") == 0 || strcmp(core, "Core2") == 0 ||
+                             strcmp(core, "Nehalem") == 0 || strcmp(core, "Sandybridge") == 0);
+    snprintf(buf, sizeof buf, "openblas %s%s", core ? core : "?",
+             old && kn_isa_supported(KN_ISA_AVX2)
+                 ? " (a CPU-model fallback: this CPU has AVX2; OPENBLAS_CORETYPE overrides it)"
+                 : "");
+    return buf;
+}
+
+void kn_ops_init_cpu_blas(kn_ops *ops)
+{
+    kn_ops_init_cpu(ops);
+    ops->backend = "blas";
+    ops->isa = kn__blas_isa();
+    ops->weight_prepare = NULL;
+    ops->weight_release = NULL;
+    ops->linear = blas_linear;
 }

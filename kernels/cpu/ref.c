@@ -7,10 +7,11 @@
 
 #include "../kernels.h"
 
-static void ref_linear(const float *x, const float *w, const float *b, float *y, int M, int N,
+static void ref_linear(const float *x, const kn_weight *wt, const float *b, float *y, int M, int N,
                        int K, const int32_t *groups, int ngroups)
 {
     (void)groups, (void)ngroups; /* every row on its own: trivially batch invariant */
+    const float *w = wt->w;
     for (int m = 0; m < M; m++)
         for (int n = 0; n < N; n++) {
             double acc = b ? b[n] : 0.0;
@@ -160,8 +161,9 @@ static int ref_global_attn(const kn_attn_args *a)
             free(vg);
             return -1;
         }
-        ref_linear(a->x + (size_t)b * a->hidden, a->wkg, a->bkg, kg, e - b, H, a->hidden, NULL, 0);
-        ref_linear(a->x + (size_t)b * a->hidden, a->wvg, a->bvg, vg, e - b, H, a->hidden, NULL, 0);
+        const kn_weight wk = {a->wkg, H, a->hidden, NULL}, wv = {a->wvg, H, a->hidden, NULL};
+        ref_linear(a->x + (size_t)b * a->hidden, &wk, a->bkg, kg, e - b, H, a->hidden, NULL, 0);
+        ref_linear(a->x + (size_t)b * a->hidden, &wv, a->bvg, vg, e - b, H, a->hidden, NULL, 0);
         for (int gi = a->glob_off[q]; gi < a->glob_off[q + 1]; gi++)
             for (int h = 0; h < a->nh; h++) {
                 const float *qg = a->qg + (size_t)gi * a->ldqg + h * a->d;
@@ -183,6 +185,9 @@ static int ref_global_attn(const kn_attn_args *a)
 void kn_ops_init_ref(kn_ops *ops)
 {
     ops->backend = "ref";
+    ops->isa = "plain loops (double accumulators)";
+    ops->weight_prepare = NULL;
+    ops->weight_release = NULL;
 #define KN__REF(name) ops->name = ref_##name;
     KN_OP_LIST(KN__REF)
 #undef KN__REF

@@ -1,0 +1,56 @@
+/* The CPU backend's own float32 GEMM for linear layers, y = x · wᵀ + b, with the weight
+ * packed once (at model load) for the instruction set the CPU has: a micro-kernel per
+ * ISA (AVX-512, AVX2+FMA, and a portable one), chosen by cpuid features, never by the CPU
+ * model, and forced by LONGSERVE_ISA for tests and comparisons.
+ *
+ *     kn_isa isa = kn_isa_active();                     // cpuid, or LONGSERVE_ISA
+ *     kn_gemm_w *pw = kn_gemm_pack(isa, w, N, K);       // w: nn.Linear (N, K)
+ *     kn_gemm(pw, x, M, bias, y);                       // y (M, N) = x (M, K) · wᵀ + bias
+ *     kn_gemm_free(pw);
+ *
+ * Every output element is a sum over k in one fixed order (blocks of KC, FMA within a
+ * block) that depends only on K and the ISA: a row's numbers never depend on M, on which
+ * rows it shares a tile with, or on the thread count. Internal to kernels/ (and benches). */
+#ifndef KN_CPU_GEMM_H
+#define KN_CPU_GEMM_H
+
+#include <stddef.h>
+
+typedef enum {
+    KN_ISA_PORTABLE, /* plain C vectors: any x86-64 (SSE2) or other CPU */
+    KN_ISA_AVX2,     /* AVX2 + FMA: 6x16 micro-kernel */
+    KN_ISA_AVX512,   /* AVX-512F: 12x32 micro-kernel */
+    /* Tests only: the AVX-512 micro-kernel source and blocking compiled for AVX2, so that a
+     * machine without AVX-512 still checks that path's logic (same numbers, slower). */
+    KN_ISA_AVX512_EMU,
+    KN_ISA_COUNT
+} kn_isa;
+
+const char *kn_isa_name(kn_isa isa);
+/* 1 when this CPU can run isa (cpuid). */
+int kn_isa_supported(kn_isa isa);
+/* The best ISA this CPU supports (never the emulation). */
+kn_isa kn_isa_best(void);
+/* The ISA the backend uses: LONGSERVE_ISA (portable, avx2, avx512, avx512-emu) when set
+ * and supported, else kn_isa_best(); read at each call. kn_isa_reason says which and why
+ * (cpuid or forced), for the start-up log and /info. */
+kn_isa kn_isa_active(void);
+const char *kn_isa_reason(void);
+/* Parses an ISA name; -1 when unknown. */
+int kn_isa_parse(const char *name);
+
+typedef struct kn_gemm_w kn_gemm_w;
+
+/* Packs w (N rows of K floats, row stride K) for isa; NULL when out of memory or the ISA
+ * is not supported here. */
+kn_gemm_w *kn_gemm_pack(kn_isa isa, const float *w, int N, int K);
+void kn_gemm_free(kn_gemm_w *pw);
+kn_isa kn_gemm_isa(const kn_gemm_w *pw);
+size_t kn_gemm_bytes(const kn_gemm_w *pw);
+
+/* y[M, N] (row stride N) = x[M, K] (row stride K) · wᵀ + bias (bias may be NULL), with
+ * OpenMP threads over blocks of rows and columns. Returns 0, or -1 when scratch memory
+ * could not be had (y is then unspecified). */
+int kn_gemm(const kn_gemm_w *pw, const float *x, int M, const float *bias, float *y);
+
+#endif
