@@ -49,7 +49,8 @@ typedef struct {
     /* Attention window (both sides together, even) for bert/roberta checkpoints served
      * with Longformer attention; Longformer checkpoints use their config's windows. */
     int window;
-    /* Backend: "cpu" (default), "ref" (plain loops, for tests), "cuda". */
+    /* Backend: "cpu" (default: our GEMM, the ISA by cpuid or LONGSERVE_ISA), "blas"
+     * (OpenBLAS's sgemm for linear layers), "ref" (plain loops, for tests), "cuda". */
     const char *backend;
     int threads; /* CPU threads, 0 = OpenMP's default */
 } eng_model_params;
@@ -87,6 +88,9 @@ typedef struct {
     int st_config;       /* 1 when sentence-transformers files were found */
     int st_normalize;    /* modules.json has a Normalize module */
     int32_t mask_id;     /* the tokenizer's <mask>, [MASK] or <MASK>, -1 if none */
+    /* what computes: the backend ("cpu", "blas", "ref", "cuda") and what its matrix
+     * products run on, chosen at load ("avx2 (cpuid features)", "openblas Haswell") */
+    const char *backend, *isa;
 } eng_model_info;
 
 void eng_model_get_info(const eng_model *m, eng_model_info *info);

@@ -495,6 +495,7 @@ static ls_status eng__prepare_weights(eng_model *m, char *err, size_t errlen)
     m->cls_dense = (kn_weight){m->cls_dense_w, H, H, NULL};
     m->cls_out = (kn_weight){m->cls_out_w, nl, H, NULL};
     m->qa = (kn_weight){m->qa_w, 2, H, NULL};
+    snprintf(m->isa, sizeof m->isa, "%s", m->ops.isa ? m->ops.isa : "");
     if (!m->ops.weight_prepare) return LS_OK;
     kn_weight *w;
     for (int i = 0; (w = eng__weights(m, i)); i++) {
@@ -507,6 +508,7 @@ static ls_status eng__prepare_weights(eng_model *m, char *err, size_t errlen)
          * (not the word embeddings a tied decoder shares) */
         if (w->w != m->word) st_model_release(&m->st, w->w, sizeof(float) * (size_t)w->N * w->K);
     }
+    snprintf(m->isa, sizeof m->isa, "%s", m->ops.isa ? m->ops.isa : ""); /* as packed */
     return LS_OK;
 }
 
@@ -601,6 +603,8 @@ void eng_model_get_info(const eng_model *m, eng_model_info *info)
         .pad_token_id = m->cfg.pad_token_id,
         .sep_token_id = m->cfg.sep_token_id,
         .has_pooler = m->pool_w != NULL,
+        .backend = m->ops.backend,
+        .isa = m->isa,
         .labels = (const char *const *)m->cfg.id2label,
         .pooling = m->pooling,
         .st_config = m->st_config,

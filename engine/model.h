@@ -30,6 +30,7 @@ struct eng_model {
     eng_family fam;
     eng_head head;
     kn_ops ops;
+    char isa[200]; /* ops.isa as it was when the weights were prepared */
     int H, I, nh, d, L, V;
     int max_tokens;
     int tile_positions; /* bert/roberta: reuse the position table past its trained length */

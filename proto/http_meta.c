@@ -117,7 +117,9 @@ static int hm__model_info(cJSON *o, const hm_model *m)
              cJSON_AddNumberToObject(o, "vocab_size", m->vocab_size) &&
              cJSON_AddNumberToObject(o, "num_layers", m->num_layers) &&
              cJSON_AddNumberToObject(o, "window", m->window) &&
-             cJSON_AddNumberToObject(o, "num_labels", m->num_labels);
+             cJSON_AddNumberToObject(o, "num_labels", m->num_labels) &&
+             cJSON_AddStringToObject(o, "backend", m->backend ? m->backend : "") &&
+             cJSON_AddStringToObject(o, "isa", m->isa ? m->isa : "");
     if (ok && m->labels) {
         cJSON *l = cJSON_AddArrayToObject(o, "labels");
         for (int i = 0; ok && l && i < m->num_labels; i++)

@@ -22,6 +22,8 @@ typedef struct {
     int ready;
     int max_input_tokens, hidden_size, vocab_size, num_layers, window, num_labels;
     const char *const *labels; /* num_labels names, or NULL */
+    const char *backend;       /* cpu, blas, ref, cuda */
+    const char *isa;           /* what its matrix products run on ("avx2 (cpuid features)") */
     hm_tensor inputs[4], outputs[4];
     int ninputs, noutputs;
 } hm_model;

@@ -11,7 +11,7 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: longserve-run --model DIR [--name NAME] [--window N] [--threads N]\n"
-               "                     [--backend cpu|ref|cuda] < request.json > response.json\n"
+               "                     [--backend cpu|blas|ref|cuda] < request.json > response.json\n"
                "Reads one KServe v2 (Open Inference Protocol) infer request body on stdin and\n"
                "writes the response body on stdout. Errors go to stderr; exit status 2 for a\n"
                "malformed request (HTTP 400), 3 for an impossible one (422), 4 for too large\n"

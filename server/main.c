@@ -103,12 +103,12 @@ static int srv__load_models(srv_server *s)
         s->tms[i] = &m->tm;
         log_event("info", "model_loaded", NULL,
                   "model %s from %s: %s %s, %d layers, hidden %d, window %d, max %d tokens, "
-                  "%s, pooling %s%s%s (%.0f ms)",
+                  "%s, pooling %s%s%s, backend %s: %s (%.0f ms)",
                   m->name, m->path, m->info.model_type, m->task, m->info.num_layers,
                   m->info.hidden_size, m->info.max_window, m->info.max_tokens,
                   m->tm.tok ? "tokenizer.json" : "no tokenizer (v2 route only)",
                   eng_pooling_name(m->info.pooling), m->info.st_normalize ? " + normalize" : "",
-                  m->info.st_config ? " (sentence-transformers)" : "",
+                  m->info.st_config ? " (sentence-transformers)" : "", m->info.backend, m->info.isa,
                   (double)(sched_now_ns() - t0) * 1e-6);
     }
     return 0;

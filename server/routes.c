@@ -32,6 +32,8 @@ static void srv__describe(const srv_model *m, int ready, hm_model *h)
     h->window = in->max_window;
     h->num_labels = in->num_labels;
     h->labels = in->labels;
+    h->backend = in->backend;
+    h->isa = in->isa;
     static const char *const names[] = {"input_ids", "attention_mask", "global_attention_mask",
                                         "token_type_ids"};
     for (int i = 0; i < 4; i++)

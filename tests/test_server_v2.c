@@ -102,6 +102,12 @@ START_TEST(metadata_routes)
     ck_assert_int_eq(cJSON_GetObjectItem(j, "payload_limit")->valueint, 2000000);
     ck_assert(cJSON_IsNull(cJSON_GetObjectItem(j, "api_key")));
     ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(j, "models")), 3);
+    /* what computes, and why: the backend and the ISA its GEMM was chosen by */
+    const cJSON *m0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "models"), 0);
+    ck_assert_str_eq(cJSON_GetObjectItem(m0, "backend")->valuestring, "cpu");
+    const char *isa = cJSON_GetObjectItem(m0, "isa")->valuestring;
+    ck_assert_msg(strstr(isa, "cpuid") && (strstr(isa, "avx") || strstr(isa, "portable")),
+                  "isa: %s", isa);
     cJSON_Delete(j);
     hresp_free(&r);
 
