@@ -188,72 +188,108 @@ static void cpu_tanh(float *x, size_t n)
 }
 
 /* ---- sliding-window attention ------------------------------------------------------
- * One task = (sequence, head, block of KN_BQ queries). Its keys are the union of the
- * block's windows, [i0-w, i1-1+w] clipped to the sequence, plus the sequence's global
- * tokens. Scores come from two GEMMs into one row-major score tile
- *     S: (bq, ng + nk)   columns [0, ng) global keys, [ng, ng+nk) window keys
- * entries outside a query's band or on padding/global keys are dropped in the softmax,
- * and the output is P·V (two GEMMs again). Every thread owns its tiles. */
+ * Keys and values are first packed per head for the GEMM's register tiles, once per call
+ * (two buffers of T x hidden floats: nothing grows with tokens x window):
+ *     kp[h]: NR-key panels (d x NR), keys scaled by 1/sqrt(d)     (B of S = Q·Kᵀ)
+ *     vp[h]: NR-column chunks of d, every token's row (T x NR)    (B of O = P·V)
+ * One task = (sequence, head, block of KN_BQ queries); its keys are the union of the
+ * block's windows, [j0, j1) clipped to the sequence, plus the sequence's global tokens.
+ * A score row is laid out
+ *     [margin NR | global keys ng | window keys j0 .. j1-1 ]
+ * The window scores are computed whole panels at a time from the panel holding j0 (its
+ * first keys land in the margin and global columns and are overwritten by the global
+ * scores), band, padding and global keys are dropped in the softmax, and the output is
+ * P_g·V_g + P_w·V_w, the window product over whole panels with the columns outside
+ * [j0, j1) set to zero. Sums run over keys in order with no blocking, so zero terms change
+ * nothing and a query's numbers do not depend on where its sequence sits in the batch. */
 enum { KN_BQ = 64 };
 
 typedef struct {
-    float *s;       /* (KN_BQ, ng + nk_max) */
+    float *s;       /* (KN_BQ, NR + ng + nk_max + NR) */
     float *kg, *vg; /* (ng_max, d): local k/v rows of the global tokens */
-    size_t cap_s, cap_g;
+    kn_gemm_ws ws;  /* the global products' packed panels */
 } kn__tiles;
 
-static int kn__tiles_reserve(kn__tiles *t, size_t s_elems, size_t g_elems)
+typedef struct {
+    kn_isa isa;
+    int mr, nr, tpad; /* register tile; tokens rounded up to nr */
+    float *kp, *vp;   /* [nh][tpad/nr][d][nr], [nh][ceil(d/nr)][tpad][nr] */
+} kn__kv;
+
+static int kn__kv_pack(const kn_attn_args *a, kn__kv *p)
 {
-    if (s_elems > t->cap_s) {
-        free(t->s);
-        t->s = malloc(s_elems * sizeof(float));
-        t->cap_s = t->s ? s_elems : 0;
-    }
-    if (g_elems > t->cap_g) {
-        free(t->kg);
-        free(t->vg);
-        t->kg = malloc(g_elems * sizeof(float));
-        t->vg = malloc(g_elems * sizeof(float));
-        t->cap_g = t->kg && t->vg ? g_elems : 0;
-    }
-    return (s_elems == 0 || t->s) && (g_elems == 0 || (t->kg && t->vg));
+    const int T = a->offsets[a->nseq], d = a->d, nr = p->nr, tpad = (T + nr - 1) / nr * nr;
+    const int nchunk = (d + nr - 1) / nr;
+    const size_t per_head = (size_t)tpad * (size_t)nchunk * nr; /* >= tpad * d */
+    p->tpad = tpad;
+    p->kp = aligned_alloc(64, ((size_t)a->nh * per_head * sizeof(float) + 63) / 64 * 64);
+    p->vp = aligned_alloc(64, ((size_t)a->nh * per_head * sizeof(float) + 63) / 64 * 64);
+    if (!p->kp || !p->vp) return -1;
+#pragma omp parallel for schedule(static) collapse(2)
+    for (int h = 0; h < a->nh; h++)
+        for (int jp = 0; jp < tpad / nr; jp++) {
+            float *kpan = p->kp + (size_t)h * per_head + (size_t)jp * d * nr;
+            for (int j = 0; j < nr; j++) {
+                const int t = jp * nr + j;
+                const float *k = a->k + (size_t)t * a->ld + h * d;
+                for (int e = 0; e < d; e++)
+                    kpan[(size_t)e * nr + j] = t < T ? k[e] * a->scale : 0.0f;
+            }
+            for (int c = 0; c < nchunk; c++) {
+                float *vrow =
+                    p->vp + (size_t)h * per_head + ((size_t)c * tpad + (size_t)jp * nr) * nr;
+                for (int j = 0; j < nr; j++) {
+                    const int t = jp * nr + j;
+                    const float *v = a->v + (size_t)t * a->ld + h * d + c * nr;
+                    for (int e = 0; e < nr; e++)
+                        vrow[(size_t)j * nr + e] = t < T && c * nr + e < d ? v[e] : 0.0f;
+                }
+            }
+        }
+    return 0;
 }
 
-static void kn__tiles_free(kn__tiles *t)
-{
-    free(t->s);
-    free(t->kg);
-    free(t->vg);
-}
-
-static void kn__window_task(const kn_attn_args *a, int seq, int h, int i0, kn__tiles *t)
+static int kn__window_task(const kn_attn_args *a, const kn__kv *p, int seq, int h, int i0,
+                           kn__tiles *t)
 {
     const int d = a->d, ld = a->ld, b = a->offsets[seq], e = a->offsets[seq + 1];
     const int i1 = i0 + KN_BQ < e ? i0 + KN_BQ : e, bq = i1 - i0;
     const int j0 = i0 - a->w > b ? i0 - a->w : b;
     const int j1 = i1 - 1 + a->w + 1 < e ? i1 + a->w : e;
     const int nk = j1 - j0, g0 = a->glob_off[seq], ng = a->glob_off[seq + 1] - g0;
-    const int ncol = ng + nk;
+    const int nr = p->nr, mr = p->mr, off = j0 % nr, J0 = j0 - off;
+    const int npan = (off + nk + nr - 1) / nr, nkp = npan * nr;
+    const int ncol = nr + ng + nk + nr; /* a row: margin, globals, window, tail room */
+    const size_t per_head = (size_t)p->tpad * (size_t)((d + nr - 1) / nr) * nr;
+    const float *kp = p->kp + (size_t)h * per_head, *vp = p->vp + (size_t)h * per_head;
     const uint8_t *kind = a->kind;
     float *s = t->s;
+    const float *qb = a->q + (size_t)i0 * ld + h * d;
+    int rc = 0;
 
+    /* window scores, whole panels from the one holding j0 */
+    for (int r0 = 0; r0 < bq; r0 += mr) {
+        const int m = bq - r0 < mr ? bq - r0 : mr;
+        for (int q = 0; q < npan; q++)
+            kn_gemm_tile(p->isa, m, nr, d, qb + (size_t)r0 * ld, ld,
+                         kp + (size_t)(J0 / nr + q) * d * nr,
+                         s + (size_t)r0 * ncol + nr + ng - off + (size_t)q * nr, ncol, 0);
+    }
+    /* global scores over the window panel's first columns */
     for (int gi = 0; gi < ng; gi++) {
         int g = a->glob[g0 + gi];
         memcpy(t->kg + (size_t)gi * d, a->k + (size_t)g * ld + h * d, sizeof(float) * d);
         memcpy(t->vg + (size_t)gi * d, a->v + (size_t)g * ld + h * d, sizeof(float) * d);
     }
-    const float *qb = a->q + (size_t)i0 * ld + h * d;
     if (ng)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, bq, ng, d, a->scale, qb, ld, t->kg, d,
-                    0.0f, s, ncol);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, bq, nk, d, a->scale, qb, ld,
-                a->k + (size_t)j0 * ld + h * d, ld, 0.0f, s + ng, ncol);
+        rc |= kn_gemm_small(p->isa, bq, ng, d, a->scale, qb, ld, t->kg, d, 1, 0, s + nr, ncol,
+                            &t->ws);
 
     for (int r = 0; r < bq; r++) {
         const int i = i0 + r;
-        float *row = s + (size_t)r * ncol;
+        float *row = s + (size_t)r * ncol + nr;
         if (kind[i] != KN_TOK_LOCAL) { /* padding: zero output; global: overwritten later */
-            memset(row, 0, sizeof(float) * ncol);
+            memset(row, 0, sizeof(float) * (size_t)(ng + nk));
             continue;
         }
         /* band of query i inside [j0, j1): columns lo..hi-1 of the window part */
@@ -267,14 +303,31 @@ static void kn__window_task(const kn_attn_args *a, int seq, int h, int i0, kn__t
             win[c] = -INFINITY;
         for (int c = lo; c < hi; c++)
             if (kind[j0 + c] != KN_TOK_LOCAL) win[c] = -INFINITY;
-        kn__softmax_row(row, ncol); /* the query itself is always finite */
+        kn__softmax_row(row, ng + nk); /* the query itself is always finite */
     }
     float *o = a->out + (size_t)i0 * a->ldo + h * d;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, bq, d, nk, 1.0f, s + ng, ncol,
-                a->v + (size_t)j0 * ld + h * d, ld, 0.0f, o, a->ldo);
     if (ng)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, bq, d, ng, 1.0f, s, ncol, t->vg, d,
-                    1.0f, o, a->ldo);
+        rc |=
+            kn_gemm_small(p->isa, bq, d, ng, 1.0f, s + nr, ncol, t->vg, d, 0, 0, o, a->ldo, &t->ws);
+    /* the window product over whole panels: the columns before j0 (margin and globals, now
+     * used) and after j1 count zero */
+    for (int r = 0; r < bq; r++) {
+        float *row = s + (size_t)r * ncol + nr + ng;
+        for (int c = -off; c < 0; c++)
+            row[c] = 0.0f;
+        for (int c = nk; c < nkp - off; c++)
+            row[c] = 0.0f;
+    }
+    const int nchunk = (d + nr - 1) / nr;
+    for (int r0 = 0; r0 < bq; r0 += mr) {
+        const int m = bq - r0 < mr ? bq - r0 : mr;
+        for (int c = 0; c < nchunk; c++)
+            kn_gemm_tile(p->isa, m, d - c * nr < nr ? d - c * nr : nr, nkp,
+                         s + (size_t)r0 * ncol + nr + ng - off, ncol,
+                         vp + ((size_t)c * p->tpad + (size_t)J0) * nr,
+                         o + (size_t)r0 * a->ldo + c * nr, a->ldo, ng > 0);
+    }
+    return rc;
 }
 
 static int cpu_window_attn(const kn_attn_args *a)
@@ -287,11 +340,16 @@ static int cpu_window_attn(const kn_attn_args *a)
         int ng = a->glob_off[s + 1] - a->glob_off[s];
         if (ng > maxng) maxng = ng;
     }
+    kn__kv p = {.isa = kn_isa_active()};
+    p.mr = kn_isa_mr(p.isa);
+    p.nr = kn_isa_nr(p.isa);
     int *task_seq = malloc(sizeof(int) * (size_t)(ntask ? ntask : 1));
     int *task_blk = malloc(sizeof(int) * (size_t)(ntask ? ntask : 1));
-    if (!task_seq || !task_blk) {
+    if (!task_seq || !task_blk || kn__kv_pack(a, &p)) {
         free(task_seq);
         free(task_blk);
+        free(p.kp);
+        free(p.vp);
         return -1;
     }
     int n = 0;
@@ -302,24 +360,31 @@ static int cpu_window_attn(const kn_attn_args *a)
             task_blk[n++] = x;
         }
     }
-    const size_t cap_s = (size_t)KN_BQ * (size_t)(maxng + KN_BQ + 2 * a->w);
+    const size_t cap_s = (size_t)KN_BQ * (size_t)(maxng + KN_BQ + 2 * a->w + 3 * p.nr);
     const size_t cap_g = (size_t)(maxng ? maxng : 1) * a->d;
     int failed = 0;
 #pragma omp parallel reduction(| : failed)
     {
-        kn__tiles t = {0};
-        int ok = kn__tiles_reserve(&t, cap_s, cap_g);
+        kn__tiles t = {.s = malloc(cap_s * sizeof(float)),
+                       .kg = malloc(cap_g * sizeof(float)),
+                       .vg = malloc(cap_g * sizeof(float))};
+        const int ok = t.s && t.kg && t.vg;
         failed |= !ok;
 #pragma omp for schedule(dynamic, 1)
         for (int x = 0; x < ntask; x++) {
             int s = task_seq[x], len = a->offsets[s + 1] - a->offsets[s];
             int nb = (len + KN_BQ - 1) / KN_BQ, h = task_blk[x] / nb, blk = task_blk[x] % nb;
-            if (ok) kn__window_task(a, s, h, a->offsets[s] + blk * KN_BQ, &t);
+            if (ok && kn__window_task(a, &p, s, h, a->offsets[s] + blk * KN_BQ, &t)) failed = 1;
         }
-        kn__tiles_free(&t);
+        free(t.s);
+        free(t.kg);
+        free(t.vg);
+        kn_gemm_ws_free(&t.ws);
     }
     free(task_seq);
     free(task_blk);
+    free(p.kp);
+    free(p.vp);
     return failed ? -1 : 0;
 }
 

@@ -71,13 +71,63 @@ struct kn_gemm_w {
         }                                                                                          \
     }
 
+/* The same tile with A read in place: rows a + i·lda (i < m; rows past m repeat row m-1,
+ * their sums are dropped), for attention, whose query and probability rows are already
+ * in cache and would cost more to pack than to read. */
+#define KN__MICRO_DA(NAME, ATTR, VW, MR)                                                           \
+    ATTR static void NAME(int kc, const float *restrict a, int lda, const float *restrict b,       \
+                          float *restrict c, int ldc, int first, int m, int n)                     \
+    {                                                                                              \
+        typedef float v_t __attribute__((vector_size((VW)*4)));                                    \
+        typedef float vu_t __attribute__((vector_size((VW)*4), aligned(4)));                       \
+        const float *ar[MR];                                                                       \
+        for (int i = 0; i < (MR); i++)                                                             \
+            ar[i] = a + (size_t)(i < m ? i : m - 1) * lda;                                         \
+        v_t acc0[MR], acc1[MR];                                                                    \
+        for (int i = 0; i < (MR); i++)                                                             \
+            acc0[i] = acc1[i] = (v_t){0};                                                          \
+        for (int k = 0; k < kc; k++) {                                                             \
+            const v_t b0 = *(const v_t *)b, b1 = *(const v_t *)(b + (VW));                         \
+            _Pragma("GCC unroll 16") for (int i = 0; i < (MR); i++)                                \
+            {                                                                                      \
+                acc0[i] += ar[i][k] * b0;                                                          \
+                acc1[i] += ar[i][k] * b1;                                                          \
+            }                                                                                      \
+            b += 2 * (VW);                                                                         \
+        }                                                                                          \
+        float t[MR][2 * (VW)] __attribute__((aligned(64)));                                        \
+        for (int i = 0; i < (MR); i++) {                                                           \
+            *(v_t *)&t[i][0] = acc0[i];                                                            \
+            *(v_t *)&t[i][VW] = acc1[i];                                                           \
+        }                                                                                          \
+        for (int i = 0; i < m; i++) {                                                              \
+            float *ci = c + (size_t)i * ldc;                                                       \
+            if (n == 2 * (VW)) {                                                                   \
+                v_t r0 = *(v_t *)&t[i][0], r1 = *(v_t *)&t[i][VW];                                 \
+                if (!first) {                                                                      \
+                    r0 = *(const vu_t *)ci + r0;                                                   \
+                    r1 = *(const vu_t *)(ci + (VW)) + r1;                                          \
+                }                                                                                  \
+                *(vu_t *)ci = r0;                                                                  \
+                *(vu_t *)(ci + (VW)) = r1;                                                         \
+            } else {                                                                               \
+                for (int j = 0; j < n; j++)                                                        \
+                    ci[j] = first ? t[i][j] : ci[j] + t[i][j];                                     \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #define KN__X86 1
 KN__MICRO(kn__micro_avx512, __attribute__((target("avx512f"))), 16, 12)
 KN__MICRO(kn__micro_avx2, __attribute__((target("avx2,fma"))), 8, 6)
 KN__MICRO(kn__micro_avx512_emu, __attribute__((target("avx2,fma"))), 16, 12)
+KN__MICRO_DA(kn__tile_avx512, __attribute__((target("avx512f"))), 16, 12)
+KN__MICRO_DA(kn__tile_avx2, __attribute__((target("avx2,fma"))), 8, 6)
+KN__MICRO_DA(kn__tile_avx512_emu, __attribute__((target("avx2,fma"))), 16, 12)
 #endif
 KN__MICRO(kn__micro_portable, , 4, 6)
+KN__MICRO_DA(kn__tile_portable, , 4, 6)
 
 typedef void (*kn__micro_fn)(int, const float *, const float *, float *, int, const float *, int,
                              int, int);
@@ -85,10 +135,13 @@ typedef void (*kn__micro_fn)(int, const float *, const float *, float *, int, co
 /* Register tile MR x NR, row block MC (an MC x KC block of x stays in L2) and depth KC
  * (a KC x NR weight panel stays in L1, or near it). KC=512 measured best for AVX2 on a
  * Zen 3 (4096x3072x768: 115 GFLOP/s at 256, 145 at 512, OpenBLAS 143; bench_gemm). */
+typedef void (*kn__tile_fn)(int, const float *, int, const float *, float *, int, int, int, int);
+
 typedef struct {
     const char *name;
     int mr, nr, mc, kc;
     kn__micro_fn micro;
+    kn__tile_fn tile;
 } kn__isa_cfg;
 
 #ifdef KN__X86
@@ -97,10 +150,12 @@ typedef struct {
 #define KN__FN(f) NULL
 #endif
 static const kn__isa_cfg kn__cfg[KN_ISA_COUNT] = {
-    [KN_ISA_PORTABLE] = {"portable", 6, 8, 96, 256, kn__micro_portable},
-    [KN_ISA_AVX2] = {"avx2", 6, 16, 96, 512, KN__FN(kn__micro_avx2)},
-    [KN_ISA_AVX512] = {"avx512", 12, 32, 192, 256, KN__FN(kn__micro_avx512)},
-    [KN_ISA_AVX512_EMU] = {"avx512-emu", 12, 32, 192, 256, KN__FN(kn__micro_avx512_emu)},
+    [KN_ISA_PORTABLE] = {"portable", 6, 8, 96, 256, kn__micro_portable, kn__tile_portable},
+    [KN_ISA_AVX2] = {"avx2", 6, 16, 96, 512, KN__FN(kn__micro_avx2), KN__FN(kn__tile_avx2)},
+    [KN_ISA_AVX512] = {"avx512", 12, 32, 192, 256, KN__FN(kn__micro_avx512),
+                       KN__FN(kn__tile_avx512)},
+    [KN_ISA_AVX512_EMU] = {"avx512-emu", 12, 32, 192, 256, KN__FN(kn__micro_avx512_emu),
+                           KN__FN(kn__tile_avx512_emu)},
 };
 
 /* ---- which ISA --------------------------------------------------------------------------- */
@@ -290,4 +345,109 @@ int kn_gemm(const kn_gemm_w *pw, const float *x, int M, const float *bias, float
         free(abuf);
     }
     return failed ? -1 : 0;
+}
+
+/* ---- small products for attention tiles ------------------------------------------------- */
+
+int kn_gemm_small(kn_isa isa, int M, int N, int K, float alpha, const float *A, int lda,
+                  const float *B, int ldb, int b_rows_are_n, int accumulate, float *C, int ldc,
+                  kn_gemm_ws *ws)
+{
+    if (M <= 0 || N <= 0) return 0;
+    const kn__isa_cfg *g = &kn__cfg[isa];
+    const int MR = g->mr, NR = g->nr, KC = g->kc;
+    const int Mpad = (M + MR - 1) / MR * MR, Npad = (N + NR - 1) / NR * NR;
+    const int kc_max = K < KC ? K : KC;
+    /* the B panels start on a 64-byte boundary: the micro-kernels load them aligned */
+    const size_t asz = ((size_t)Mpad * (size_t)kc_max + 15) / 16 * 16;
+    const size_t need = asz + (size_t)Npad * (size_t)kc_max;
+    if (need > ws->cap) {
+        free(ws->buf);
+        ws->buf = aligned_alloc(64, (need * sizeof(float) + 63) / 64 * 64);
+        ws->cap = ws->buf ? need : 0;
+        if (!ws->buf) return -1;
+    }
+    float *pa = ws->buf, *pb = ws->buf + asz;
+    if (K <= 0) { /* an empty sum: C = 0 (or unchanged) */
+        for (int i = 0; !accumulate && i < M; i++)
+            memset(C + (size_t)i * ldc, 0, (size_t)N * sizeof *C);
+        return 0;
+    }
+    for (int p0 = 0; p0 < K; p0 += KC) {
+        const int kc = K - p0 < KC ? K - p0 : KC;
+        /* A: MR-row panels of kc, times alpha, zero rows past M */
+        for (int i0 = 0; i0 < Mpad; i0 += MR) {
+            float *panel = pa + (size_t)i0 * kc;
+            for (int i = 0; i < MR; i++) {
+                const int r = i0 + i;
+                float *dst = panel + i;
+                if (r >= M) {
+                    for (int k = 0; k < kc; k++)
+                        dst[(size_t)k * MR] = 0.0f;
+                    continue;
+                }
+                const float *src = A + (size_t)r * lda + p0;
+                if (alpha == 1.0f)
+                    for (int k = 0; k < kc; k++)
+                        dst[(size_t)k * MR] = src[k];
+                else
+                    for (int k = 0; k < kc; k++)
+                        dst[(size_t)k * MR] = alpha * src[k];
+            }
+        }
+        /* B: NR-column panels of kc, zero columns past N */
+        for (int j0 = 0; j0 < Npad; j0 += NR) {
+            float *panel = pb + (size_t)j0 * kc;
+            const int nj = N - j0 < NR ? N - j0 : NR;
+            if (b_rows_are_n) { /* column c of the panel is row c of B: a transpose */
+                for (int j = 0; j < NR; j++) {
+                    float *dst = panel + j;
+                    if (j >= nj) {
+                        for (int k = 0; k < kc; k++)
+                            dst[(size_t)k * NR] = 0.0f;
+                        continue;
+                    }
+                    const float *src = B + (size_t)(j0 + j) * ldb + p0;
+                    for (int k = 0; k < kc; k++)
+                        dst[(size_t)k * NR] = src[k];
+                }
+            } else { /* row k of the panel is a piece of row p0+k of B */
+                for (int k = 0; k < kc; k++) {
+                    float *dst = panel + (size_t)k * NR;
+                    memcpy(dst, B + (size_t)(p0 + k) * ldb + j0, (size_t)nj * sizeof *dst);
+                    for (int j = nj; j < NR; j++)
+                        dst[j] = 0.0f;
+                }
+            }
+        }
+        const int first = p0 == 0 && !accumulate;
+        for (int j0 = 0; j0 < N; j0 += NR)
+            for (int i0 = 0; i0 < M; i0 += MR)
+                g->micro(kc, pa + (size_t)i0 * kc, pb + (size_t)j0 * kc, C + (size_t)i0 * ldc + j0,
+                         ldc, NULL, first, M - i0 < MR ? M - i0 : MR, N - j0 < NR ? N - j0 : NR);
+    }
+    return 0;
+}
+
+void kn_gemm_ws_free(kn_gemm_ws *ws)
+{
+    free(ws->buf);
+    ws->buf = NULL;
+    ws->cap = 0;
+}
+
+int kn_isa_mr(kn_isa isa)
+{
+    return kn__cfg[isa].mr;
+}
+
+int kn_isa_nr(kn_isa isa)
+{
+    return kn__cfg[isa].nr;
+}
+
+void kn_gemm_tile(kn_isa isa, int m, int n, int kc, const float *a, int lda, const float *b,
+                  float *c, int ldc, int accumulate)
+{
+    kn__cfg[isa].tile(kc, a, lda, b, c, ldc, !accumulate, m, n);
 }

@@ -53,4 +53,29 @@ size_t kn_gemm_bytes(const kn_gemm_w *pw);
  * could not be had (y is then unspecified). */
 int kn_gemm(const kn_gemm_w *pw, const float *x, int M, const float *bias, float *y);
 
+/* Scratch of kn_gemm_small, grown as needed; one per thread. */
+typedef struct {
+    float *buf;
+    size_t cap; /* floats */
+} kn_gemm_ws;
+void kn_gemm_ws_free(kn_gemm_ws *ws);
+
+/* One thread: C[M, N] (row stride ldc) = alpha·A[M, K] (row stride lda) · B (+ C when
+ * accumulate), with B given as N rows of K (b_rows_are_n: Bᵀ row-major, as keys are) or
+ * K rows of N (as values are), row stride ldb; both packed on the fly (attention tiles).
+ * Sums in the same order as kn_gemm. Returns 0, or -1 when scratch could not be had. */
+int kn_gemm_small(kn_isa isa, int M, int N, int K, float alpha, const float *A, int lda,
+                  const float *B, int ldb, int b_rows_are_n, int accumulate, float *C, int ldc,
+                  kn_gemm_ws *ws);
+
+/* The register tile of an ISA: MR rows by NR columns. */
+int kn_isa_mr(kn_isa isa);
+int kn_isa_nr(kn_isa isa);
+/* One register tile, one thread: c[m, n] (row stride ldc; m <= MR, n <= NR) = (c +) Σ_k
+ * a[i][k]·b[k][j] for k < kc in k order, a read in place (rows a + i·lda), b one packed
+ * NR-column panel (kc x NR, 64-byte aligned). No blocking over k: the sum's order is the
+ * key order whatever kc is, so zero terms added before or after leave it as it is. */
+void kn_gemm_tile(kn_isa isa, int m, int n, int kc, const float *a, int lda, const float *b,
+                  float *c, int ldc, int accumulate);
+
 #endif
