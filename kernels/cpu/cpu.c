@@ -10,6 +10,7 @@
 
 #include <cblas.h>
 #include <omp.h>
+#include <pthread.h>
 
 #include "../kernels.h"
 #include "gemm.h"
@@ -189,7 +190,8 @@ static void cpu_tanh(float *x, size_t n)
 
 /* ---- sliding-window attention ------------------------------------------------------
  * Keys and values are first packed per head for the GEMM's register tiles, once per call
- * (two buffers of T x hidden floats: nothing grows with tokens x window):
+ * (two buffers of T x hidden floats, kept per calling thread: nothing grows with tokens x
+ * window):
  *     kp[h]: NR-key panels (d x NR), keys scaled by 1/sqrt(d)     (B of S = Q·Kᵀ)
  *     vp[h]: NR-column chunks of d, every token's row (T x NR)    (B of O = P·V)
  * One task = (sequence, head, block of KN_BQ queries); its keys are the union of the
@@ -205,9 +207,11 @@ static void cpu_tanh(float *x, size_t n)
 enum { KN_BQ = 64 };
 
 typedef struct {
-    float *s;       /* (KN_BQ, NR + ng + nk_max + NR) */
-    float *kg, *vg; /* (ng_max, d): local k/v rows of the global tokens */
-    kn_gemm_ws ws;  /* the global products' packed panels */
+    float *s;         /* (KN_BQ, NR + ng + nk_max + NR) */
+    float *kg, *vg;   /* (ng_max, d): local k/v rows of the global tokens */
+    float *kb;        /* (nk_max): 0 for a window key, -inf for padding and global keys */
+    float inv[KN_BQ]; /* 1 / each row's sum of exps */
+    kn_gemm_ws ws;    /* the global products' packed panels */
 } kn__tiles;
 
 typedef struct {
@@ -216,33 +220,95 @@ typedef struct {
     float *kp, *vp;   /* [nh][tpad/nr][d][nr], [nh][ceil(d/nr)][tpad][nr] */
 } kn__kv;
 
+/* The packed keys and values of the calling thread (an engine worker), kept from call
+ * to call so that a forward does not fault fresh pages in every layer; freed when the
+ * thread exits. */
+typedef struct {
+    float *kp, *vp;
+    size_t cap; /* floats, each */
+} kn__kv_cache;
+
+static pthread_key_t kn__kv_key;
+static pthread_once_t kn__kv_once = PTHREAD_ONCE_INIT;
+
+static void kn__kv_cache_free(void *arg)
+{
+    kn__kv_cache *c = arg;
+    free(c->kp);
+    free(c->vp);
+    free(c);
+}
+
+static void kn__kv_key_init(void)
+{
+    if (pthread_key_create(&kn__kv_key, kn__kv_cache_free)) kn__kv_key = 0;
+}
+
+/* Buffers of at least n floats each, 64-byte aligned; NULL when out of memory. */
+static kn__kv_cache *kn__kv_buffers(size_t n)
+{
+    pthread_once(&kn__kv_once, kn__kv_key_init);
+    kn__kv_cache *c = pthread_getspecific(kn__kv_key);
+    if (!c) {
+        if (!(c = calloc(1, sizeof *c))) return NULL;
+        if (pthread_setspecific(kn__kv_key, c)) {
+            free(c);
+            return NULL;
+        }
+    }
+    if (c->cap < n) {
+        free(c->kp);
+        free(c->vp);
+        const size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
+        c->kp = aligned_alloc(64, bytes);
+        c->vp = aligned_alloc(64, bytes);
+        c->cap = c->kp && c->vp ? n : 0;
+        if (!c->cap) {
+            free(c->kp), free(c->vp);
+            c->kp = c->vp = NULL;
+            return NULL;
+        }
+    }
+    return c;
+}
+
 static int kn__kv_pack(const kn_attn_args *a, kn__kv *p)
 {
     const int T = a->offsets[a->nseq], d = a->d, nr = p->nr, tpad = (T + nr - 1) / nr * nr;
     const int nchunk = (d + nr - 1) / nr;
     const size_t per_head = (size_t)tpad * (size_t)nchunk * nr; /* >= tpad * d */
     p->tpad = tpad;
-    p->kp = aligned_alloc(64, ((size_t)a->nh * per_head * sizeof(float) + 63) / 64 * 64);
-    p->vp = aligned_alloc(64, ((size_t)a->nh * per_head * sizeof(float) + 63) / 64 * 64);
-    if (!p->kp || !p->vp) return -1;
+    kn__kv_cache *c = kn__kv_buffers((size_t)a->nh * per_head);
+    if (!c) return -1;
+    p->kp = c->kp;
+    p->vp = c->vp;
 #pragma omp parallel for schedule(static) collapse(2)
     for (int h = 0; h < a->nh; h++)
         for (int jp = 0; jp < tpad / nr; jp++) {
             float *kpan = p->kp + (size_t)h * per_head + (size_t)jp * d * nr;
             for (int j = 0; j < nr; j++) {
                 const int t = jp * nr + j;
+                if (t >= T) {
+                    for (int e = 0; e < d; e++)
+                        kpan[(size_t)e * nr + j] = 0.0f;
+                    continue;
+                }
                 const float *k = a->k + (size_t)t * a->ld + h * d;
                 for (int e = 0; e < d; e++)
-                    kpan[(size_t)e * nr + j] = t < T ? k[e] * a->scale : 0.0f;
+                    kpan[(size_t)e * nr + j] = k[e] * a->scale;
             }
             for (int c = 0; c < nchunk; c++) {
                 float *vrow =
                     p->vp + (size_t)h * per_head + ((size_t)c * tpad + (size_t)jp * nr) * nr;
+                const int w = d - c * nr < nr ? d - c * nr : nr; /* columns of d in this chunk */
                 for (int j = 0; j < nr; j++) {
                     const int t = jp * nr + j;
-                    const float *v = a->v + (size_t)t * a->ld + h * d + c * nr;
-                    for (int e = 0; e < nr; e++)
-                        vrow[(size_t)j * nr + e] = t < T && c * nr + e < d ? v[e] : 0.0f;
+                    float *dst = vrow + (size_t)j * nr;
+                    if (t < T)
+                        memcpy(dst, a->v + (size_t)t * a->ld + h * d + c * nr,
+                               sizeof(float) * (size_t)w);
+                    for (int e = t < T ? w : 0; e < nr; e++)
+                        dst[e] = 0.0f;
                 }
             }
         }
@@ -285,25 +351,23 @@ static int kn__window_task(const kn_attn_args *a, const kn__kv *p, int seq, int 
         rc |= kn_gemm_small(p->isa, bq, ng, d, a->scale, qb, ld, t->kg, d, 1, 0, s + nr, ncol,
                             &t->ws);
 
+    /* the keys' own verdict (padding and global keys are not window keys), then each row:
+     * its band, exps and their sum; the division comes after the products */
+    float *kb = t->kb;
+    for (int c = 0; c < nk; c++)
+        kb[c] = kind[j0 + c] == KN_TOK_LOCAL ? 0.0f : -INFINITY;
     for (int r = 0; r < bq; r++) {
         const int i = i0 + r;
         float *row = s + (size_t)r * ncol + nr;
         if (kind[i] != KN_TOK_LOCAL) { /* padding: zero output; global: overwritten later */
             memset(row, 0, sizeof(float) * (size_t)(ng + nk));
+            t->inv[r] = 0.0f;
             continue;
         }
-        /* band of query i inside [j0, j1): columns lo..hi-1 of the window part */
-        int lo = i - a->w - j0, hi = i + a->w + 1 - j0;
+        int lo = i - a->w - j0, hi = i + a->w + 1 - j0; /* the band inside [j0, j1) */
         if (lo < 0) lo = 0;
         if (hi > nk) hi = nk;
-        float *win = row + ng;
-        for (int c = 0; c < lo; c++)
-            win[c] = -INFINITY;
-        for (int c = hi; c < nk; c++)
-            win[c] = -INFINITY;
-        for (int c = lo; c < hi; c++)
-            if (kind[j0 + c] != KN_TOK_LOCAL) win[c] = -INFINITY;
-        kn__softmax_row(row, ng + nk); /* the query itself is always finite */
+        t->inv[r] = 1.0f / kn__attn_row(row, ng, row + ng, kb, lo, hi, nk);
     }
     float *o = a->out + (size_t)i0 * a->ldo + h * d;
     if (ng)
@@ -327,6 +391,12 @@ static int kn__window_task(const kn_attn_args *a, const kn__kv *p, int seq, int 
                          vp + ((size_t)c * p->tpad + (size_t)J0) * nr,
                          o + (size_t)r0 * a->ldo + c * nr, a->ldo, ng > 0);
     }
+    for (int r = 0; r < bq; r++) { /* the softmax's division, once per output */
+        float *orow = o + (size_t)r * a->ldo;
+        const float inv = t->inv[r];
+        for (int e = 0; e < d; e++)
+            orow[e] *= inv;
+    }
     return rc;
 }
 
@@ -348,8 +418,6 @@ static int cpu_window_attn(const kn_attn_args *a)
     if (!task_seq || !task_blk || kn__kv_pack(a, &p)) {
         free(task_seq);
         free(task_blk);
-        free(p.kp);
-        free(p.vp);
         return -1;
     }
     int n = 0;
@@ -367,8 +435,9 @@ static int cpu_window_attn(const kn_attn_args *a)
     {
         kn__tiles t = {.s = malloc(cap_s * sizeof(float)),
                        .kg = malloc(cap_g * sizeof(float)),
-                       .vg = malloc(cap_g * sizeof(float))};
-        const int ok = t.s && t.kg && t.vg;
+                       .vg = malloc(cap_g * sizeof(float)),
+                       .kb = malloc(((size_t)KN_BQ + 2 * (size_t)a->w + 8) * sizeof(float))};
+        const int ok = t.s && t.kg && t.vg && t.kb;
         failed |= !ok;
 #pragma omp for schedule(dynamic, 1)
         for (int x = 0; x < ntask; x++) {
@@ -379,12 +448,11 @@ static int cpu_window_attn(const kn_attn_args *a)
         free(t.s);
         free(t.kg);
         free(t.vg);
+        free(t.kb);
         kn_gemm_ws_free(&t.ws);
     }
     free(task_seq);
     free(task_blk);
-    free(p.kp);
-    free(p.vp);
     return failed ? -1 : 0;
 }
 

@@ -95,6 +95,21 @@ struct kn_gemm_w {
             }                                                                                      \
             b += 2 * (VW);                                                                         \
         }                                                                                          \
+        if (n == 2 * (VW)) {                                                                       \
+            _Pragma("GCC unroll 16") for (int i = 0; i < (MR); i++)                                \
+            {                                                                                      \
+                if (i >= m) break;                                                                 \
+                float *ci = c + (size_t)i * ldc;                                                   \
+                v_t r0 = acc0[i], r1 = acc1[i];                                                    \
+                if (!first) {                                                                      \
+                    r0 = *(const vu_t *)ci + r0;                                                   \
+                    r1 = *(const vu_t *)(ci + (VW)) + r1;                                          \
+                }                                                                                  \
+                *(vu_t *)ci = r0;                                                                  \
+                *(vu_t *)(ci + (VW)) = r1;                                                         \
+            }                                                                                      \
+            return;                                                                                \
+        }                                                                                          \
         float t[MR][2 * (VW)] __attribute__((aligned(64)));                                        \
         for (int i = 0; i < (MR); i++) {                                                           \
             *(v_t *)&t[i][0] = acc0[i];                                                            \
@@ -102,18 +117,8 @@ struct kn_gemm_w {
         }                                                                                          \
         for (int i = 0; i < m; i++) {                                                              \
             float *ci = c + (size_t)i * ldc;                                                       \
-            if (n == 2 * (VW)) {                                                                   \
-                v_t r0 = *(v_t *)&t[i][0], r1 = *(v_t *)&t[i][VW];                                 \
-                if (!first) {                                                                      \
-                    r0 = *(const vu_t *)ci + r0;                                                   \
-                    r1 = *(const vu_t *)(ci + (VW)) + r1;                                          \
-                }                                                                                  \
-                *(vu_t *)ci = r0;                                                                  \
-                *(vu_t *)(ci + (VW)) = r1;                                                         \
-            } else {                                                                               \
-                for (int j = 0; j < n; j++)                                                        \
-                    ci[j] = first ? t[i][j] : ci[j] + t[i][j];                                     \
-            }                                                                                      \
+            for (int j = 0; j < n; j++)                                                            \
+                ci[j] = first ? t[i][j] : ci[j] + t[i][j];                                         \
         }                                                                                          \
     }
 

@@ -131,6 +131,56 @@ KN_CLONES static void kn__gelu_block(float *x, size_t n)
         x[i] = 0.5f * x[i] * kn__erfcf(-x[i] * 0.70710678118654752f);
 }
 
+/* One attention row, in place: the kept window scores x[c] + bias[c], c in [lo, hi) (bias
+ * 0, or -INFINITY for padding and global keys), and the nh global-key scores head[]
+ * become exp(score - max); x outside [lo, hi) becomes 0; returns the sum of the exps (the
+ * caller divides the output row by it). At least one kept score must be finite. */
+KN_CLONES static float kn__attn_row(float *head, int nh, float *x, const float *bias, int lo,
+                                    int hi, int n)
+{
+    float mx = -INFINITY, sum = 0.0f;
+    for (int k = 0; k < nh; k++)
+        mx = head[k] > mx ? head[k] : mx;
+    kn_v8f vmx = kn__vsplat(mx), vsum = kn__vsplat(0.0f);
+    int i = lo;
+    for (; i + 8 <= hi; i += 8) {
+        kn_v8f v, bb;
+        memcpy(&v, x + i, sizeof v);
+        memcpy(&bb, bias + i, sizeof bb);
+        v += bb;
+        memcpy(x + i, &v, sizeof v);
+        vmx = kn__vsel(v > vmx, v, vmx);
+    }
+    for (int k = 0; k < 8; k++)
+        mx = vmx[k] > mx ? vmx[k] : mx;
+    for (int k = i; k < hi; k++) {
+        x[k] += bias[k];
+        mx = x[k] > mx ? x[k] : mx;
+    }
+    for (int k = 0; k < nh; k++) {
+        head[k] = kn__expf(head[k] - mx);
+        sum += head[k];
+    }
+    for (int c = 0; c < lo; c++)
+        x[c] = 0.0f;
+    for (i = lo; i + 8 <= hi; i += 8) {
+        kn_v8f v;
+        memcpy(&v, x + i, sizeof v);
+        v = kn__vexpf(v - mx);
+        vsum += v;
+        memcpy(x + i, &v, sizeof v);
+    }
+    for (int k = 0; k < 8; k++)
+        sum += vsum[k];
+    for (int k = i; k < hi; k++) {
+        x[k] = kn__expf(x[k] - mx);
+        sum += x[k];
+    }
+    for (int c = hi; c < n; c++)
+        x[c] = 0.0f;
+    return sum;
+}
+
 /* In-place softmax over n scores; -INFINITY entries become exactly 0. At least one
  * entry must be finite. */
 KN_CLONES static void kn__softmax_row(float *x, int n)
