@@ -457,16 +457,16 @@ static int cpu_window_attn(const kn_attn_args *a)
 }
 
 /* ---- global queries ------------------------------------------------------------------
- * One task = (sequence, head). With ng global tokens and n tokens, projecting key_global
- * and value_global for every token costs 2·n·d·hidden per head; with few global tokens
- * it is far cheaper to reassociate (Longformer's global rows are usually 1–20):
+ * With ng global tokens and n tokens, projecting key_global and value_global for every
+ * token costs 2·n·d·hidden per head; with few global tokens it is far cheaper to
+ * reassociate (Longformer's global rows are usually 1–20):
  *     score_gj = scale·(qg_g·(Wk x_j + bk)) = (scale·Wkᵀ qg_g)·x_j + scale·qg_g·bk
  *     out_g    = Wv·(Σ_j p_gj x_j) + bv          (Σ_j p_gj = 1)
- * costing 2·ng·n·hidden. The task picks whichever is smaller (ng < d: reassociate). */
+ * costing 2·ng·n·hidden. Sequences with ng < d take that way (kn__global_few, all heads
+ * at once); the others project (kn__global_task: one task per sequence and head). */
 typedef struct {
     float *s;     /* (ng, n) scores */
-    float *u;     /* (ng, hidden): Wkᵀ qg, then Σ p x */
-    float *k, *v; /* (n, d) direct path */
+    float *k, *v; /* (n, d) */
     float *o;     /* (ng, d) */
 } kn__gtiles;
 
@@ -477,51 +477,97 @@ static void kn__global_task(const kn_attn_args *a, int seq, int h, const kn__gti
     const float *X = a->x + (size_t)b * Hx, *qg = a->qg + (size_t)g0 * a->ldqg + h * d;
     const float *wk = a->wkg + (size_t)h * d * Hx, *wv = a->wvg + (size_t)h * d * Hx;
     const float *bk = a->bkg + h * d, *bv = a->bvg + h * d;
-    if (ng < d) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ng, Hx, d, a->scale, qg, a->ldqg, wk,
-                    Hx, 0.0f, t->u, Hx);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ng, n, Hx, 1.0f, t->u, Hx, X, Hx, 0.0f,
-                    t->s, n);
-        for (int r = 0; r < ng; r++) {
-            float c = 0, *row = t->s + (size_t)r * n;
-            for (int e = 0; e < d; e++)
-                c += qg[(size_t)r * a->ldqg + e] * bk[e];
-            c *= a->scale;
-            for (int j = 0; j < n; j++)
-                row[j] = a->kind[b + j] == KN_TOK_PAD ? -INFINITY : row[j] + c;
-            kn__softmax_row(row, n); /* the global token itself is never padding */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, d, Hx, 1.0f, X, Hx, wk, Hx, 0.0f, t->k,
+                d);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, d, Hx, 1.0f, X, Hx, wv, Hx, 0.0f, t->v,
+                d);
+    for (int j = 0; j < n; j++)
+        for (int e = 0; e < d; e++) {
+            t->k[(size_t)j * d + e] += bk[e];
+            t->v[(size_t)j * d + e] += bv[e];
         }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ng, Hx, n, 1.0f, t->s, n, X, Hx,
-                    0.0f, t->u, Hx);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ng, d, Hx, 1.0f, t->u, Hx, wv, Hx,
-                    0.0f, t->o, d);
-        for (int r = 0; r < ng; r++)
-            for (int e = 0; e < d; e++)
-                t->o[(size_t)r * d + e] += bv[e];
-    } else {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, d, Hx, 1.0f, X, Hx, wk, Hx, 0.0f,
-                    t->k, d);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, d, Hx, 1.0f, X, Hx, wv, Hx, 0.0f,
-                    t->v, d);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ng, n, d, a->scale, qg, a->ldqg, t->k, d,
+                0.0f, t->s, n);
+    for (int r = 0; r < ng; r++) {
+        float *row = t->s + (size_t)r * n;
         for (int j = 0; j < n; j++)
-            for (int e = 0; e < d; e++) {
-                t->k[(size_t)j * d + e] += bk[e];
-                t->v[(size_t)j * d + e] += bv[e];
-            }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, ng, n, d, a->scale, qg, a->ldqg, t->k,
-                    d, 0.0f, t->s, n);
-        for (int r = 0; r < ng; r++) {
-            float *row = t->s + (size_t)r * n;
-            for (int j = 0; j < n; j++)
-                if (a->kind[b + j] == KN_TOK_PAD) row[j] = -INFINITY;
-            kn__softmax_row(row, n);
-        }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ng, d, n, 1.0f, t->s, n, t->v, d,
-                    0.0f, t->o, d);
+            if (a->kind[b + j] == KN_TOK_PAD) row[j] = -INFINITY;
+        kn__softmax_row(row, n);
     }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ng, d, n, 1.0f, t->s, n, t->v, d, 0.0f,
+                t->o, d);
     for (int r = 0; r < ng; r++)
         memcpy(a->out + (size_t)a->glob[g0 + r] * a->ldo + h * d, t->o + (size_t)r * d,
                sizeof(float) * d);
+}
+
+/* A sequence with few global tokens (ng < d), all heads at once, reassociated:
+ * the heads' ng·nh query rows share each pass over the sequence's x (one read of x per
+ * product instead of one per head). The products are the packed GEMM's, split over
+ * columns across the threads; every element's sum has a fixed order (keys from the
+ * sequence's start), so the numbers do not depend on the split or the batch. */
+enum { KN__GCOLS = 256 }; /* columns of a product per thread task */
+
+static int kn__global_few(const kn_attn_args *a, int seq, kn_isa isa)
+{
+    const int d = a->d, Hx = a->hidden, nh = a->nh, b = a->offsets[seq];
+    const int n = a->offsets[seq + 1] - b, g0 = a->glob_off[seq], ng = a->glob_off[seq + 1] - g0;
+    const int M = nh * ng; /* rows h·ng + r: head h, global token r */
+    const float *X = a->x + (size_t)b * Hx;
+    float *U = malloc(sizeof(float) * (size_t)M * Hx); /* scale·Wkᵀ qg, then Σ p x */
+    float *S = malloc(sizeof(float) * (size_t)M * n);  /* scores, then probabilities */
+    float *O = malloc(sizeof(float) * (size_t)M * d);  /* outputs before the scatter */
+    int failed = !U || !S || !O;
+    const int ncols = (n + KN__GCOLS - 1) / KN__GCOLS, hcols = (Hx + 127) / 128;
+#pragma omp parallel reduction(| : failed) if (!failed)
+    {
+        kn_gemm_ws ws = {0};
+#pragma omp for schedule(static)
+        for (int h = 0; h < nh; h++)
+            failed |= kn_gemm_small(isa, ng, Hx, d, a->scale, a->qg + (size_t)g0 * a->ldqg + h * d,
+                                    a->ldqg, a->wkg + (size_t)h * d * Hx, Hx, 0, 0,
+                                    U + (size_t)h * ng * Hx, Hx, &ws) != 0;
+#pragma omp for schedule(dynamic, 1)
+        for (int c = 0; c < ncols; c++) {
+            const int c0 = c * KN__GCOLS, cn = n - c0 < KN__GCOLS ? n - c0 : KN__GCOLS;
+            failed |= kn_gemm_small(isa, M, cn, Hx, 1.0f, U, Hx, X + (size_t)c0 * Hx, Hx, 1, 0,
+                                    S + c0, n, &ws) != 0;
+        }
+#pragma omp for schedule(static)
+        for (int row = 0; row < M; row++) {
+            const int h = row / ng, r = row % ng;
+            const float *qg = a->qg + (size_t)(g0 + r) * a->ldqg + h * d, *bk = a->bkg + h * d;
+            float c = 0, *sr = S + (size_t)row * n;
+            for (int e = 0; e < d; e++)
+                c += qg[e] * bk[e];
+            c *= a->scale;
+            for (int j = 0; j < n; j++)
+                sr[j] = a->kind[b + j] == KN_TOK_PAD ? -INFINITY : sr[j] + c;
+            kn__softmax_row(sr, n); /* the global token itself is never padding */
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int c = 0; c < hcols; c++) {
+            const int c0 = c * 128, cn = Hx - c0 < 128 ? Hx - c0 : 128;
+            failed |=
+                kn_gemm_small(isa, M, cn, n, 1.0f, S, n, X + c0, Hx, 0, 0, U + c0, Hx, &ws) != 0;
+        }
+#pragma omp for schedule(static)
+        for (int h = 0; h < nh; h++) {
+            float *oh = O + (size_t)h * ng * d;
+            failed |= kn_gemm_small(isa, ng, d, Hx, 1.0f, U + (size_t)h * ng * Hx, Hx,
+                                    a->wvg + (size_t)h * d * Hx, Hx, 1, 0, oh, d, &ws) != 0;
+            for (int r = 0; r < ng; r++) {
+                float *dst = a->out + (size_t)a->glob[g0 + r] * a->ldo + h * d;
+                for (int e = 0; e < d; e++)
+                    dst[e] = oh[(size_t)r * d + e] + a->bvg[h * d + e];
+            }
+        }
+        kn_gemm_ws_free(&ws);
+    }
+    free(U);
+    free(S);
+    free(O);
+    return failed ? -1 : 0;
 }
 
 static int cpu_global_attn(const kn_attn_args *a)
@@ -534,27 +580,32 @@ static int cpu_global_attn(const kn_attn_args *a)
         if (ng > maxng) maxng = ng;
     }
     if (!maxng) return 0;
-    const size_t d = (size_t)a->d, Hx = (size_t)a->hidden;
+    const size_t d = (size_t)a->d;
     const int ntask = a->nseq * a->nh;
     int failed = 0;
+    const kn_isa isa = kn_isa_active();
+    for (int s = 0; s < a->nseq; s++) { /* few global tokens: all heads at once */
+        const int ng = a->glob_off[s + 1] - a->glob_off[s];
+        if (ng > 0 && ng < a->d && kn__global_few(a, s, isa)) failed = 1;
+    }
 #pragma omp parallel reduction(| : failed)
     {
-        kn__gtiles t = {
-            .s = malloc(sizeof(float) * maxng * maxn),
-            .u = malloc(sizeof(float) * maxng * Hx),
-            .k = maxng >= d ? malloc(sizeof(float) * maxn * d) : NULL,
-            .v = maxng >= d ? malloc(sizeof(float) * maxn * d) : NULL,
-            .o = malloc(sizeof(float) * maxng * d),
-        };
-        int ok = t.s && t.u && t.o && (maxng < d || (t.k && t.v));
+        kn__gtiles t = {0};
+        int ok = 1;
+        if (maxng >= d) { /* some sequence takes the per-head way */
+            t.s = malloc(sizeof(float) * maxng * maxn);
+            t.k = malloc(sizeof(float) * maxn * d);
+            t.v = malloc(sizeof(float) * maxn * d);
+            t.o = malloc(sizeof(float) * maxng * d);
+            ok = t.s && t.k && t.v && t.o;
+        }
         failed |= !ok;
 #pragma omp for schedule(dynamic, 1)
         for (int x = 0; x < ntask; x++) {
-            int s = x / a->nh;
-            if (ok && a->glob_off[s + 1] > a->glob_off[s]) kn__global_task(a, s, x % a->nh, &t);
+            int s = x / a->nh, ng = a->glob_off[s + 1] - a->glob_off[s];
+            if (ok && ng >= a->d) kn__global_task(a, s, x % a->nh, &t); /* many: per head */
         }
         free(t.s);
-        free(t.u);
         free(t.k);
         free(t.v);
         free(t.o);
