@@ -16,7 +16,10 @@
 #include <cblas.h>
 #include <omp.h>
 
+#include "../common/file.h"
 #include "../engine/engine.h"
+#include "../formats/hfconfig.h"
+#include "benchutil.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors data and the dump files are little-endian; this writer assumes the host is"
@@ -24,32 +27,23 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage:\n"
-            "  bench_engine --write-random DIR [--layers 12] [--hidden 768] [--heads 12]\n"
-            "               [--intermediate 3072] [--window 512] [--vocab 50265]\n"
-            "               [--max-pos 16386] [--seed 1]\n"
-            "  bench_engine --model DIR --lengths 512,1024,... [--reps N] [--threads N]\n"
-            "               [--globals G] [--warmup 0|1] [--dump-ids FILE] [--dump-output FILE]\n"
-            "\n"
-            "Input of length n: ids 0, then uniform ids in [3, vocab), then 2; global\n"
-            "attention on the first G tokens (default 1), given as an explicit mask.\n"
-            "--reps defaults to 3 below 16384 tokens and 1 from there; one warm-up forward\n"
-            "precedes the timed ones. --dump-ids writes the ids as little-endian int32,\n"
-            "--dump-output last_hidden_state as little-endian float32 [n, hidden]; both\n"
-            "need a single length.\n");
-}
-
-static int fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int fail(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("bench_engine: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return -1;
+    fprintf(f, "usage:\n"
+               "  bench_engine --write-random DIR [--layers 12] [--hidden 768] [--heads 12]\n"
+               "               [--intermediate 3072] [--window 512] [--vocab 50265]\n"
+               "               [--max-pos 16386] [--seed 1]\n"
+               "  bench_engine --model DIR --lengths 512,1024,... [--backend cpu|blas|ref]\n"
+               "               [--reps N] [--threads N] [--globals G] [--warmup 0|1]\n"
+               "               [--dump-ids FILE] [--dump-output FILE] [--compare FILE]\n"
+               "\n"
+               "Input of length n: ids 0, then uniform ids in [3, vocab), then 2; global\n"
+               "attention on the first G tokens (default 1), given as an explicit mask.\n"
+               "--reps defaults to 3 below 16384 tokens and 1 from there; one warm-up forward\n"
+               "precedes the timed ones. --dump-ids writes the ids as little-endian int32,\n"
+               "--dump-output last_hidden_state as little-endian float32 [n, hidden];\n"
+               "--compare reports max |out - FILE| / max |FILE| against such a file (another\n"
+               "backend's output); the three need a single length. --backend picks the op table\n"
+               "(cpu: our packed GEMM, blas: OpenBLAS sgemm for linear layers, ref: plain loops).\n"
+               "GFLOP/s counts the forward's useful FLOPs (see useful_flops in the source).\n");
 }
 
 /* ---- deterministic random numbers ------------------------------------------------------ */
@@ -87,17 +81,6 @@ static double rng_normal(bench_rng *r) /* Box–Muller */
 
 /* ---- small helpers ---------------------------------------------------------------------- */
 
-static int parse_int(const char *flag, const char *s, long lo, long hi, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return fail("%s: '%s' is not an integer in [%ld, %ld]", flag, s, lo, hi);
-    *out = (int)v;
-    return 0;
-}
-
 /* snprintf that treats truncation as the error it is here. */
 static int fmt_name(char *dst, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -107,15 +90,8 @@ static int fmt_name(char *dst, size_t cap, const char *fmt, ...)
     va_start(ap, fmt);
     int k = vsnprintf(dst, cap, fmt, ap);
     va_end(ap);
-    if (k < 0 || (size_t)k >= cap) return fail("name too long: %s...", dst);
+    if (k < 0 || (size_t)k >= cap) return bench_fail("name too long: %s...", dst);
     return 0;
-}
-
-static double now_s(clockid_t clk)
-{
-    struct timespec ts;
-    clock_gettime(clk, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* kB value of a "Name:   123 kB" line of /proc/self/status, or -1. */
@@ -145,65 +121,24 @@ static int reset_peak_rss(void)
     return bad ? -1 : 0;
 }
 
-/* Machine-wide CPU use from /proc/stat, to tell how much of a timing other processes and
- * the hypervisor took. */
-typedef struct {
-    unsigned long long busy, steal, total; /* jiffies over all CPUs */
-    double own_cpu_s, wall_s;              /* this process */
-} cpu_sample;
-
-static int cpu_sample_take(cpu_sample *c)
-{
-    FILE *f = fopen("/proc/stat", "r");
-    if (!f) return -1;
-    unsigned long long v[8] = {0}; /* user nice system idle iowait irq softirq steal */
-    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
-                   &v[4], &v[5], &v[6], &v[7]);
-    fclose(f);
-    if (n != 8) return -1;
-    c->busy = v[0] + v[1] + v[2] + v[5] + v[6];
-    c->steal = v[7];
-    c->total = 0;
-    for (int i = 0; i < 8; i++)
-        c->total += v[i];
-    c->own_cpu_s = now_s(CLOCK_PROCESS_CPUTIME_ID);
-    c->wall_s = now_s(CLOCK_MONOTONIC);
-    return 0;
-}
-
-/* Steal as a percentage of all CPU time, and the cores other processes kept busy on
- * average, between two samples; -1 when unknown. */
-static void cpu_sample_diff(const cpu_sample *a, const cpu_sample *b, double *steal_pct,
-                            double *other_cores)
-{
-    *steal_pct = *other_cores = -1;
-    double wall = b->wall_s - a->wall_s;
-    long hz = sysconf(_SC_CLK_TCK);
-    if (b->total <= a->total || wall <= 0 || hz <= 0) return;
-    *steal_pct = 100.0 * (double)(b->steal - a->steal) / (double)(b->total - a->total);
-    double other =
-        ((double)(b->busy - a->busy) / (double)hz - (b->own_cpu_s - a->own_cpu_s)) / wall;
-    *other_cores = other > 0 ? other : 0;
-}
-
 static int write_all(FILE *f, const void *p, size_t bytes, const char *path)
 {
     if (bytes && fwrite(p, 1, bytes, f) != bytes)
-        return fail("%s: write failed: %s", path, strerror(errno));
+        return bench_fail("%s: write failed: %s", path, strerror(errno));
     return 0;
 }
 
 static int close_file(FILE *f, const char *path)
 {
     int bad = ferror(f);
-    if (fclose(f) != 0 || bad) return fail("%s: write failed: %s", path, strerror(errno));
+    if (fclose(f) != 0 || bad) return bench_fail("%s: write failed: %s", path, strerror(errno));
     return 0;
 }
 
 static int write_raw(const char *path, const void *p, size_t bytes)
 {
     FILE *f = fopen(path, "wb");
-    if (!f) return fail("%s: %s", path, strerror(errno));
+    if (!f) return bench_fail("%s: %s", path, strerror(errno));
     if (write_all(f, p, bytes, path)) {
         fclose(f);
         return -1;
@@ -236,7 +171,7 @@ static int tl_add(tensor_list *tl, const char *name, int64_t d0, int64_t d1, ten
     if (tl->n == tl->cap) {
         size_t cap = tl->cap ? 2 * tl->cap : 64;
         tensor_spec *nt = realloc(tl->t, cap * sizeof *nt);
-        if (!nt) return fail("out of memory");
+        if (!nt) return bench_fail("out of memory");
         tl->t = nt;
         tl->cap = cap;
     }
@@ -314,7 +249,7 @@ static int sb_printf(strbuf *b, const char *fmt, ...)
         va_start(ap, fmt);
         int k = vsnprintf(b->s ? b->s + b->n : NULL, b->s ? b->cap - b->n : 0, fmt, ap);
         va_end(ap);
-        if (k < 0) return fail("formatting failed");
+        if (k < 0) return bench_fail("formatting failed");
         if (b->s && b->n + (size_t)k < b->cap) {
             b->n += (size_t)k;
             return 0;
@@ -323,7 +258,7 @@ static int sb_printf(strbuf *b, const char *fmt, ...)
         while (cap <= b->n + (size_t)k)
             cap *= 2;
         char *ns = realloc(b->s, cap);
-        if (!ns) return fail("out of memory");
+        if (!ns) return bench_fail("out of memory");
         b->s = ns;
         b->cap = cap;
     }
@@ -358,7 +293,7 @@ static int write_safetensors(const model_shape *ms, const char *path)
 
     f = fopen(path, "wb");
     if (!f) {
-        fail("%s: %s", path, strerror(errno));
+        bench_fail("%s: %s", path, strerror(errno));
         goto out;
     }
     uint8_t len8[8];
@@ -369,7 +304,7 @@ static int write_safetensors(const model_shape *ms, const char *path)
     enum { CHUNK = 1 << 20 };
     chunk = malloc(CHUNK * sizeof(float));
     if (!chunk) {
-        fail("out of memory");
+        bench_fail("out of memory");
         goto out;
     }
     bench_rng rng = {.s = (uint64_t)ms->seed * 0x2545f4914f6cdd1dull};
@@ -401,7 +336,7 @@ out:
 static int write_config(const model_shape *ms, const char *path)
 {
     FILE *f = fopen(path, "w");
-    if (!f) return fail("%s: %s", path, strerror(errno));
+    if (!f) return bench_fail("%s: %s", path, strerror(errno));
     fprintf(f, "{\n"
                "  \"architectures\": [\"LongformerModel\"],\n"
                "  \"model_type\": \"longformer\",\n"
@@ -437,18 +372,18 @@ static int write_config(const model_shape *ms, const char *path)
 /* Writes into *.tmp and renames, so an interrupted run leaves no half model behind. */
 static int write_random_model(const model_shape *ms, const char *dir)
 {
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return fail("%s: %s", dir, strerror(errno));
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) return bench_fail("%s: %s", dir, strerror(errno));
     struct stat sb;
-    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) return fail("%s: not a directory", dir);
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)) return bench_fail("%s: not a directory", dir);
     char st[4096], st_tmp[4100], cfg[4096], cfg_tmp[4100];
     snprintf(st, sizeof st, "%s/model.safetensors", dir);
     snprintf(st_tmp, sizeof st_tmp, "%s.tmp", st);
     snprintf(cfg, sizeof cfg, "%s/config.json", dir);
     snprintf(cfg_tmp, sizeof cfg_tmp, "%s.tmp", cfg);
     if (write_safetensors(ms, st_tmp)) return -1;
-    if (rename(st_tmp, st) != 0) return fail("rename %s: %s", st_tmp, strerror(errno));
+    if (rename(st_tmp, st) != 0) return bench_fail("rename %s: %s", st_tmp, strerror(errno));
     if (write_config(ms, cfg_tmp)) return -1;
-    if (rename(cfg_tmp, cfg) != 0) return fail("rename %s: %s", cfg_tmp, strerror(errno));
+    if (rename(cfg_tmp, cfg) != 0) return bench_fail("rename %s: %s", cfg_tmp, strerror(errno));
     printf("wrote %s\n", cfg);
     return 0;
 }
@@ -457,15 +392,113 @@ static int write_random_model(const model_shape *ms, const char *dir)
 
 typedef struct {
     const char *model;
+    const char *backend; /* eng_model_params.backend: cpu, blas, ref */
     int lengths[64], nlen;
     int reps, threads, globals, warmup;
-    const char *dump_ids, *dump_out;
+    const char *dump_ids, *dump_out, *compare;
 } bench_opts;
 
-static int cmp_double(const void *a, const void *b)
+/* What the FLOP count and the RESULT line need beyond eng_model_info: config.json's
+ * heads, FFN width and per-layer windows, and what the backend's products run on. */
+typedef struct {
+    int L, H, FF, nh, has_pooler; /* FF: intermediate_size */
+    int window[HF_MAX_LAYERS];    /* both sides together, per layer */
+    const char *isa;              /* eng_model_info.isa: what the linear layers run on */
+    const char *attn_blas;        /* OpenBLAS core under the attention's products */
+} bench_model;
+
+/* Useful FLOPs (a multiply-add counts 2) of one forward of a base Longformer over one
+ * sequence of n tokens whose first g tokens are global: what Hugging Face's math requires,
+ * not what an implementation happens to compute (HF's chunked band computes about 1.9x the
+ * band, and projects key_global/value_global for every token). Element-wise work
+ * (embeddings, LayerNorm, GELU, softmax, biases) is not counted. With d = H/nh and
+ * w = window/2 of the layer, per layer:
+ *
+ *   qkv                          2·n·H·3H
+ *   query_global                 2·g·H·H
+ *   key_global, value_global     as the engine computes them (kernels/cpu/cpu.c, global
+ *                                attention, for every CPU backend):
+ *                                  g <  d: reassociated, (scale·Wkᵀ qg) and Wv·(Σ_j p_j x_j):
+ *                                          2·2·g·H·H
+ *                                  g >= d: projected for every token, as HF: 2·2·n·H·H
+ *   band (QKᵀ and P·V)           2·2·H · #{(i, j): i, j local, 0 <= j < n, |i - j| <= w}
+ *                                  (n·(2w+1) minus the edges, minus pairs with a global
+ *                                  token, which are the two terms below)
+ *   local queries × global keys  2·2·H · (n - g)·g
+ *   global rows                  2·2·H · g·n     (each global query over every key)
+ *   attention output             2·n·H·H
+ *   FFN                          2·2·n·H·FF   (FF = intermediate_size)
+ *
+ * and the pooler, 2·H·H, once. The global-rows term counts the dot products over head
+ * width d (summed over heads: H); the reassociated engine does them over the hidden width
+ * per head (nh times more, 4·g·n·H·nh), cheaper than the projections it saves while g < d.
+ * Longformer-base at n = 4096, g = 1: 771.15 GFLOP, at 16384: 3091.8 (performance.md §4.3
+ * counts 773 with the band's full n·(2w+1), no edges and no global terms). */
+static double useful_flops(const bench_model *bm, long n, long g)
 {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
+    const double H = bm->H, FF = bm->FF, d = (double)bm->H / bm->nh;
+    if (g > n) g = n;
+    double f = bm->has_pooler ? 2 * H * H : 0;
+    for (int l = 0; l < bm->L; l++) {
+        const long w = bm->window[l] / 2;
+        double pairs = 0; /* band pairs between local tokens: queries i >= g, keys j >= g */
+        for (long i = g; i < n; i++) {
+            long lo = i - w > g ? i - w : g, hi = i + w < n - 1 ? i + w : n - 1;
+            pairs += (double)(hi - lo + 1);
+        }
+        f += 2.0 * n * H * 3 * H;                                       /* qkv */
+        f += 2.0 * g * H * H;                                           /* query_global */
+        f += (double)g < d ? 2 * 2.0 * g * H * H : 2 * 2.0 * n * H * H; /* key/value_global */
+        f += 2 * 2 * H * (pairs + (double)(n - g) * g + (double)g * n); /* attention */
+        f += 2.0 * n * H * H;                                           /* attention output */
+        f += 2 * 2.0 * n * H * FF;                                      /* FFN */
+    }
+    return f;
+}
+
+/* Reads config.json for the FLOP count (eng_model_info has no heads or FFN width). */
+static int bench_model_describe(const bench_opts *o, const eng_model_params *mp, bench_model *bm)
+{
+    char path[4096], err[512] = "", *text = NULL;
+    size_t len = 0;
+    hf_config cfg;
+    snprintf(path, sizeof path, "%s/config.json", o->model);
+    ls_status st = ls_read_file(path, 16u << 20, &text, &len, err, sizeof err);
+    if (!st) st = hf_config_parse(text, len, path, &cfg, err, sizeof err);
+    free(text);
+    if (st) return bench_fail("%s", err);
+    *bm = (bench_model){.L = cfg.num_hidden_layers,
+                        .H = cfg.hidden_size,
+                        .FF = cfg.intermediate_size,
+                        .nh = cfg.num_attention_heads};
+    const int lf = strcmp(cfg.model_type, "longformer") == 0;
+    for (int l = 0; l < bm->L && l < HF_MAX_LAYERS; l++)
+        bm->window[l] = lf ? cfg.attention_window[l] : mp->window;
+    hf_config_free(&cfg);
+
+    bm->attn_blas = openblas_get_corename();
+    if (!bm->attn_blas) bm->attn_blas = "?";
+    return 0;
+}
+
+/* max |out - ref| / max |ref| against a float32 file of nel values; -1 on error. */
+static double compare_file(const char *path, const float *out, size_t nel)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return bench_fail("--compare %s: %s", path, strerror(errno));
+    double maxabs = 0, maxdiff = 0;
+    float buf[4096];
+    size_t i = 0, k;
+    while (i < nel && (k = fread(buf, sizeof(float), nel - i < 4096 ? nel - i : 4096, f)) > 0)
+        for (size_t j = 0; j < k; j++, i++) {
+            double d = fabs((double)out[i] - (double)buf[j]);
+            if (!(d <= maxdiff)) maxdiff = d;
+            if (fabs(buf[j]) > maxabs) maxabs = fabs(buf[j]);
+        }
+    int extra = fgetc(f) != EOF;
+    fclose(f);
+    if (i != nel || extra) return bench_fail("--compare %s: not %zu float32 values", path, nel);
+    return maxabs > 0 ? maxdiff / maxabs : maxdiff;
 }
 
 /* ids 0, uniform [3, V), 2 — the same for every run of length n */
@@ -478,8 +511,8 @@ static void make_ids(int32_t *ids, int n, int V)
     ids[n - 1] = 2;
 }
 
-static int bench_length(eng_ctx *ctx, const eng_model_info *info, const bench_opts *o, int n,
-                        double load_s, long load_hwm_kb)
+static int bench_length(eng_ctx *ctx, const eng_model_info *info, const bench_model *bm,
+                        const bench_opts *o, int n, double load_s, long load_hwm_kb)
 {
     char err[512] = "";
     int rc = -1;
@@ -488,7 +521,7 @@ static int bench_length(eng_ctx *ctx, const eng_model_info *info, const bench_op
     uint8_t *gmask = calloc((size_t)n, 1);
     double *t = malloc(sizeof(double) * (size_t)reps);
     if (!ids || !gmask || !t) {
-        fail("out of memory");
+        bench_fail("out of memory");
         goto out;
     }
     make_ids(ids, n, info->vocab_size);
@@ -501,19 +534,19 @@ static int bench_length(eng_ctx *ctx, const eng_model_info *info, const bench_op
     int hwm_reset = reset_peak_rss() == 0;
     for (int i = 0; i < o->warmup; i++)
         if (eng_ctx_forward(ctx, &b, &out, err, sizeof err)) {
-            fail("forward of %d tokens: %s", n, err);
+            bench_fail("forward of %d tokens: %s", n, err);
             goto out;
         }
-    cpu_sample cs0, cs1;
-    int have_cs = cpu_sample_take(&cs0) == 0;
+    bench_cpu_sample cs0, cs1;
+    int have_cs = bench_cpu_sample_take(&cs0) == 0;
     double cpu_best = 0, best_t = 0;
     for (int r = 0; r < reps; r++) {
-        double c0 = now_s(CLOCK_PROCESS_CPUTIME_ID), t0 = now_s(CLOCK_MONOTONIC);
+        double c0 = bench_now_s(CLOCK_PROCESS_CPUTIME_ID), t0 = bench_now_s(CLOCK_MONOTONIC);
         ls_status st = eng_ctx_forward(ctx, &b, &out, err, sizeof err);
-        t[r] = now_s(CLOCK_MONOTONIC) - t0;
-        double c = now_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
+        t[r] = bench_now_s(CLOCK_MONOTONIC) - t0;
+        double c = bench_now_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
         if (st) {
-            fail("forward of %d tokens: %s", n, err);
+            bench_fail("forward of %d tokens: %s", n, err);
             goto out;
         }
         if (r == 0 || t[r] < best_t) { /* CPU time of the fastest rep */
@@ -522,37 +555,45 @@ static int bench_length(eng_ctx *ctx, const eng_model_info *info, const bench_op
         }
     }
     double steal = -1, other = -1;
-    have_cs = have_cs && cpu_sample_take(&cs1) == 0;
-    if (have_cs) cpu_sample_diff(&cs0, &cs1, &steal, &other);
+    have_cs = have_cs && bench_cpu_sample_take(&cs1) == 0;
+    if (have_cs) bench_cpu_sample_diff(&cs0, &cs1, &steal, &other);
     long fwd_hwm_kb = proc_status_kb("VmHWM");
-    qsort(t, (size_t)reps, sizeof *t, cmp_double);
-    double best = t[0], med = reps % 2 ? t[reps / 2] : 0.5 * (t[reps / 2 - 1] + t[reps / 2]);
+    qsort(t, (size_t)reps, sizeof *t, bench_cmp_double);
+    double best = t[0], med = bench_median(t, reps);
 
     /* the output must be there and finite */
     const eng_tensor *lh = eng_outputs_find(&out, ENG_OUT_LAST_HIDDEN_STATE);
     if (!lh || lh->width != info->hidden_size) {
-        fail("forward of %d tokens: no last_hidden_state of width %d", n, info->hidden_size);
+        bench_fail("forward of %d tokens: no last_hidden_state of width %d", n, info->hidden_size);
         goto out;
     }
     size_t nel = (size_t)n * (size_t)lh->width;
     double maxabs = 0;
     for (size_t i = 0; i < nel; i++) {
         if (!isfinite(lh->data[i])) {
-            fail("forward of %d tokens: non-finite output at element %zu", n, i);
+            bench_fail("forward of %d tokens: non-finite output at element %zu", n, i);
             goto out;
         }
         if (fabs(lh->data[i]) > maxabs) maxabs = fabs(lh->data[i]);
     }
 
+    double cmp = 0;
+    if (o->compare && (cmp = compare_file(o->compare, lh->data, nel)) < 0) goto out;
     long peak_kb = fwd_hwm_kb > load_hwm_kb ? fwd_hwm_kb : load_hwm_kb;
-    printf("%8d %10.3f %10.3f %10.0f %10.0f %10.0f %8.2f %6.1f %6.2f\n", n, best, med, n / best,
-           peak_kb / 1024.0, hwm_reset ? fwd_hwm_kb / 1024.0 : -1.0, cpu_best / best, steal, other);
-    printf("RESULT engine len=%d reps=%d best_s=%.4f median_s=%.4f tokens_per_s=%.1f "
-           "peak_rss_mb=%.0f fwd_peak_rss_mb=%.0f load_peak_rss_mb=%.0f load_s=%.2f "
-           "cpu_util=%.2f steal_pct=%.1f other_cores=%.2f threads=%d globals=%d max_abs=%.4g\n",
-           n, reps, best, med, n / best, peak_kb / 1024.0, hwm_reset ? fwd_hwm_kb / 1024.0 : -1.0,
-           load_hwm_kb / 1024.0, load_s, cpu_best / best, steal, other, omp_get_max_threads(),
-           o->globals, maxabs);
+    const double gflop = useful_flops(bm, n, o->globals < n ? o->globals : n) * 1e-9;
+    printf("%8d %10.3f %10.3f %10.0f %10.1f %10.0f %10.0f %8.2f %6.1f %6.2f\n", n, best, med,
+           n / best, gflop / best, peak_kb / 1024.0, hwm_reset ? fwd_hwm_kb / 1024.0 : -1.0,
+           cpu_best / best, steal, other);
+    /* isa last: it has spaces (run_longformer.sh reads it between the quotes) */
+    printf("RESULT engine len=%d backend=%s reps=%d best_s=%.4f median_s=%.4f tokens_per_s=%.1f "
+           "useful_gflops=%.2f gflops_rate=%.1f peak_rss_mb=%.0f fwd_peak_rss_mb=%.0f "
+           "load_peak_rss_mb=%.0f load_s=%.2f cpu_util=%.2f steal_pct=%.1f other_cores=%.2f "
+           "threads=%d globals=%d max_abs=%.4g attn_blas=%s",
+           n, o->backend, reps, best, med, n / best, gflop, gflop / best, peak_kb / 1024.0,
+           hwm_reset ? fwd_hwm_kb / 1024.0 : -1.0, load_hwm_kb / 1024.0, load_s, cpu_best / best,
+           steal, other, omp_get_max_threads(), o->globals, maxabs, bm->attn_blas);
+    if (o->compare) printf(" rel_err_vs_compare=%.3e", cmp);
+    printf(" isa=\"%s\"\n", bm->isa);
     fflush(stdout);
 
     if (o->dump_ids && write_raw(o->dump_ids, ids, sizeof(int32_t) * (size_t)n)) goto out;
@@ -570,29 +611,37 @@ static int run_bench(const bench_opts *o)
     char err[1024] = "";
     eng_model_params mp = eng_model_default_params();
     mp.threads = o->threads;
+    mp.backend = o->backend;
     eng_model *m = NULL;
-    double t0 = now_s(CLOCK_MONOTONIC);
+    double t0 = bench_now_s(CLOCK_MONOTONIC);
     ls_status st = eng_model_load(o->model, &mp, &m, err, sizeof err);
-    if (st) return fail("loading %s: %s (%s)", o->model, err, ls_strerror(st));
-    double load_s = now_s(CLOCK_MONOTONIC) - t0;
+    if (st) return bench_fail("loading %s: %s (%s)", o->model, err, ls_strerror(st));
+    double load_s = bench_now_s(CLOCK_MONOTONIC) - t0;
     long load_hwm_kb = proc_status_kb("VmHWM");
     eng_model_info info;
     eng_model_get_info(m, &info);
     if (info.head != ENG_HEAD_BASE) {
         eng_model_free(m);
-        return fail("%s: expected a base model (LongformerModel), got %s", o->model,
-                    info.architecture);
+        return bench_fail("%s: expected a base model (LongformerModel), got %s", o->model,
+                          info.architecture);
     }
     for (int i = 0; i < o->nlen; i++)
         if (o->lengths[i] > info.max_tokens) {
             eng_model_free(m);
-            return fail("length %d exceeds the model's %d tokens (max_position_embeddings)",
-                        o->lengths[i], info.max_tokens);
+            return bench_fail("length %d exceeds the model's %d tokens (max_position_embeddings)",
+                              o->lengths[i], info.max_tokens);
         }
+    bench_model bm = {0};
+    if (bench_model_describe(o, &mp, &bm)) {
+        eng_model_free(m);
+        return -1;
+    }
+    bm.has_pooler = info.has_pooler;
+    bm.isa = info.isa ? info.isa : "?";
     eng_ctx *ctx = eng_ctx_new(m);
     if (!ctx) {
         eng_model_free(m);
-        return fail("out of memory");
+        return bench_fail("out of memory");
     }
     printf("# model %s: %s, %d layers, hidden %d, vocab %d, window %d; loaded in %.2f s, "
            "RSS %.0f MB (peak %.0f MB)\n",
@@ -603,15 +652,19 @@ static int run_bench(const bench_opts *o)
            openblas_get_parallel() == 2   ? "OpenMP threading"
            : openblas_get_parallel() == 1 ? "pthreads threading"
                                           : "single-threaded");
+    printf("# backend %s: linear layers on %s; attention products on OpenBLAS %s\n", o->backend,
+           bm.isa, bm.attn_blas);
+    printf("# GFLOP/s: useful FLOPs of the forward (bench_engine.c, useful_flops) per best "
+           "second\n");
     printf("# peak = process VmHWM (load included); fwd peak = VmHWM since just before this "
            "length's warm-up\n");
     printf("# cpu/wall: this process's CPU seconds per wall second in the best run; steal%% and\n"
            "# others (cores other processes kept busy) over all timed runs\n");
-    printf("# %6s %10s %10s %10s %10s %10s %8s %6s %6s\n", "tokens", "best_s", "median_s", "tok/s",
-           "peak_MB", "fwdpk_MB", "cpu/wall", "steal%", "others");
+    printf("# %6s %10s %10s %10s %10s %10s %10s %8s %6s %6s\n", "tokens", "best_s", "median_s",
+           "tok/s", "GFLOP/s", "peak_MB", "fwdpk_MB", "cpu/wall", "steal%", "others");
     int rc = 0;
     for (int i = 0; i < o->nlen && !rc; i++)
-        rc = bench_length(ctx, &info, o, o->lengths[i], load_s, load_hwm_kb);
+        rc = bench_length(ctx, &info, &bm, o, o->lengths[i], load_s, load_hwm_kb);
     eng_ctx_free(ctx);
     eng_model_free(m);
     return rc;
@@ -624,16 +677,17 @@ static int parse_lengths(const char *s, bench_opts *o)
     while (*p) {
         char tok[32];
         size_t k = strcspn(p, ",");
-        if (k == 0 || k >= sizeof tok) return fail("--lengths: bad list '%s'", s);
+        if (k == 0 || k >= sizeof tok) return bench_fail("--lengths: bad list '%s'", s);
         memcpy(tok, p, k);
         tok[k] = 0;
         if (o->nlen == (int)(sizeof o->lengths / sizeof *o->lengths))
-            return fail("--lengths: more than %zu lengths", sizeof o->lengths / sizeof *o->lengths);
-        if (parse_int("--lengths", tok, 2, 1 << 24, &o->lengths[o->nlen++])) return -1;
+            return bench_fail("--lengths: more than %zu lengths",
+                              sizeof o->lengths / sizeof *o->lengths);
+        if (bench_parse_int("--lengths", tok, 2, 1 << 24, &o->lengths[o->nlen++])) return -1;
         p += k;
         if (*p == ',') p++;
     }
-    return o->nlen ? 0 : fail("--lengths: empty list");
+    return o->nlen ? 0 : bench_fail("--lengths: empty list");
 }
 
 int main(int argc, char **argv)
@@ -646,7 +700,7 @@ int main(int argc, char **argv)
                       .vocab = 50265,
                       .max_pos = 16386,
                       .seed = 1};
-    bench_opts o = {.reps = 0, .threads = 0, .globals = 1, .warmup = 1};
+    bench_opts o = {.backend = "cpu", .reps = 0, .threads = 0, .globals = 1, .warmup = 1};
     const char *write_dir = NULL;
     int bad = 0;
     for (int i = 1; i < argc && !bad; i++) {
@@ -656,7 +710,7 @@ int main(int argc, char **argv)
             return 0;
         }
         if (i + 1 >= argc) {
-            fail("%s: missing value (or unknown option)", a);
+            bench_fail("%s: missing value (or unknown option)", a);
             usage(stderr);
             return 2;
         }
@@ -668,35 +722,41 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--lengths") == 0)
             bad = parse_lengths(v, &o);
         else if (strcmp(a, "--reps") == 0)
-            bad = parse_int(a, v, 1, 1000, &o.reps);
+            bad = bench_parse_int(a, v, 1, 1000, &o.reps);
         else if (strcmp(a, "--threads") == 0)
-            bad = parse_int(a, v, 0, 1024, &o.threads);
+            bad = bench_parse_int(a, v, 0, 1024, &o.threads);
         else if (strcmp(a, "--globals") == 0)
-            bad = parse_int(a, v, 0, 1 << 24, &o.globals);
+            bad = bench_parse_int(a, v, 0, 1 << 24, &o.globals);
         else if (strcmp(a, "--warmup") == 0)
-            bad = parse_int(a, v, 0, 1, &o.warmup);
+            bad = bench_parse_int(a, v, 0, 1, &o.warmup);
         else if (strcmp(a, "--dump-ids") == 0)
             o.dump_ids = v;
         else if (strcmp(a, "--dump-output") == 0)
             o.dump_out = v;
-        else if (strcmp(a, "--layers") == 0)
-            bad = parse_int(a, v, 1, 256, &ms.layers);
+        else if (strcmp(a, "--compare") == 0)
+            o.compare = v;
+        else if (strcmp(a, "--backend") == 0) {
+            o.backend = v;
+            if (strcmp(v, "cpu") && strcmp(v, "blas") && strcmp(v, "ref"))
+                bad = bench_fail("--backend: '%s' is not cpu, blas or ref", v);
+        } else if (strcmp(a, "--layers") == 0)
+            bad = bench_parse_int(a, v, 1, 256, &ms.layers);
         else if (strcmp(a, "--hidden") == 0)
-            bad = parse_int(a, v, 1, 65536, &ms.hidden);
+            bad = bench_parse_int(a, v, 1, 65536, &ms.hidden);
         else if (strcmp(a, "--heads") == 0)
-            bad = parse_int(a, v, 1, 65536, &ms.heads);
+            bad = bench_parse_int(a, v, 1, 65536, &ms.heads);
         else if (strcmp(a, "--intermediate") == 0)
-            bad = parse_int(a, v, 1, 262144, &ms.inter);
+            bad = bench_parse_int(a, v, 1, 262144, &ms.inter);
         else if (strcmp(a, "--window") == 0)
-            bad = parse_int(a, v, 2, 1 << 22, &ms.window);
+            bad = bench_parse_int(a, v, 2, 1 << 22, &ms.window);
         else if (strcmp(a, "--vocab") == 0)
-            bad = parse_int(a, v, 4, 4000000, &ms.vocab);
+            bad = bench_parse_int(a, v, 4, 4000000, &ms.vocab);
         else if (strcmp(a, "--max-pos") == 0)
-            bad = parse_int(a, v, 3, 1 << 22, &ms.max_pos);
+            bad = bench_parse_int(a, v, 3, 1 << 22, &ms.max_pos);
         else if (strcmp(a, "--seed") == 0)
-            bad = parse_int(a, v, 0, 1 << 30, &ms.seed);
+            bad = bench_parse_int(a, v, 0, 1 << 30, &ms.seed);
         else {
-            fail("unknown option %s", a);
+            bench_fail("unknown option %s", a);
             usage(stderr);
             return 2;
         }
@@ -705,11 +765,11 @@ int main(int argc, char **argv)
 
     if (write_dir) {
         if (o.model)
-            bad = fail("--write-random and --model are separate runs");
+            bad = bench_fail("--write-random and --model are separate runs");
         else if (ms.hidden % ms.heads)
-            bad = fail("--hidden must be a multiple of --heads");
+            bad = bench_fail("--hidden must be a multiple of --heads");
         else if (ms.window % 2)
-            bad = fail("--window must be even");
+            bad = bench_fail("--window must be even");
         if (bad) return 2;
         return write_random_model(&ms, write_dir) ? 1 : 0;
     }
@@ -717,8 +777,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if ((o.dump_ids || o.dump_out) && o.nlen != 1) {
-        fail("--dump-ids/--dump-output need exactly one length");
+    if ((o.dump_ids || o.dump_out || o.compare) && o.nlen != 1) {
+        bench_fail("--dump-ids/--dump-output/--compare need exactly one length");
         return 2;
     }
     return run_bench(&o) ? 1 : 0;
