@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
 # Engine vs Hugging Face transformers on a random longformer-base-shaped model, one
-# process per (implementation, length) so each peak RSS is that length's alone.
-# Builds nothing: run `ninja -C build` first. See bench/README.md.
+# process per (implementation, backend, length) so each peak RSS is that run's alone, and
+# the machine's GEMM rates first (bench_gemm), so the forward's useful rate reads against
+# the best sgemm measured in the same run. Builds nothing: run `ninja -C build` first.
+# See bench/README.md.
 #
 # Environment: BUILD (default <repo>/build), MODEL (/tmp/ls-bench-model, written when
-# absent), LENGTHS (512,1024,4096,16384), THREADS (2), REPS (default: 3, 1 from 16384),
-# GLOBALS (1), HF_PYTHON (/tmp/hfvenv/bin/python), HF_TIMEOUT (900 s per length),
-# QUIET_CORES / QUIET_MAX (see wait_quiet), TRIES / RETRY_CORES (see measure), WORK (a new /tmp/ls-bench.XXXXXX: ids,
-# outputs, logs).
+# absent), LENGTHS (512,1024,4096,16384), BACKENDS ("cpu blas": bench_engine --backend,
+# the first is the one compared with HF), THREADS (2), REPS (default: 3, 1 from 16384),
+# GEMM_REPS (5), GLOBALS (1), HF_PYTHON (/tmp/hfvenv/bin/python), HF_TIMEOUT (900 s per
+# length), QUIET_CORES / QUIET_MAX (see wait_quiet), TRIES / RETRY_CORES (see measure),
+# WORK (a new /tmp/ls-bench.XXXXXX: ids, outputs, logs).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$ROOT/build}
 BENCH=$BUILD/bench/bench_engine
+GEMM=$BUILD/bench/bench_gemm
 MODEL=${MODEL:-/tmp/ls-bench-model}
 LENGTHS=${LENGTHS:-512,1024,4096,16384}
 THREADS=${THREADS:-2}
 GLOBALS=${GLOBALS:-1}
+BACKENDS=${BACKENDS:-cpu blas}
+GEMM_REPS=${GEMM_REPS:-5}
 HF_PYTHON=${HF_PYTHON:-/tmp/hfvenv/bin/python}
 HF_TIMEOUT=${HF_TIMEOUT:-900}
 WORK=${WORK:-$(mktemp -d /tmp/ls-bench.XXXXXX)}
@@ -24,14 +30,21 @@ export OMP_NUM_THREADS=$THREADS OMP_WAIT_POLICY=PASSIVE
 
 die() { echo "run_longformer.sh: $*" >&2; exit 1; }
 [ -x "$BENCH" ] || die "$BENCH not found: build first (ninja -C $BUILD)"
+[ -x "$GEMM" ] || die "$GEMM not found: build first (ninja -C $BUILD)"
+read -r -a backends <<<"$BACKENDS"
+[ "${#backends[@]}" -gt 0 ] || die "BACKENDS is empty"
 mkdir -p "$WORK" || die "cannot create $WORK"
-# one binary for the whole run, even if build/ is rebuilt meanwhile (the engine is linked
-# statically into it)
+# one binary each for the whole run, even if build/ is rebuilt meanwhile (the engine and
+# kernels are linked statically into them)
 cp "$BENCH" "$WORK/bench_engine" || die "cannot copy $BENCH"
-BENCH=$WORK/bench_engine
+cp "$GEMM" "$WORK/bench_gemm" || die "cannot copy $GEMM"
+BENCH=$WORK/bench_engine GEMM=$WORK/bench_gemm
 
-# value of key=... in a RESULT line
+# value of key=... in a RESULT line, and of key="..." (values with spaces)
 field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<"$1" | head -n1; }
+qfield() { sed -n "s/.* $2=\"\([^\"]*\)\".*/\1/p" <<<"$1" | head -n1; }
+# a / b with a format, or empty when either is empty or b is 0
+ratio() { [ -n "$2" ] && [ -n "$3" ] && awk -v a="$2" -v b="$3" -v f="$1" 'BEGIN {if (b != 0) printf f, a / b}'; }
 
 # busy jiffies (user nice system irq softirq) of all CPUs
 busy_jiffies() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8; exit}' /proc/stat; }
@@ -106,65 +119,184 @@ measure() {
     [ -n "$best" ] || cp "$log.try$try" "$log"
 }
 
-rows=()
-parity=()
+# ---- the machine's GEMM rates: every implementation on the layer's shapes, in turn ----------
+# Its best rate on T x 3072 x 768 (FFN up) is "best sgemm", what the forward's useful rate is
+# compared with. Once per run, with the same threads, after waiting for quiet.
+glog=$WORK/gemm.log
+wait_quiet
+"$GEMM" --threads "$THREADS" --reps "$GEMM_REPS" >"$glog" 2>&1
+g_rc=$?
+best_sgemm=$(field "$(grep '^RESULT best_sgemm ' "$glog" | tail -n1)" gflops)
+best_impl=$(field "$(grep '^RESULT best_sgemm ' "$glog" | tail -n1)" impl)
+echo "- sgemm, GFLOP/s (\`bench_gemm --threads $THREADS --reps $GEMM_REPS\`: best of $GEMM_REPS, implementations in turn, M = 4096 rows; log $glog):"
+echo
+echo "| impl | qkv 4096×2304×768 | attn-out 4096×768×768 | ff1 4096×3072×768 | ff2 4096×768×3072 | max rel err vs OpenBLAS | other cores |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
+grep '^RESULT gemm ' "$glog" | awk '
+    { for (i = 3; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+      im = v["impl"]; if (!(im in seen)) { seen[im] = 1; order[++n] = im }
+      if (v["core"] != "") name[im] = im " (" v["core"] ")"
+      r[im, v["layer"]] = v["gflops"]
+      if (!(im in err) || v["rel_err"] + 0 > err[im] + 0) err[im] = v["rel_err"]
+      if (!(im in oth) || v["other_cores"] + 0 > oth[im] + 0) oth[im] = v["other_cores"]
+      delete v }
+    END { for (k = 1; k <= n; k++) { im = order[k]; nm = (im in name) ? name[im] : "kn_gemm " im
+            printf "| %s | %s | %s | %s | %s | %s | %s |\n", nm, r[im, "qkv"], r[im, "attn-out"],
+                   r[im, "ff1"], r[im, "ff2"], err[im], oth[im] } }'
+echo
+if [ -n "$best_sgemm" ]; then
+    echo "- best sgemm: **$best_sgemm GFLOP/s** ($best_impl, 4096×3072×768, $THREADS threads)"
+else
+    echo "- best sgemm: not measured (bench_gemm rc $g_rc, $glog)"
+fi
+[ "$g_rc" -eq 0 ] || echo "- note: bench_gemm exited with $g_rc (a result off OpenBLAS's by > 1e-4?): see $glog"
+
+# ---- per length: each backend, then HF -------------------------------------------------------
+declare -A ERES HRES HSTAT PRES
 IFS=, read -r -a lens <<<"$LENGTHS"
 for n in "${lens[@]}"; do
     reps_arg=()
     [ -n "${REPS:-}" ] && reps_arg=(--reps "$REPS")
     echo
     echo "### length $n"
-    elog=$WORK/engine-$n.log
-    measure engine "$elog" "$BENCH" --model "$MODEL" --lengths "$n" --threads "$THREADS" \
-        --globals "$GLOBALS" "${reps_arg[@]}" --dump-ids "$WORK/ids-$n.i32" \
-        --dump-output "$WORK/engine-$n.f32"
-    eres=$M_RES
-    if [ -z "$eres" ]; then
-        rows+=("| $n | failed (rc $M_RC, $elog) | | | | | | | |")
-        continue
-    fi
-    e_s=$(field "$eres" best_s) e_tps=$(field "$eres" tokens_per_s) e_mb=$(field "$eres" peak_rss_mb)
-    e_fwd=$(field "$eres" fwd_peak_rss_mb) e_steal=$(field "$eres" steal_pct)
-    e_other=$(field "$eres" other_cores)
+    first=${backends[0]}
+    for b in "${backends[@]}"; do
+        elog=$WORK/engine-$b-$n.log
+        # the first backend writes the ids and the output HF is compared with; the others
+        # are compared with its output
+        if [ "$b" = "$first" ]; then
+            io=(--dump-ids "$WORK/ids-$n.i32" --dump-output "$WORK/engine-$b-$n.f32")
+        else
+            io=(--compare "$WORK/engine-$first-$n.f32")
+            [ -f "$WORK/engine-$first-$n.f32" ] || io=()
+        fi
+        measure engine "$elog" "$BENCH" --backend "$b" --model "$MODEL" --lengths "$n" \
+            --threads "$THREADS" --globals "$GLOBALS" "${reps_arg[@]}" "${io[@]}"
+        ERES[$n,$b]=$M_RES
+        [ -n "$M_RES" ] || ERES[$n,$b]="failed (rc $M_RC, $elog)"
+    done
 
-    h_cols="not run | | "
-    ratio_cols=" | "
-    h_fwd="" h_steal="" h_other="" rel=""
-    if [ "$have_hf" = 1 ]; then
+    HSTAT[$n]="not run"
+    if [ "$have_hf" = 1 ] && [ -f "$WORK/engine-$first-$n.f32" ]; then
         hlog=$WORK/hf-$n.log
         measure hf "$hlog" timeout --signal=TERM --kill-after=30 "$HF_TIMEOUT" \
             "$HF_PYTHON" "$ROOT/bench/hf_longformer.py" --model "$MODEL" --ids "$WORK/ids-$n.i32" \
             --threads "$THREADS" --globals "$GLOBALS" "${reps_arg[@]}" \
-            --compare "$WORK/engine-$n.f32"
-        hres=$M_RES
-        pres=$(grep '^RESULT parity' "$hlog" | tail -n1)
-        if [ -n "$hres" ]; then
-            h_s=$(field "$hres" best_s) h_mb=$(field "$hres" peak_rss_mb)
-            h_cols="$h_s | $(field "$hres" tokens_per_s) | $h_mb"
-            ratio_cols="$(awk -v a="$h_s" -v b="$e_s" 'BEGIN {printf "%.2f×", a / b}') |"
-            ratio_cols+=" $(awk -v a="$h_mb" -v b="$e_mb" 'BEGIN {printf "%.2f×", a / b}')"
-            h_fwd=$(field "$hres" fwd_peak_rss_mb) h_steal=$(field "$hres" steal_pct)
-            h_other=$(field "$hres" other_cores)
+            --compare "$WORK/engine-$first-$n.f32"
+        HRES[$n]=$M_RES
+        PRES[$n]=$(grep '^RESULT parity' "$hlog" | tail -n1)
+        if [ -n "$M_RES" ]; then
+            HSTAT[$n]=""
         elif [ "$M_RC" -eq 124 ] || [ "$M_RC" -eq 137 ]; then
-            h_cols="not measured: over ${HF_TIMEOUT} s | | "
+            HSTAT[$n]="not measured: over ${HF_TIMEOUT} s"
         else
-            h_cols="failed (rc $M_RC, $hlog) | | "
+            HSTAT[$n]="failed (rc $M_RC, $hlog)"
         fi
-        [ -n "$pres" ] && rel=$(field "$pres" rel_err)
     fi
-    rows+=("| $n | $e_s | $e_tps | $e_mb | $h_cols | $ratio_cols |")
-    parity+=("| $n | ${rel:-n/a} | $e_fwd | ${h_fwd:-n/a} | $e_steal / $e_other | ${h_steal:-n/a} / ${h_other:-n/a} |")
+done
+
+# ---- tables ---------------------------------------------------------------------------------
+ok() { [[ "$1" == RESULT* ]]; }
+echo
+echo "## results (best-of-N wall seconds; useful GFLOP as bench_engine.c's useful_flops; % of best sgemm = useful GFLOP/s / $best_sgemm; speed-up = HF s / engine s)"
+echo
+hdr="| length | useful GFLOP |" sep="|---:|---:|"
+for b in "${backends[@]}"; do
+    hdr+=" $b s | $b GFLOP/s | $b % of best sgemm | $b speed-up vs HF |"
+    sep+="---:|---:|---:|---:|"
+done
+echo "$hdr HF s |"
+echo "$sep---:|"
+for n in "${lens[@]}"; do
+    row="| $n |" gf=""
+    for b in "${backends[@]}"; do
+        r=${ERES[$n,$b]}
+        ok "$r" && [ -z "$gf" ] && gf=$(field "$r" useful_gflops)
+    done
+    row+=" ${gf:-n/a} |"
+    h=${HRES[$n]:-} h_s=""
+    ok "$h" && h_s=$(field "$h" best_s)
+    for b in "${backends[@]}"; do
+        r=${ERES[$n,$b]}
+        if ok "$r"; then
+            e_s=$(field "$r" best_s) rate=$(field "$r" gflops_rate)
+            pct=$(ratio "%.1f %%" "$(awk -v a="$rate" 'BEGIN {print 100 * a}')" "$best_sgemm")
+            sp=$(ratio "%.2f×" "$h_s" "$e_s")
+            row+=" $e_s | $rate | ${pct:-n/a} | ${sp:-n/a} |"
+        else
+            row+=" $r | | | |"
+        fi
+    done
+    echo "$row ${h_s:-${HSTAT[$n]}} |"
 done
 
 echo
-echo "## results (best-of-N wall seconds; peak RSS = whole-process VmHWM incl. model load, one process per length)"
+echo "| length |$(for b in "${backends[@]}"; do printf ' %s ISA path (ops.isa) | %s peak RSS MB |' "$b" "$b"; done) HF peak RSS MB |"
+echo "|---:|$(for b in "${backends[@]}"; do printf -- '---|---:|'; done)---:|"
+for n in "${lens[@]}"; do
+    row="| $n |"
+    for b in "${backends[@]}"; do
+        r=${ERES[$n,$b]}
+        if ok "$r"; then
+            row+=" $(qfield "$r" isa); attention: openblas $(field "$r" attn_blas) | $(field "$r" peak_rss_mb) |"
+        else
+            row+=" n/a | n/a |"
+        fi
+    done
+    h=${HRES[$n]:-}
+    ok "$h" && row+=" $(field "$h" peak_rss_mb) |" || row+=" n/a |"
+    echo "$row"
+done
+
 echo
-echo "| length | engine s | engine tok/s | engine peak RSS MB | HF s | HF tok/s | HF peak RSS MB | speed-up (HF s / engine s) | memory ratio (HF / engine) |"
-echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-printf '%s\n' "${rows[@]}"
-echo
-echo "| length | rel err (max abs diff / max abs) | engine fwd peak MB | HF fwd peak MB | engine steal % / other cores | HF steal % / other cores |"
-echo "|---:|---:|---:|---:|---:|---:|"
-printf '%s\n' "${parity[@]}"
+hdr="| length | rel err ${backends[0]} vs HF (max abs diff / max abs) |" sep="|---:|---:|"
+for b in "${backends[@]:1}"; do
+    hdr+=" rel err $b vs ${backends[0]} |"
+    sep+="---:|"
+done
+for b in "${backends[@]}"; do
+    hdr+=" $b fwd peak MB | $b steal % / other cores |"
+    sep+="---:|---:|"
+done
+echo "$hdr HF fwd peak MB | HF steal % / other cores |"
+echo "$sep---:|---:|"
+for n in "${lens[@]}"; do
+    p=${PRES[$n]:-} rel=""
+    [ -n "$p" ] && rel=$(field "$p" rel_err)
+    row="| $n | ${rel:-n/a} |"
+    for b in "${backends[@]:1}"; do
+        r=${ERES[$n,$b]} c=""
+        ok "$r" && c=$(field "$r" rel_err_vs_compare)
+        row+=" ${c:-n/a} |"
+    done
+    for b in "${backends[@]}"; do
+        r=${ERES[$n,$b]}
+        if ok "$r"; then
+            row+=" $(field "$r" fwd_peak_rss_mb) | $(field "$r" steal_pct) / $(field "$r" other_cores) |"
+        else
+            row+=" n/a | n/a |"
+        fi
+    done
+    h=${HRES[$n]:-}
+    if ok "$h"; then
+        row+=" $(field "$h" fwd_peak_rss_mb) | $(field "$h" steal_pct) / $(field "$h" other_cores) |"
+    else
+        row+=" n/a | n/a |"
+    fi
+    echo "$row"
+done
+
+# time at 16384 over time at 4096 (linear scaling would be 4, plus the band's edges)
+if [[ ",$LENGTHS," == *,4096,* && ",$LENGTHS," == *,16384,* ]]; then
+    line="16384/4096 time ratio:"
+    for b in "${backends[@]}"; do
+        a=${ERES[16384,$b]} c=${ERES[4096,$b]}
+        ok "$a" && ok "$c" && line+=" $b $(ratio "%.2f" "$(field "$a" best_s)" "$(field "$c" best_s)");"
+    done
+    a=${HRES[16384]:-} c=${HRES[4096]:-}
+    ok "$a" && ok "$c" && line+=" HF $(ratio "%.2f" "$(field "$a" best_s)" "$(field "$c" best_s)");"
+    echo
+    echo "$line"
+fi
 echo
 echo "logs, ids and outputs: $WORK"
