@@ -120,14 +120,14 @@ measure() {
 }
 
 # ---- the machine's GEMM rates: every implementation on the layer's shapes, in turn ----------
-# Its best rate on T x 3072 x 768 (FFN up) is "best sgemm", what the forward's useful rate is
-# compared with. Once per run, with the same threads, after waiting for quiet.
+# Its best rate on 4096 x 3072 x 768 (FFN up) is "best sgemm", what the forward's useful rate
+# is compared with. Once per run, with the same threads, retried like the engine when busy.
 glog=$WORK/gemm.log
-wait_quiet
-"$GEMM" --threads "$THREADS" --reps "$GEMM_REPS" >"$glog" 2>&1
-g_rc=$?
-best_sgemm=$(field "$(grep '^RESULT best_sgemm ' "$glog" | tail -n1)" gflops)
-best_impl=$(field "$(grep '^RESULT best_sgemm ' "$glog" | tail -n1)" impl)
+echo
+measure best_sgemm "$glog" "$GEMM" --threads "$THREADS" --reps "$GEMM_REPS"
+g_rc=$M_RC
+best_sgemm=$(field "$M_RES" gflops) best_impl=$(field "$M_RES" impl)
+echo
 echo "- sgemm, GFLOP/s (\`bench_gemm --threads $THREADS --reps $GEMM_REPS\`: best of $GEMM_REPS, implementations in turn, M = 4096 rows; log $glog):"
 echo
 echo "| impl | qkv 4096×2304×768 | attn-out 4096×768×768 | ff1 4096×3072×768 | ff2 4096×768×3072 | max rel err vs OpenBLAS | other cores |"
@@ -197,6 +197,22 @@ done
 
 # ---- tables ---------------------------------------------------------------------------------
 ok() { [[ "$1" == RESULT* ]]; }
+# Table cells from the RESULT line $1: " value |" per field named after it ("a/b": " va / vb
+# |"), " n/a |" each when $1 is not a RESULT line.
+cells() {
+    local r=$1 f out=""
+    shift
+    for f in "$@"; do
+        if ! ok "$r"; then
+            out+=" n/a |"
+        elif [[ $f == */* ]]; then
+            out+=" $(field "$r" "${f%/*}") / $(field "$r" "${f#*/}") |"
+        else
+            out+=" $(field "$r" "$f") |"
+        fi
+    done
+    printf '%s' "$out"
+}
 echo
 echo "## results (best-of-N wall seconds; useful GFLOP as bench_engine.c's useful_flops; % of best sgemm = useful GFLOP/s / $best_sgemm; speed-up = HF s / engine s)"
 echo
@@ -238,14 +254,13 @@ for n in "${lens[@]}"; do
     for b in "${backends[@]}"; do
         r=${ERES[$n,$b]}
         if ok "$r"; then
-            row+=" $(qfield "$r" isa); attention: openblas $(field "$r" attn_blas) | $(field "$r" peak_rss_mb) |"
+            row+=" $(qfield "$r" isa); attention: openblas $(field "$r" attn_blas) |"
         else
-            row+=" n/a | n/a |"
+            row+=" n/a |"
         fi
+        row+=$(cells "$r" peak_rss_mb)
     done
-    h=${HRES[$n]:-}
-    ok "$h" && row+=" $(field "$h" peak_rss_mb) |" || row+=" n/a |"
-    echo "$row"
+    echo "$row$(cells "${HRES[$n]:-}" peak_rss_mb)"
 done
 
 echo
@@ -265,25 +280,12 @@ for n in "${lens[@]}"; do
     [ -n "$p" ] && rel=$(field "$p" rel_err)
     row="| $n | ${rel:-n/a} |"
     for b in "${backends[@]:1}"; do
-        r=${ERES[$n,$b]} c=""
-        ok "$r" && c=$(field "$r" rel_err_vs_compare)
-        row+=" ${c:-n/a} |"
+        row+=$(cells "${ERES[$n,$b]}" rel_err_vs_compare)
     done
     for b in "${backends[@]}"; do
-        r=${ERES[$n,$b]}
-        if ok "$r"; then
-            row+=" $(field "$r" fwd_peak_rss_mb) | $(field "$r" steal_pct) / $(field "$r" other_cores) |"
-        else
-            row+=" n/a | n/a |"
-        fi
+        row+=$(cells "${ERES[$n,$b]}" fwd_peak_rss_mb steal_pct/other_cores)
     done
-    h=${HRES[$n]:-}
-    if ok "$h"; then
-        row+=" $(field "$h" fwd_peak_rss_mb) | $(field "$h" steal_pct) / $(field "$h" other_cores) |"
-    else
-        row+=" n/a | n/a |"
-    fi
-    echo "$row"
+    echo "$row$(cells "${HRES[$n]:-}" fwd_peak_rss_mb steal_pct/other_cores)"
 done
 
 # time at 16384 over time at 4096 (linear scaling would be 4, plus the band's edges)
