@@ -19,6 +19,7 @@
 #include "../common/file.h"
 #include "../engine/engine.h"
 #include "../formats/hfconfig.h"
+#include "../kernels/cpu/gemm.h"
 #include "benchutil.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -404,7 +405,8 @@ typedef struct {
     int L, H, FF, nh, has_pooler; /* FF: intermediate_size */
     int window[HF_MAX_LAYERS];    /* both sides together, per layer */
     const char *isa;              /* eng_model_info.isa: what the linear layers run on */
-    const char *attn_blas;        /* OpenBLAS core under the attention's products */
+    const char *attn_isa;         /* our GEMM's ISA under the attention (kn_isa_active) */
+    const char *blas_core;        /* OpenBLAS's core (blas linear, many global tokens) */
 } bench_model;
 
 /* Useful FLOPs (a multiply-add counts 2) of one forward of a base Longformer over one
@@ -476,8 +478,9 @@ static int bench_model_describe(const bench_opts *o, const eng_model_params *mp,
         bm->window[l] = lf ? cfg.attention_window[l] : mp->window;
     hf_config_free(&cfg);
 
-    bm->attn_blas = openblas_get_corename();
-    if (!bm->attn_blas) bm->attn_blas = "?";
+    bm->attn_isa = kn_isa_name(kn_isa_active()); /* what the CPU backends' attention reads */
+    bm->blas_core = openblas_get_corename();
+    if (!bm->blas_core) bm->blas_core = "?";
     return 0;
 }
 
@@ -588,10 +591,10 @@ static int bench_length(eng_ctx *ctx, const eng_model_info *info, const bench_mo
     printf("RESULT engine len=%d backend=%s reps=%d best_s=%.4f median_s=%.4f tokens_per_s=%.1f "
            "useful_gflops=%.2f gflops_rate=%.1f peak_rss_mb=%.0f fwd_peak_rss_mb=%.0f "
            "load_peak_rss_mb=%.0f load_s=%.2f cpu_util=%.2f steal_pct=%.1f other_cores=%.2f "
-           "threads=%d globals=%d max_abs=%.4g attn_blas=%s",
+           "threads=%d globals=%d max_abs=%.4g attn_isa=%s blas_core=%s",
            n, o->backend, reps, best, med, n / best, gflop, gflop / best, peak_kb / 1024.0,
            hwm_reset ? fwd_hwm_kb / 1024.0 : -1.0, load_hwm_kb / 1024.0, load_s, cpu_best / best,
-           steal, other, omp_get_max_threads(), o->globals, maxabs, bm->attn_blas);
+           steal, other, omp_get_max_threads(), o->globals, maxabs, bm->attn_isa, bm->blas_core);
     if (o->compare) printf(" rel_err_vs_compare=%.3e", cmp);
     printf(" isa=\"%s\"\n", bm->isa);
     fflush(stdout);
@@ -652,8 +655,9 @@ static int run_bench(const bench_opts *o)
            openblas_get_parallel() == 2   ? "OpenMP threading"
            : openblas_get_parallel() == 1 ? "pthreads threading"
                                           : "single-threaded");
-    printf("# backend %s: linear layers on %s; attention products on OpenBLAS %s\n", o->backend,
-           bm.isa, bm.attn_blas);
+    printf("# backend %s: linear layers on %s; attention on kn_gemm %s (OpenBLAS %s from d "
+           "global tokens on)\n",
+           o->backend, bm.isa, bm.attn_isa, bm.blas_core);
     printf("# GFLOP/s: useful FLOPs of the forward (bench_engine.c, useful_flops) per best "
            "second\n");
     printf("# peak = process VmHWM (load included); fwd peak = VmHWM since just before this "

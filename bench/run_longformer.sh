@@ -247,14 +247,14 @@ for n in "${lens[@]}"; do
 done
 
 echo
-echo "| length |$(for b in "${backends[@]}"; do printf ' %s ISA path (ops.isa) | %s peak RSS MB |' "$b" "$b"; done) HF peak RSS MB |"
+echo "| length |$(for b in "${backends[@]}"; do printf ' %s ISA path (ops.isa; attention) | %s peak RSS MB |' "$b" "$b"; done) HF peak RSS MB |"
 echo "|---:|$(for b in "${backends[@]}"; do printf -- '---|---:|'; done)---:|"
 for n in "${lens[@]}"; do
     row="| $n |"
     for b in "${backends[@]}"; do
         r=${ERES[$n,$b]}
         if ok "$r"; then
-            row+=" $(qfield "$r" isa); attention: openblas $(field "$r" attn_blas) |"
+            row+=" $(qfield "$r" isa); attention: $(field "$r" attn_isa) |"
         else
             row+=" n/a |"
         fi
