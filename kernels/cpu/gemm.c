@@ -274,16 +274,6 @@ void kn_gemm_free(kn_gemm_w *pw)
     free(pw);
 }
 
-kn_isa kn_gemm_isa(const kn_gemm_w *pw)
-{
-    return pw->isa;
-}
-
-size_t kn_gemm_bytes(const kn_gemm_w *pw)
-{
-    return (size_t)pw->Npad * (size_t)pw->K * sizeof(float);
-}
-
 /* x rows r0 .. r0+mc-1, columns p0 .. p0+kc-1 into MR-row panels (kc x MR each), rows past
  * mc zero. */
 static void kn__pack_a(const float *x, int K, int r0, int mc, int p0, int kc, int MR, float *dst)

@@ -45,8 +45,6 @@ typedef struct kn_gemm_w kn_gemm_w;
  * is not supported here. */
 kn_gemm_w *kn_gemm_pack(kn_isa isa, const float *w, int N, int K);
 void kn_gemm_free(kn_gemm_w *pw);
-kn_isa kn_gemm_isa(const kn_gemm_w *pw);
-size_t kn_gemm_bytes(const kn_gemm_w *pw);
 
 /* y[M, N] (row stride N) = x[M, K] (row stride K) · wᵀ + bias (bias may be NULL), with
  * OpenMP threads over blocks of rows and columns. Returns 0, or -1 when scratch memory
