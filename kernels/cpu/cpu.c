@@ -328,6 +328,26 @@ static void kn__tile_band(const kn_attn_args *a, int i0, int r0, int m, int j0, 
     if (*hi > nk) *hi = nk;
 }
 
+/* The softmax row for each ISA: a * b + c contracted into FMAs (ISO C mode does not
+ * contract by itself), the AVX-512 and its emulation with the AVX2 path's 8-wide source. */
+#if defined(__x86_64__) && defined(__GNUC__)
+KN__ATTN_ROW(kn__attn_row_avx512,
+             __attribute__((target("avx512f,fma"), optimize("fp-contract=fast"))))
+KN__ATTN_ROW(kn__attn_row_avx2, __attribute__((target("avx2,fma"), optimize("fp-contract=fast"))))
+#define KN__ROW_X86(f) f
+#else
+#define KN__ROW_X86(f) kn__attn_row_portable
+#endif
+KN__ATTN_ROW(kn__attn_row_portable, __attribute__((optimize("fp-contract=fast"))))
+
+typedef float (*kn__attn_row_fn)(float *, int, float *, const float *, int, int, int);
+static const kn__attn_row_fn kn__attn_row[KN_ISA_COUNT] = {
+    [KN_ISA_PORTABLE] = kn__attn_row_portable,
+    [KN_ISA_AVX2] = KN__ROW_X86(kn__attn_row_avx2),
+    [KN_ISA_AVX512] = KN__ROW_X86(kn__attn_row_avx512),
+    [KN_ISA_AVX512_EMU] = KN__ROW_X86(kn__attn_row_avx2),
+};
+
 static int kn__window_task(const kn_attn_args *a, const kn__kv *p, int seq, int h, int i0,
                            kn__tiles *t)
 {
@@ -369,8 +389,12 @@ static int kn__window_task(const kn_attn_args *a, const kn__kv *p, int seq, int 
      * its band, exps and their sum, zeros over the rest of its row tile's band; the
      * division comes after the products */
     float *kb = t->kb;
+    int all_local = 1;
     for (int c = 0; c < nk; c++)
+        all_local &= kind[j0 + c] == KN_TOK_LOCAL;
+    for (int c = 0; c < nk && !all_local; c++)
         kb[c] = kind[j0 + c] == KN_TOK_LOCAL ? 0.0f : -INFINITY;
+    const kn__attn_row_fn attn_row = kn__attn_row[p->isa];
     for (int r0 = 0; r0 < bq; r0 += mr) {
         const int m = bq - r0 < mr ? bq - r0 : mr;
         int tlo, thi;
@@ -386,8 +410,8 @@ static int kn__window_task(const kn_attn_args *a, const kn__kv *p, int seq, int 
             int lo = i - a->w - j0, hi = i + a->w + 1 - j0; /* the band inside [j0, j1) */
             if (lo < 0) lo = 0;
             if (hi > nk) hi = nk;
-            t->inv[r] = 1.0f / kn__attn_row(row, ng, row + ng + tlo, kb + tlo, lo - tlo, hi - tlo,
-                                            thi - tlo);
+            t->inv[r] = 1.0f / attn_row(row, ng, row + ng + tlo, all_local ? NULL : kb + tlo,
+                                        lo - tlo, hi - tlo, thi - tlo);
         }
     }
     float *o = a->out + (size_t)i0 * a->ldo + h * d;
