@@ -198,13 +198,15 @@ static void cpu_tanh(float *x, size_t n)
  * block's windows, [j0, j1) clipped to the sequence, plus the sequence's global tokens.
  * A score row is laid out
  *     [margin NR | global keys ng | window keys j0 .. j1-1 ]
- * The window scores are computed whole panels at a time from the panel holding j0 (its
- * first keys land in the margin and global columns and are overwritten by the global
- * scores), band, padding and global keys are dropped in the softmax, and the output is
- * P_g·V_g + P_w·V_w, the window product over whole panels with the columns outside
- * [j0, j1) set to zero. Sums run over keys in order with no blocking, so zero terms change
- * nothing and a query's numbers do not depend on where its sequence sits in the batch. */
-enum { KN_BQ = 64 };
+ * Each register tile of MR queries works only on the union of its rows' bands (513 + MR - 1
+ * keys for w = 256, against the block's KN_BQ + 2w): its window scores whole key panels at
+ * a time (a first panel's keys before j0 land in the margin and global columns and are
+ * overwritten by the global scores), band, padding and global keys are dropped in the
+ * softmax (other rows' keys become zeros), and the output is P_g·V_g + P_w·V_w, the window
+ * product over the tile's band. Sums run over keys in order with no blocking, so the zero
+ * terms at a tile band's ends change nothing, and a query's numbers do not depend on where
+ * its sequence sits in the batch. */
+enum { KN_BQ = 48 }; /* a multiple of every ISA's MR (6, 12) */
 
 typedef struct {
     float *s;         /* (KN_BQ, NR + ng + nk_max + NR) */
@@ -315,6 +317,37 @@ static int kn__kv_pack(const kn_attn_args *a, kn__kv *p)
     return 0;
 }
 
+/* The keys row tile [r0, r0+m) of a block at i0 needs, in window columns (key - j0): the
+ * union of its rows' bands, clipped to [0, nk). */
+static void kn__tile_band(const kn_attn_args *a, int i0, int r0, int m, int j0, int nk, int *lo,
+                          int *hi)
+{
+    *lo = i0 + r0 - a->w - j0;
+    *hi = i0 + r0 + m - 1 + a->w + 1 - j0;
+    if (*lo < 0) *lo = 0;
+    if (*hi > nk) *hi = nk;
+}
+
+/* The softmax row for each ISA: a * b + c contracted into FMAs (ISO C mode does not
+ * contract by itself), the AVX-512 and its emulation with the AVX2 path's 8-wide source. */
+#if defined(__x86_64__) && defined(__GNUC__)
+KN__ATTN_ROW(kn__attn_row_avx512,
+             __attribute__((target("avx512f,fma"), optimize("fp-contract=fast"))))
+KN__ATTN_ROW(kn__attn_row_avx2, __attribute__((target("avx2,fma"), optimize("fp-contract=fast"))))
+#define KN__ROW_X86(f) f
+#else
+#define KN__ROW_X86(f) kn__attn_row_portable
+#endif
+KN__ATTN_ROW(kn__attn_row_portable, __attribute__((optimize("fp-contract=fast"))))
+
+typedef float (*kn__attn_row_fn)(float *, int, float *, const float *, int, int, int);
+static const kn__attn_row_fn kn__attn_row[KN_ISA_COUNT] = {
+    [KN_ISA_PORTABLE] = kn__attn_row_portable,
+    [KN_ISA_AVX2] = KN__ROW_X86(kn__attn_row_avx2),
+    [KN_ISA_AVX512] = KN__ROW_X86(kn__attn_row_avx512),
+    [KN_ISA_AVX512_EMU] = KN__ROW_X86(kn__attn_row_avx2),
+};
+
 static int kn__window_task(const kn_attn_args *a, const kn__kv *p, int seq, int h, int i0,
                            kn__tiles *t)
 {
@@ -323,8 +356,7 @@ static int kn__window_task(const kn_attn_args *a, const kn__kv *p, int seq, int 
     const int j0 = i0 - a->w > b ? i0 - a->w : b;
     const int j1 = i1 - 1 + a->w + 1 < e ? i1 + a->w : e;
     const int nk = j1 - j0, g0 = a->glob_off[seq], ng = a->glob_off[seq + 1] - g0;
-    const int nr = p->nr, mr = p->mr, off = j0 % nr, J0 = j0 - off;
-    const int npan = (off + nk + nr - 1) / nr, nkp = npan * nr;
+    const int nr = p->nr, mr = p->mr;
     const int ncol = nr + ng + nk + nr; /* a row: margin, globals, window, tail room */
     const size_t per_head = (size_t)p->tpad * (size_t)((d + nr - 1) / nr) * nr;
     const float *kp = p->kp + (size_t)h * per_head, *vp = p->vp + (size_t)h * per_head;
@@ -333,13 +365,15 @@ static int kn__window_task(const kn_attn_args *a, const kn__kv *p, int seq, int 
     const float *qb = a->q + (size_t)i0 * ld + h * d;
     int rc = 0;
 
-    /* window scores, whole panels from the one holding j0 */
+    /* window scores: each row tile over the whole key panels that hold its band (a first
+     * panel's keys before j0 land in the margin and global columns, overwritten below) */
     for (int r0 = 0; r0 < bq; r0 += mr) {
         const int m = bq - r0 < mr ? bq - r0 : mr;
-        for (int q = 0; q < npan; q++)
-            kn_gemm_tile(p->isa, m, nr, d, qb + (size_t)r0 * ld, ld,
-                         kp + (size_t)(J0 / nr + q) * d * nr,
-                         s + (size_t)r0 * ncol + nr + ng - off + (size_t)q * nr, ncol, 0);
+        int lo, hi;
+        kn__tile_band(a, i0, r0, m, j0, nk, &lo, &hi);
+        for (int q = (j0 + lo) / nr; q * nr < j0 + hi; q++)
+            kn_gemm_tile(p->isa, m, nr, d, qb + (size_t)r0 * ld, ld, kp + (size_t)q * d * nr,
+                         s + (size_t)r0 * ncol + nr + ng + (q * nr - j0), ncol, 0);
     }
     /* global scores over the window panel's first columns */
     for (int gi = 0; gi < ng; gi++) {
@@ -352,43 +386,49 @@ static int kn__window_task(const kn_attn_args *a, const kn__kv *p, int seq, int 
                             &t->ws);
 
     /* the keys' own verdict (padding and global keys are not window keys), then each row:
-     * its band, exps and their sum; the division comes after the products */
+     * its band, exps and their sum, zeros over the rest of its row tile's band; the
+     * division comes after the products */
     float *kb = t->kb;
+    int all_local = 1;
     for (int c = 0; c < nk; c++)
+        all_local &= kind[j0 + c] == KN_TOK_LOCAL;
+    for (int c = 0; c < nk && !all_local; c++)
         kb[c] = kind[j0 + c] == KN_TOK_LOCAL ? 0.0f : -INFINITY;
-    for (int r = 0; r < bq; r++) {
-        const int i = i0 + r;
-        float *row = s + (size_t)r * ncol + nr;
-        if (kind[i] != KN_TOK_LOCAL) { /* padding: zero output; global: overwritten later */
-            memset(row, 0, sizeof(float) * (size_t)(ng + nk));
-            t->inv[r] = 0.0f;
-            continue;
+    const kn__attn_row_fn attn_row = kn__attn_row[p->isa];
+    for (int r0 = 0; r0 < bq; r0 += mr) {
+        const int m = bq - r0 < mr ? bq - r0 : mr;
+        int tlo, thi;
+        kn__tile_band(a, i0, r0, m, j0, nk, &tlo, &thi);
+        for (int r = r0; r < r0 + m; r++) {
+            const int i = i0 + r;
+            float *row = s + (size_t)r * ncol + nr;
+            if (kind[i] != KN_TOK_LOCAL) { /* padding: zero output; global: overwritten later */
+                memset(row, 0, sizeof(float) * (size_t)(ng + nk));
+                t->inv[r] = 0.0f;
+                continue;
+            }
+            int lo = i - a->w - j0, hi = i + a->w + 1 - j0; /* the band inside [j0, j1) */
+            if (lo < 0) lo = 0;
+            if (hi > nk) hi = nk;
+            t->inv[r] = 1.0f / attn_row(row, ng, row + ng + tlo, all_local ? NULL : kb + tlo,
+                                        lo - tlo, hi - tlo, thi - tlo);
         }
-        int lo = i - a->w - j0, hi = i + a->w + 1 - j0; /* the band inside [j0, j1) */
-        if (lo < 0) lo = 0;
-        if (hi > nk) hi = nk;
-        t->inv[r] = 1.0f / kn__attn_row(row, ng, row + ng, kb, lo, hi, nk);
     }
     float *o = a->out + (size_t)i0 * a->ldo + h * d;
     if (ng)
         rc |=
             kn_gemm_small(p->isa, bq, d, ng, 1.0f, s + nr, ncol, t->vg, d, 0, 0, o, a->ldo, &t->ws);
-    /* the window product over whole panels: the columns before j0 (margin and globals, now
-     * used) and after j1 count zero */
-    for (int r = 0; r < bq; r++) {
-        float *row = s + (size_t)r * ncol + nr + ng;
-        for (int c = -off; c < 0; c++)
-            row[c] = 0.0f;
-        for (int c = nk; c < nkp - off; c++)
-            row[c] = 0.0f;
-    }
+    /* the window product, each row tile over its band only: the sums start and end on
+     * other rows' zeros at most, which change nothing */
     const int nchunk = (d + nr - 1) / nr;
     for (int r0 = 0; r0 < bq; r0 += mr) {
         const int m = bq - r0 < mr ? bq - r0 : mr;
+        int lo, hi;
+        kn__tile_band(a, i0, r0, m, j0, nk, &lo, &hi);
         for (int c = 0; c < nchunk; c++)
-            kn_gemm_tile(p->isa, m, d - c * nr < nr ? d - c * nr : nr, nkp,
-                         s + (size_t)r0 * ncol + nr + ng - off, ncol,
-                         vp + ((size_t)c * p->tpad + (size_t)J0) * nr,
+            kn_gemm_tile(p->isa, m, d - c * nr < nr ? d - c * nr : nr, hi - lo,
+                         s + (size_t)r0 * ncol + nr + ng + lo, ncol,
+                         vp + ((size_t)c * p->tpad + (size_t)(j0 + lo)) * nr,
                          o + (size_t)r0 * a->ldo + c * nr, a->ldo, ng > 0);
     }
     for (int r = 0; r < bq; r++) { /* the softmax's division, once per output */

@@ -131,55 +131,95 @@ KN_CLONES static void kn__gelu_block(float *x, size_t n)
         x[i] = 0.5f * x[i] * kn__erfcf(-x[i] * 0.70710678118654752f);
 }
 
-/* One attention row, in place: the kept window scores x[c] + bias[c], c in [lo, hi) (bias
- * 0, or -INFINITY for padding and global keys), and the nh global-key scores head[]
- * become exp(score - max); x outside [lo, hi) becomes 0; returns the sum of the exps (the
- * caller divides the output row by it). At least one kept score must be finite. */
-KN_CLONES static float kn__attn_row(float *head, int nh, float *x, const float *bias, int lo,
-                                    int hi, int n)
+/* exp(x) for x <= 0 (attention scores less their row's maximum): the range reduction
+ * and a degree-6 Taylor polynomial on |r| <= ln2/2 (truncation below 9e-8 relative), no
+ * upper clamp; exactly 0 below -87 and for -INFINITY. */
+static inline kn_v8f kn__vexpf_neg(kn_v8f x)
 {
-    float mx = -INFINITY, sum = 0.0f;
-    for (int k = 0; k < nh; k++)
-        mx = head[k] > mx ? head[k] : mx;
-    kn_v8f vmx = kn__vsplat(mx), vsum = kn__vsplat(0.0f);
-    int i = lo;
-    for (; i + 8 <= hi; i += 8) {
-        kn_v8f v, bb;
-        memcpy(&v, x + i, sizeof v);
-        memcpy(&bb, bias + i, sizeof bb);
-        v += bb;
-        memcpy(x + i, &v, sizeof v);
-        vmx = kn__vsel(v > vmx, v, vmx);
-    }
-    for (int k = 0; k < 8; k++)
-        mx = vmx[k] > mx ? vmx[k] : mx;
-    for (int k = i; k < hi; k++) {
-        x[k] += bias[k];
-        mx = x[k] > mx ? x[k] : mx;
-    }
-    for (int k = 0; k < nh; k++) {
-        head[k] = kn__expf(head[k] - mx);
-        sum += head[k];
-    }
-    for (int c = 0; c < lo; c++)
-        x[c] = 0.0f;
-    for (i = lo; i + 8 <= hi; i += 8) {
-        kn_v8f v;
-        memcpy(&v, x + i, sizeof v);
-        v = kn__vexpf(v - mx);
-        vsum += v;
-        memcpy(x + i, &v, sizeof v);
-    }
-    for (int k = 0; k < 8; k++)
-        sum += vsum[k];
-    for (int k = i; k < hi; k++) {
-        x[k] = kn__expf(x[k] - mx);
-        sum += x[k];
-    }
-    for (int c = hi; c < n; c++)
-        x[c] = 0.0f;
-    return sum;
+    const kn_v8f lo = kn__vsplat(-87.0f);
+    const kn_v8i small = x < lo;
+    const kn_v8f xc = kn__vsel(small, lo, x);
+    kn_v8f n = xc * 1.44269504088896341f + 12582912.0f;
+    n = n - 12582912.0f;
+    kn_v8f r = xc - n * 0.693145751953125f;
+    r = r - n * 1.428606765330187045e-06f;
+    kn_v8f p = kn__vsplat(1.0f / 720.0f);
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    kn_v8i e = (__builtin_convertvector(n, kn_v8i) + 127) << 23;
+    return (kn_v8f)((kn_v8i)(p * (kn_v8f)e) & ~small);
 }
+
+/* One attention row, in place: the kept window scores x[c] + bias[c], c in [lo, hi) (bias
+ * 0, or -INFINITY for padding and global keys; bias NULL: all 0), and the nh global-key
+ * scores head[] become exp(score - max); x outside [lo, hi) becomes 0; returns the sum of
+ * the exps (the caller divides the output row by it). At least one kept score must be
+ * finite. Defined once, instantiated per ISA by the caller with its target attributes
+ * (the same source and 8-wide arithmetic on every x86 path, so AVX-512 and AVX2 rows agree
+ * bit for bit where both contract a * b + c into an FMA). */
+#define KN__ATTN_ROW(NAME, ATTR)                                                                   \
+    ATTR static float NAME(float *head, int nh, float *x, const float *bias, int lo, int hi,       \
+                           int n)                                                                  \
+    {                                                                                              \
+        float mx = -INFINITY, sum = 0.0f;                                                          \
+        for (int k = 0; k < nh; k++)                                                               \
+            mx = head[k] > mx ? head[k] : mx;                                                      \
+        kn_v8f vmx = kn__vsplat(mx), vsum = kn__vsplat(0.0f);                                      \
+        int i = lo;                                                                                \
+        if (bias) {                                                                                \
+            for (; i + 8 <= hi; i += 8) {                                                          \
+                kn_v8f v = *(const kn_v8f *)(x + i) + *(const kn_v8f *)(bias + i);                 \
+                *(kn_v8f *)(x + i) = v;                                                            \
+                vmx = kn__vsel(v > vmx, v, vmx);                                                   \
+            }                                                                                      \
+            for (int k = i; k < hi; k++)                                                           \
+                x[k] += bias[k];                                                                   \
+        } else {                                                                                   \
+            for (; i + 8 <= hi; i += 8) {                                                          \
+                kn_v8f v = *(const kn_v8f *)(x + i);                                               \
+                vmx = kn__vsel(v > vmx, v, vmx);                                                   \
+            }                                                                                      \
+        }                                                                                          \
+        for (int k = 0; k < 8; k++)                                                                \
+            mx = vmx[k] > mx ? vmx[k] : mx;                                                        \
+        for (int k = i; k < hi; k++)                                                               \
+            mx = x[k] > mx ? x[k] : mx;                                                            \
+        const kn_v8f vm = kn__vsplat(mx);                                                          \
+        for (int k0 = 0; k0 < nh; k0 += 8) { /* lanes past nh count zero */                        \
+            kn_v8f v = kn__vsplat(-INFINITY);                                                      \
+            for (int k = k0; k < nh && k < k0 + 8; k++)                                            \
+                v[k - k0] = head[k];                                                               \
+            v = kn__vexpf_neg(v - vm);                                                             \
+            for (int k = k0; k < nh && k < k0 + 8; k++)                                            \
+                head[k] = v[k - k0];                                                               \
+            vsum += v;                                                                             \
+        }                                                                                          \
+        for (int c = 0; c < lo; c++)                                                               \
+            x[c] = 0.0f;                                                                           \
+        for (i = lo; i + 8 <= hi; i += 8) {                                                        \
+            kn_v8f v = kn__vexpf_neg(*(const kn_v8f *)(x + i) - vm);                               \
+            vsum += v;                                                                             \
+            *(kn_v8f *)(x + i) = v;                                                                \
+        }                                                                                          \
+        if (i < hi) { /* the last 1..7: the same exps, lanes past hi count zero */                 \
+            kn_v8f v = kn__vsplat(-INFINITY);                                                      \
+            for (int k = i; k < hi; k++)                                                           \
+                v[k - i] = x[k];                                                                   \
+            v = kn__vexpf_neg(v - vm);                                                             \
+            for (int k = i; k < hi; k++)                                                           \
+                x[k] = v[k - i];                                                                   \
+            vsum += v;                                                                             \
+        }                                                                                          \
+        for (int k = 0; k < 8; k++)                                                                \
+            sum += vsum[k];                                                                        \
+        for (int c = hi; c < n; c++)                                                               \
+            x[c] = 0.0f;                                                                           \
+        return sum;                                                                                \
+    }
 
 /* In-place softmax over n scores; -INFINITY entries become exactly 0. At least one
  * entry must be finite. */
