@@ -141,7 +141,16 @@ static ls_status eng__check_config(eng__loader *ld, const eng_model_params *p)
         m->fam = ENG_FAM_ROBERTA;
     else if (strcmp(c->model_type, "bert") == 0)
         m->fam = ENG_FAM_BERT;
-    else
+    else if (strcmp(c->model_type, "reformer") == 0) {
+        int nlsh = 0;
+        for (int l = 0; l < c->num_hidden_layers; l++)
+            nlsh += c->reformer.lsh[l];
+        return ls_fail(ld->err, ld->errlen, LS_ERR_UNSUPPORTED,
+                       "%s/config.json: a Reformer checkpoint (%d layers, %d of them LSH): its "
+                       "config is read, but this build has no Reformer forward yet (served: "
+                       "longformer, bert, roberta)",
+                       f, c->num_hidden_layers, nlsh);
+    } else
         return ls_fail(ld->err, ld->errlen, LS_ERR_UNSUPPORTED,
                        "%s/config.json: model_type \"%s\" is not served by this engine "
                        "(longformer, bert, roberta)",

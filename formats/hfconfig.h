@@ -4,10 +4,32 @@
 #define PR_HFCONFIG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../common/status.h"
 
 #define HF_MAX_LAYERS 256
+#define HF_MAX_AXES 4
+#define HF_MAX_BUCKET_FACTORS 8
+
+/* The fields of a Reformer config.json that change the computation
+ * (shared/reference/hf-semantics.md B1), with ReformerConfig's defaults. */
+typedef struct {
+    uint8_t lsh[HF_MAX_LAYERS]; /* attn_layers: 1 "lsh", 0 "local"; num_hidden_layers entries */
+    int head_size;              /* attention_head_size */
+    int num_buckets[HF_MAX_BUCKET_FACTORS]; /* an int (1 entry) or its factors */
+    int n_buckets;                          /* 0: null (chosen on the first long input) */
+    int num_hashes;
+    int lsh_chunk, lsh_before, lsh_after;       /* lsh_attn_chunk_length, lsh_num_chunks_* */
+    int local_chunk, local_before, local_after; /* local_attn_chunk_length, local_num_chunks_* */
+    int axial;                                  /* axial_pos_embds */
+    int axial_shape[HF_MAX_AXES], axial_dim[HF_MAX_AXES], n_axes;
+    int is_decoder;
+    int has_hash_seed;
+    long long hash_seed;
+    int feed_forward_size;
+    int tie_word_embeddings;
+} hf_reformer;
 
 typedef struct {
     char model_type[32];   /* "longformer", "bert", "roberta", ... */
@@ -25,8 +47,9 @@ typedef struct {
     int n_attention_window;              /* entries given in the file (0 if absent) */
     int pad_token_id, bos_token_id, eos_token_id, sep_token_id;
     char position_embedding_type[32];
-    int num_labels;  /* from id2label when present, else num_labels, else 2 */
-    char **id2label; /* num_labels strings, owned */
+    hf_reformer reformer; /* model_type "reformer" only */
+    int num_labels;       /* from id2label when present, else num_labels, else 2 */
+    char **id2label;      /* num_labels strings, owned */
 } hf_config;
 
 /* Parses config.json text. Missing fields get the Hugging Face class defaults for the

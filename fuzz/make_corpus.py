@@ -63,6 +63,8 @@ def config():
     d = OUT / "config"
     for m in sorted(p.parent.name for p in FIX.glob("*/config.json")):
         shutil.copyfile(FIX / m / "config.json", d / (m + ".json"))
+    for m in sorted(p.parent.name for p in (FIX / "reformer").glob("*/config.json")):
+        shutil.copyfile(FIX / "reformer" / m / "config.json", d / (m + ".json"))
     seeds = {
         "minimal": {},
         "window_int": {"model_type": "longformer", "attention_window": 6, "num_hidden_layers": 3},
