@@ -91,6 +91,42 @@ typedef int (*kn_window_attn_fn)(const kn_attn_args *a);
  * sequence through qg/kg/vg and overwrites its output row. Returns 0 or negative. */
 typedef int (*kn_global_attn_fn)(const kn_attn_args *a);
 
+/* One segment of chunked attention (Reformer, hf-semantics B5.5-B5.7, B6): n rows of one
+ * head in the order attention sees them (sorted by bucket for LSH, by position for local
+ * attention). Row r's query is q + r·ld, key k + r·ld, value v + r·ld (d values each). */
+typedef struct {
+    const float *q, *k, *v;
+    int ld;
+    float *out; /* row r at out + r·ldo */
+    int ldo;
+    float *lse;          /* [n] each query's log-sum-exp, or NULL */
+    const int32_t *pos;  /* [n] each row's original position in its sequence */
+    const uint8_t *keep; /* by position: 0 = padding key (masked), or NULL: no mask */
+    int n;
+} kn_chunk_seg;
+
+typedef struct {
+    const kn_chunk_seg *seg;
+    int nseg;
+    int d;
+    /* n > chunk: rows split into chunks of `chunk` (n a multiple of it); query chunk c sees
+     * key chunks (c + j) mod (n / chunk), j = -before .. after, in that order. n <= chunk:
+     * every query sees every key once. */
+    int chunk, before, after;
+    int causal;      /* keys at a later position than the query: -1e9 */
+    int self_mask;   /* the query's own position: -1e5 (after the other masks) */
+    float key_scale; /* keys are multiplied by it before the product (1/sqrt(d) or 1) */
+} kn_chunk_args;
+
+/* Masked keys get the score -1e9 (replacement, padding then causal) and, with self_mask,
+ * the query's own position -1e5; then lse = max + log Σ exp(z - max) and p = exp(z - lse),
+ * both in float32 as Hugging Face computes them (a row whose keys are all masked has
+ * lse == -1e9 in float32, so every p is 1: that is what HF returns for it). out = Σ p·v.
+ * Returns 0, or negative when scratch memory could not be had. */
+typedef int (*kn_chunk_attn_fn)(const kn_chunk_args *a);
+/* max(x, 0) in place. */
+typedef void (*kn_relu_fn)(float *x, size_t n);
+
 #define KN_OP_LIST(X)                                                                              \
     X(linear)                                                                                      \
     X(embed)                                                                                       \
@@ -98,7 +134,9 @@ typedef int (*kn_global_attn_fn)(const kn_attn_args *a);
     X(gelu)                                                                                        \
     X(tanh)                                                                                        \
     X(window_attn)                                                                                 \
-    X(global_attn)
+    X(global_attn)                                                                                 \
+    X(chunk_attn)                                                                                  \
+    X(relu)
 
 typedef struct kn_ops {
     const char *backend;

@@ -73,7 +73,7 @@ START_TEST(table_is_full)
     /* every entry of both tables is filled */
     const void *const *r = (const void *const *)((const char *)&ref + offsetof(kn_ops, linear));
     const void *const *c = (const void *const *)((const char *)&cpu + offsetof(kn_ops, linear));
-    ck_assert_int_eq(kn_op_count, 7);
+    ck_assert_int_eq(kn_op_count, 9);
     for (int i = 0; i < kn_op_count; i++) {
         ck_assert_msg(r[i] != NULL, "ref op %s missing", kn_op_names[i]);
         ck_assert_msg(c[i] != NULL, "cpu op %s missing", kn_op_names[i]);
@@ -410,6 +410,127 @@ START_TEST(window_attn_matches_dense_when_window_covers)
 }
 END_TEST
 
+/* Chunked attention against an independent statement of it: the keys a query sees are the
+ * chunks (c + j) mod nc, j = -before .. after (wrap-around), masked keys take no weight
+ * while an unmasked one exists, and softmax is taken over the rest. */
+static void chunk_expected(const kn_chunk_args *a, const kn_chunk_seg *s, int i, double *o)
+{
+    const int n = s->n, C = n > a->chunk ? a->chunk : n, nc = n / C;
+    const int nb = n > a->chunk ? a->before : 0, na = n > a->chunk ? a->after : 0;
+    double w[4096], mx = -1e300;
+    int rows[4096], nk = 0;
+    for (int j = -nb; j <= na; j++)
+        for (int r = 0; r < C; r++) {
+            int key = (((i / C + j) % nc + nc) % nc) * C + r, pk = s->pos[key];
+            int masked = (s->keep && !s->keep[pk]) || (a->causal && pk > s->pos[i]) ||
+                         (a->self_mask && pk == s->pos[i]);
+            if (masked) continue;
+            double z = 0;
+            for (int e = 0; e < a->d; e++)
+                z += (double)s->q[(size_t)i * s->ld + e] * s->k[(size_t)key * s->ld + e] *
+                     a->key_scale;
+            rows[nk] = key;
+            w[nk++] = z;
+            if (z > mx) mx = z;
+        }
+    if (nk == 0) { /* nothing unmasked: the self keys (-1e5) share the weight, else every
+                    * key counts 1 (lse rounds to -1e9 in float32) */
+        int self = 0;
+        for (int j = -nb; j <= na; j++)
+            for (int r = 0; r < C; r++) {
+                int key = (((i / C + j) % nc + nc) % nc) * C + r;
+                if (a->self_mask && s->pos[key] == s->pos[i]) self++;
+            }
+        for (int e = 0; e < a->d; e++)
+            o[e] = 0;
+        for (int j = -nb; j <= na; j++)
+            for (int r = 0; r < C; r++) {
+                int key = (((i / C + j) % nc + nc) % nc) * C + r;
+                double wt = self ? (s->pos[key] == s->pos[i]) / (double)self : 1.0;
+                for (int e = 0; e < a->d; e++)
+                    o[e] += wt * s->v[(size_t)key * s->ld + e];
+            }
+        return;
+    }
+    double sum = 0;
+    for (int j = 0; j < nk; j++)
+        sum += w[j] = exp(w[j] - mx);
+    for (int e = 0; e < a->d; e++) {
+        o[e] = 0;
+        for (int j = 0; j < nk; j++)
+            o[e] += w[j] / sum * s->v[(size_t)rows[j] * s->ld + e];
+    }
+}
+
+START_TEST(chunk_attn)
+{
+    const int d = 8, ld = 3 * d;
+    const struct {
+        int n, chunk, before, after, causal, self_mask, masked;
+    } cfg[] = {
+        {5, 8, 1, 0, 0, 0, 0},  {8, 8, 1, 1, 1, 1, 0},  {24, 8, 1, 0, 0, 0, 1},
+        {24, 8, 1, 1, 0, 1, 1}, {32, 4, 2, 0, 1, 0, 1}, {16, 8, 0, 1, 0, 1, 0},
+        {40, 8, 1, 0, 1, 1, 1},
+    };
+    for (size_t t = 0; t < sizeof cfg / sizeof *cfg; t++) {
+        const int n = cfg[t].n;
+        float *x = randv((size_t)n * ld, 1), *o1 = calloc((size_t)n * d, 4);
+        float *o2 = calloc((size_t)n * d, 4), *l1 = calloc(n, 4), *l2 = calloc(n, 4);
+        int32_t pos[64];
+        uint8_t keep[64];
+        for (int i = 0; i < n; i++) { /* a permuted order, as LSH sorting gives */
+            pos[i] = (i * 7) % n == i ? i : (i * 7) % n;
+            keep[i] = !cfg[t].masked || (i % 5 != 3);
+        }
+        if (n % 7 == 0) /* 7 is not coprime with n: use the identity */
+            for (int i = 0; i < n; i++)
+                pos[i] = i;
+        kn_chunk_seg s1 = {x, x + d, x + 2 * d, ld, o1, d, l1, pos, cfg[t].masked ? keep : NULL, n};
+        kn_chunk_seg s2 = s1;
+        s2.out = o2;
+        s2.lse = l2;
+        kn_chunk_args a = {&s1,
+                           1,
+                           d,
+                           cfg[t].chunk,
+                           cfg[t].before,
+                           cfg[t].after,
+                           cfg[t].causal,
+                           cfg[t].self_mask,
+                           0.35355339f};
+        ck_assert_int_eq(ref.chunk_attn(&a), 0);
+        a.seg = &s2;
+        ck_assert_int_eq(cpu.chunk_attn(&a), 0);
+        ck_assert_mem_eq(o1, o2, sizeof(float) * n * d); /* cpu runs the reference per segment */
+        a.seg = &s1;
+        for (int i = 0; i < n; i++) {
+            double e[8];
+            chunk_expected(&a, &s1, i, e);
+            for (int k = 0; k < d; k++)
+                ck_assert_msg(fabs(e[k] - o1[(size_t)i * d + k]) < 1e-5,
+                              "case %zu row %d: %g vs %g", t, i, e[k], o1[(size_t)i * d + k]);
+        }
+        free(x), free(o1), free(o2), free(l1), free(l2);
+    }
+    /* every key masked: lse rounds to -1e9 in float32, so each p is 1 and the output is the
+     * plain sum of the values (what Hugging Face returns for such a row) */
+    float *x = randv(4 * ld, 1), o[4 * 8];
+    int32_t pos[4] = {0, 1, 2, 3};
+    uint8_t none[4] = {0, 0, 0, 0};
+    kn_chunk_seg s = {x, x + d, x + 2 * d, ld, o, d, NULL, pos, none, 4};
+    kn_chunk_args a = {&s, 1, d, 8, 1, 0, 0, 0, 1.0f};
+    ck_assert_int_eq(ref.chunk_attn(&a), 0);
+    for (int k = 0; k < d; k++) {
+        double sum = 0;
+        for (int r = 0; r < 4; r++)
+            sum += x[(size_t)r * ld + 2 * d + k];
+        ck_assert_msg(fabs(o[k] - sum) < 1e-5, "%g vs %g", o[k], sum);
+    }
+    free(x);
+    float r[4] = {-1.5f, 0.0f, 2.0f, -0.0f};
+    cpu.relu(r, 4);
+    ck_assert(r[0] == 0.0f && r[1] == 0.0f && r[2] == 2.0f && r[3] == 0.0f);
+}
 Suite *kernels_suite(void)
 {
     Suite *s = suite_create("kernels");
@@ -417,6 +538,7 @@ Suite *kernels_suite(void)
     tcase_add_checked_fixture(tc, setup, NULL);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, table_is_full);
+    tcase_add_test(tc, chunk_attn);
     tcase_add_test(tc, linear);
     tcase_add_test(tc, gemm_isa_and_emulation);
     tcase_add_test(tc, linear_groups_are_batch_invariant);
@@ -430,6 +552,7 @@ Suite *kernels_suite(void)
     return s;
 }
 
+END_TEST
 int main(void)
 {
     SRunner *sr = srunner_create(kernels_suite());

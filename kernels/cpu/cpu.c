@@ -13,6 +13,7 @@
 #include <pthread.h>
 
 #include "../kernels.h"
+#include "chunk.h"
 #include "gemm.h"
 #include "vmath.h"
 
@@ -651,6 +652,31 @@ static int cpu_global_attn(const kn_attn_args *a)
         free(t.o);
     }
     return failed ? -1 : 0;
+}
+
+/* Chunked attention: the reference per segment, segments (row, head) in parallel; each
+ * segment is computed alone, so a row's numbers never depend on its batch-mates. */
+static int cpu_chunk_attn(const kn_chunk_args *a)
+{
+    const size_t nz = kn__chunk_keys(a);
+    int failed = 0;
+#pragma omp parallel reduction(| : failed)
+    {
+        float *z = malloc(sizeof(float) * nz);
+        failed |= !z;
+#pragma omp for schedule(dynamic, 1)
+        for (int i = 0; i < a->nseg; i++)
+            if (z) kn__chunk_seg_ref(a, &a->seg[i], z);
+        free(z);
+    }
+    return failed ? -1 : 0;
+}
+
+static void cpu_relu(float *x, size_t n)
+{
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++)
+        x[i] = x[i] > 0 ? x[i] : 0.0f;
 }
 
 void kn_ops_init_cpu(kn_ops *ops)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../kernels.h"
+#include "chunk.h"
 
 static void ref_linear(const float *x, const kn_weight *wt, const float *b, float *y, int M, int N,
                        int K, const int32_t *groups, int ngroups)
@@ -180,6 +181,81 @@ static int ref_global_attn(const kn_attn_args *a)
         free(vg);
     }
     return 0;
+}
+
+/* ---- chunked attention (Reformer) ------------------------------------------------------ */
+
+size_t kn__chunk_keys(const kn_chunk_args *a)
+{
+    size_t most = 1;
+    for (int i = 0; i < a->nseg; i++) {
+        const int n = a->seg[i].n;
+        size_t k = n > a->chunk ? (size_t)a->chunk * (size_t)(1 + a->before + a->after) : (size_t)n;
+        if (k > most) most = k;
+    }
+    return most;
+}
+
+void kn__chunk_seg_ref(const kn_chunk_args *a, const kn_chunk_seg *s, float *z)
+{
+    const int n = s->n, d = a->d, chunked = n > a->chunk;
+    const int C = chunked ? a->chunk : n, nc = n / C;
+    const int nb = chunked ? a->before : 0, na = chunked ? a->after : 0;
+    for (int i = 0; i < n; i++) {
+        const int c = i / C, pi = s->pos[i];
+        const float *q = s->q + (size_t)i * s->ld;
+        int nk = 0;
+        for (int j = -nb; j <= na; j++) {
+            const int kc = ((c + j) % nc + nc) % nc;
+            for (int r = kc * C; r < kc * C + C; r++) {
+                const float *k = s->k + (size_t)r * s->ld;
+                double acc = 0;
+                for (int e = 0; e < d; e++)
+                    acc += (double)q[e] * (double)(k[e] * a->key_scale);
+                float v = (float)acc;
+                const int pr = s->pos[r];
+                if (s->keep && !s->keep[pr]) v = -1e9f;
+                if (a->causal && pr > pi) v = -1e9f;
+                if (a->self_mask && pr == pi) v = -1e5f;
+                z[nk++] = v;
+            }
+        }
+        float m = z[0];
+        for (int j = 1; j < nk; j++)
+            if (z[j] > m) m = z[j];
+        double sum = 0;
+        for (int j = 0; j < nk; j++)
+            sum += exp((double)(z[j] - m));
+        const float lse = m + (float)log(sum); /* float32, as torch.logsumexp */
+        if (s->lse) s->lse[i] = lse;
+        float *o = s->out + (size_t)i * s->ldo;
+        for (int e = 0; e < d; e++) {
+            double acc = 0;
+            int t = 0;
+            for (int j = -nb; j <= na; j++) {
+                const int kc = ((c + j) % nc + nc) % nc;
+                for (int r = kc * C; r < kc * C + C; r++, t++)
+                    acc += exp((double)(z[t] - lse)) * s->v[(size_t)r * s->ld + e];
+            }
+            o[e] = (float)acc;
+        }
+    }
+}
+
+static int ref_chunk_attn(const kn_chunk_args *a)
+{
+    float *z = malloc(sizeof(float) * kn__chunk_keys(a));
+    if (!z) return -1;
+    for (int i = 0; i < a->nseg; i++)
+        kn__chunk_seg_ref(a, &a->seg[i], z);
+    free(z);
+    return 0;
+}
+
+static void ref_relu(float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        x[i] = x[i] > 0 ? x[i] : 0.0f;
 }
 
 void kn_ops_init_ref(kn_ops *ops)

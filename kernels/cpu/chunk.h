@@ -1,0 +1,13 @@
+/* Internal: the reference chunked attention of one segment (ref.c), which the CPU backend
+ * runs in parallel over segments (cpu.c) until it has a tiled version of its own. */
+#ifndef KN_CPU_CHUNK_H
+#define KN_CPU_CHUNK_H
+
+#include "../kernels.h"
+
+/* Segment `s` of a; z is scratch of at least kn__chunk_keys(a) floats. */
+void kn__chunk_seg_ref(const kn_chunk_args *a, const kn_chunk_seg *s, float *z);
+/* Keys one query of a sees at most (the scratch size kn__chunk_seg_ref needs). */
+size_t kn__chunk_keys(const kn_chunk_args *a);
+
+#endif
