@@ -58,6 +58,7 @@ static void eng__ctx_release(eng_ctx *c)
     free(c->seq_a);
     free(c->seq_b);
     free(c->seq_out);
+    free(c->rf_out);
 }
 
 void eng_ctx_free(eng_ctx *c)

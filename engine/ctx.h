@@ -38,6 +38,8 @@ struct eng_ctx {
     int32_t *each;        /* (nseq+1) 0, 1, …, nseq: one linear-layer group per sequence row */
     float *seq_a, *seq_b; /* (nseq, H) pooler / classifier rows */
     float *seq_out;       /* (nseq, labels) */
+    float *rf_out;        /* Reformer: the outputs of the last forward, rf_cap floats */
+    size_t rf_cap;
     double op_seconds[KN_OP_COUNT]; /* wall time in each kernel op since eng_ctx_new */
 };
 
@@ -61,6 +63,10 @@ double eng__now(void);
 
 /* Grows the buffers to hold T tokens, G global tokens and S sequences (they never
  * shrink); LS_ERR_NOMEM with a message naming the batch. */
+/* The Reformer forward (reformer.c); eng_ctx_forward hands Reformer models to it. */
+ls_status eng__reformer_forward(eng_ctx *c, const eng_batch *b, eng_outputs *out, char *err,
+                                size_t errlen);
+
 ls_status eng__reserve(eng_ctx *c, size_t T, size_t G, size_t S, char *err, size_t errlen);
 
 #endif

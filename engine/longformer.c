@@ -259,6 +259,7 @@ ls_status eng_ctx_forward(eng_ctx *c, const eng_batch *b, eng_outputs *out, char
 {
     const eng_model *m = c->m;
     memset(out, 0, sizeof *out);
+    if (m->fam == ENG_FAM_REFORMER) return eng__reformer_forward(c, b, out, err, errlen);
     if (b->nseq <= 0 || !b->offsets || b->offsets[0] != 0 || !b->ids)
         return ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "empty batch");
     for (int s = 0; s < b->nseq; s++)

@@ -130,6 +130,119 @@ static ls_status eng__load(eng__loader *ld, float **out, int required, int64_t d
     return st == LS_ERR_UNSUPPORTED && !required ? LS_OK : st;
 }
 
+static int eng__gcd(int a, int b)
+{
+    while (b) {
+        int t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* Reformer's config (hf-semantics B1, B2, B8): sizes, chunking, buckets, axial shape, head. */
+static ls_status eng__check_reformer(eng__loader *ld)
+{
+    eng_model *m = ld->m;
+    hf_config *c = &m->cfg;
+    const hf_reformer *r = &c->reformer;
+    const char *f = ld->dir;
+    m->fam = ENG_FAM_REFORMER;
+    if (c->hidden_size <= 0 || c->hidden_size > 65536 || c->num_attention_heads <= 0 ||
+        c->num_attention_heads > 1024 || r->head_size <= 0 || r->head_size > 4096 ||
+        r->feed_forward_size <= 0 || r->feed_forward_size > 262144 || c->vocab_size <= 0 ||
+        c->vocab_size > 4000000 || c->max_position_embeddings <= 0 ||
+        c->max_position_embeddings > 1 << 24)
+        return ls_fail(ld->err, ld->errlen, LS_ERR_CONFIG,
+                       "%s/config.json: sizes out of range (hidden %d, heads %d, head size %d, "
+                       "feed-forward %d, vocab %d, positions %d)",
+                       f, c->hidden_size, c->num_attention_heads, r->head_size,
+                       r->feed_forward_size, c->vocab_size, c->max_position_embeddings);
+    if (strcmp(c->hidden_act, "relu") && strcmp(c->hidden_act, "gelu"))
+        return ls_fail(ld->err, ld->errlen, LS_ERR_UNSUPPORTED,
+                       "%s/config.json: hidden_act \"%s\" is not supported (relu, gelu)", f,
+                       c->hidden_act);
+    if (!(c->layer_norm_eps > 0 && c->layer_norm_eps < 1))
+        return ls_fail(ld->err, ld->errlen, LS_ERR_CONFIG,
+                       "%s/config.json: layer_norm_eps %g out of range", f, c->layer_norm_eps);
+    if (r->lsh_chunk <= 0 || r->local_chunk <= 0 || r->lsh_chunk > 1 << 16 ||
+        r->local_chunk > 1 << 16 || r->lsh_before < 0 || r->lsh_after < 0 || r->local_before < 0 ||
+        r->local_after < 0 || r->lsh_before + r->lsh_after > 64 ||
+        r->local_before + r->local_after > 64)
+        return ls_fail(ld->err, ld->errlen, LS_ERR_CONFIG,
+                       "%s/config.json: chunk lengths must be positive and chunks before/after "
+                       "non-negative (lsh %d %d/%d, local %d %d/%d)",
+                       f, r->lsh_chunk, r->lsh_before, r->lsh_after, r->local_chunk,
+                       r->local_before, r->local_after);
+    if (r->num_hashes < 1 || r->num_hashes > 64)
+        return ls_fail(ld->err, ld->errlen, LS_ERR_CONFIG,
+                       "%s/config.json: num_hashes %d out of range [1, 64]", f, r->num_hashes);
+    for (int i = 0; i < r->n_buckets; i++)
+        if (r->num_buckets[i] < 2 || r->num_buckets[i] % 2 || r->num_buckets[i] > 1 << 16)
+            return ls_fail(ld->err, ld->errlen, LS_ERR_CONFIG,
+                           "%s/config.json: num_buckets entries must be even and >= 2 (got %d)", f,
+                           r->num_buckets[i]);
+    m->H = c->hidden_size;
+    m->nh = c->num_attention_heads;
+    m->d = r->head_size;
+    m->A = m->nh * m->d;
+    m->I = r->feed_forward_size;
+    m->L = c->num_hidden_layers;
+    m->V = c->vocab_size;
+    int any_lsh = 0, any_local = 0;
+    for (int l = 0; l < m->L; l++)
+        r->lsh[l] ? (any_lsh = 1) : (any_local = 1);
+    const int a = r->lsh_chunk, b = r->local_chunk;
+    m->rf_lcm = !any_local ? a : !any_lsh ? b : a / eng__gcd(a, b) * b;
+    m->rf_min = !any_local ? a : !any_lsh ? b : (a < b ? a : b);
+    long long limit = c->max_position_embeddings;
+    if (r->axial) {
+        long long prod = 1;
+        int dims = 0;
+        for (int k = 0; k < r->n_axes; k++) {
+            if (r->axial_shape[k] <= 0 || r->axial_dim[k] <= 0)
+                return ls_fail(ld->err, ld->errlen, LS_ERR_CONFIG,
+                               "%s/config.json: axial_pos_shape and axial_pos_embds_dim must be "
+                               "positive",
+                               f);
+            prod *= r->axial_shape[k];
+            dims += r->axial_dim[k];
+            if (prod > 1 << 24) prod = 1 << 24;
+        }
+        if (dims != m->H)
+            return ls_fail(ld->err, ld->errlen, LS_ERR_CONFIG,
+                           "%s/config.json: axial_pos_embds_dim sums to %d, hidden_size is %d", f,
+                           dims, m->H);
+        if (prod < limit) limit = prod;
+    }
+    /* the longest input whose padded length fits the positions (B2) */
+    long long mt = limit / m->rf_lcm * m->rf_lcm;
+    if (mt < m->rf_min && limit >= m->rf_min) mt = m->rf_min;
+    if (mt < limit && limit <= m->rf_min) mt = limit;
+    m->max_tokens = (int)mt;
+    if (m->max_tokens <= 0)
+        return ls_fail(ld->err, ld->errlen, LS_ERR_CONFIG,
+                       "%s/config.json: %lld positions leave no room for one chunk", f, limit);
+    const char *arch = c->architecture;
+    if (!*arch || strcmp(arch, "ReformerModel") == 0)
+        m->head = ENG_HEAD_BASE;
+    else if (strcmp(arch, "ReformerModelWithLMHead") == 0 ||
+             strcmp(arch, "ReformerForMaskedLM") == 0)
+        m->head = ENG_HEAD_MLM;
+    else if (strcmp(arch, "ReformerForSequenceClassification") == 0)
+        m->head = ENG_HEAD_SEQCLS;
+    else if (strcmp(arch, "ReformerForQuestionAnswering") == 0)
+        m->head = ENG_HEAD_QA;
+    else
+        return ls_fail(ld->err, ld->errlen, LS_ERR_UNSUPPORTED,
+                       "%s/config.json: architecture %s is not supported", f, arch);
+    m->rf = calloc((size_t)m->L, sizeof *m->rf);
+    if (!m->rf) return ls_fail(ld->err, ld->errlen, LS_ERR_NOMEM, "%s: out of memory", f);
+    for (int l = 0; l < m->L; l++)
+        m->rf[l].lsh = r->lsh[l];
+    return LS_OK;
+}
+
 static ls_status eng__check_config(eng__loader *ld, const eng_model_params *p)
 {
     eng_model *m = ld->m;
@@ -141,16 +254,9 @@ static ls_status eng__check_config(eng__loader *ld, const eng_model_params *p)
         m->fam = ENG_FAM_ROBERTA;
     else if (strcmp(c->model_type, "bert") == 0)
         m->fam = ENG_FAM_BERT;
-    else if (strcmp(c->model_type, "reformer") == 0) {
-        int nlsh = 0;
-        for (int l = 0; l < c->num_hidden_layers; l++)
-            nlsh += c->reformer.lsh[l];
-        return ls_fail(ld->err, ld->errlen, LS_ERR_UNSUPPORTED,
-                       "%s/config.json: a Reformer checkpoint (%d layers, %d of them LSH): its "
-                       "config is read, but this build has no Reformer forward yet (served: "
-                       "longformer, bert, roberta)",
-                       f, c->num_hidden_layers, nlsh);
-    } else
+    else if (strcmp(c->model_type, "reformer") == 0)
+        return eng__check_reformer(ld);
+    else
         return ls_fail(ld->err, ld->errlen, LS_ERR_UNSUPPORTED,
                        "%s/config.json: model_type \"%s\" is not served by this engine "
                        "(longformer, bert, roberta)",
@@ -386,8 +492,128 @@ static ls_status eng__load_head(eng__loader *ld)
     return st;
 }
 
+/* Tensor `name` (checkpoint prefix added) of any rank, as eng__load does for rank 1 and 2. */
+static ls_status eng__load_nd(eng__loader *ld, float **out, const int64_t *shape, int ndim,
+                              const char *name)
+{
+    *out = NULL;
+    char full[256];
+    snprintf(full, sizeof full, "%s%s", ld->prefix, name);
+    st_tensor t;
+    if (eng__find(ld, full, &t) != 0)
+        return ls_fail(ld->err, ld->errlen, LS_ERR_FORMAT,
+                       "%s: tensor '%s' not found in the checkpoint (model_type %s, "
+                       "architecture %s)",
+                       ld->dir, full, ld->m->cfg.model_type, ld->m->cfg.architecture);
+    ls_status st = st_tensor_check_shape(&t, shape, ndim, ld->err, ld->errlen);
+    if (st) return st;
+    if (st_tensor_f32_view(&t)) {
+        *out = (float *)st_tensor_f32_view(&t);
+        return LS_OK;
+    }
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++)
+        n *= (size_t)shape[i];
+    float *p = eng__alloc(ld->m, sizeof(float) * n);
+    if (!p) return ls_fail(ld->err, ld->errlen, LS_ERR_NOMEM, "%s: out of memory", ld->dir);
+    if ((st = st_tensor_to_f32(&t, shape, ndim, p, ld->err, ld->errlen))) return st;
+    *out = p;
+    return LS_OK;
+}
+
+/* Reformer's weights (hf-semantics B9), prefix "reformer." or none. */
+static ls_status eng__load_reformer(eng__loader *ld)
+{
+    eng_model *m = ld->m;
+    const hf_config *c = &m->cfg;
+    const hf_reformer *r = &c->reformer;
+    const int64_t H = m->H, A = m->A, I = m->I, V = m->V, nl = c->num_labels;
+    st_tensor t;
+    snprintf(ld->prefix, sizeof ld->prefix, "%s",
+             st_model_find(&m->st, "reformer.embeddings.word_embeddings.weight", &t) == 0
+                 ? "reformer."
+                 : "");
+    ls_status st;
+    if ((st = eng__load(ld, &m->word, 1, V, H, "embeddings.word_embeddings.weight"))) return st;
+    if (r->axial) {
+        for (int k = 0; k < r->n_axes; k++) {
+            int64_t shape[HF_MAX_AXES + 1];
+            for (int i = 0; i < r->n_axes; i++)
+                shape[i] = i == k ? r->axial_shape[k] : 1;
+            shape[r->n_axes] = r->axial_dim[k];
+            char name[96];
+            snprintf(name, sizeof name, "embeddings.position_embeddings.weights.%d", k);
+            if ((st = eng__load_nd(ld, &m->axial[k], shape, r->n_axes + 1, name))) return st;
+        }
+    } else if ((st = eng__load(ld, &m->pos, 1, c->max_position_embeddings, H,
+                               "embeddings.position_embeddings.embedding.weight"))) {
+        return st;
+    }
+    for (int l = 0; l < m->L; l++) {
+        eng_rf_layer *y = &m->rf[l];
+        char n[160];
+#define RF(field, d0, d1, nm)                                                                      \
+    do {                                                                                           \
+        snprintf(n, sizeof n, "encoder.layers.%d.%s", l, nm);                                      \
+        if ((st = eng__load(ld, &y->field, 1, d0, d1, n))) return st;                              \
+    } while (0)
+        RF(ln1_g, H, 0, "attention.layer_norm.weight");
+        RF(ln1_b, H, 0, "attention.layer_norm.bias");
+        RF(ao_w, H, A, "attention.output.dense.weight");
+        RF(ln2_g, H, 0, "feed_forward.layer_norm.weight");
+        RF(ln2_b, H, 0, "feed_forward.layer_norm.bias");
+        RF(ff1_w, I, H, "feed_forward.dense.dense.weight");
+        RF(ff1_b, I, 0, "feed_forward.dense.dense.bias");
+        RF(ff2_w, H, I, "feed_forward.output.dense.weight");
+        RF(ff2_b, H, 0, "feed_forward.output.dense.bias");
+#undef RF
+        static const char *const lsh[] = {"query_key", "value", "query_key"};
+        static const char *const local[] = {"query", "key", "value"};
+        const char *const *names = y->lsh ? lsh : local;
+        y->proj_w = eng__alloc(m, sizeof(float) * (size_t)(3 * A * H));
+        if (!y->proj_w)
+            return ls_fail(ld->err, ld->errlen, LS_ERR_NOMEM, "%s: out of memory", ld->dir);
+        for (int i = 0; i < 3; i++)
+            if ((st = eng__load_into(ld, y->proj_w + i * A * H, 1, A, H,
+                                     "%sencoder.layers.%d.attention.self_attention.%s.weight",
+                                     ld->prefix, l, names[i])))
+                return st;
+    }
+    if ((st = eng__load(ld, &m->rf_ln_g, 1, 2 * H, 0, "encoder.layer_norm.weight")) ||
+        (st = eng__load(ld, &m->rf_ln_b, 1, 2 * H, 0, "encoder.layer_norm.bias")))
+        return st;
+    switch (m->head) {
+    case ENG_HEAD_BASE:
+    case ENG_HEAD_TOKCLS:
+        break;
+    case ENG_HEAD_MLM:
+        /* the forward adds lm_head.decoder.bias; a separate lm_head.bias (transformers v5
+         * saves both, and they differ) is not used; older checkpoints tie the two */
+        if ((st = eng__load(ld, &m->mlm_dec_w, 1, V, 2 * H, "/lm_head.decoder.weight")) ||
+            (st = eng__load(ld, &m->mlm_dec_b, 0, V, 0, "/lm_head.decoder.bias")))
+            return st;
+        if (!m->mlm_dec_b && (st = eng__load(ld, &m->mlm_dec_b, 1, V, 0, "/lm_head.bias")))
+            return st;
+        break;
+    case ENG_HEAD_SEQCLS:
+        if ((st = eng__load(ld, &m->cls_dense_w, 1, H, 2 * H, "/classifier.dense.weight")) ||
+            (st = eng__load(ld, &m->cls_dense_b, 1, H, 0, "/classifier.dense.bias")) ||
+            (st = eng__load(ld, &m->cls_out_w, 1, nl, H, "/classifier.out_proj.weight")) ||
+            (st = eng__load(ld, &m->cls_out_b, 1, nl, 0, "/classifier.out_proj.bias")))
+            return st;
+        break;
+    case ENG_HEAD_QA:
+        if ((st = eng__load(ld, &m->qa_w, 1, 2, 2 * H, "/qa_outputs.weight")) ||
+            (st = eng__load(ld, &m->qa_b, 1, 2, 0, "/qa_outputs.bias")))
+            return st;
+        break;
+    }
+    return LS_OK;
+}
+
 static ls_status eng__load_weights(eng__loader *ld)
 {
+    if (ld->m->fam == ENG_FAM_REFORMER) return eng__load_reformer(ld);
     eng_model *m = ld->m;
     const hf_config *c = &m->cfg;
     const int64_t H = m->H;
@@ -476,6 +702,16 @@ static ls_status eng__load_text(eng_model *m, const char *dir, char *err, size_t
 /* The linear layers' weights, prepared once by the backend (packed for its GEMM). */
 static kn_weight *eng__weights(eng_model *m, int i)
 {
+    if (m->fam == ENG_FAM_REFORMER) {
+        if (i < m->L * 4) {
+            eng_rf_layer *y = &m->rf[i / 4];
+            kn_weight *const w[] = {&y->proj, &y->ao, &y->ff1, &y->ff2};
+            return w[i % 4];
+        }
+        i -= m->L * 4;
+        kn_weight *const w[] = {&m->mlm_dec, &m->cls_dense, &m->cls_out, &m->qa};
+        return i < 4 ? w[i] : NULL;
+    }
     const int per = 5, nl = m->L * per;
     if (i < nl) {
         eng_layer *y = &m->layers[i / per];
@@ -490,7 +726,15 @@ static kn_weight *eng__weights(eng_model *m, int i)
 static ls_status eng__prepare_weights(eng_model *m, char *err, size_t errlen)
 {
     const int H = m->H, I = m->I, nl = m->cfg.num_labels;
-    for (int l = 0; l < m->L; l++) {
+    for (int l = 0; m->rf && l < m->L; l++) {
+        eng_rf_layer *y = &m->rf[l];
+        y->proj = (kn_weight){y->proj_w, 3 * m->A, H, NULL};
+        y->ao = (kn_weight){y->ao_w, H, m->A, NULL};
+        y->ff1 = (kn_weight){y->ff1_w, I, H, NULL};
+        y->ff2 = (kn_weight){y->ff2_w, H, I, NULL};
+    }
+    const int HK = m->rf ? 2 * H : H; /* what the heads read: Reformer's 2H */
+    for (int l = 0; m->layers && l < m->L; l++) {
         eng_layer *y = &m->layers[l];
         y->qkv = (kn_weight){y->qkv_w, 3 * H, H, NULL};
         y->gq = (kn_weight){y->gq_w, H, H, NULL};
@@ -500,10 +744,10 @@ static ls_status eng__prepare_weights(eng_model *m, char *err, size_t errlen)
     }
     m->pool = (kn_weight){m->pool_w, H, H, NULL};
     m->mlm_dense = (kn_weight){m->mlm_dense_w, H, H, NULL};
-    m->mlm_dec = (kn_weight){m->mlm_dec_w, m->V, H, NULL};
-    m->cls_dense = (kn_weight){m->cls_dense_w, H, H, NULL};
+    m->mlm_dec = (kn_weight){m->mlm_dec_w, m->V, HK, NULL};
+    m->cls_dense = (kn_weight){m->cls_dense_w, H, HK, NULL};
     m->cls_out = (kn_weight){m->cls_out_w, nl, H, NULL};
-    m->qa = (kn_weight){m->qa_w, 2, H, NULL};
+    m->qa = (kn_weight){m->qa_w, 2, HK, NULL};
     snprintf(m->isa, sizeof m->isa, "%s", m->ops.isa ? m->ops.isa : "");
     if (!m->ops.weight_prepare) return LS_OK;
     kn_weight *w;
@@ -581,7 +825,7 @@ void eng_model_free(eng_model *m)
 {
     if (!m) return;
     kn_weight *w;
-    for (int i = 0; m->layers && m->ops.weight_release && (w = eng__weights(m, i)); i++)
+    for (int i = 0; (m->layers || m->rf) && m->ops.weight_release && (w = eng__weights(m, i)); i++)
         if (w->prep) m->ops.weight_release(w);
     for (size_t i = 0; i < m->nallocs; i++)
         free(m->allocs[i]);
@@ -589,6 +833,7 @@ void eng_model_free(eng_model *m)
     st_model_free(&m->st);
     tok_free(m->tok);
     free(m->layers);
+    free(m->rf);
     hf_config_free(&m->cfg);
     free(m);
 }
@@ -596,14 +841,15 @@ void eng_model_free(eng_model *m)
 void eng_model_get_info(const eng_model *m, eng_model_info *info)
 {
     int maxw = 0;
-    for (int l = 0; l < m->L; l++)
+    for (int l = 0; m->layers && l < m->L; l++)
         if (m->layers[l].window > maxw) maxw = m->layers[l].window;
+    if (m->rf) maxw = m->rf_lcm; /* Reformer: its padding multiple */
     *info = (eng_model_info){
         .model_type = m->cfg.model_type,
         .architecture = m->cfg.architecture,
         .head = m->head,
         .vocab_size = m->V,
-        .hidden_size = m->H,
+        .hidden_size = m->rf ? 2 * m->H : m->H, /* Reformer: its outputs' 2H */
         .num_layers = m->L,
         .num_labels = m->cfg.num_labels,
         .type_vocab_size = m->cfg.type_vocab_size,

@@ -8,7 +8,21 @@
 #include "engine.h"
 #include "safetensors.h"
 
-typedef enum { ENG_FAM_LONGFORMER, ENG_FAM_ROBERTA, ENG_FAM_BERT } eng_family;
+typedef enum { ENG_FAM_LONGFORMER, ENG_FAM_ROBERTA, ENG_FAM_BERT, ENG_FAM_REFORMER } eng_family;
+
+/* One Reformer layer (hf-semantics B4-B7); A = heads x attention_head_size. */
+typedef struct {
+    int lsh;              /* attn_layers[k] == "lsh" */
+    float *ln1_g, *ln1_b; /* attention.layer_norm (H) */
+    /* the projections as one (3A, H) matrix: lsh query_key | value | query_key (the third
+     * block becomes the normalised keys in place), local query | key | value */
+    float *proj_w;
+    float *ao_w;          /* attention.output.dense (H, A), no bias */
+    float *ln2_g, *ln2_b; /* feed_forward.layer_norm (H) */
+    float *ff1_w, *ff1_b; /* feed_forward.dense.dense (I, H), (I) */
+    float *ff2_w, *ff2_b; /* feed_forward.output.dense (H, I), (H) */
+    kn_weight proj, ao, ff1, ff2;
+} eng_rf_layer;
 
 typedef struct {
     int window;           /* both sides; w = window / 2 */
@@ -39,7 +53,14 @@ struct eng_model {
     float *pos;  /* (max_pos, H) */
     float *type; /* (type_vocab, H) */
     float *emb_ln_g, *emb_ln_b;
-    eng_layer *layers;      /* [L] */
+    eng_layer *layers; /* [L] (not Reformer) */
+    /* Reformer: layers, axial position weights (axis k: its A_k rows of D_k values; NULL
+     * when the model has a plain table in `pos`), the final LayerNorm over 2H */
+    eng_rf_layer *rf;
+    float *axial[HF_MAX_AXES];
+    float *rf_ln_g, *rf_ln_b;
+    int A;                  /* Reformer: heads x attention_head_size */
+    int rf_lcm, rf_min;     /* the padding multiple and the shortest chunk (B2) */
     float *pool_w, *pool_b; /* (H, H): pooler.dense, NULL when absent */
 
     /* heads (NULL when not this head) */

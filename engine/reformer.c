@@ -1,0 +1,307 @@
+/* The Reformer forward (hf-semantics Part B) on a packed ragged batch: each sequence padded
+ * on its own as Hugging Face pads it (B2) → embeddings with axial positions (B3) →
+ * reversible layers (B4) with local (B6) or LSH (B5) attention and the feed-forward (B7) →
+ * LayerNorm over both streams → head (B8) → back to the caller's rows.
+ *
+ * LSH layers run the short-sequence path (B5.2: a padded length within one LSH chunk);
+ * longer inputs to an LSH layer need the hashing, which is not built yet, and are refused
+ * with LS_ERR_UNSUPPORTED. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctx.h"
+
+/* Everything one forward needs besides the outputs; one owner, freed by rf__free. */
+typedef struct {
+    int32_t *off;   /* [nseq+1] padded offsets */
+    int32_t *ids;   /* [Tp] */
+    int32_t *pos;   /* [Tp] position in its sequence */
+    uint8_t *keep;  /* [Tp] 1 token, 0 padding */
+    uint8_t *mask;  /* [nseq] the sequence has an attention mask (given or made by padding) */
+    float *x1, *x2; /* [Tp, H] the two streams */
+    float *h;       /* [Tp, H] */
+    float *proj;    /* [Tp, 3A] */
+    float *att;     /* [Tp, A] */
+    float *ffn;     /* [ENG_FFN_ROWS, I] */
+    float *fin;     /* [Tp, 2H] */
+    float *seq;     /* [nseq, 3H] classifier rows: position 0 (2H), dense (H) */
+    kn_chunk_seg *seg;
+} rf__bufs;
+
+static void rf__free(rf__bufs *w)
+{
+    free(w->off), free(w->ids), free(w->pos), free(w->keep), free(w->mask);
+    free(w->x1), free(w->x2), free(w->h), free(w->proj), free(w->att), free(w->ffn);
+    free(w->fin), free(w->seq), free(w->seg);
+}
+
+/* B2: the padded length of a sequence of n tokens. */
+static int rf__padded(const eng_model *m, int n)
+{
+    return n % m->rf_lcm && n > m->rf_min ? n + (m->rf_lcm - n % m->rf_lcm) : n;
+}
+
+/* B3: word embedding + position embedding (axial: concatenated rows of each axis, the
+ * position split row-major over axial_pos_shape). */
+static void rf__embed(const eng_model *m, const rf__bufs *w, size_t Tp)
+{
+    const hf_reformer *r = &m->cfg.reformer;
+    const int H = m->H;
+    for (size_t t = 0; t < Tp; t++) {
+        float *x = w->x1 + t * H;
+        const float *e = m->word + (size_t)w->ids[t] * H;
+        if (!r->axial) {
+            const float *p = m->pos + (size_t)w->pos[t] * H;
+            for (int i = 0; i < H; i++)
+                x[i] = e[i] + p[i];
+            continue;
+        }
+        int idx[HF_MAX_AXES], p = w->pos[t];
+        for (int k = r->n_axes - 1; k >= 0; k--) {
+            idx[k] = p % r->axial_shape[k];
+            p /= r->axial_shape[k];
+        }
+        int col = 0;
+        for (int k = 0; k < r->n_axes; k++) {
+            const float *a = m->axial[k] + (size_t)idx[k] * r->axial_dim[k];
+            for (int i = 0; i < r->axial_dim[k]; i++, col++)
+                x[col] = e[col] + a[i];
+        }
+    }
+    memcpy(w->x2, w->x1, sizeof(float) * Tp * H);
+}
+
+/* B5.1: LSH keys = query_key / sqrt(mean(qk²) + 1e-6) / sqrt(d), per head, in place. */
+static void rf__lsh_keys(float *k, size_t Tp, int ld, int nh, int d)
+{
+    const float sd = sqrtf((float)d);
+    for (size_t t = 0; t < Tp; t++)
+        for (int h = 0; h < nh; h++) {
+            float *v = k + t * ld + (size_t)h * d;
+            float ss = 0;
+            for (int e = 0; e < d; e++)
+                ss += v[e] * v[e];
+            const float inv = 1.0f / sqrtf(ss / (float)d + 1e-6f);
+            for (int e = 0; e < d; e++)
+                v[e] = v[e] * inv / sd;
+        }
+}
+
+static ls_status rf__layer(eng_ctx *c, const eng_rf_layer *y, const eng_batch *b, rf__bufs *w,
+                           size_t Tp, char *err, size_t errlen)
+{
+    const eng_model *m = c->m;
+    const kn_ops *k = &m->ops;
+    const hf_reformer *r = &m->cfg.reformer;
+    const int H = m->H, A = m->A, I = m->I, nh = m->nh, d = m->d;
+    const float eps = (float)m->cfg.layer_norm_eps;
+
+    /* Y1 = X1 + Attn(LN(X2)) */
+    memcpy(w->h, w->x2, sizeof(float) * Tp * H);
+    ENG_OP(c, k, add_layernorm, w->h, NULL, y->ln1_g, y->ln1_b, eps, (int)Tp, H);
+    ENG_OP(c, k, linear, w->h, &y->proj, NULL, w->proj, (int)Tp, 3 * A, H, w->off, b->nseq);
+    kn_chunk_args a = {.seg = w->seg, .nseg = b->nseq * nh, .d = d, .causal = r->is_decoder};
+    if (y->lsh) {
+        for (int s = 0; s < b->nseq; s++)
+            if (w->off[s + 1] - w->off[s] > r->lsh_chunk)
+                return ls_fail(err, errlen, LS_ERR_UNSUPPORTED,
+                               "sequence %d: %d tokens (padded) exceed the LSH chunk length %d; "
+                               "LSH hashing is not implemented yet",
+                               s, w->off[s + 1] - w->off[s], r->lsh_chunk);
+        rf__lsh_keys(w->proj + 2 * A, Tp, 3 * A, nh, d);
+        a.chunk = r->lsh_chunk, a.before = r->lsh_before, a.after = r->lsh_after;
+        a.self_mask = 1, a.key_scale = 1.0f;
+    } else {
+        a.chunk = r->local_chunk, a.before = r->local_before, a.after = r->local_after;
+        a.self_mask = 0, a.key_scale = 1.0f / sqrtf((float)d);
+    }
+    /* segment layout: lsh q | v | k, local q | k | v */
+    const int qo = 0, ko = y->lsh ? 2 * A : A, vo = y->lsh ? A : 2 * A;
+    for (int s = 0; s < b->nseq; s++)
+        for (int h = 0; h < nh; h++) {
+            const size_t o = (size_t)w->off[s];
+            const float *base = w->proj + o * 3 * A + (size_t)h * d;
+            w->seg[s * nh + h] = (kn_chunk_seg){
+                .q = base + qo,
+                .k = base + ko,
+                .v = base + vo,
+                .ld = 3 * A,
+                .out = w->att + o * A + (size_t)h * d,
+                .ldo = A,
+                .lse = NULL,
+                .pos = w->pos + o,
+                .keep = w->mask[s] ? w->keep + o : NULL,
+                .n = w->off[s + 1] - w->off[s],
+            };
+        }
+    int rc;
+    ENG_OP_RC(rc, c, k, chunk_attn, &a);
+    if (rc) return ls_fail(err, errlen, LS_ERR_NOMEM, "chunked attention: out of scratch memory");
+    ENG_OP(c, k, linear, w->att, &y->ao, NULL, w->h, (int)Tp, H, A, w->off, b->nseq);
+    for (size_t i = 0; i < Tp * H; i++)
+        w->x1[i] += w->h[i];
+
+    /* Y2 = X2 + FFN(LN(Y1)), each sequence in pieces of at most ENG_FFN_ROWS rows */
+    memcpy(w->h, w->x1, sizeof(float) * Tp * H);
+    ENG_OP(c, k, add_layernorm, w->h, NULL, y->ln2_g, y->ln2_b, eps, (int)Tp, H);
+    const int relu = strcmp(m->cfg.hidden_act, "relu") == 0;
+    for (int s = 0; s < b->nseq; s++)
+        for (int r0 = w->off[s]; r0 < w->off[s + 1]; r0 += ENG_FFN_ROWS) {
+            const int rows = w->off[s + 1] - r0 < ENG_FFN_ROWS ? w->off[s + 1] - r0 : ENG_FFN_ROWS;
+            float *in = w->h + (size_t)r0 * H;
+            ENG_OP(c, k, linear, in, &y->ff1, y->ff1_b, w->ffn, rows, I, H, NULL, 0);
+            if (relu)
+                ENG_OP(c, k, relu, w->ffn, (size_t)rows * I);
+            else
+                ENG_OP(c, k, gelu, w->ffn, (size_t)rows * I);
+            ENG_OP(c, k, linear, w->ffn, &y->ff2, y->ff2_b, in, rows, H, I, NULL, 0);
+        }
+    for (size_t i = 0; i < Tp * H; i++)
+        w->x2[i] += w->h[i];
+    return LS_OK;
+}
+
+/* The outputs for the caller's rows: per-token rows of the padded layout cut back to each
+ * sequence's own tokens (B2 step 5). */
+static void rf__unpad(const eng_batch *b, const rf__bufs *w, const float *src, float *dst,
+                      int width)
+{
+    for (int s = 0; s < b->nseq; s++)
+        memcpy(dst + (size_t)b->offsets[s] * width, src + (size_t)w->off[s] * width,
+               sizeof(float) * (size_t)(b->offsets[s + 1] - b->offsets[s]) * width);
+}
+
+ls_status eng__reformer_forward(eng_ctx *c, const eng_batch *b, eng_outputs *out, char *err,
+                                size_t errlen)
+{
+    const eng_model *m = c->m;
+    const kn_ops *k = &m->ops;
+    if (b->nseq <= 0 || !b->offsets || b->offsets[0] != 0 || !b->ids)
+        return ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "empty batch");
+    const int S = b->nseq, H = m->H, A = m->A, V = m->V, nl = m->cfg.num_labels;
+    size_t Tp = 0;
+    for (int s = 0; s < S; s++) {
+        const int n = b->offsets[s + 1] - b->offsets[s];
+        if (n < 0)
+            return ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "batch offsets decrease at %d", s);
+        if (n == 0) return ls_fail(err, errlen, LS_ERR_INVALID_INPUT, "sequence %d is empty", s);
+        if (n > m->max_tokens)
+            return ls_fail(err, errlen, LS_ERR_TOO_LARGE,
+                           "sequence %d has %d tokens; the model accepts at most %d", s, n,
+                           m->max_tokens);
+        Tp += (size_t)rf__padded(m, n);
+    }
+    const size_t T = (size_t)b->offsets[S];
+    for (size_t t = 0; t < T; t++)
+        if (b->ids[t] < 0 || b->ids[t] >= V)
+            return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                           "input_ids: token id %d at position %zu is outside the vocabulary "
+                           "[0, %d)",
+                           b->ids[t], t, V);
+
+    rf__bufs w = {
+        .off = malloc(sizeof(int32_t) * (S + 1)),
+        .ids = malloc(sizeof(int32_t) * Tp),
+        .pos = malloc(sizeof(int32_t) * Tp),
+        .keep = malloc(Tp),
+        .mask = malloc((size_t)S),
+        .x1 = malloc(sizeof(float) * Tp * H),
+        .x2 = malloc(sizeof(float) * Tp * H),
+        .h = malloc(sizeof(float) * Tp * H),
+        .proj = malloc(sizeof(float) * Tp * 3 * A),
+        .att = malloc(sizeof(float) * Tp * A),
+        .ffn = malloc(sizeof(float) * (Tp < ENG_FFN_ROWS ? Tp : ENG_FFN_ROWS) * m->I),
+        .fin = malloc(sizeof(float) * Tp * 2 * H),
+        .seq = malloc(sizeof(float) * S * 3 * H),
+        .seg = malloc(sizeof(kn_chunk_seg) * S * m->nh),
+    };
+    /* outputs: (T, width) per-token rows, QA's start | end, or (S, labels) */
+    const size_t need = m->head == ENG_HEAD_MLM  ? T * V + Tp * V
+                        : m->head == ENG_HEAD_QA ? 2 * T + 2 * Tp
+                                                 : T * 2 * H + (size_t)S * nl;
+    if (need > c->rf_cap) {
+        free(c->rf_out);
+        c->rf_out = malloc(sizeof(float) * need);
+        c->rf_cap = c->rf_out ? need : 0;
+    }
+    if (!w.off || !w.ids || !w.pos || !w.keep || !w.mask || !w.x1 || !w.x2 || !w.h || !w.proj ||
+        !w.att || !w.ffn || !w.fin || !w.seq || !w.seg || !c->rf_out) {
+        rf__free(&w);
+        return ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory for a batch of %zu tokens", Tp);
+    }
+    /* B2: each sequence padded with pad_token_id and a mask made when the model pads */
+    w.off[0] = 0;
+    for (int s = 0; s < S; s++) {
+        const int lo = b->offsets[s], n = b->offsets[s + 1] - lo, np = rf__padded(m, n);
+        w.off[s + 1] = w.off[s] + np;
+        w.mask[s] = np > n || b->attn_mask;
+        for (int i = 0; i < np; i++) {
+            const size_t t = (size_t)w.off[s] + i;
+            w.ids[t] = i < n ? b->ids[lo + i] : m->cfg.pad_token_id;
+            w.pos[t] = i;
+            w.keep[t] = i < n ? (b->attn_mask ? b->attn_mask[lo + i] != 0 : 1) : 0;
+        }
+    }
+    rf__embed(m, &w, Tp);
+    ls_status st = LS_OK;
+    for (int l = 0; l < m->L && !st; l++)
+        st = rf__layer(c, &m->rf[l], b, &w, Tp, err, errlen);
+    if (st) {
+        rf__free(&w);
+        return st;
+    }
+    /* final LayerNorm over concat(X1, X2) */
+    for (size_t t = 0; t < Tp; t++) {
+        memcpy(w.fin + t * 2 * H, w.x1 + t * H, sizeof(float) * H);
+        memcpy(w.fin + t * 2 * H + H, w.x2 + t * H, sizeof(float) * H);
+    }
+    ENG_OP(c, k, add_layernorm, w.fin, NULL, m->rf_ln_g, m->rf_ln_b, (float)m->cfg.layer_norm_eps,
+           (int)Tp, 2 * H);
+    const float *data[ENG_MAX_OUTPUTS] = {NULL};
+    float *o = c->rf_out;
+    switch (m->head) {
+    case ENG_HEAD_BASE:
+    case ENG_HEAD_TOKCLS:
+        rf__unpad(b, &w, w.fin, o, 2 * H);
+        data[0] = o;
+        break;
+    case ENG_HEAD_MLM: {
+        float *full = o + T * V;
+        ENG_OP(c, k, linear, w.fin, &m->mlm_dec, m->mlm_dec_b, full, (int)Tp, V, 2 * H, w.off, S);
+        rf__unpad(b, &w, full, o, V);
+        data[0] = o;
+        break;
+    }
+    case ENG_HEAD_SEQCLS:
+        for (int s = 0; s < S; s++) /* position 0, then dense, tanh, out_proj */
+            memcpy(w.seq + (size_t)s * 2 * H, w.fin + (size_t)w.off[s] * 2 * H,
+                   sizeof(float) * 2 * H);
+        float *dense = w.seq + (size_t)S * 2 * H;
+        ENG_OP(c, k, linear, w.seq, &m->cls_dense, m->cls_dense_b, dense, S, H, 2 * H, NULL, 0);
+        ENG_OP(c, k, tanh, dense, (size_t)S * H);
+        ENG_OP(c, k, linear, dense, &m->cls_out, m->cls_out_b, o, S, nl, H, NULL, 0);
+        data[0] = o;
+        break;
+    case ENG_HEAD_QA: {
+        float *full = o + 2 * T; /* (Tp, 2) */
+        ENG_OP(c, k, linear, w.fin, &m->qa, m->qa_b, full, (int)Tp, 2, 2 * H, w.off, S);
+        for (int s = 0; s < S; s++)
+            for (int i = 0; i < b->offsets[s + 1] - b->offsets[s]; i++) {
+                const size_t src = (size_t)w.off[s] + i, dst = (size_t)b->offsets[s] + i;
+                o[dst] = full[2 * src];
+                o[T + dst] = full[2 * src + 1];
+            }
+        data[0] = o;
+        data[1] = o + T;
+        break;
+    }
+    }
+    rf__free(&w);
+    out->n = m->nouts;
+    for (int i = 0; i < m->nouts; i++) {
+        const eng_output_desc *d = &m->outs[i];
+        out->t[i] = (eng_tensor){d->name, d->per_token, d->width, data[i], d->id};
+    }
+    return LS_OK;
+}
