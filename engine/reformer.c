@@ -3,14 +3,17 @@
  * reversible layers (B4) with local (B6) or LSH (B5) attention and the feed-forward (B7) →
  * LayerNorm over both streams → head (B8) → back to the caller's rows.
  *
- * LSH layers run the short-sequence path (B5.2: a padded length within one LSH chunk);
- * longer inputs to an LSH layer need the hashing, which is not built yet, and are refused
- * with LS_ERR_UNSUPPORTED. */
+ * LSH (B5.3-B5.8): rotations drawn as torch draws them after torch.manual_seed(hash_seed)
+ * on an AVX2 CPU (engine/torch_rng.c), argmax buckets, counting sort by (round, bucket,
+ * position), chunked attention over the sorted rounds, unsort and the rounds' weighted sum.
+ * A model without hash_seed is refused for inputs longer than one LSH chunk for now (its
+ * buckets would differ from every HF run anyway: HF draws fresh rotations per call). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ctx.h"
+#include "torch_rng.h"
 
 /* Everything one forward needs besides the outputs; one owner, freed by rf__free. */
 typedef struct {
@@ -88,6 +91,140 @@ static void rf__lsh_keys(float *k, size_t Tp, int ld, int nh, int d)
         }
 }
 
+/* B5.3-B5.8 for one head `hd` of every sequence whose padded length exceeds the LSH chunk:
+ * hash with rot ([nh, d, nH, rot/2]), sort, attend, unsort and combine into att. */
+static ls_status rf__lsh_head(eng_ctx *c, const rf__bufs *w, int S, int hd, const float *rot,
+                              int nH, char *err, size_t errlen)
+{
+    const eng_model *m = c->m;
+    const hf_reformer *r = &m->cfg.reformer;
+    const int A = m->A, d = m->d, C = r->lsh_chunk;
+    int rot2 = 0, nb = 1; /* rotations per round / 2, buckets */
+    for (int i = 0; i < r->n_buckets; i++)
+        rot2 += r->num_buckets[i] / 2, nb *= r->num_buckets[i];
+    size_t tot = 0;
+    for (int s = 0; s < S; s++)
+        if (w->off[s + 1] - w->off[s] > C) tot += (size_t)nH * (w->off[s + 1] - w->off[s]);
+    if (!tot) return LS_OK;
+    float *q = malloc(sizeof(float) * tot * 3 * d), *o = malloc(sizeof(float) * tot * d);
+    float *lse = malloc(sizeof(float) * tot);
+    int32_t *pos = malloc(sizeof(int32_t) * tot), *slot = malloc(sizeof(int32_t) * tot);
+    int32_t *bkt = malloc(sizeof(int32_t) * tot),
+            *cnt = malloc(sizeof(int32_t) * (nH * (nb + 1) + 1));
+    kn_chunk_seg *seg = malloc(sizeof *seg * S);
+    ls_status st = LS_OK;
+    if (!q || !o || !lse || !pos || !slot || !bkt || !cnt || !seg) {
+        st = ls_fail(err, errlen, LS_ERR_NOMEM, "LSH attention: out of memory (%zu slots)", tot);
+        goto done;
+    }
+    size_t base = 0;
+    int nseg = 0;
+    for (int s = 0; s < S; s++) {
+        const int lo = w->off[s], n = w->off[s + 1] - lo;
+        if (n <= C) continue;
+        int pad = 0; /* B5.3 step 5: a padding bucket when this row has padding */
+        for (int t = 0; w->mask[s] && t < n; t++)
+            pad |= !w->keep[lo + t];
+        const int nbp = nb + pad;
+        /* buckets of every (round, position), offset by round */
+        for (int h = 0; h < nH; h++)
+            for (int t = 0; t < n; t++) {
+                const float *x = w->proj + (size_t)(lo + t) * 3 * A + (size_t)hd * d;
+                int b = 0, mul = 1, col = 0;
+                for (int f = 0; f < r->n_buckets; f++) {
+                    const int half = r->num_buckets[f] / 2;
+                    int best = 0;
+                    float bv = -INFINITY;
+                    /* argmax of concat(y, -y), the first index winning ties */
+                    for (int sign = 1; sign >= -1; sign -= 2)
+                        for (int j = 0; j < half; j++) {
+                            double y = 0;
+                            for (int i = 0; i < d; i++)
+                                y += (double)x[i] *
+                                     rot[(((size_t)hd * d + i) * nH + h) * rot2 + col + j];
+                            const float v = (float)sign * (float)y;
+                            if (v > bv) bv = v, best = (sign < 0 ? half : 0) + j;
+                        }
+                    b += mul * best;
+                    mul *= r->num_buckets[f];
+                    col += half;
+                }
+                if (pad && !w->keep[lo + t]) b = nb;
+                bkt[base + (size_t)h * n + t] = h * nbp + b;
+            }
+        /* counting sort by offset bucket, stable in (round, position) */
+        const int nk = nH * nbp;
+        memset(cnt, 0, sizeof(int32_t) * (nk + 1));
+        for (int i = 0; i < nH * n; i++)
+            cnt[bkt[base + i] + 1]++;
+        for (int k = 0; k < nk; k++)
+            cnt[k + 1] += cnt[k];
+        for (int i = 0; i < nH * n; i++) {
+            const int sl = cnt[bkt[base + i]]++;
+            slot[base + i] = sl; /* flat index i = h·n + t sits at slot sl */
+            const int t = i % n;
+            pos[base + sl] = t;
+            const float *x = w->proj + (size_t)(lo + t) * 3 * A + (size_t)hd * d;
+            float *dst = q + (base + sl) * 3 * d;
+            memcpy(dst, x, sizeof(float) * d);             /* query: raw qk */
+            memcpy(dst + d, x + 2 * A, sizeof(float) * d); /* key: normalised */
+            memcpy(dst + 2 * d, x + A, sizeof(float) * d); /* value */
+        }
+        seg[nseg++] = (kn_chunk_seg){q + base * 3 * d,
+                                     q + base * 3 * d + d,
+                                     q + base * 3 * d + 2 * d,
+                                     3 * d,
+                                     o + base * d,
+                                     d,
+                                     lse + base,
+                                     pos + base,
+                                     w->mask[s] ? w->keep + lo : NULL,
+                                     nH * n};
+        base += (size_t)nH * n;
+    }
+    kn_chunk_args a = {seg, nseg, d, C, r->lsh_before, r->lsh_after, r->is_decoder, 1, 1.0f};
+    int rc;
+    ENG_OP_RC(rc, c, (&m->ops), chunk_attn, &a);
+    if (rc) {
+        st = ls_fail(err, errlen, LS_ERR_NOMEM, "LSH attention: out of scratch memory");
+        goto done;
+    }
+    /* unsort and combine the rounds (B5.8) */
+    base = 0;
+    for (int s = 0; s < S; s++) {
+        const int lo = w->off[s], n = w->off[s + 1] - lo;
+        if (n <= C) continue;
+        for (int t = 0; t < n; t++) {
+            float *dst = w->att + (size_t)(lo + t) * A + (size_t)hd * d;
+            if (nH == 1) {
+                memcpy(dst, o + (base + slot[base + t]) * d, sizeof(float) * d);
+                continue;
+            }
+            float mx = -INFINITY, l[64];
+            for (int h = 0; h < nH; h++) {
+                l[h] = lse[base + slot[base + (size_t)h * n + t]];
+                if (l[h] > mx) mx = l[h];
+            }
+            double sum = 0;
+            for (int h = 0; h < nH; h++)
+                sum += exp((double)(l[h] - mx));
+            const float all = mx + (float)log(sum);
+            for (int e = 0; e < d; e++)
+                dst[e] = 0;
+            for (int h = 0; h < nH; h++) {
+                const float wt = expf(l[h] - all);
+                const float *src = o + (base + slot[base + (size_t)h * n + t]) * d;
+                for (int e = 0; e < d; e++)
+                    dst[e] += wt * src[e];
+            }
+        }
+        base += (size_t)nH * n;
+    }
+done:
+    free(q), free(o), free(lse), free(pos), free(slot), free(bkt), free(cnt), free(seg);
+    return st;
+}
+
 static ls_status rf__layer(eng_ctx *c, const eng_rf_layer *y, const eng_batch *b, rf__bufs *w,
                            size_t Tp, char *err, size_t errlen)
 {
@@ -102,13 +239,16 @@ static ls_status rf__layer(eng_ctx *c, const eng_rf_layer *y, const eng_batch *b
     ENG_OP(c, k, add_layernorm, w->h, NULL, y->ln1_g, y->ln1_b, eps, (int)Tp, H);
     ENG_OP(c, k, linear, w->h, &y->proj, NULL, w->proj, (int)Tp, 3 * A, H, w->off, b->nseq);
     kn_chunk_args a = {.seg = w->seg, .nseg = b->nseq * nh, .d = d, .causal = r->is_decoder};
+    int hashed = 0;
     if (y->lsh) {
         for (int s = 0; s < b->nseq; s++)
-            if (w->off[s + 1] - w->off[s] > r->lsh_chunk)
-                return ls_fail(err, errlen, LS_ERR_UNSUPPORTED,
-                               "sequence %d: %d tokens (padded) exceed the LSH chunk length %d; "
-                               "LSH hashing is not implemented yet",
-                               s, w->off[s + 1] - w->off[s], r->lsh_chunk);
+            if (w->off[s + 1] - w->off[s] > r->lsh_chunk) hashed = 1;
+        if (hashed && (!r->has_hash_seed || r->n_buckets == 0))
+            return ls_fail(err, errlen, LS_ERR_UNSUPPORTED,
+                           "a padded row longer than the LSH chunk (%d) needs hashing; LSH "
+                           "hashing is not implemented yet for a model without hash_seed and "
+                           "num_buckets in its config",
+                           r->lsh_chunk);
         rf__lsh_keys(w->proj + 2 * A, Tp, 3 * A, nh, d);
         a.chunk = r->lsh_chunk, a.before = r->lsh_before, a.after = r->lsh_after;
         a.self_mask = 1, a.key_scale = 1.0f;
@@ -135,9 +275,30 @@ static ls_status rf__layer(eng_ctx *c, const eng_rf_layer *y, const eng_batch *b
                 .n = w->off[s + 1] - w->off[s],
             };
         }
+    if (hashed) { /* the short rows below; the hashed ones per head in rf__lsh_head */
+        int ns = 0;
+        for (int i = 0; i < b->nseq * nh; i++)
+            if (w->seg[i].n <= r->lsh_chunk) w->seg[ns++] = w->seg[i];
+        a.nseg = ns;
+    }
     int rc;
     ENG_OP_RC(rc, c, k, chunk_attn, &a);
     if (rc) return ls_fail(err, errlen, LS_ERR_NOMEM, "chunked attention: out of scratch memory");
+    if (hashed) {
+        int rot2 = 0;
+        for (int i = 0; i < r->n_buckets; i++)
+            rot2 += r->num_buckets[i] / 2;
+        const int nH = r->num_hashes;
+        const size_t nr = (size_t)nh * d * nH * rot2;
+        float *rot = malloc(sizeof(float) * nr);
+        if (!rot) return ls_fail(err, errlen, LS_ERR_NOMEM, "LSH rotations: out of memory");
+        eng_torch_randn((uint64_t)r->hash_seed, rot, nr); /* HF re-seeds before each hashing */
+        ls_status st = LS_OK;
+        for (int h = 0; h < nh && !st; h++)
+            st = rf__lsh_head(c, w, b->nseq, h, rot, nH, err, errlen);
+        free(rot);
+        if (st) return st;
+    }
     ENG_OP(c, k, linear, w->att, &y->ao, NULL, w->h, (int)Tp, H, A, w->off, b->nseq);
     for (size_t i = 0; i < Tp * H; i++)
         w->x1[i] += w->h[i];
