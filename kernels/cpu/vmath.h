@@ -64,21 +64,24 @@ static inline float kn__erfcf(float x)
  * control flow), so the hot loops use vector extensions directly: the same arithmetic,
  * eight lanes at a time, with selects instead of branches. Each target_clones version
  * lowers them to its ISA (one AVX register, or two SSE ones). */
-#pragma GCC diagnostic ignored "-Wpsabi" /* the helpers are static inline: no ABI to keep */
+/* the helpers are always_inline: at -O0 a real call from a target("avx2") function would
+ * pass 32-byte vectors in another ABI than the callee expects (window attention computed
+ * garbage in debug builds until they were) */
+#pragma GCC diagnostic ignored "-Wpsabi"
 typedef float kn_v8f __attribute__((vector_size(32), aligned(4)));
 typedef int32_t kn_v8i __attribute__((vector_size(32), aligned(4)));
 
-static inline kn_v8f kn__vsel(kn_v8i m, kn_v8f a, kn_v8f b) /* m ? a : b, lane-wise */
+static inline __attribute__((always_inline)) kn_v8f kn__vsel(kn_v8i m, kn_v8f a, kn_v8f b) /* m ? a : b, lane-wise */
 {
     return (kn_v8f)(((kn_v8i)a & m) | ((kn_v8i)b & ~m));
 }
 
-static inline kn_v8f kn__vsplat(float v)
+static inline __attribute__((always_inline)) kn_v8f kn__vsplat(float v)
 {
     return (kn_v8f){v, v, v, v, v, v, v, v};
 }
 
-static inline kn_v8f kn__vexpf(kn_v8f x)
+static inline __attribute__((always_inline)) kn_v8f kn__vexpf(kn_v8f x)
 {
     const kn_v8f hi = kn__vsplat(88.0f), lo = kn__vsplat(-87.0f);
     kn_v8f xc = kn__vsel(x > hi, hi, x);
@@ -99,7 +102,7 @@ static inline kn_v8f kn__vexpf(kn_v8f x)
     return kn__vsel(x < lo, kn__vsplat(0.0f), p * (kn_v8f)e);
 }
 
-static inline kn_v8f kn__verfcf(kn_v8f x)
+static inline __attribute__((always_inline)) kn_v8f kn__verfcf(kn_v8f x)
 {
     kn_v8f z = (kn_v8f)((kn_v8i)x & 0x7fffffff);
     kn_v8f t = 1.0f / (1.0f + 0.5f * z);
@@ -134,7 +137,7 @@ KN_CLONES static void kn__gelu_block(float *x, size_t n)
 /* exp(x) for x <= 0 (attention scores less their row's maximum): the range reduction
  * and a degree-6 Taylor polynomial on |r| <= ln2/2 (truncation below 9e-8 relative), no
  * upper clamp; exactly 0 below -87 and for -INFINITY. */
-static inline kn_v8f kn__vexpf_neg(kn_v8f x)
+static inline __attribute__((always_inline)) kn_v8f kn__vexpf_neg(kn_v8f x)
 {
     const kn_v8f lo = kn__vsplat(-87.0f);
     const kn_v8i small = x < lo;
