@@ -114,6 +114,10 @@ typedef struct {
     const int32_t *type_ids;    /* [T] or NULL (all 0) */
     const uint8_t *attn_mask;   /* [T] 1 keep / 0 padding, or NULL (all 1) */
     const uint8_t *global_mask; /* [T] 1 global, or NULL: the head's automatic choice */
+    /* Reformer, per sequence, or NULL: LSH hash rounds (0: the config's num_hashes) and
+     * the rotations' seed (-1: the config's hash_seed) */
+    const int32_t *num_hashes;
+    const int64_t *hash_seed;
 } eng_batch;
 
 enum { ENG_MAX_OUTPUTS = 4 };

@@ -91,10 +91,10 @@ static void rf__lsh_keys(float *k, size_t Tp, int ld, int nh, int d)
         }
 }
 
-/* B5.3-B5.8 for one head `hd` of every sequence whose padded length exceeds the LSH chunk:
+/* B5.3-B5.8 for one head `hd` of sequences s0 .. S-1 whose padded length exceeds the chunk:
  * hash with rot ([nh, d, nH, rot/2]), sort, attend, unsort and combine into att. */
-static ls_status rf__lsh_head(eng_ctx *c, const rf__bufs *w, int S, int hd, const float *rot,
-                              int nH, char *err, size_t errlen)
+static ls_status rf__lsh_head(eng_ctx *c, const rf__bufs *w, int s0, int S, int hd,
+                              const float *rot, int nH, char *err, size_t errlen)
 {
     const eng_model *m = c->m;
     const hf_reformer *r = &m->cfg.reformer;
@@ -103,7 +103,7 @@ static ls_status rf__lsh_head(eng_ctx *c, const rf__bufs *w, int S, int hd, cons
     for (int i = 0; i < r->n_buckets; i++)
         rot2 += r->num_buckets[i] / 2, nb *= r->num_buckets[i];
     size_t tot = 0;
-    for (int s = 0; s < S; s++)
+    for (int s = s0; s < S; s++)
         if (w->off[s + 1] - w->off[s] > C) tot += (size_t)nH * (w->off[s + 1] - w->off[s]);
     if (!tot) return LS_OK;
     float *q = malloc(sizeof(float) * tot * 3 * d), *o = malloc(sizeof(float) * tot * d);
@@ -119,7 +119,7 @@ static ls_status rf__lsh_head(eng_ctx *c, const rf__bufs *w, int S, int hd, cons
     }
     size_t base = 0;
     int nseg = 0;
-    for (int s = 0; s < S; s++) {
+    for (int s = s0; s < S; s++) {
         const int lo = w->off[s], n = w->off[s + 1] - lo;
         if (n <= C) continue;
         int pad = 0; /* B5.3 step 5: a padding bucket when this row has padding */
@@ -191,7 +191,7 @@ static ls_status rf__lsh_head(eng_ctx *c, const rf__bufs *w, int S, int hd, cons
     }
     /* unsort and combine the rounds (B5.8) */
     base = 0;
-    for (int s = 0; s < S; s++) {
+    for (int s = s0; s < S; s++) {
         const int lo = w->off[s], n = w->off[s + 1] - lo;
         if (n <= C) continue;
         for (int t = 0; t < n; t++) {
@@ -243,11 +243,11 @@ static ls_status rf__layer(eng_ctx *c, const eng_rf_layer *y, const eng_batch *b
     if (y->lsh) {
         for (int s = 0; s < b->nseq; s++)
             if (w->off[s + 1] - w->off[s] > r->lsh_chunk) hashed = 1;
-        if (hashed && (!r->has_hash_seed || r->n_buckets == 0))
+        if (hashed && r->n_buckets == 0)
             return ls_fail(err, errlen, LS_ERR_UNSUPPORTED,
-                           "a padded row longer than the LSH chunk (%d) needs hashing; LSH "
-                           "hashing is not implemented yet for a model without hash_seed and "
-                           "num_buckets in its config",
+                           "a padded row longer than the LSH chunk (%d) needs hashing, and "
+                           "num_buckets is null in config.json (chosen on HF's first call): "
+                           "not supported yet",
                            r->lsh_chunk);
         rf__lsh_keys(w->proj + 2 * A, Tp, 3 * A, nh, d);
         a.chunk = r->lsh_chunk, a.before = r->lsh_before, a.after = r->lsh_after;
@@ -284,18 +284,41 @@ static ls_status rf__layer(eng_ctx *c, const eng_rf_layer *y, const eng_batch *b
     int rc;
     ENG_OP_RC(rc, c, k, chunk_attn, &a);
     if (rc) return ls_fail(err, errlen, LS_ERR_NOMEM, "chunked attention: out of scratch memory");
-    if (hashed) {
+    if (hashed) { /* per sequence: its rounds and seed (the request's, else the config's) */
         int rot2 = 0;
         for (int i = 0; i < r->n_buckets; i++)
             rot2 += r->num_buckets[i] / 2;
-        const int nH = r->num_hashes;
-        const size_t nr = (size_t)nh * d * nH * rot2;
-        float *rot = malloc(sizeof(float) * nr);
-        if (!rot) return ls_fail(err, errlen, LS_ERR_NOMEM, "LSH rotations: out of memory");
-        eng_torch_randn((uint64_t)r->hash_seed, rot, nr); /* HF re-seeds before each hashing */
+        float *rot = NULL;
+        int64_t have_seed = -1;
+        int have_nh = 0;
         ls_status st = LS_OK;
-        for (int h = 0; h < nh && !st; h++)
-            st = rf__lsh_head(c, w, b->nseq, h, rot, nH, err, errlen);
+        for (int s = 0; s < b->nseq && !st; s++) {
+            if (w->off[s + 1] - w->off[s] <= r->lsh_chunk) continue;
+            const int nH = b->num_hashes && b->num_hashes[s] > 0 ? b->num_hashes[s] : r->num_hashes;
+            const int64_t seed = b->hash_seed && b->hash_seed[s] >= 0 ? b->hash_seed[s]
+                                 : r->has_hash_seed                   ? r->hash_seed
+                                                                      : -1;
+            if (seed < 0) {
+                st = ls_fail(err, errlen, LS_ERR_UNSUPPORTED,
+                             "sequence %d: a padded row longer than the LSH chunk (%d) needs "
+                             "hashing; without hash_seed (config.json or the request's "
+                             "parameters) this is not supported yet",
+                             s, r->lsh_chunk);
+                break;
+            }
+            if (seed != have_seed || nH != have_nh) { /* HF re-seeds before each hashing */
+                const size_t nr = (size_t)nh * d * nH * rot2;
+                free(rot);
+                if (!(rot = malloc(sizeof(float) * nr))) {
+                    st = ls_fail(err, errlen, LS_ERR_NOMEM, "LSH rotations: out of memory");
+                    break;
+                }
+                eng_torch_randn((uint64_t)seed, rot, nr);
+                have_seed = seed, have_nh = nH;
+            }
+            for (int h = 0; h < nh && !st; h++)
+                st = rf__lsh_head(c, w, s, s + 1, h, rot, nH, err, errlen);
+        }
         free(rot);
         if (st) return st;
     }

@@ -151,6 +151,32 @@ ls_status v2_request_parse(const char *body, size_t len, size_t max_elems, v2_re
         goto done;
     }
     if (id) snprintf(out->id, sizeof out->id, "%s", id->valuestring);
+    const cJSON *par = cJSON_GetObjectItemCaseSensitive(root, "parameters");
+    if (par && !cJSON_IsObject(par)) {
+        st = ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "\"parameters\" must be an object");
+        goto done;
+    }
+    const cJSON *nh = par ? cJSON_GetObjectItemCaseSensitive(par, "num_hashes") : NULL;
+    const cJSON *hs = par ? cJSON_GetObjectItemCaseSensitive(par, "hash_seed") : NULL;
+    if (nh && !cJSON_IsNull(nh)) {
+        if (!cJSON_IsNumber(nh) || nh->valuedouble != floor(nh->valuedouble) ||
+            nh->valuedouble < 1 || nh->valuedouble > 64) {
+            st = ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                         "parameters.num_hashes must be an integer in [1, 64]");
+            goto done;
+        }
+        out->num_hashes = (int)nh->valuedouble;
+    }
+    if (hs && !cJSON_IsNull(hs)) {
+        if (!cJSON_IsNumber(hs) || hs->valuedouble != floor(hs->valuedouble) ||
+            hs->valuedouble < 0 || hs->valuedouble > 9007199254740992.0) {
+            st = ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                         "parameters.hash_seed must be a non-negative integer (at most 2^53)");
+            goto done;
+        }
+        out->has_hash_seed = 1;
+        out->hash_seed = (int64_t)hs->valuedouble;
+    }
     const cJSON *in;
     cJSON_ArrayForEach(in, inputs)
     {

@@ -16,6 +16,10 @@ typedef struct {
     int32_t *attention_mask;        /* (B, L) or NULL */
     int32_t *global_attention_mask; /* (B, L) or NULL */
     int32_t *token_type_ids;        /* (B, L) or NULL */
+    /* "parameters": Reformer's per-request LSH settings (0 / has_hash_seed 0: the model's) */
+    int num_hashes;
+    int has_hash_seed;
+    int64_t hash_seed;
     char **outputs; /* requested output names ("outputs": [{"name": ...}]), or NULL = all */
     int noutputs;
 } v2_request;

@@ -15,6 +15,8 @@ static int bt__input_error(ls_status st)
 typedef struct {
     int32_t *offsets, *ids, *type_ids; /* [nseq+1], [T], [T] or NULL */
     uint8_t *attn, *glob;              /* [T] or NULL */
+    int32_t *nhash;                    /* [nseq] or NULL: Reformer per-request settings */
+    int64_t *seed;
 } bt__pack;
 
 static void bt__pack_free(bt__pack *p)
@@ -24,6 +26,8 @@ static void bt__pack_free(bt__pack *p)
     free(p->type_ids);
     free(p->attn);
     free(p->glob);
+    free(p->nhash);
+    free(p->seed);
 }
 
 /* LS_ERR_BAD_REQUEST when the rows mix explicit and automatic global masks. */
@@ -32,7 +36,7 @@ static ls_status bt__pack_build(const bt_ops *ops, void *const *jobs, int n, bt_
 {
     memset(p, 0, sizeof *p);
     size_t T = 0, S = 0;
-    int any_type = 0, any_attn = 0, globs = 0;
+    int any_type = 0, any_attn = 0, globs = 0, any_lsh = 0;
     for (int i = 0; i < n; i++) {
         const int rows = ops->nrows(jobs[i]);
         for (int k = 0; k < rows; k++) {
@@ -43,6 +47,7 @@ static ls_status bt__pack_build(const bt_ops *ops, void *const *jobs, int n, bt_
             any_type |= r.type_ids != NULL;
             any_attn |= r.attn != NULL;
             globs += r.glob != NULL;
+            any_lsh |= r.num_hashes || r.has_hash_seed;
         }
     }
     if (globs && (size_t)globs != S)
@@ -53,6 +58,10 @@ static ls_status bt__pack_build(const bt_ops *ops, void *const *jobs, int n, bt_
     if (any_type) bad |= !(p->type_ids = malloc((T + 1) * sizeof *p->type_ids));
     if (any_attn) bad |= !(p->attn = malloc(T + 1));
     if (globs) bad |= !(p->glob = malloc(T + 1));
+    if (any_lsh) {
+        bad |= !(p->nhash = malloc((S + 1) * sizeof *p->nhash));
+        bad |= !(p->seed = malloc((S + 1) * sizeof *p->seed));
+    }
     if (bad) {
         bt__pack_free(p);
         return ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory packing %zu tokens", T);
@@ -64,6 +73,10 @@ static ls_status bt__pack_build(const bt_ops *ops, void *const *jobs, int n, bt_
             bt_row r;
             ops->row(jobs[i], k, &r);
             const size_t nt = (size_t)r.n;
+            if (p->nhash) {
+                p->nhash[s] = r.num_hashes;
+                p->seed[s] = r.has_hash_seed ? r.hash_seed : -1;
+            }
             p->offsets[s++] = (int32_t)t;
             memcpy(p->ids + t, r.ids, nt * sizeof *p->ids);
             if (p->type_ids) {
@@ -92,6 +105,8 @@ static ls_status bt__pack_build(const bt_ops *ops, void *const *jobs, int n, bt_
         .type_ids = p->type_ids,
         .attn_mask = p->attn,
         .global_mask = p->glob,
+        .num_hashes = p->nhash,
+        .hash_seed = p->seed,
     };
     if (st) {
         st->tokens += T;

@@ -25,6 +25,9 @@ typedef struct {
     const int32_t *type_ids; /* [n], or NULL: all 0 */
     const uint8_t *attn;     /* [n] 1 keep / 0 padding, or NULL: all kept */
     const uint8_t *glob;     /* [n] 1 global, or NULL: the head's automatic choice */
+    int num_hashes;          /* Reformer LSH rounds, 0: the model's */
+    int has_hash_seed;       /* Reformer rotations' seed given (hash_seed) */
+    int64_t hash_seed;
 } bt_row;
 
 typedef struct {

@@ -125,6 +125,9 @@ static void v2__row(const void *job, int i, bt_row *r)
         .type_ids = j->rq.token_type_ids ? j->rq.token_type_ids + at : NULL,
         .attn = j->attn ? j->attn + at : NULL,
         .glob = j->glob ? j->glob + at : NULL,
+        .num_hashes = j->rq.num_hashes,
+        .has_hash_seed = j->rq.has_hash_seed,
+        .hash_seed = j->rq.hash_seed,
     };
 }
 

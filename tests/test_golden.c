@@ -184,9 +184,7 @@ END_TEST
 
 /* ---- Reformer (tests/fixtures/reformer, tools/make_reformer_fixtures.py) ----------------- */
 
-/* Every case with the config's own hashing settings must match; cases that carry
- * per-request hash_seed / num_hashes overrides (index option other than '-') wait for those
- * parameters to reach the engine: they are counted and listed, never compared. */
+/* Every Reformer case, per-request hash_seed / num_hashes ("parameters") included. */
 static void golden_reformer(const char *backend)
 {
     char path[512];
@@ -194,30 +192,23 @@ static void golden_reformer(const char *backend)
     FILE *f = fopen(path, "r");
     ck_assert_msg(f != NULL, "cannot open %s", path);
     char line[512];
-    int passed = 0, pending = 0;
+    int passed = 0;
     printf("golden reformer (%s backend):\n", backend);
     while (fgets(line, sizeof line, f)) {
         gcase c = {.window = 512};
-        char opt[128];
+        char opt[128], model[64];
         if (line[0] == '#' || sscanf(line, "%63s %95s %127s", c.model, c.name, opt) != 3) continue;
-        if (strcmp(opt, "-") != 0) {
-            printf("  %-55s pending (per-request %s)\n", c.name, opt);
-            pending++;
-            continue;
-        }
-        char model[64];
         memcpy(model, c.model, sizeof model);
         snprintf(c.model, sizeof c.model, "reformer/%.50s", model);
         eng_model *m = load_model(&c, backend);
         double e = run_case(m, &c, 1);
-        ck_assert_msg(e <= TOL, "%s/%s: rel err %.3g > %g", c.model, c.name, e, TOL);
+        ck_assert_msg(e <= TOL, "%s/%s (%s): rel err %.3g > %g", c.model, c.name, opt, e, TOL);
         passed++;
         eng_model_free(m);
     }
     fclose(f);
-    printf("reformer: %d cases within %g of Hugging Face, %d pending per-request overrides\n",
-           passed, TOL, pending);
-    ck_assert_int_ge(passed, 28);
+    printf("reformer: %d cases within %g of Hugging Face\n", passed, TOL);
+    ck_assert_int_ge(passed, 33);
 }
 
 START_TEST(golden_reformer_cpu)
@@ -229,6 +220,36 @@ END_TEST
 START_TEST(golden_reformer_ref)
 {
     golden_reformer("ref");
+}
+END_TEST
+
+/* Bad per-request LSH parameters are the request's fault (422) and name the field. */
+START_TEST(reformer_bad_parameters)
+{
+    gcase c = {"reformer/rf_lsh_enc", "-", 512};
+    eng_model *m = load_model(&c, "cpu");
+    static const struct {
+        const char *params, *field;
+    } bad[] = {{"{\"num_hashes\": 0}", "num_hashes"},   {"{\"num_hashes\": 2.5}", "num_hashes"},
+               {"{\"num_hashes\": 65}", "num_hashes"},  {"{\"hash_seed\": -3}", "hash_seed"},
+               {"{\"hash_seed\": \"7\"}", "hash_seed"}, {"[1]", "parameters"}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char body[512], err[512] = "", *resp = NULL;
+        size_t rlen = 0;
+        snprintf(body, sizeof body,
+                 "{\"inputs\":[{\"name\":\"input_ids\",\"shape\":[1,3],\"datatype\":\"INT64\","
+                 "\"data\":[5,6,7]}],\"parameters\":%s}",
+                 bad[i].params);
+        eng_ctx *ctx = eng_ctx_new(m);
+        ls_status st =
+            v2_infer(ctx, m, "golden", body, strlen(body), &resp, &rlen, err, sizeof err);
+        eng_ctx_free(ctx);
+        free(resp);
+        ck_assert_msg(st == LS_ERR_INVALID_INPUT || (i == 5 && st == LS_ERR_BAD_REQUEST),
+                      "%s: status %d (%s)", bad[i].params, st, err);
+        ck_assert_msg(strstr(err, bad[i].field) != NULL, "%s: '%s'", bad[i].params, err);
+    }
+    eng_model_free(m);
 }
 END_TEST
 
@@ -508,6 +529,7 @@ int main(void)
     tcase_add_test(tc, golden_ref);
     tcase_add_test(tc, golden_reformer_cpu);
     tcase_add_test(tc, golden_reformer_ref);
+    tcase_add_test(tc, reformer_bad_parameters);
     tcase_add_test(tc, rows_alone_equal_batch);
     tcase_add_test(tc, long_sequences_invariant_and_exact);
     tcase_add_test(tc, perturbed_ops_are_caught);
