@@ -679,6 +679,10 @@ static ls_status eng__load_text(eng_model *m, const char *dir, char *err, size_t
         static const char *const masks[] = {"<mask>", "[MASK]", "<MASK>"};
         for (int i = 0; i < 3 && m->mask_id < 0; i++)
             m->mask_id = tok_token_to_id(m->tok, masks[i]);
+    } else if (m->fam == ENG_FAM_REFORMER && m->V == 258) {
+        /* google/reformer-enwik8 ships no tokenizer: UTF-8 bytes, id = byte + 2 (B10) */
+        ls_status st = tok_load_bytes(2, &m->tok, err, errlen);
+        if (st) return st;
     }
     snprintf(path, sizeof path, "%s/modules.json", dir);
     if (stat(path, &sb) != 0) return LS_OK;

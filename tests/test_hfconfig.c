@@ -6,6 +6,7 @@
 
 #include "../engine/engine.h"
 #include "../formats/hfconfig.h"
+#include "../tokenizer/tokenizer.h"
 #include "testutil.h"
 
 static ls_status parse(const char *json, hf_config *c, char *err, size_t n)
@@ -164,6 +165,32 @@ START_TEST(reformer_model_info)
 }
 END_TEST
 
+/* A byte-level Reformer (vocab 258, no tokenizer.json) gets the byte tokenizer: id = byte + 2. */
+START_TEST(reformer_byte_tokenizer)
+{
+    char dir[4096], err[512] = "";
+    snprintf(dir, sizeof dir, "%s/reformer/rf_byte_lm", fixtures());
+    eng_model *m = NULL;
+    ck_assert_msg(eng_model_load(dir, NULL, &m, err, sizeof err) == LS_OK, "%s", err);
+    const tok_tokenizer *t = eng_model_tokenizer(m);
+    ck_assert_ptr_nonnull(t);
+    tok_encode_params p = tok_encode_default_params();
+    tok_encoding *e = NULL;
+    ck_assert_int_eq(tok_encode(t, "ab\xc3\xa9", 4, NULL, 0, &p, &e, err, sizeof err), LS_OK);
+    ck_assert_int_eq(e->n, 4);
+    const int32_t want[] = {'a' + 2, 'b' + 2, 0xc3 + 2, 0xa9 + 2};
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(e->ids[i], want[i]);
+    tok_encoding_free(e);
+    eng_model_free(m);
+    /* a Reformer with another vocabulary and no tokenizer.json serves ids only */
+    snprintf(dir, sizeof dir, "%s/reformer/rf_lsh_enc", fixtures());
+    ck_assert_msg(eng_model_load(dir, NULL, &m, err, sizeof err) == LS_OK, "%s", err);
+    ck_assert_ptr_null(eng_model_tokenizer(m));
+    eng_model_free(m);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("hfconfig");
@@ -173,6 +200,7 @@ int main(void)
     tcase_add_test(tc, reformer_defaults);
     tcase_add_test(tc, reformer_refusals_name_the_key);
     tcase_add_test(tc, reformer_model_info);
+    tcase_add_test(tc, reformer_byte_tokenizer);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
