@@ -131,7 +131,7 @@ static void opt__env_name(const char *flag, char *buf, size_t n)
 void opt_usage(FILE *f)
 {
     fprintf(f, "usage: longserve --model-id [NAME=]DIR [options]\n"
-               "Serves Longformer/BERT/RoBERTa models over HTTP (KServe v2, TEI, OpenAI routes).\n"
+               "Serves Longformer/BERT/RoBERTa/Reformer models over HTTP (KServe v2, TEI, OpenAI routes).\n"
                "Every option can also be set with the environment variable in brackets.\n\n");
     for (int i = 0; i < OPT__N; i++) {
         const opt__row *r = &opt__tab[i];
