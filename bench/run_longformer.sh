@@ -10,7 +10,7 @@
 # the first is the one compared with HF), THREADS (2), REPS (default: 3, 1 from 16384),
 # GEMM_REPS (5), GLOBALS (1), HF_PYTHON (/tmp/hfvenv/bin/python), HF_TIMEOUT (900 s per
 # length), QUIET_CORES / QUIET_MAX (see wait_quiet), TRIES / RETRY_CORES (see measure),
-# WORK (a new /tmp/ls-bench.XXXXXX: ids, outputs, logs).
+# WORK (default: a fresh directory made by mktemp -d /tmp/ls-bench.*: ids, outputs, logs).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

@@ -22,23 +22,27 @@
 typedef struct {
     char model[64], name[96];
     int window;
+    char opt[64]; /* the index's options column ('-', window=N, hash_seed=S,...) */
 } gcase;
 
-static int load_index(gcase *cases, int max)
+/* Cases of <fixtures>/<dir>index.txt ("<model> <case> <options>"); models are named
+ * <dir><model> so that load_model finds them. */
+static int load_index(const char *dir, gcase *cases, int max)
 {
     char path[512];
-    snprintf(path, sizeof path, "%s/index.txt", fixtures());
+    snprintf(path, sizeof path, "%s/%sindex.txt", fixtures(), dir);
     FILE *f = fopen(path, "r");
     ck_assert_msg(f != NULL, "cannot open %s", path);
     char line[512];
     int n = 0;
     while (fgets(line, sizeof line, f) && n < max) {
         if (line[0] == '#' || line[0] == '\n') continue;
-        char opt[64];
+        char model[48];
         gcase *c = &cases[n];
-        if (sscanf(line, "%63s %95s %63s", c->model, c->name, opt) != 3) continue;
+        if (sscanf(line, "%47s %95s %63s", model, c->name, c->opt) != 3) continue;
+        snprintf(c->model, sizeof c->model, "%s%s", dir, model);
         c->window = 512;
-        if (strncmp(opt, "window=", 7) == 0) c->window = atoi(opt + 7);
+        if (strncmp(c->opt, "window=", 7) == 0) c->window = atoi(c->opt + 7);
         n++;
     }
     fclose(f);
@@ -159,7 +163,7 @@ static int ncases;
 
 static void golden_backend(const char *backend)
 {
-    ncases = load_index(cases, 256);
+    ncases = load_index("", cases, 256);
     ck_assert_int_ge(ncases, 20);
     printf("golden (%s backend):\n", backend);
     for (int i = 0; i < ncases; i++) {
@@ -187,28 +191,18 @@ END_TEST
 /* Every Reformer case, per-request hash_seed / num_hashes ("parameters") included. */
 static void golden_reformer(const char *backend)
 {
-    char path[512];
-    snprintf(path, sizeof path, "%s/reformer/index.txt", fixtures());
-    FILE *f = fopen(path, "r");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    char line[512];
-    int passed = 0;
+    gcase rc[64];
+    const int n = load_index("reformer/", rc, 64);
     printf("golden reformer (%s backend):\n", backend);
-    while (fgets(line, sizeof line, f)) {
-        gcase c = {.window = 512};
-        char opt[128], model[64];
-        if (line[0] == '#' || sscanf(line, "%63s %95s %127s", c.model, c.name, opt) != 3) continue;
-        memcpy(model, c.model, sizeof model);
-        snprintf(c.model, sizeof c.model, "reformer/%.50s", model);
-        eng_model *m = load_model(&c, backend);
-        double e = run_case(m, &c, 1);
-        ck_assert_msg(e <= TOL, "%s/%s (%s): rel err %.3g > %g", c.model, c.name, opt, e, TOL);
-        passed++;
+    for (int i = 0; i < n; i++) {
+        eng_model *m = load_model(&rc[i], backend);
+        double e = run_case(m, &rc[i], 1);
+        ck_assert_msg(e <= TOL, "%s/%s (%s): rel err %.3g > %g", rc[i].model, rc[i].name, rc[i].opt,
+                      e, TOL);
         eng_model_free(m);
     }
-    fclose(f);
-    printf("reformer: %d cases within %g of Hugging Face\n", passed, TOL);
-    ck_assert_int_ge(passed, 33);
+    printf("reformer: %d cases within %g of Hugging Face\n", n, TOL);
+    ck_assert_int_ge(n, 33);
 }
 
 START_TEST(golden_reformer_cpu)
@@ -226,7 +220,7 @@ END_TEST
 /* Bad per-request LSH parameters are the request's fault (422) and name the field. */
 START_TEST(reformer_bad_parameters)
 {
-    gcase c = {"reformer/rf_lsh_enc", "-", 512};
+    gcase c = {"reformer/rf_lsh_enc", "-", 512, "-"};
     eng_model *m = load_model(&c, "cpu");
     static const struct {
         const char *params, *field;
@@ -262,7 +256,7 @@ START_TEST(reformer_rows_alone_equal_batch)
     const int len[3] = {70, 33, 7};
     for (size_t mi = 0; mi < 3; mi++)
         for (int be = 0; be < 2; be++) {
-            gcase c = {"", "-", 512};
+            gcase c = {"", "-", 512, "-"};
             snprintf(c.model, sizeof c.model, "%s", models[mi]);
             eng_model *m = load_model(&c, be ? "ref" : "cpu");
             eng_model_info info;
@@ -317,7 +311,7 @@ static cJSON *input_named(cJSON *req, const char *name)
 
 START_TEST(rows_alone_equal_batch)
 {
-    ncases = load_index(cases, 256);
+    ncases = load_index("", cases, 256);
     int checked = 0;
     for (int ci = 0; ci < ncases; ci++) {
         const gcase *c = &cases[ci];
@@ -422,7 +416,7 @@ START_TEST(long_sequences_invariant_and_exact)
     /* bert_tiny tiles its position table, so it takes sequences longer than the FFN chunk
      * (2048 rows): a 5000-token sequence must give the same bits alone and batched with
      * others, and match the reference backend */
-    gcase c = {"bert_tiny", "long", 16};
+    gcase c = {"bert_tiny", "long", 16, "-"};
     eng_model *fast = load_model(&c, "cpu"), *ref = load_model(&c, "ref");
     enum { NL = 5000 };
     const int lens[] = {30, NL, 2100};
@@ -525,9 +519,9 @@ START_TEST(perturbed_ops_are_caught)
 {
     /* lf_base with padding and global tokens uses every Longformer op (tanh in the
      * pooler); a padded Reformer with local and LSH layers and relu uses the others */
-    const gcase lf = {"lf_base", "padded_mixed_global", 512};
-    const gcase rf = {"reformer/rf_lsh_enc", "eq_chunk8", 512};
-    const gcase rfl = {"reformer/rf_local_dec", "padded30", 512};
+    const gcase lf = {"lf_base", "padded_mixed_global", 512, "-"};
+    const gcase rf = {"reformer/rf_lsh_enc", "eq_chunk8", 512, "-"};
+    const gcase rfl = {"reformer/rf_local_dec", "padded30", 512, "-"};
     for (int op = 0; op < kn_op_count; op++) {
         const gcase c = op == KN_OP_relu ? rf : op == KN_OP_chunk_attn ? rfl : lf;
         eng_model *m = load_model(&c, "cpu");
