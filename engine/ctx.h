@@ -5,6 +5,7 @@
 #define ENG_CTX_H
 
 #include "model.h"
+#include "torch_rng.h"
 
 /* Rows per feed-forward chunk: the (rows, intermediate) buffer is the largest per-token
  * activation (12 KB/token for longformer-base) and need not exist for all tokens at once. */
@@ -66,6 +67,41 @@ double eng__now(void);
 /* The Reformer forward (reformer.c); eng_ctx_forward hands Reformer models to it. */
 ls_status eng__reformer_forward(eng_ctx *c, const eng_batch *b, eng_outputs *out, char *err,
                                 size_t errlen);
+
+/* Reformer decoding (reformer.c), hf-semantics B5.11: what Hugging Face keeps in
+ * past_buckets_states, as projections instead of hidden states (the same numbers, computed
+ * once). Per layer, rows are positions 0 .. n-1. */
+typedef struct {
+    float *kv;    /* [cap, 2A] lsh: raw query_key | value; local: key (unscaled) | value */
+    int32_t *bkt; /* lsh: [nh][nH][cap] bucket ids as HF caches them (offset by round) */
+    int has_bkt;  /* lsh: buckets exist (the prefill hashed, or the cache reached a chunk) */
+    int32_t bmax; /* lsh: the largest bucket id cached */
+} eng__rf_cache;
+
+typedef struct {
+    int L;          /* layers */
+    int n, cap;     /* positions cached, rows allocated */
+    int nH;         /* hash rounds */
+    int64_t seed;   /* rotations' seed, or -1: one stream (rng), consecutive draws */
+    eng_mt19937 rng;
+    float *rot;     /* seed >= 0: the rotations every hashing call draws, [nh, d, nH, rot/2] */
+    eng__rf_cache *lay; /* [L] */
+} eng__rf_state;
+
+/* A new state for nH rounds and seed (-1: the default stream), or NULL (out of memory). */
+eng__rf_state *eng__rf_state_new(const eng_model *m, int nH, int64_t seed);
+void eng__rf_state_free(eng__rf_state *s);
+/* Runs ids[0..n) as HF's first generate() call does (padded forward, cache of the first n
+ * positions) and writes the logits of position n-1 ([V]). */
+ls_status eng__reformer_prefill(eng_ctx *c, eng__rf_state *s, const int32_t *ids, int n,
+                                float *logits, char *err, size_t errlen);
+/* One cached step: token id at position s->n; the logits of the next ([V]). */
+ls_status eng__reformer_step(eng_ctx *c, eng__rf_state *s, int32_t id, float *logits, char *err,
+                             size_t errlen);
+/* The whole sequence recomputed (generate(use_cache=False)): the logits of position n-1,
+ * the rotations from s's seed or stream. */
+ls_status eng__reformer_last_logits(eng_ctx *c, eng__rf_state *s, const int32_t *ids, int n,
+                                    float *logits, char *err, size_t errlen);
 
 ls_status eng__reserve(eng_ctx *c, size_t T, size_t G, size_t S, char *err, size_t errlen);
 

@@ -115,12 +115,16 @@ typedef struct {
     const uint8_t *attn_mask;   /* [T] 1 keep / 0 padding, or NULL (all 1) */
     const uint8_t *global_mask; /* [T] 1 global, or NULL: the head's automatic choice */
     /* Reformer, per sequence, or NULL: LSH hash rounds (0: the config's num_hashes) and
-     * the rotations' seed (-1: the config's hash_seed) */
+     * the rotations' seed (-1: the config's hash_seed; a config without one: the rotations
+     * HF draws after torch.manual_seed(ENG_DEFAULT_HASH_SEED) with hash_seed None, i.e.
+     * consecutive draws of one stream, layer after layer) */
     const int32_t *num_hashes;
     const int64_t *hash_seed;
 } eng_batch;
 
 enum { ENG_MAX_OUTPUTS = 4 };
+/* The seed of the one rotation stream a Reformer without hash_seed hashes with. */
+enum { ENG_DEFAULT_HASH_SEED = 0 };
 
 typedef enum {
     ENG_OUT_LAST_HIDDEN_STATE,
@@ -167,6 +171,57 @@ void eng_ctx_free(eng_ctx *c);
  * without its separators) gives LS_ERR_INVALID_INPUT / LS_ERR_TOO_LARGE and a message. */
 ls_status eng_ctx_forward(eng_ctx *c, const eng_batch *b, eng_outputs *out, char *err,
                           size_t errlen);
+
+/* ---- generation (Reformer language models: ReformerModelWithLMHead) ---------------------------
+ *
+ *     eng_gen_params gp = eng_gen_default_params(m);   // greedy, HF generate()'s defaults
+ *     eng_gen *g;
+ *     if (eng_gen_start(m, prompt, n, &gp, &g, err, sizeof err)) die(err);
+ *     eng_gen_token t;
+ *     do if (eng_gen_next(ctx, g, &t, err, sizeof err)) die(err);
+ *     while (!t.eos && eng_gen_count(g) < gp.max_new_tokens);
+ *     eng_gen_free(g);
+ *
+ * With use_cache (the default) each step computes what Hugging Face's generate() computes
+ * with its cache (hf-semantics B5.11): the new token's query is hashed and attends to its
+ * chunk of the cached keys sorted by bucket, local layers to the cached chunk before it.
+ * That is not a recomputation of the whole sequence (use_cache 0 recomputes, as
+ * generate(use_cache=False) does); the two differ after a few tokens on most models. */
+typedef struct {
+    int max_new_tokens;       /* tokens to generate at most (default 20) */
+    int do_sample;            /* 0: greedy (argmax, the first of equal scores) */
+    float temperature;        /* > 0; 1 leaves the scores */
+    int top_k;                /* 0: off */
+    float top_p;              /* (0, 1]; 1: off */
+    float repetition_penalty; /* > 0; 1: off (HF's CTRL penalty over prompt and output) */
+    uint64_t seed;            /* the sampler's seed */
+    int use_cache;            /* 1: HF's cached decoding; 0: the whole sequence every step */
+    int num_hashes;           /* 0: the config's */
+    int64_t hash_seed;        /* -1: the config's, else the default stream (eng_batch) */
+    int32_t eos_token_id;     /* generation stops after it; -1: never */
+} eng_gen_params;
+
+typedef struct {
+    int32_t id;
+    float logprob; /* log-softmax of the scores the token was chosen from */
+    int eos;       /* id is the end-of-sequence token */
+} eng_gen_token;
+
+typedef struct eng_gen eng_gen;
+
+eng_gen_params eng_gen_default_params(const eng_model *m);
+/* 1 when the model can generate (a Reformer with a causal LM head), else 0 and why. */
+int eng_model_can_generate(const eng_model *m, char *why, size_t n);
+/* A decoding of prompt[0..n) (copied). Checks the ids and the parameters; computes nothing. */
+ls_status eng_gen_start(const eng_model *m, const int32_t *prompt, int n, const eng_gen_params *p,
+                        eng_gen **out, char *err, size_t errlen);
+/* The next token: the first call runs the prompt, each later one feeds the last token. */
+ls_status eng_gen_next(eng_ctx *c, eng_gen *g, eng_gen_token *tok, char *err, size_t errlen);
+int eng_gen_count(const eng_gen *g); /* tokens generated so far */
+/* The tokens so far, prompt first (count: eng_gen_length). */
+const int32_t *eng_gen_ids(const eng_gen *g);
+int eng_gen_length(const eng_gen *g);
+void eng_gen_free(eng_gen *g); /* NULL is a no-op */
 
 /* Kernel ops the forward calls ("linear", "embed", ...), for per-op timings. */
 int eng_op_count(void);

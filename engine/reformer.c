@@ -6,8 +6,12 @@
  * LSH (B5.3-B5.8): rotations drawn as torch draws them after torch.manual_seed(hash_seed)
  * on an AVX2 CPU (engine/torch_rng.c), argmax buckets, counting sort by (round, bucket,
  * position), chunked attention over the sorted rounds, unsort and the rounds' weighted sum.
- * A model without hash_seed is refused for inputs longer than one LSH chunk for now (its
- * buckets would differ from every HF run anyway: HF draws fresh rotations per call). */
+ * Without hash_seed (config or request) the rotations are those HF draws after
+ * torch.manual_seed(ENG_DEFAULT_HASH_SEED) for that sequence alone: one stream, consecutive
+ * draws in layer order (B5.10).
+ *
+ * Decoding (eng__reformer_prefill / _step) reproduces generate()'s cache (B5.11): the new
+ * query is hashed against the cached keys' buckets and attends to its sorted chunk. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,13 +34,17 @@ typedef struct {
     float *fin;     /* [Tp, 2H] */
     float *seq;     /* [nseq, 3H] classifier rows: position 0 (2H), dense (H) */
     kn_chunk_seg *seg;
+    eng_mt19937 *rng;  /* [nseq] the default stream of sequences without a seed */
+    eng__rf_state *st; /* sequence 0 draws from st (its seed or stream), or NULL */
+    int capture;       /* with st: keep sequence 0's projections and buckets in st */
+    int layer;         /* the layer being computed */
 } rf__bufs;
 
 static void rf__free(rf__bufs *w)
 {
     free(w->off), free(w->ids), free(w->pos), free(w->keep), free(w->mask);
     free(w->x1), free(w->x2), free(w->h), free(w->proj), free(w->att), free(w->ffn);
-    free(w->fin), free(w->seq), free(w->seg);
+    free(w->fin), free(w->seq), free(w->seg), free(w->rng);
 }
 
 /* B2: the padded length of a sequence of n tokens. */
@@ -152,6 +160,17 @@ static ls_status rf__lsh_head(eng_ctx *c, const rf__bufs *w, int s0, int S, int 
                 if (pad && !w->keep[lo + t]) b = nb;
                 bkt[base + (size_t)h * n + t] = h * nbp + b;
             }
+        if (w->capture && s == 0) { /* the cache keeps the first n_orig positions' buckets */
+            eng__rf_cache *cl = &w->st->lay[w->layer];
+            const int n0 = w->st->n;
+            for (int h = 0; h < nH; h++)
+                for (int t = 0; t < n0; t++) {
+                    const int32_t v = bkt[base + (size_t)h * n + t];
+                    cl->bkt[((size_t)hd * nH + h) * w->st->cap + t] = v;
+                    if (v > cl->bmax) cl->bmax = v;
+                }
+            cl->has_bkt = 1;
+        }
         /* counting sort by offset bucket, stable in (round, position) */
         const int nk = nH * nbp;
         memset(cnt, 0, sizeof(int32_t) * (nk + 1));
@@ -238,6 +257,12 @@ static ls_status rf__layer(eng_ctx *c, const eng_rf_layer *y, const eng_batch *b
     memcpy(w->h, w->x2, sizeof(float) * Tp * H);
     ENG_OP(c, k, add_layernorm, w->h, NULL, y->ln1_g, y->ln1_b, eps, (int)Tp, H);
     ENG_OP(c, k, linear, w->h, &y->proj, NULL, w->proj, (int)Tp, 3 * A, H, w->off, b->nseq);
+    if (w->capture) { /* lsh: query_key | value; local: key | value */
+        float *kv = w->st->lay[w->layer].kv;
+        for (int t = 0; t < w->st->n; t++)
+            memcpy(kv + (size_t)t * 2 * A, w->proj + (size_t)t * 3 * A + (y->lsh ? 0 : A),
+                   sizeof(float) * 2 * A);
+    }
     kn_chunk_args a = {.seg = w->seg, .nseg = b->nseq * nh, .d = d, .causal = r->is_decoder};
     int hashed = 0;
     if (y->lsh) {
@@ -298,23 +323,23 @@ static ls_status rf__layer(eng_ctx *c, const eng_rf_layer *y, const eng_batch *b
             const int64_t seed = b->hash_seed && b->hash_seed[s] >= 0 ? b->hash_seed[s]
                                  : r->has_hash_seed                   ? r->hash_seed
                                                                       : -1;
-            if (seed < 0) {
-                st = ls_fail(err, errlen, LS_ERR_UNSUPPORTED,
-                             "sequence %d: a padded row longer than the LSH chunk (%d) needs "
-                             "hashing; without hash_seed (config.json or the request's "
-                             "parameters) this is not supported yet",
-                             s, r->lsh_chunk);
-                break;
-            }
-            if (seed != have_seed || nH != have_nh) { /* HF re-seeds before each hashing */
-                const size_t nr = (size_t)nh * d * nH * rot2;
+            const size_t nr = (size_t)nh * d * nH * rot2;
+            eng_mt19937 *stream = s == 0 && w->st && w->st->seed < 0 ? &w->st->rng
+                                  : seed < 0                      ? &w->rng[s]
+                                                                  : NULL;
+            if (stream || seed != have_seed || nH != have_nh) {
                 free(rot);
                 if (!(rot = malloc(sizeof(float) * nr))) {
                     st = ls_fail(err, errlen, LS_ERR_NOMEM, "LSH rotations: out of memory");
                     break;
                 }
-                eng_torch_randn((uint64_t)seed, rot, nr);
-                have_seed = seed, have_nh = nH;
+                if (stream) { /* the next draw of the sequence's stream */
+                    eng_torch_randn_next(stream, rot, nr, ENG_RANDN_PATH_AVX2);
+                    have_seed = -1;
+                } else { /* HF re-seeds before each hashing */
+                    eng_torch_randn((uint64_t)seed, rot, nr);
+                    have_seed = seed, have_nh = nH;
+                }
             }
             for (int h = 0; h < nh && !st; h++)
                 st = rf__lsh_head(c, w, s, s + 1, h, rot, nH, err, errlen);
@@ -356,8 +381,8 @@ static void rf__unpad(const eng_batch *b, const rf__bufs *w, const float *src, f
                sizeof(float) * (size_t)(b->offsets[s + 1] - b->offsets[s]) * width);
 }
 
-ls_status eng__reformer_forward(eng_ctx *c, const eng_batch *b, eng_outputs *out, char *err,
-                                size_t errlen)
+static ls_status rf__forward(eng_ctx *c, const eng_batch *b, eng_outputs *out,
+                             eng__rf_state *rs, int capture, char *err, size_t errlen)
 {
     const eng_model *m = c->m;
     const kn_ops *k = &m->ops;
@@ -399,6 +424,9 @@ ls_status eng__reformer_forward(eng_ctx *c, const eng_batch *b, eng_outputs *out
         .fin = malloc(sizeof(float) * Tp * 2 * H),
         .seq = malloc(sizeof(float) * S * 3 * H),
         .seg = malloc(sizeof(kn_chunk_seg) * S * m->nh),
+        .rng = malloc(sizeof(eng_mt19937) * S),
+        .st = rs,
+        .capture = capture,
     };
     /* outputs: (T, width) per-token rows, QA's start | end, or (S, labels) */
     const size_t need = m->head == ENG_HEAD_MLM  ? T * V + Tp * V
@@ -410,7 +438,7 @@ ls_status eng__reformer_forward(eng_ctx *c, const eng_batch *b, eng_outputs *out
         c->rf_cap = c->rf_out ? need : 0;
     }
     if (!w.off || !w.ids || !w.pos || !w.keep || !w.mask || !w.x1 || !w.x2 || !w.h || !w.proj ||
-        !w.att || !w.ffn || !w.fin || !w.seq || !w.seg || !c->rf_out) {
+        !w.att || !w.ffn || !w.fin || !w.seq || !w.seg || !w.rng || !c->rf_out) {
         rf__free(&w);
         return ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory for a batch of %zu tokens", Tp);
     }
@@ -427,10 +455,14 @@ ls_status eng__reformer_forward(eng_ctx *c, const eng_batch *b, eng_outputs *out
             w.keep[t] = i < n ? (b->attn_mask ? b->attn_mask[lo + i] != 0 : 1) : 0;
         }
     }
+    for (int s = 0; s < S; s++)
+        eng_mt_seed(&w.rng[s], ENG_DEFAULT_HASH_SEED);
     rf__embed(m, &w, Tp);
     ls_status st = LS_OK;
-    for (int l = 0; l < m->L && !st; l++)
+    for (int l = 0; l < m->L && !st; l++) {
+        w.layer = l;
         st = rf__layer(c, &m->rf[l], b, &w, Tp, err, errlen);
+    }
     if (st) {
         rf__free(&w);
         return st;
@@ -488,4 +520,432 @@ ls_status eng__reformer_forward(eng_ctx *c, const eng_batch *b, eng_outputs *out
         out->t[i] = (eng_tensor){d->name, d->per_token, d->width, data[i], d->id};
     }
     return LS_OK;
+}
+
+ls_status eng__reformer_forward(eng_ctx *c, const eng_batch *b, eng_outputs *out, char *err,
+                                size_t errlen)
+{
+    return rf__forward(c, b, out, NULL, 0, err, errlen);
+}
+
+/* ---- decoding: HF's generate() with past_buckets_states (B5.11) ----------------------------- */
+
+eng__rf_state *eng__rf_state_new(const eng_model *m, int nH, int64_t seed)
+{
+    eng__rf_state *s = calloc(1, sizeof *s);
+    if (!s || !(s->lay = calloc((size_t)m->L, sizeof *s->lay))) {
+        free(s);
+        return NULL;
+    }
+    s->L = m->L, s->nH = nH, s->seed = seed;
+    eng_mt_seed(&s->rng, ENG_DEFAULT_HASH_SEED);
+    return s;
+}
+
+void eng__rf_state_free(eng__rf_state *s)
+{
+    if (!s) return;
+    for (int l = 0; l < s->L; l++)
+        free(s->lay[l].kv), free(s->lay[l].bkt);
+    free(s->lay);
+    free(s->rot);
+    free(s);
+}
+
+/* Room for `need` positions in every layer's cache (grown by half again). */
+static ls_status rf__state_grow(const eng_model *m, eng__rf_state *s, int need, char *err,
+                                size_t errlen)
+{
+    if (need <= s->cap) return LS_OK;
+    int cap = s->cap + s->cap / 2 > need ? s->cap + s->cap / 2 : need;
+    if (cap < 64) cap = 64;
+    if (cap > m->max_tokens) cap = m->max_tokens > need ? m->max_tokens : need;
+    const size_t A = (size_t)m->A, nb = (size_t)m->nh * s->nH;
+    for (int l = 0; l < m->L; l++) {
+        eng__rf_cache *cl = &s->lay[l];
+        float *kv = realloc(cl->kv, sizeof(float) * cap * 2 * A);
+        if (!kv) return ls_fail(err, errlen, LS_ERR_NOMEM, "decoding cache: out of memory");
+        cl->kv = kv;
+        if (!m->rf[l].lsh) continue;
+        int32_t *b = malloc(sizeof(int32_t) * nb * cap);
+        if (!b) return ls_fail(err, errlen, LS_ERR_NOMEM, "decoding cache: out of memory");
+        for (size_t i = 0; cl->bkt && i < nb; i++) /* rows [head][round] keep their stride */
+            memcpy(b + i * cap, cl->bkt + i * s->cap, sizeof(int32_t) * s->n);
+        free(cl->bkt);
+        cl->bkt = b;
+    }
+    s->cap = cap;
+    return LS_OK;
+}
+
+static ls_status rf__prefill_batch(eng_ctx *c, eng__rf_state *s, const int32_t *ids, int n,
+                                   int capture, float *logits, char *err, size_t errlen)
+{
+    const eng_model *m = c->m;
+    if (m->head != ENG_HEAD_MLM)
+        return ls_fail(err, errlen, LS_ERR_UNSUPPORTED, "the model has no language-model head");
+    int32_t off[2] = {0, n}, nH = s->nH;
+    int64_t seed = s->seed;
+    eng_batch b = {.nseq = 1, .offsets = off, .ids = ids, .num_hashes = &nH, .hash_seed = &seed};
+    eng_outputs out;
+    ls_status st = rf__forward(c, &b, &out, s, capture, err, errlen);
+    if (st) return st;
+    memcpy(logits, out.t[0].data + (size_t)(n - 1) * m->V, sizeof(float) * m->V);
+    return LS_OK;
+}
+
+ls_status eng__reformer_prefill(eng_ctx *c, eng__rf_state *s, const int32_t *ids, int n,
+                                float *logits, char *err, size_t errlen)
+{
+    if (n <= 0) return ls_fail(err, errlen, LS_ERR_INVALID_INPUT, "the prompt has no tokens");
+    ls_status st = rf__state_grow(c->m, s, n, err, errlen);
+    if (st) return st;
+    s->n = n; /* the forward's capture keeps the first n positions */
+    for (int l = 0; l < s->L; l++)
+        s->lay[l].has_bkt = 0, s->lay[l].bmax = 0;
+    st = rf__prefill_batch(c, s, ids, n, 1, logits, err, errlen);
+    if (st) s->n = 0;
+    return st;
+}
+
+ls_status eng__reformer_last_logits(eng_ctx *c, eng__rf_state *s, const int32_t *ids, int n,
+                                    float *logits, char *err, size_t errlen)
+{
+    return rf__prefill_batch(c, s, ids, n, 0, logits, err, errlen);
+}
+
+/* lse and p = exp(z - lse) in place over z[0..n), as the chunk_attn op computes them. */
+static float rf__softmax(float *z, int n)
+{
+    float mx = z[0];
+    for (int j = 1; j < n; j++)
+        if (z[j] > mx) mx = z[j];
+    double sum = 0;
+    for (int j = 0; j < n; j++)
+        sum += exp((double)(z[j] - mx));
+    const float lse = mx + (float)log(sum);
+    for (int j = 0; j < n; j++)
+        z[j] = (float)exp((double)(z[j] - lse));
+    return lse;
+}
+
+static float rf__dot(const float *a, const float *b, int d)
+{
+    double acc = 0;
+    for (int e = 0; e < d; e++)
+        acc += (double)a[e] * (double)b[e];
+    return (float)acc;
+}
+
+/* The bucket of qk vector x (head hd, round h) under rotations rot ([nh, d, nH, rot/2]):
+ * argmax of concat(y, -y) per factor, combined (B5.3), without the round's offset. */
+static int rf__bucket(const hf_reformer *r, const float *x, const float *rot, int hd, int h,
+                      int nH, int d, int rot2)
+{
+    int b = 0, mul = 1, col = 0;
+    for (int f = 0; f < r->n_buckets; f++) {
+        const int half = r->num_buckets[f] / 2;
+        int best = 0;
+        float bv = -INFINITY;
+        for (int sign = 1; sign >= -1; sign -= 2)
+            for (int j = 0; j < half; j++) {
+                double y = 0;
+                for (int i = 0; i < d; i++)
+                    y += (double)x[i] * rot[(((size_t)hd * d + i) * nH + h) * rot2 + col + j];
+                const float v = (float)sign * (float)y;
+                if (v > bv) bv = v, best = (sign < 0 ? half : 0) + j;
+            }
+        b += mul * best;
+        mul *= r->num_buckets[f];
+        col += half;
+    }
+    return b;
+}
+
+/* Scratch of one decoding step. */
+typedef struct {
+    float *x1, *x2, *h, *proj, *att, *ffn, *fin, *z, *keys, *o, *rot;
+    int32_t *sorted, *cnt, *kpos;
+    float lse[64];
+} rf__step_bufs;
+
+/* The new query (position p) of LSH layer l, head hd, against the cache (B5.11): with
+ * buckets, its chunk in every round's sorted order; without, every cached key. */
+static void rf__lsh_step_head(const eng_model *m, eng__rf_state *s, int l, int hd, int inc,
+                              rf__step_bufs *t, int p)
+{
+    const hf_reformer *r = &m->cfg.reformer;
+    eng__rf_cache *cl = &s->lay[l];
+    const int A = m->A, d = m->d, nH = s->nH, C = r->lsh_chunk, Lt = p + 1;
+    const float *q = t->proj + (size_t)hd * d;
+    float *o = t->att + (size_t)hd * d;
+    int NB = 1, rot2 = 0;
+    for (int f = 0; f < r->n_buckets; f++)
+        NB *= r->num_buckets[f], rot2 += r->num_buckets[f] / 2;
+    /* keys: normalised query_key of each position (B5.1) */
+    const float sd = sqrtf((float)d);
+#define RF__KEY(dst, pos)                                                                          \
+    do {                                                                                           \
+        const float *x_ = cl->kv + (size_t)(pos) * 2 * A + (size_t)hd * d;                         \
+        float ss_ = 0;                                                                             \
+        for (int e_ = 0; e_ < d; e_++)                                                             \
+            ss_ += x_[e_] * x_[e_];                                                                \
+        const float inv_ = 1.0f / sqrtf(ss_ / (float)d + 1e-6f);                                   \
+        for (int e_ = 0; e_ < d; e_++)                                                             \
+            (dst)[e_] = x_[e_] * inv_ / sd;                                                        \
+    } while (0)
+    if (!cl->has_bkt) { /* every position once, the query's own at -1e5 */
+        for (int j = 0; j < Lt; j++) {
+            RF__KEY(t->keys, j);
+            t->z[j] = j == p ? -1e5f : rf__dot(q, t->keys, d);
+        }
+        rf__softmax(t->z, Lt);
+        for (int e = 0; e < d; e++) {
+            double acc = 0;
+            for (int j = 0; j < Lt; j++)
+                acc += (double)t->z[j] * cl->kv[(size_t)j * 2 * A + A + (size_t)hd * d + e];
+            o[e] = (float)acc;
+        }
+        return;
+    }
+    const int K = C * (1 + r->lsh_before + r->lsh_after);
+    for (int h = 0; h < nH; h++) {
+        int32_t *row = cl->bkt + ((size_t)hd * nH + h) * s->cap;
+        row[p] = rf__bucket(r, q, t->rot, hd, h, nH, d, rot2) + h * (NB + inc);
+        /* stable counting sort of the round's Lt bucket ids, the new one last */
+        int hi = 0;
+        for (int j = 0; j < Lt; j++)
+            if (row[j] > hi) hi = row[j];
+        memset(t->cnt, 0, sizeof(int32_t) * (hi + 2));
+        for (int j = 0; j < Lt; j++)
+            t->cnt[row[j] + 1]++;
+        for (int k = 0; k < hi + 1; k++)
+            t->cnt[k + 1] += t->cnt[k];
+        int slot = 0;
+        for (int j = 0; j < Lt; j++) {
+            const int sl = t->cnt[row[j]]++;
+            t->sorted[sl] = j;
+            if (j == p) slot = sl;
+        }
+        /* the query's chunk and the ones before/after, modulo the cached length */
+        const int start = (slot / C - r->lsh_before) * C;
+        for (int j = 0; j < K; j++) {
+            const int sl = ((start + j) % Lt + Lt) % Lt;
+            t->kpos[j] = t->sorted[sl];
+        }
+        float *z = t->z;
+        for (int j = 0; j < K; j++) {
+            RF__KEY(t->keys, t->kpos[j]);
+            z[j] = t->kpos[j] == p ? -1e5f : rf__dot(q, t->keys, d);
+        }
+        t->lse[h] = rf__softmax(z, K);
+        float *oh = t->o + (size_t)h * d;
+        for (int e = 0; e < d; e++) {
+            double acc = 0;
+            for (int j = 0; j < K; j++)
+                acc += (double)z[j] * cl->kv[(size_t)t->kpos[j] * 2 * A + A + (size_t)hd * d + e];
+            oh[e] = (float)acc;
+        }
+    }
+#undef RF__KEY
+    if (nH == 1) {
+        memcpy(o, t->o, sizeof(float) * d);
+        return;
+    }
+    float mx = -INFINITY;
+    for (int h = 0; h < nH; h++)
+        if (t->lse[h] > mx) mx = t->lse[h];
+    double sum = 0;
+    for (int h = 0; h < nH; h++)
+        sum += exp((double)(t->lse[h] - mx));
+    const float all = mx + (float)log(sum);
+    for (int e = 0; e < d; e++)
+        o[e] = 0;
+    for (int h = 0; h < nH; h++) {
+        const float wt = expf(t->lse[h] - all);
+        for (int e = 0; e < d; e++)
+            o[e] += wt * t->o[(size_t)h * d + e];
+    }
+}
+
+/* The rotations of one hashing call: the seed's (drawn once) or the stream's next. */
+static ls_status rf__step_rot(const eng_model *m, eng__rf_state *s, rf__step_bufs *t, char *err,
+                              size_t errlen)
+{
+    const hf_reformer *r = &m->cfg.reformer;
+    int rot2 = 0;
+    for (int f = 0; f < r->n_buckets; f++)
+        rot2 += r->num_buckets[f] / 2;
+    const size_t nr = (size_t)m->nh * m->d * s->nH * rot2;
+    if (s->seed >= 0) {
+        if (!s->rot) {
+            if (!(s->rot = malloc(sizeof(float) * nr)))
+                return ls_fail(err, errlen, LS_ERR_NOMEM, "LSH rotations: out of memory");
+            eng_torch_randn((uint64_t)s->seed, s->rot, nr);
+        }
+        t->rot = s->rot;
+        return LS_OK;
+    }
+    eng_torch_randn_next(&s->rng, t->rot, nr, ENG_RANDN_PATH_AVX2);
+    return LS_OK;
+}
+
+static ls_status rf__step_layer(eng_ctx *c, eng__rf_state *s, int l, rf__step_bufs *t, int p,
+                                char *err, size_t errlen)
+{
+    const eng_model *m = c->m;
+    const kn_ops *k = &m->ops;
+    const hf_reformer *r = &m->cfg.reformer;
+    const eng_rf_layer *y = &m->rf[l];
+    eng__rf_cache *cl = &s->lay[l];
+    const int H = m->H, A = m->A, I = m->I, nh = m->nh, d = m->d, Lt = p + 1;
+    const float eps = (float)m->cfg.layer_norm_eps;
+
+    memcpy(t->h, t->x2, sizeof(float) * H);
+    ENG_OP(c, k, add_layernorm, t->h, NULL, y->ln1_g, y->ln1_b, eps, 1, H);
+    ENG_OP(c, k, linear, t->h, &y->proj, NULL, t->proj, 1, 3 * A, H, NULL, 0);
+    memcpy(cl->kv + (size_t)p * 2 * A, t->proj + (y->lsh ? 0 : A), sizeof(float) * 2 * A);
+    if (y->lsh) {
+        const int had = cl->has_bkt;
+        int inc = 0;
+        if (had) { /* a cached padding bucket widens the query's round offsets (HF's check) */
+            int NB = 1;
+            for (int f = 0; f < r->n_buckets; f++)
+                NB *= r->num_buckets[f];
+            inc = cl->bmax > s->nH * NB - 1;
+            ls_status st = rf__step_rot(m, s, t, err, errlen);
+            if (st) return st;
+        }
+        for (int hd = 0; hd < nh; hd++)
+            rf__lsh_step_head(m, s, l, hd, inc, t, p);
+        if (had) {
+            for (int hd = 0; hd < nh; hd++)
+                for (int h = 0; h < s->nH; h++) {
+                    const int32_t v = cl->bkt[((size_t)hd * s->nH + h) * s->cap + p];
+                    if (v > cl->bmax) cl->bmax = v;
+                }
+        } else if (Lt >= r->lsh_chunk) { /* the cache reaches a chunk: hash every position */
+            if (r->n_buckets == 0)
+                return ls_fail(err, errlen, LS_ERR_UNSUPPORTED,
+                               "decoding past the LSH chunk needs num_buckets in config.json");
+            ls_status st = rf__step_rot(m, s, t, err, errlen);
+            if (st) return st;
+            int NB = 1, rot2 = 0;
+            for (int f = 0; f < r->n_buckets; f++)
+                NB *= r->num_buckets[f], rot2 += r->num_buckets[f] / 2;
+            cl->bmax = 0;
+            for (int hd = 0; hd < nh; hd++)
+                for (int h = 0; h < s->nH; h++)
+                    for (int j = 0; j < Lt; j++) {
+                        const float *x = cl->kv + (size_t)j * 2 * A + (size_t)hd * d;
+                        const int32_t v =
+                            rf__bucket(r, x, t->rot, hd, h, s->nH, d, rot2) + h * NB;
+                        cl->bkt[((size_t)hd * s->nH + h) * s->cap + j] = v;
+                        if (v > cl->bmax) cl->bmax = v;
+                    }
+            cl->has_bkt = 1;
+        }
+    } else { /* local (B6): the cached chunks before the query's, as HF slices them */
+        const int C = r->local_chunk;
+        int s0 = (p / C - r->local_before) * C;
+        if (s0 < 0) s0 = p + s0 > 0 ? p + s0 : 0; /* Python's negative slice start */
+        const int nk = Lt - s0;
+        const float scale = 1.0f / sqrtf((float)d);
+        for (int hd = 0; hd < nh; hd++) {
+            const float *q = t->proj + (size_t)hd * d;
+            for (int j = 0; j < nk; j++) {
+                const float *kk = cl->kv + (size_t)(s0 + j) * 2 * A + (size_t)hd * d;
+                double acc = 0;
+                for (int e = 0; e < d; e++)
+                    acc += (double)q[e] * (double)(kk[e] * scale);
+                t->z[j] = (float)acc;
+            }
+            rf__softmax(t->z, nk);
+            for (int e = 0; e < d; e++) {
+                double acc = 0;
+                for (int j = 0; j < nk; j++)
+                    acc += (double)t->z[j] * cl->kv[(size_t)(s0 + j) * 2 * A + A + (size_t)hd * d + e];
+                t->att[(size_t)hd * d + e] = (float)acc;
+            }
+        }
+    }
+    ENG_OP(c, k, linear, t->att, &y->ao, NULL, t->h, 1, H, A, NULL, 0);
+    for (int i = 0; i < H; i++)
+        t->x1[i] += t->h[i];
+    memcpy(t->h, t->x1, sizeof(float) * H);
+    ENG_OP(c, k, add_layernorm, t->h, NULL, y->ln2_g, y->ln2_b, eps, 1, H);
+    ENG_OP(c, k, linear, t->h, &y->ff1, y->ff1_b, t->ffn, 1, I, H, NULL, 0);
+    if (strcmp(m->cfg.hidden_act, "relu") == 0)
+        ENG_OP(c, k, relu, t->ffn, (size_t)I);
+    else
+        ENG_OP(c, k, gelu, t->ffn, (size_t)I);
+    ENG_OP(c, k, linear, t->ffn, &y->ff2, y->ff2_b, t->h, 1, H, I, NULL, 0);
+    for (int i = 0; i < H; i++)
+        t->x2[i] += t->h[i];
+    return LS_OK;
+}
+
+ls_status eng__reformer_step(eng_ctx *c, eng__rf_state *s, int32_t id, float *logits, char *err,
+                             size_t errlen)
+{
+    const eng_model *m = c->m;
+    const kn_ops *k = &m->ops;
+    const hf_reformer *r = &m->cfg.reformer;
+    const int H = m->H, A = m->A, p = s->n;
+    if (id < 0 || id >= m->V)
+        return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                       "token id %d is outside the vocabulary [0, %d)", id, m->V);
+    if (p <= 0) return ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "decoding step before prefill");
+    if (p >= m->max_tokens)
+        return ls_fail(err, errlen, LS_ERR_TOO_LARGE, "the sequence reached the model's %d tokens",
+                       m->max_tokens);
+    if (s->nH > 64)
+        return ls_fail(err, errlen, LS_ERR_INVALID_INPUT, "num_hashes %d: at most 64", s->nH);
+    ls_status st = rf__state_grow(m, s, p + 1, err, errlen);
+    if (st) return st;
+    int NB = 1, rot2 = 0;
+    for (int f = 0; f < r->n_buckets; f++)
+        NB *= r->num_buckets[f], rot2 += r->num_buckets[f] / 2;
+    const int K = r->lsh_chunk * (1 + r->lsh_before + r->lsh_after);
+    const size_t nz = (size_t)(p + 1 > K ? p + 1 : K);
+    const size_t nrange = (size_t)s->nH * (NB + 1) + 2;
+    rf__step_bufs t = {
+        .x1 = malloc(sizeof(float) * H),
+        .x2 = malloc(sizeof(float) * H),
+        .h = malloc(sizeof(float) * H),
+        .proj = malloc(sizeof(float) * 3 * A),
+        .att = malloc(sizeof(float) * A),
+        .ffn = malloc(sizeof(float) * m->I),
+        .fin = malloc(sizeof(float) * 2 * H),
+        .z = malloc(sizeof(float) * nz),
+        .keys = malloc(sizeof(float) * m->d),
+        .o = malloc(sizeof(float) * (size_t)s->nH * m->d),
+        .rot = malloc(sizeof(float) * ((size_t)m->nh * m->d * s->nH * rot2 + 1)),
+        .sorted = malloc(sizeof(int32_t) * (p + 1)),
+        .cnt = malloc(sizeof(int32_t) * nrange),
+        .kpos = malloc(sizeof(int32_t) * (K + 1)),
+    };
+    if (!t.x1 || !t.x2 || !t.h || !t.proj || !t.att || !t.ffn || !t.fin || !t.z || !t.keys ||
+        !t.o || !t.rot || !t.sorted || !t.cnt || !t.kpos) {
+        st = ls_fail(err, errlen, LS_ERR_NOMEM, "decoding step: out of memory");
+        goto done;
+    }
+    float *rot_own = t.rot;
+    int32_t pos = p;
+    rf__bufs e = {.ids = &id, .pos = &pos, .x1 = t.x1, .x2 = t.x2};
+    rf__embed(m, &e, 1);
+    for (int l = 0; l < m->L && !st; l++)
+        st = rf__step_layer(c, s, l, &t, p, err, errlen);
+    t.rot = rot_own;
+    if (st) goto done;
+    memcpy(t.fin, t.x1, sizeof(float) * H);
+    memcpy(t.fin + H, t.x2, sizeof(float) * H);
+    ENG_OP(c, k, add_layernorm, t.fin, NULL, m->rf_ln_g, m->rf_ln_b,
+           (float)m->cfg.layer_norm_eps, 1, 2 * H);
+    ENG_OP(c, k, linear, t.fin, &m->mlm_dec, m->mlm_dec_b, logits, 1, m->V, 2 * H, NULL, 0);
+    s->n = p + 1;
+done:
+    free(t.x1), free(t.x2), free(t.h), free(t.proj), free(t.att), free(t.ffn), free(t.fin);
+    free(t.z), free(t.keys), free(t.o), free(t.rot), free(t.sorted), free(t.cnt), free(t.kpos);
+    return st;
 }

@@ -217,6 +217,76 @@ START_TEST(golden_reformer_ref)
 }
 END_TEST
 
+/* Greedy generation of the byte-level LM (tools/make_reformer_fixtures.py generate.json)
+ * gives Hugging Face generate()'s token ids, with its cache (the default) and without. */
+static void golden_generate(const char *backend)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/reformer/generate.json", fixtures());
+    size_t len = 0;
+    char *text = slurp(path, &len);
+    cJSON *doc = cJSON_ParseWithLength(text, len);
+    ck_assert_ptr_nonnull(doc);
+    gcase c = {"", "-", 512, "-"};
+    snprintf(c.model, sizeof c.model, "reformer/%s",
+             cJSON_GetObjectItem(doc, "model")->valuestring);
+    eng_model *m = load_model(&c, backend);
+    eng_ctx *ctx = eng_ctx_new(m);
+    const cJSON *gen = cJSON_GetObjectItem(doc, "generate");
+    const int max_new = cJSON_GetObjectItem(gen, "max_new_tokens")->valueint;
+    const int eos = cJSON_GetObjectItem(gen, "eos_token_id")->valueint;
+    int checked = 0;
+    const cJSON *pr;
+    cJSON_ArrayForEach(pr, cJSON_GetObjectItem(doc, "prompts"))
+    {
+        const cJSON *pids = cJSON_GetObjectItem(pr, "prompt_ids");
+        int32_t prompt[256];
+        int n = 0;
+        const cJSON *v;
+        cJSON_ArrayForEach(v, pids) prompt[n++] = v->valueint;
+        for (int cache = 1; cache >= 0; cache--) {
+            const cJSON *want =
+                cJSON_GetObjectItem(pr, cache ? "new_ids_use_cache" : "new_ids_no_cache");
+            eng_gen_params gp = eng_gen_default_params(m);
+            gp.max_new_tokens = max_new, gp.eos_token_id = eos, gp.use_cache = cache;
+            eng_gen *g = NULL;
+            char err[512] = "";
+            ck_assert_msg(eng_gen_start(m, prompt, n, &gp, &g, err, sizeof err) == LS_OK, "%s",
+                          err);
+            eng_gen_token t = {0};
+            do
+                ck_assert_msg(eng_gen_next(ctx, g, &t, err, sizeof err) == LS_OK, "%s", err);
+            while (!t.eos && eng_gen_count(g) < max_new);
+            ck_assert_int_eq(eng_gen_count(g), cJSON_GetArraySize(want));
+            const int32_t *ids = eng_gen_ids(g) + n;
+            for (int i = 0; i < eng_gen_count(g); i++)
+                ck_assert_msg(ids[i] == cJSON_GetArrayItem(want, i)->valueint,
+                              "%s, prompt of %d tokens, use_cache %d: token %d is %d, HF %d",
+                              backend, n, cache, i, ids[i],
+                              cJSON_GetArrayItem(want, i)->valueint);
+            eng_gen_free(g);
+            checked++;
+        }
+    }
+    ck_assert_int_ge(checked, 6);
+    eng_ctx_free(ctx);
+    eng_model_free(m);
+    cJSON_Delete(doc);
+    free(text);
+}
+
+START_TEST(golden_generate_cpu)
+{
+    golden_generate("cpu");
+}
+END_TEST
+
+START_TEST(golden_generate_ref)
+{
+    golden_generate("ref");
+}
+END_TEST
+
 /* Bad per-request LSH parameters are the request's fault (422) and name the field. */
 START_TEST(reformer_bad_parameters)
 {
@@ -573,6 +643,8 @@ int main(void)
     tcase_add_test(tc, golden_ref);
     tcase_add_test(tc, golden_reformer_cpu);
     tcase_add_test(tc, golden_reformer_ref);
+    tcase_add_test(tc, golden_generate_cpu);
+    tcase_add_test(tc, golden_generate_ref);
     tcase_add_test(tc, reformer_bad_parameters);
     tcase_add_test(tc, reformer_rows_alone_equal_batch);
     tcase_add_test(tc, rows_alone_equal_batch);
