@@ -79,12 +79,12 @@ typedef struct {
 } eng__rf_cache;
 
 typedef struct {
-    int L;          /* layers */
-    int n, cap;     /* positions cached, rows allocated */
-    int nH;         /* hash rounds */
-    int64_t seed;   /* rotations' seed, or -1: one stream (rng), consecutive draws */
+    int L;        /* layers */
+    int n, cap;   /* positions cached, rows allocated */
+    int nH;       /* hash rounds */
+    int64_t seed; /* rotations' seed, or -1: one stream (rng), consecutive draws */
     eng_mt19937 rng;
-    float *rot;     /* seed >= 0: the rotations every hashing call draws, [nh, d, nH, rot/2] */
+    float *rot;         /* seed >= 0: the rotations every hashing call draws, [nh, d, nH, rot/2] */
     eng__rf_cache *lay; /* [L] */
 } eng__rf_state;
 

@@ -20,11 +20,11 @@ struct eng_gen {
     int n, n_prompt, cap;
     int started;
     eng__rf_state *st;
-    float *logits;   /* [V] */
-    float *work;     /* [V] */
+    float *logits;      /* [V] */
+    float *work;        /* [V] */
     gen__scored *order; /* [V] */
-    uint8_t *seen;   /* [V] ids in the sequence (repetition penalty) */
-    eng_mt19937 rng; /* the sampler's draws */
+    uint8_t *seen;      /* [V] ids in the sequence (repetition penalty) */
+    eng_mt19937 rng;    /* the sampler's draws */
 };
 
 eng_gen_params eng_gen_default_params(const eng_model *m)
@@ -94,8 +94,8 @@ ls_status eng_gen_start(const eng_model *m, const int32_t *prompt, int n, const 
     const hf_reformer *r = &m->cfg.reformer;
     const int nH = p->num_hashes > 0 ? p->num_hashes : r->num_hashes;
     if (nH > 64)
-        return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
-                       "parameters.num_hashes: %d, at most 64", nH);
+        return ls_fail(err, errlen, LS_ERR_INVALID_INPUT, "parameters.num_hashes: %d, at most 64",
+                       nH);
     const int64_t seed = p->hash_seed >= 0 ? p->hash_seed : r->has_hash_seed ? r->hash_seed : -1;
     eng_gen *g = calloc(1, sizeof *g);
     if (!g) return ls_fail(err, errlen, LS_ERR_NOMEM, "generation: out of memory");
@@ -119,9 +119,18 @@ ls_status eng_gen_start(const eng_model *m, const int32_t *prompt, int n, const 
     return LS_OK;
 }
 
-int eng_gen_count(const eng_gen *g) { return g->n - g->n_prompt; }
-const int32_t *eng_gen_ids(const eng_gen *g) { return g->ids; }
-int eng_gen_length(const eng_gen *g) { return g->n; }
+int eng_gen_count(const eng_gen *g)
+{
+    return g->n - g->n_prompt;
+}
+const int32_t *eng_gen_ids(const eng_gen *g)
+{
+    return g->ids;
+}
+int eng_gen_length(const eng_gen *g)
+{
+    return g->n;
+}
 
 /* A uniform in [0, 1) with 53 bits. */
 static double gen__uniform(eng_mt19937 *r)
@@ -148,7 +157,8 @@ static int32_t gen__choose(eng_gen *g, float *logprob)
     memcpy(w, g->logits, sizeof(float) * V);
     if (p->repetition_penalty != 1.0f)
         for (int v = 0; v < V; v++)
-            if (g->seen[v]) w[v] = w[v] < 0 ? w[v] * p->repetition_penalty : w[v] / p->repetition_penalty;
+            if (g->seen[v])
+                w[v] = w[v] < 0 ? w[v] * p->repetition_penalty : w[v] / p->repetition_penalty;
     int32_t pick = 0;
     if (p->do_sample) {
         for (int v = 0; v < V; v++)

@@ -325,8 +325,8 @@ static ls_status rf__layer(eng_ctx *c, const eng_rf_layer *y, const eng_batch *b
                                                                       : -1;
             const size_t nr = (size_t)nh * d * nH * rot2;
             eng_mt19937 *stream = s == 0 && w->st && w->st->seed < 0 ? &w->st->rng
-                                  : seed < 0                      ? &w->rng[s]
-                                                                  : NULL;
+                                  : seed < 0                         ? &w->rng[s]
+                                                                     : NULL;
             if (stream || seed != have_seed || nH != have_nh) {
                 free(rot);
                 if (!(rot = malloc(sizeof(float) * nr))) {
@@ -381,8 +381,8 @@ static void rf__unpad(const eng_batch *b, const rf__bufs *w, const float *src, f
                sizeof(float) * (size_t)(b->offsets[s + 1] - b->offsets[s]) * width);
 }
 
-static ls_status rf__forward(eng_ctx *c, const eng_batch *b, eng_outputs *out,
-                             eng__rf_state *rs, int capture, char *err, size_t errlen)
+static ls_status rf__forward(eng_ctx *c, const eng_batch *b, eng_outputs *out, eng__rf_state *rs,
+                             int capture, char *err, size_t errlen)
 {
     const eng_model *m = c->m;
     const kn_ops *k = &m->ops;
@@ -639,8 +639,8 @@ static float rf__dot(const float *a, const float *b, int d)
 
 /* The bucket of qk vector x (head hd, round h) under rotations rot ([nh, d, nH, rot/2]):
  * argmax of concat(y, -y) per factor, combined (B5.3), without the round's offset. */
-static int rf__bucket(const hf_reformer *r, const float *x, const float *rot, int hd, int h,
-                      int nH, int d, int rot2)
+static int rf__bucket(const hf_reformer *r, const float *x, const float *rot, int hd, int h, int nH,
+                      int d, int rot2)
 {
     int b = 0, mul = 1, col = 0;
     for (int f = 0; f < r->n_buckets; f++) {
@@ -686,7 +686,7 @@ static void rf__lsh_step_head(const eng_model *m, eng__rf_state *s, int l, int h
     const float sd = sqrtf((float)d);
 #define RF__KEY(dst, pos)                                                                          \
     do {                                                                                           \
-        const float *x_ = cl->kv + (size_t)(pos) * 2 * A + (size_t)hd * d;                         \
+        const float *x_ = cl->kv + (size_t)(pos)*2 * A + (size_t)hd * d;                           \
         float ss_ = 0;                                                                             \
         for (int e_ = 0; e_ < d; e_++)                                                             \
             ss_ += x_[e_] * x_[e_];                                                                \
@@ -838,8 +838,7 @@ static ls_status rf__step_layer(eng_ctx *c, eng__rf_state *s, int l, rf__step_bu
                 for (int h = 0; h < s->nH; h++)
                     for (int j = 0; j < Lt; j++) {
                         const float *x = cl->kv + (size_t)j * 2 * A + (size_t)hd * d;
-                        const int32_t v =
-                            rf__bucket(r, x, t->rot, hd, h, s->nH, d, rot2) + h * NB;
+                        const int32_t v = rf__bucket(r, x, t->rot, hd, h, s->nH, d, rot2) + h * NB;
                         cl->bkt[((size_t)hd * s->nH + h) * s->cap + j] = v;
                         if (v > cl->bmax) cl->bmax = v;
                     }
@@ -864,7 +863,8 @@ static ls_status rf__step_layer(eng_ctx *c, eng__rf_state *s, int l, rf__step_bu
             for (int e = 0; e < d; e++) {
                 double acc = 0;
                 for (int j = 0; j < nk; j++)
-                    acc += (double)t->z[j] * cl->kv[(size_t)(s0 + j) * 2 * A + A + (size_t)hd * d + e];
+                    acc +=
+                        (double)t->z[j] * cl->kv[(size_t)(s0 + j) * 2 * A + A + (size_t)hd * d + e];
                 t->att[(size_t)hd * d + e] = (float)acc;
             }
         }
@@ -940,8 +940,8 @@ ls_status eng__reformer_step(eng_ctx *c, eng__rf_state *s, int32_t id, float *lo
     if (st) goto done;
     memcpy(t.fin, t.x1, sizeof(float) * H);
     memcpy(t.fin + H, t.x2, sizeof(float) * H);
-    ENG_OP(c, k, add_layernorm, t.fin, NULL, m->rf_ln_g, m->rf_ln_b,
-           (float)m->cfg.layer_norm_eps, 1, 2 * H);
+    ENG_OP(c, k, add_layernorm, t.fin, NULL, m->rf_ln_g, m->rf_ln_b, (float)m->cfg.layer_norm_eps,
+           1, 2 * H);
     ENG_OP(c, k, linear, t.fin, &m->mlm_dec, m->mlm_dec_b, logits, 1, m->V, 2 * H, NULL, 0);
     s->n = p + 1;
 done:

@@ -131,6 +131,9 @@ def set_hash_seed(model, seed):
         m.hash_seed = seed
 
 
+DEFAULT_HASH_SEED = 0  # engine.h ENG_DEFAULT_HASH_SEED
+
+
 def run_reference(model, case):
     """HF outputs for exactly the request (its inputs and its parameters)."""
     saved = [m.hash_seed for m in lsh_layers(model)]
@@ -140,6 +143,9 @@ def run_reference(model, case):
     if case.num_hashes is not None:
         kwargs["num_hashes"] = case.num_hashes
     try:
+        # a model without hash_seed hashes with the global generator: longserve's default
+        # stream is this one (ENG_DEFAULT_HASH_SEED); seeded layers re-seed anyway
+        torch.manual_seed(DEFAULT_HASH_SEED)
         with torch.no_grad():
             out = model(**kwargs, use_cache=False, return_dict=True)
     finally:
@@ -582,14 +588,46 @@ def make_byte_lm():
     write_generate(model, name)
 
 
-def write_generate(model, name):
+def make_gen_noseed():
+    name = "rf_gen_noseed"
+    cfg = reformer_config(
+        attn_layers=["lsh", "local", "lsh"], is_decoder=True, hidden_size=32,
+        num_attention_heads=2, attention_head_size=16, feed_forward_size=64, vocab_size=258,
+        hidden_act="relu", num_buckets=[2, 4], num_hashes=3, lsh_attn_chunk_length=16,
+        lsh_num_chunks_before=1, lsh_num_chunks_after=0, local_attn_chunk_length=4,
+        local_num_chunks_before=2, local_num_chunks_after=0, axial_pos_embds=True,
+        axial_pos_shape=[16, 32], axial_pos_embds_dim=[16, 16], max_position_embeddings=512,
+        hash_seed=None, eos_token_id=BYTE_EOS, pad_token_id=PAD)
+    model = build(name, ReformerModelWithLMHead, cfg, 1008,
+                  "Byte-level ReformerModelWithLMHead **without hash_seed**: lsh/local/lsh, "
+                  "hidden 32, 2 heads x 16, FF 64 relu, vocab 258, num_buckets [2, 4], "
+                  "num_hashes 3, lsh chunk 16 (1 before), local chunk 4 (2 before), axial "
+                  "[16, 32] / dims [16, 16], eos 1. The reference runs torch.manual_seed(0) "
+                  "right before each forward and each generate(): the two LSH layers draw "
+                  "consecutive rotations from that stream (longserve's default). B=1 only: "
+                  "HF draws one rotation per batch, longserve one stream per sequence.")
+    gen = torch.Generator().manual_seed(2008)
+    cases = []
+    for L in (40, 64, 9):
+        ids, _ = rows(gen, [L], cfg.vocab_size)
+        cases.append(Case(f"default_stream_len{L}", ids,
+                          note=f"B=1, L={L}: the default rotation stream (no seed anywhere)."))
+    emit_cases(model, name, cases)
+    return write_generate(model, name, GEN_NOSEED_PROMPTS, "generate_noseed.json")
+
+
+GEN_NOSEED_PROMPTS = ["Hi", "Hello, world!", "A prompt long enough to be hashed at once: 44"]
+
+
+def write_generate(model, name, texts=BYTE_PROMPTS, fname="generate.json"):
     model.generation_config.pad_token_id = PAD
     model.generation_config.eos_token_id = BYTE_EOS
     prompts = []
-    for text in BYTE_PROMPTS:
+    for text in texts:
         ids = torch.tensor([byte_ids(text)])
         runs = {}
         for use_cache in (True, False):
+            torch.manual_seed(DEFAULT_HASH_SEED)  # the default stream of a model without seed
             with torch.no_grad():
                 out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
                                      max_new_tokens=GEN_NEW_TOKENS, do_sample=False,
@@ -597,6 +635,7 @@ def write_generate(model, name):
             runs[use_cache] = out[0, ids.shape[1]:].tolist()
         # use_cache=False is greedy over full forwards: check that against our own loop
         seq = ids[0].tolist()
+        torch.manual_seed(DEFAULT_HASH_SEED)
         for _ in range(len(runs[False])):
             with torch.no_grad():
                 logits = model(input_ids=torch.tensor([seq]), use_cache=False).logits
@@ -623,11 +662,11 @@ def write_generate(model, name):
         "encoding": "id = utf-8 byte + 2; ids 0 (pad) and 1 (eos) are reserved",
         "note": "new_ids_* are the generated ids only (prompt excluded), stopping early at "
                 "eos. use_cache=False recomputes the whole sequence every step (with HF's "
-                "automatic padding to a multiple of 8); use_cache=True re-hashes single "
+                "automatic padding to the lcm of the chunk lengths); use_cache=True re-hashes single "
                 "queries against cached buckets (hf-semantics B5.11), so the two may differ.",
         "prompts": prompts,
     }
-    (OUT / "generate.json").write_text(json.dumps(doc, indent=1) + "\n")
+    (OUT / fname).write_text(json.dumps(doc, indent=1) + "\n")
     return prompts
 
 
@@ -809,6 +848,7 @@ def main():
     make_runtime_seed()
     make_local_dec()
     make_byte_lm()
+    make_gen_noseed()
     gen_prompts = json.loads((OUT / "generate.json").read_text())["prompts"]
     randn_counts = make_randn()
 
