@@ -151,14 +151,42 @@ static int http__append(srv_req *r, const char *data, size_t n)
 
 /* ---- replies ------------------------------------------------------------------------------ */
 
+/* A streamed reply's body, as the job makes it: what sbuf holds, else the connection
+ * waits (suspended) until srv_req_stream or the end resumes it. */
+static ssize_t http__stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    srv_req *r = cls;
+    if (r->soff < r->sbuf.n) {
+        size_t n = r->sbuf.n - r->soff < max ? r->sbuf.n - r->soff : max;
+        memcpy(buf, r->sbuf.p + r->soff, n);
+        r->soff += n;
+        if (r->soff == r->sbuf.n) r->soff = r->sbuf.n = 0;
+        return (ssize_t)n;
+    }
+    if (r->stream_end) return MHD_CONTENT_READER_END_OF_STREAM;
+    MHD_suspend_connection(http__conn(r));
+    r->suspended = 1;
+    return 0;
+}
+
 static enum MHD_Result http__send(srv_req *r)
 {
     srv_server *s = r->srv;
+    const int stream = r->streaming && !r->out && r->sbuf.n;
     struct MHD_Response *resp =
-        MHD_create_response_from_buffer(r->out_len, r->out, MHD_RESPMEM_MUST_FREE);
+        stream ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, http__stream_read,
+                                                   r, NULL)
+               : MHD_create_response_from_buffer(r->out_len, r->out, MHD_RESPMEM_MUST_FREE);
     if (!resp) return MHD_NO;
     r->out = NULL; /* MHD frees it */
-    if (r->out_len) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->ctype);
+    if (stream) {
+        r->http = 200;
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    } else if (r->out_len) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, r->ctype);
+    }
     MHD_add_response_header(resp, "X-Request-Id", r->id);
     char tmp[64];
     /* the job's report (text routes: tokens in/used, truncation, globals, windows) */
@@ -235,6 +263,8 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *c, const c
         http__begin(r, url, method);
         return r->state == SRV_REQ_REPLIED ? http__send(r) : MHD_YES;
     }
+    if (r->streaming && !r->sent && r->sbuf.n && !*upload_size)
+        return http__send(r); /* the stream's first bytes */
     if (r->state == SRV_REQ_REPLIED) {
         if (*upload_size) {
             /* a body over the limit while streaming: libmicrohttpd takes no reply before

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../proto/tgi.h"
 #include "job.h"
 #include "log.h"
 #include "request.h"
@@ -15,7 +16,7 @@ enum { SRV__KEYS = 16 };
 
 /* ---- prepare (uv pool) and submit (loop) --------------------------------------------------- */
 
-static void srv__submit(srv_req *r)
+static void srv__submit(srv_req *r, int again)
 {
     srv_server *s = r->srv;
     srv_model *m = r->model;
@@ -28,11 +29,12 @@ static void srv__submit(srv_req *r)
     it->key = r->kind->id * SRV__KEYS + c.key;
     it->fd = r->fd;
     it->arrival_ns = r->arrival_ns;
-    it->deadline_ns = s->opt.request_timeout_ms
+    /* the deadline is the first run's: a generation past it goes on */
+    it->deadline_ns = s->opt.request_timeout_ms && !again
                           ? r->arrival_ns + (uint64_t)s->opt.request_timeout_ms * 1000000u
                           : 0;
     it->owner = r;
-    metrics_input_tokens(s->metrics, (double)it->tokens);
+    if (!again) metrics_input_tokens(s->metrics, (double)it->tokens);
     sched_push(&m->q, it, sched_now_ns());
     r->state = SRV_REQ_QUEUED;
     s->inflight++;
@@ -72,7 +74,8 @@ static void srv__prepared(uv_work_t *w, int status)
             srv_reply(r, 200, body, rep->len, NULL);
         } else {
             r->model = (srv_model *)rep->model;
-            srv__submit(r);
+            r->streaming = rep->stream;
+            srv__submit(r, 0);
             return; /* stays suspended until the engine answers */
         }
     }
@@ -149,10 +152,50 @@ static void srv__encoded(uv_work_t *w, int status)
     srv_req_finish(r);
 }
 
+/* A streamed reply whose 200 may already be out ends: an error becomes the stream's
+ * last event (proto/tgi.h: the one streaming protocol). */
+static void srv__stream_end(srv_req *r, const char *error)
+{
+    if (error) tgi_stream_error(&r->sbuf, error, "generation");
+    r->stream_end = 1;
+    r->state = SRV_REQ_REPLIED;
+    srv_req_finish(r);
+}
+
 static void srv__complete(srv_server *s, sched_item *it, int batch_status)
 {
     srv_req *r = it->owner;
     s->inflight--;
+    const int streamed = r->streaming && (r->sbuf.n || r->sent); /* its 200 is decided */
+    if (streamed && (it->fate != SCHED_LIVE || batch_status)) {
+        if (it->fate == SCHED_DROP_GONE) metrics_reject(s->metrics, METRICS_REJ_DISCONNECTED);
+        srv__stream_end(r, it->fate == SCHED_DROP_GONE ? NULL
+                           : batch_status              ? ls_strerror((ls_status)batch_status)
+                                                       : "the request's deadline passed");
+        return;
+    }
+    if (it->fate == SCHED_LIVE && !batch_status && r->kind->progress) {
+        const int more = r->kind->progress(r->job, r, &r->sbuf);
+        if (r->sbuf.oom) {
+            srv_reply_error(r, HERR_INTERNAL, "out of memory for the stream");
+            srv_req_finish(r);
+            return;
+        }
+        if (more && r->conn) {
+            if (r->streaming && r->sbuf.n) srv_req_stream(r);
+            srv__submit(r, 1);
+            return;
+        }
+        if (more) { /* its connection went at a forced stop */
+            srv_req_finish(r);
+            return;
+        }
+        if (r->streaming && r->sbuf.n) {
+            srv__stream_end(r, NULL);
+            return;
+        }
+        /* nothing streamed: encode answers (an error before the first token) */
+    }
     if (it->start_ns)
         metrics_queue_time(s->metrics, (double)(it->start_ns - it->arrival_ns) * 1e-9);
     if (it->fate == SCHED_DROP_DEADLINE) {

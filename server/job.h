@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 
+#include "../common/buf.h"
 #include "../proto/http_errors.h"
 #include "batch.h"
 #include "server.h"
@@ -28,6 +29,7 @@ typedef struct {
     char err[512];
     const srv_model *model; /* prepare: the model that runs the job */
     int truncated;          /* prepare: an input was truncated (metrics) */
+    int stream;             /* prepare: the reply is a stream of events (progress) */
 } srv_job_reply;
 
 typedef struct {
@@ -47,6 +49,11 @@ typedef struct srv_job_kind {
     /* Sets every job's verdict; a failure returned is the whole batch's (device, memory). */
     ls_status (*run_batch)(eng_ctx *ctx, void *const *jobs, int n, bt_stats *stats, char *err,
                            size_t errlen);
+    /* Jobs that run in slices (generation), or NULL: on the loop after each run, appends
+     * what a streamed reply sends now to events and returns 1 when the job wants another
+     * run (it goes back to the scheduler), 0 when it is done (a streamed reply ends with
+     * events; another is encoded). */
+    int (*progress)(void *job, srv_req *r, ls_buf *events);
     /* The body of a job that ran, or rep->st with its verdict. */
     void (*encode)(void *job, const srv_model *m, srv_job_reply *rep);
     void (*free)(void *job); /* free(NULL) is a no-op */
@@ -54,6 +61,11 @@ typedef struct srv_job_kind {
 
 extern const srv_job_kind srv_job_v2;   /* KServe v2 tensors (job_v2.c) */
 extern const srv_job_kind srv_job_text; /* TEI, OpenAI, pipeline text routes (job_text.c) */
+extern const srv_job_kind srv_job_gen;  /* TGI generation (job_gen.c) */
+
+/* The generation routes' argument: /generate, /generate_stream, TGI's root route (its
+ * body's "stream" chooses, and a non-streamed answer is a one-element list). */
+enum { SRV_GEN_GENERATE, SRV_GEN_STREAM, SRV_GEN_ROOT };
 
 /* The handler of every engine route: prepares the route's job in the uv pool, then
  * submits it to its model's scheduler. SRV_DEFERRED. */

@@ -41,6 +41,8 @@ enum {
     H_BCOST,
     H_BPAD,
     H_BPRED,
+    H_TTFT,
+    H_TPOT,
     H_COUNT
 };
 
@@ -54,6 +56,7 @@ struct metrics {
     unsigned long long rejects[METRICS_REJ_COUNT];
     metrics__hist h[H_COUNT];
     unsigned long long truncated;
+    unsigned long long generated; /* tokens */
     int nops;
     double kernel_s[METRICS__MAXOPS]; /* per op, eng_op_name order */
     double queue_depth, queue_cost, inflight, engine_busy;
@@ -108,6 +111,10 @@ metrics *metrics_new(const char *const *routes, int nroutes)
     metrics__geom(&m->h[H_BPRED], "longserve_batch_time_ratio",
                   "Engine time of a batch over the time its cost predicted (1: exact)", 0.125,
                   1.4142135623730951, 13);
+    metrics__geom(&m->h[H_TTFT], "longserve_generation_time_to_first_token_seconds",
+                  "Time from a generation request's arrival to its first token", 1e-3, 2, 18);
+    metrics__geom(&m->h[H_TPOT], "longserve_generation_time_per_output_token_seconds",
+                  "Mean time per generated token after the first, per request", 1e-4, 2, 18);
     return m;
 }
 
@@ -182,6 +189,17 @@ void metrics_kernel_seconds(metrics *m, const double *seconds, int n)
 {
     for (int i = 0; i < n && i < m->nops; i++)
         m->kernel_s[i] += seconds[i];
+}
+
+void metrics_generation_first_token(metrics *m, double seconds)
+{
+    metrics__observe(&m->h[H_TTFT], seconds);
+}
+
+void metrics_generation_done(metrics *m, int tokens, double seconds_after_first)
+{
+    m->generated += (unsigned long long)tokens;
+    if (tokens > 1) metrics__observe(&m->h[H_TPOT], seconds_after_first / (tokens - 1));
 }
 
 void metrics_truncated(metrics *m)
@@ -261,6 +279,11 @@ char *metrics_render(const metrics *m, size_t *len)
                   "truncated\n# TYPE longserve_truncated_requests_total counter\n"
                   "longserve_truncated_requests_total %llu\n",
                   m->truncated);
+    ls_buf_printf(&b,
+                  "# HELP longserve_generated_tokens_total Tokens generated (text generation "
+                  "routes)\n# TYPE longserve_generated_tokens_total counter\n"
+                  "longserve_generated_tokens_total %llu\n",
+                  m->generated);
     ls_buf_printf(&b, "# HELP longserve_kernel_seconds_total Engine time in each kernel op\n"
                       "# TYPE longserve_kernel_seconds_total counter\n");
     for (int i = 0; i < m->nops; i++)

@@ -34,6 +34,7 @@ void srv_req_free(srv_req *r)
     free(r->body);
     free(r->out);
     free(r->rep.body);
+    free(r->sbuf.p);
     if (r->kind) r->kind->free(r->job);
     free(r);
 }
@@ -107,4 +108,9 @@ void srv_req_finish(srv_req *r)
         srv_req_free(r); /* its connection went at a forced stop */
     else
         r->srv->resume(r);
+}
+
+void srv_req_stream(srv_req *r)
+{
+    if (r->conn) r->srv->resume(r);
 }

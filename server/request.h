@@ -43,6 +43,11 @@ struct srv_req {
     const char *ctype;
     int retry_after; /* seconds; 0: no header */
     unsigned allow;  /* for 405: an Allow header */
+    /* a streamed reply (text/event-stream): bytes go out as the job makes them */
+    int streaming;  /* the job streams (its prepare said so) */
+    int stream_end; /* every byte is in sbuf: the stream ends after them */
+    ls_buf sbuf;    /* not yet sent: sbuf.p[soff .. sbuf.n) */
+    size_t soff;
     /* the engine job */
     const srv_job_kind *kind;
     int job_arg; /* the route's argument to its kind (a tei_kind for text routes) */
@@ -75,5 +80,7 @@ void srv_unreserve(srv_req *r);
 /* A deferred request has its reply: its connection resumes, or, when the connection has
  * gone meanwhile (a forced stop), the request is freed. */
 void srv_req_finish(srv_req *r);
+/* A streamed reply has new bytes in r->sbuf (more to come): its connection resumes. */
+void srv_req_stream(srv_req *r);
 
 #endif
