@@ -12,7 +12,8 @@
 #include "../tokenizer/tokenizer.h"
 #include "request.h"
 
-enum { GEN_SLICE_NS = 50 * 1000 * 1000 };
+/* a slice: at most 50 ms or 16 tokens, whichever comes first (one token at least) */
+enum { GEN_SLICE_NS = 50 * 1000 * 1000, GEN_SLICE_TOKENS = 16 };
 
 typedef struct {
     tgi_request rq;
@@ -34,6 +35,7 @@ typedef struct {
     char err[256];
     /* the loop's side */
     int sent;            /* tokens already streamed */
+    int counted;         /* tokens already in the metrics */
     uint64_t first_ns;   /* first token produced (monotonic), 0 before */
     uint64_t arrival_ns; /* the request's */
 } gen_job;
@@ -200,6 +202,7 @@ static ls_status gen_run(eng_ctx *ctx, void *const *jobs, int n, bt_stats *stats
     for (int i = 0; i < n; i++) {
         gen_job *j = jobs[i];
         const uint64_t t0 = sched_now_ns();
+        const int n0 = j->ntok;
         stats->tokens += (size_t)(j->ntok == 0 ? j->nprompt : 1);
         do {
             eng_gen_token t;
@@ -209,7 +212,7 @@ static ls_status gen_run(eng_ctx *ctx, void *const *jobs, int n, bt_stats *stats
                 j->st = gen__after_token(j, j->err, sizeof j->err);
             }
             if (j->st) j->done = 1;
-        } while (!j->done && sched_now_ns() - t0 < GEN_SLICE_NS);
+        } while (!j->done && sched_now_ns() - t0 < GEN_SLICE_NS && j->ntok - n0 < GEN_SLICE_TOKENS);
     }
     return LS_OK;
 }
@@ -247,7 +250,9 @@ static int gen_progress(void *job, srv_req *r, ls_buf *events)
         j->first_ns = sched_now_ns();
         metrics_generation_first_token(s->metrics, (double)(j->first_ns - j->arrival_ns) * 1e-9);
     }
-    if (j->done && !j->st)
+    metrics_generated_tokens(s->metrics, j->ntok - j->counted);
+    j->counted = j->ntok;
+    if (j->done && !j->st && j->first_ns)
         metrics_generation_done(s->metrics, j->ntok, (double)(sched_now_ns() - j->first_ns) * 1e-9);
     if (j->route != SRV_GEN_STREAM) return !j->done;
     /* the stream: one event per token, the last with the whole text and the details */

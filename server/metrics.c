@@ -196,9 +196,13 @@ void metrics_generation_first_token(metrics *m, double seconds)
     metrics__observe(&m->h[H_TTFT], seconds);
 }
 
-void metrics_generation_done(metrics *m, int tokens, double seconds_after_first)
+void metrics_generated_tokens(metrics *m, int tokens)
 {
     m->generated += (unsigned long long)tokens;
+}
+
+void metrics_generation_done(metrics *m, int tokens, double seconds_after_first)
+{
     if (tokens > 1) metrics__observe(&m->h[H_TPOT], seconds_after_first / (tokens - 1));
 }
 

@@ -46,6 +46,7 @@ void metrics_truncated(metrics *m);
 /* Generation: the first token's latency; at the end, tokens and the time after the first. */
 void metrics_generation_first_token(metrics *m, double seconds);
 void metrics_generation_done(metrics *m, int tokens, double seconds_after_first);
+void metrics_generated_tokens(metrics *m, int tokens);
 void metrics_set_queue(metrics *m, double depth, double cost);
 void metrics_set_inflight(metrics *m, double n);
 void metrics_set_engine_busy(metrics *m, double n);
