@@ -338,6 +338,15 @@ static ls_status tei__common(tei_request *r, const cJSON *root, char *err, size_
             return tei__bad(err, errlen, "%s must be \"mean\", \"cls\" or \"max\"", "`pooling`");
     }
     ls_status st = tei__bool(root, "normalize", &r->normalize, err, errlen);
+    if (!st) st = tei__int(root, "num_hashes", 1, 64, &r->num_hashes, err, errlen);
+    const cJSON *hs = cJSON_GetObjectItemCaseSensitive(root, "hash_seed");
+    if (!st && hs && !cJSON_IsNull(hs)) {
+        if (!tei__is_int(hs, 0, 9007199254740991.0))
+            return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                           "`hash_seed` must be an integer in [0, 2^53)");
+        r->has_hash_seed = 1;
+        r->hash_seed = (long long)hs->valuedouble;
+    }
     if (!st)
         st =
             tei__global(r, cJSON_GetObjectItemCaseSensitive(root, "global_attention"), err, errlen);

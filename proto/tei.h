@@ -64,6 +64,10 @@ typedef struct {
     int ga_nspans;
     /* "long_document": {"window", "stride", "aggregate": "mean"} */
     int ld_given, ld_window, ld_stride;
+    /* Reformer LSH: "num_hashes" (0: absent), "hash_seed" (has_hash_seed) */
+    int num_hashes;
+    int has_hash_seed;
+    long long hash_seed;
 } tei_request;
 
 /* Decodes a body for route kind. Errors: LS_ERR_BAD_REQUEST for malformed JSON (or a body

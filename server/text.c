@@ -403,6 +403,8 @@ ls_status txt_job_prepare(txt_job *j, tei_kind kind, const char *body, size_t le
     txt__header(j, "x-truncated", j->echo.truncated);
     if (rq->ga_given) txt__header(j, "x-global-tokens", j->echo.global_tokens);
     if (rq->ld_given) txt__header(j, "x-long-document-windows", j->echo.windows);
+    if (rq->num_hashes) txt__header(j, "x-num-hashes", rq->num_hashes);
+    if (rq->has_hash_seed) txt__header(j, "x-hash-seed", rq->hash_seed);
     return LS_OK;
 }
 
@@ -512,8 +514,15 @@ static int txt__nrows(const void *job)
 
 static void txt__row(const void *job, int i, bt_row *out)
 {
-    const txt_row *r = &((const txt_job *)job)->rows[i];
-    *out = (bt_row){.n = r->n, .ids = r->ids, .type_ids = r->type_ids, .glob = r->glob};
+    const txt_job *j = job;
+    const txt_row *r = &j->rows[i];
+    *out = (bt_row){.n = r->n,
+                    .ids = r->ids,
+                    .type_ids = r->type_ids,
+                    .glob = r->glob,
+                    .num_hashes = j->rq.num_hashes,
+                    .has_hash_seed = j->rq.has_hash_seed,
+                    .hash_seed = j->rq.hash_seed};
 }
 
 static void txt__reset(void *job)

@@ -4,9 +4,11 @@
  * Events and concatenates to the /generate text, bad parameters are 422 naming the field,
  * and a client that leaves mid-stream stops its generation. Harness: tests/server_harness.h. */
 #include <check.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -277,6 +279,104 @@ START_TEST(disconnect_stops_generation)
 }
 END_TEST
 
+/* A ReformerModel of the byte LM's weights (its config with another architecture) in a
+ * temporary directory: the text routes of a Reformer with the byte tokenizer. */
+static void byte_base_model(char *dir, size_t n)
+{
+    snprintf(dir, n, "/tmp/ls-rfbase-%d", (int)getpid());
+    mkdir(dir, 0755);
+    char src[700], path[700], fx[512];
+    fixture("reformer/rf_byte_lm", fx, sizeof fx);
+    snprintf(src, sizeof src, "%s/model.safetensors", fx);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    unlink(path);
+    ck_assert_int_eq(symlink(src, path), 0);
+    cJSON *cfg = fixture_json("reformer/rf_byte_lm/config.json");
+    cJSON_ReplaceItemInObject(cfg, "architectures",
+                              cJSON_CreateStringArray((const char *[]){"ReformerModel"}, 1));
+    char *text = cJSON_Print(cfg);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    FILE *f = fopen(path, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    fclose(f);
+    free(text);
+    cJSON_Delete(cfg);
+}
+
+/* The text routes take the LSH knobs of the v2 route (num_hashes, hash_seed) and echo
+ * them; /embed_all with them equals v2's last_hidden_state with the same parameters. */
+START_TEST(text_routes_take_lsh_parameters)
+{
+    char dir[128], spec[200];
+    byte_base_model(dir, sizeof dir);
+    snprintf(spec, sizeof spec, "base=%s", dir);
+    const char *models[] = {spec, NULL};
+    server s;
+    server_start_models(&s, models, NULL);
+    const char *text = "A text long enough to be hashed by the LSH layers";
+    cJSON *rows[2];
+    for (int seed = 5; seed <= 6; seed++) {
+        char body[512];
+        snprintf(body, sizeof body, "{\"inputs\": \"%s\", \"hash_seed\": %d, \"num_hashes\": 3}",
+                 text, seed);
+        hresp r;
+        hreq(s.port, "POST", "/embed_all", NULL, body, &r);
+        ck_assert_msg(r.status == 200, "%s", r.body);
+        char h[32];
+        ck_assert_str_eq(hheader(&r, "x-hash-seed", h, sizeof h), seed == 5 ? "5" : "6");
+        ck_assert_str_eq(hheader(&r, "x-num-hashes", h, sizeof h), "3");
+        rows[seed - 5] = hjson(&r);
+        hresp_free(&r);
+    }
+    /* the v2 request of the same bytes (id = byte + 2) */
+    cJSON *v2 = cJSON_CreateObject(), *in = cJSON_AddArrayToObject(v2, "inputs");
+    cJSON *t = cJSON_CreateObject();
+    const int n = (int)strlen(text);
+    cJSON_AddStringToObject(t, "name", "input_ids");
+    cJSON_AddStringToObject(t, "datatype", "INT64");
+    cJSON_AddItemToObject(t, "shape", cJSON_CreateIntArray((const int[]){1, n}, 2));
+    cJSON *data = cJSON_AddArrayToObject(t, "data");
+    for (int i = 0; i < n; i++)
+        cJSON_AddItemToArray(data, cJSON_CreateNumber((unsigned char)text[i] + 2));
+    cJSON_AddItemToArray(in, t);
+    cJSON *par = cJSON_AddObjectToObject(v2, "parameters");
+    cJSON_AddNumberToObject(par, "hash_seed", 5);
+    cJSON_AddNumberToObject(par, "num_hashes", 3);
+    hresp r;
+    post_json(s.port, "/v2/models/base/infer", v2, &r);
+    ck_assert_msg(r.status == 200, "%s", r.body);
+    cJSON *vj = hjson(&r);
+    const cJSON *vd =
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(vj, "outputs"), 0), "data");
+    const cJSON *e5 = cJSON_GetArrayItem(rows[0], 0), *e6 = cJSON_GetArrayItem(rows[1], 0);
+    ck_assert_int_eq(cJSON_GetArraySize(e5), n);
+    const int w = cJSON_GetArraySize(cJSON_GetArrayItem(e5, 0));
+    ck_assert_int_eq(cJSON_GetArraySize(vd), n * w);
+    double diff = 0, diff56 = 0;
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < w; k++) {
+            const double a = cJSON_GetArrayItem(cJSON_GetArrayItem(e5, i), k)->valuedouble;
+            const double b = cJSON_GetArrayItem(vd, i * w + k)->valuedouble;
+            const double c = cJSON_GetArrayItem(cJSON_GetArrayItem(e6, i), k)->valuedouble;
+            diff = fmax(diff, fabs(a - b)), diff56 = fmax(diff56, fabs(a - c));
+        }
+    ck_assert_msg(diff <= 1e-6, "/embed_all vs v2: %g", diff);
+    ck_assert_msg(diff56 > 1e-3, "hash_seed 5 and 6 give the same rows (%g)", diff56);
+    cJSON_Delete(vj);
+    hresp_free(&r);
+    cJSON_Delete(rows[0]);
+    cJSON_Delete(rows[1]);
+    ck_assert_int_eq(server_stop(&s, 30), 0);
+    char path[200];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    unlink(path);
+    rmdir(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("server_gen");
@@ -286,6 +386,7 @@ int main(void)
     tcase_add_test(tc, stream_concatenates_to_generate);
     tcase_add_test(tc, bad_parameters_are_422);
     tcase_add_test(tc, disconnect_stops_generation);
+    tcase_add_test(tc, text_routes_take_lsh_parameters);
     suite_add_tcase(su, tc);
     return harness_run(su);
 }
