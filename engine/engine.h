@@ -91,6 +91,11 @@ typedef struct {
     /* what computes: the backend ("cpu", "blas", "ref", "cuda") and what its matrix
      * products run on, chosen at load ("avx2 (cpuid features)", "openblas Haswell") */
     const char *backend, *isa;
+    /* Reformer: LSH layers, rounds, the config's hash_seed (has_hash_seed 0: the default
+     * stream), and whether the model generates (eng_model_can_generate) */
+    int lsh_layers, num_hashes, has_hash_seed;
+    long long hash_seed;
+    int can_generate;
 } eng_model_info;
 
 void eng_model_get_info(const eng_model *m, eng_model_info *info);

@@ -870,6 +870,14 @@ void eng_model_get_info(const eng_model *m, eng_model_info *info)
         .st_normalize = m->st_normalize,
         .mask_id = m->mask_id,
     };
+    if (m->rf) {
+        for (int l = 0; l < m->L; l++)
+            info->lsh_layers += m->rf[l].lsh;
+        info->num_hashes = m->cfg.reformer.num_hashes;
+        info->has_hash_seed = m->cfg.reformer.has_hash_seed;
+        info->hash_seed = m->cfg.reformer.hash_seed;
+        info->can_generate = eng_model_can_generate(m, NULL, 0);
+    }
 }
 
 const tok_tokenizer *eng_model_tokenizer(const eng_model *m)

@@ -120,6 +120,8 @@ static int hm__model_info(cJSON *o, const hm_model *m)
              cJSON_AddNumberToObject(o, "num_labels", m->num_labels) &&
              cJSON_AddStringToObject(o, "backend", m->backend ? m->backend : "") &&
              cJSON_AddStringToObject(o, "isa", m->isa ? m->isa : "");
+    if (ok && m->hashing) ok = cJSON_AddStringToObject(o, "lsh_hashing", m->hashing) != NULL;
+    if (ok && m->generation) ok = cJSON_AddStringToObject(o, "generation", m->generation) != NULL;
     if (ok && m->labels) {
         cJSON *l = cJSON_AddArrayToObject(o, "labels");
         for (int i = 0; ok && l && i < m->num_labels; i++)

@@ -26,6 +26,8 @@ typedef struct {
     const char *isa;           /* what its matrix products run on ("avx2 (cpuid features)") */
     hm_tensor inputs[4], outputs[4];
     int ninputs, noutputs;
+    /* Reformer: how LSH draws its rotations, and what generation computes (NULL: none) */
+    const char *hashing, *generation;
 } hm_model;
 
 /* A configuration value for /info: exactly one of the value fields is used. */

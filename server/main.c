@@ -57,7 +57,18 @@ static int srv__model_init(void *arg, char *err, size_t errlen)
         st = ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory for an engine context");
     if (!st) {
         eng_model_get_info(m->m, &m->info);
-        m->task = eng_head_task(m->info.head);
+        const eng_model_info *in = &m->info;
+        if (in->lsh_layers && in->has_hash_seed) /* /info's description of the hashing */
+            snprintf(m->hashing, sizeof m->hashing,
+                     "%d rounds; rotations from hash_seed %lld (config.json) for every LSH layer, "
+                     "as Hugging Face draws them on the CPU",
+                     in->num_hashes, in->hash_seed);
+        else if (in->lsh_layers)
+            snprintf(m->hashing, sizeof m->hashing,
+                     "%d rounds; no hash_seed in config.json: the rotations Hugging Face draws "
+                     "after torch.manual_seed(%d), one stream per sequence, layer after layer",
+                     in->num_hashes, ENG_DEFAULT_HASH_SEED);
+        m->task = m->info.can_generate ? "text-generation" : eng_head_task(m->info.head);
         m->tm = (txt_model){.name = m->name, .info = &m->info, .tok = eng_model_tokenizer(m->m)};
         st = srv__warmup(m, err, errlen);
     }

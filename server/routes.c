@@ -34,6 +34,13 @@ static void srv__describe(const srv_model *m, int ready, hm_model *h)
     h->labels = in->labels;
     h->backend = in->backend;
     h->isa = in->isa;
+    if (m->hashing[0]) h->hashing = m->hashing;
+    if (in->can_generate)
+        h->generation = "greedy by default, token-identical to Hugging Face generate(): with "
+                        "use_cache (default) its cached decoding (each new query hashed against "
+                        "the cached buckets, attending to its sorted chunk; local layers to the "
+                        "cached chunks before it), which is not a recomputation; use_cache false "
+                        "recomputes the whole sequence every step as generate(use_cache=False)";
     static const char *const names[] = {"input_ids", "attention_mask", "global_attention_mask",
                                         "token_type_ids"};
     for (int i = 0; i < 4; i++)

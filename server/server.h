@@ -33,6 +33,7 @@ typedef struct {
     /* engine speed in cost units per second: measured at warm-up (calibration), then a
      * moving average over real batches; for Retry-After and the prediction metric */
     double cost_per_s;
+    char hashing[200]; /* Reformer: /info's lsh_hashing */
 } srv_model;
 
 struct srv_http; /* the HTTP adapter (server/http.c) */

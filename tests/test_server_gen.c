@@ -84,6 +84,18 @@ START_TEST(generate_equals_hf)
         }
     }
     cJSON_Delete(doc);
+    /* /info says what generation and hashing compute */
+    hresp r;
+    hreq(s.port, "GET", "/info", NULL, NULL, &r);
+    spec_expect("GET", "/info", &r);
+    cJSON *info = hjson(&r);
+    const cJSON *m0 = cJSON_GetArrayItem(cJSON_GetObjectItem(info, "models"), 0);
+    ck_assert_str_eq(cJSON_GetObjectItem(m0, "task")->valuestring, "text-generation");
+    ck_assert_ptr_nonnull(strstr(cJSON_GetObjectItem(m0, "generation")->valuestring, "use_cache"));
+    ck_assert_ptr_nonnull(
+        strstr(cJSON_GetObjectItem(m0, "lsh_hashing")->valuestring, "hash_seed 13"));
+    cJSON_Delete(info);
+    hresp_free(&r);
     ck_assert_int_eq(server_stop(&s, 30), 0);
 }
 END_TEST
