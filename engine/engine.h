@@ -96,6 +96,9 @@ typedef struct {
     int lsh_layers, num_hashes, has_hash_seed;
     long long hash_seed;
     int can_generate;
+    /* keys each token attends per layer on average (eng_model_cost): Longformer 2w+1 of its
+     * widest layer; Reformer chunk x (1 + before + after), times num_hashes for LSH */
+    double attn_keys;
 } eng_model_info;
 
 void eng_model_get_info(const eng_model *m, eng_model_info *info);
@@ -108,8 +111,10 @@ const char *eng_model_label(const eng_model_info *info, int k, char *buf, size_t
  * of a layer expressed in the same units): a row of L tokens with g global tokens costs
  * L x (dense + 2w+1 + g) + g x L, where dense = 6H (the projections and the 4H feed-forward
  * are ~12H^2 multiply-adds per token, attention ~2H per token-key pair), so a batch of long
- * documents with many global tokens is charged for what it will take to compute. Behind
- * the model so that another family can bring its own. */
+ * documents with many global tokens is charged for what it will take to compute; a Reformer
+ * token attends chunk x (1 + before + after) keys per local layer and that times
+ * num_hashes per LSH layer (attn_keys, their mean over the layers). Behind the model so
+ * that another family can bring its own. */
 double eng_model_cost(const eng_model_info *info, size_t rows, size_t len, size_t globals);
 
 typedef struct {

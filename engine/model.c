@@ -870,9 +870,17 @@ void eng_model_get_info(const eng_model *m, eng_model_info *info)
         .st_normalize = m->st_normalize,
         .mask_id = m->mask_id,
     };
+    info->attn_keys = maxw + 1;
     if (m->rf) {
-        for (int l = 0; l < m->L; l++)
+        const hf_reformer *r = &m->cfg.reformer;
+        double keys = 0;
+        for (int l = 0; l < m->L; l++) {
             info->lsh_layers += m->rf[l].lsh;
+            keys += m->rf[l].lsh ? (double)r->lsh_chunk * (1 + r->lsh_before + r->lsh_after) *
+                                       r->num_hashes
+                                 : (double)r->local_chunk * (1 + r->local_before + r->local_after);
+        }
+        info->attn_keys = keys / m->L;
         info->num_hashes = m->cfg.reformer.num_hashes;
         info->has_hash_seed = m->cfg.reformer.has_hash_seed;
         info->hash_seed = m->cfg.reformer.hash_seed;
@@ -894,7 +902,7 @@ const char *eng_model_label(const eng_model_info *info, int k, char *buf, size_t
 
 double eng_model_cost(const eng_model_info *info, size_t rows, size_t len, size_t globals)
 {
-    const double dense = 6.0 * info->hidden_size, local = (double)info->max_window + 1;
+    const double dense = 6.0 * info->hidden_size, local = info->attn_keys;
     const double tokens = (double)rows * (double)len;
     /* every token attends its window and the globals; each global token attends its row */
     return tokens * (dense + local) + (double)globals * (double)len * 2.0;

@@ -157,6 +157,11 @@ START_TEST(reformer_model_info)
     ck_assert_int_eq(info.num_layers, 4);
     ck_assert_int_eq(info.max_window, 8);   /* lcm(lsh 8, local 4): the padding multiple */
     ck_assert_int_eq(info.max_tokens, 128); /* min(max_position_embeddings, 8 x 16 axial) */
+    /* keys per token: local 4 x (1 + 1), lsh 8 x (1 + 1) x 3 rounds, over 4 layers */
+    ck_assert(info.attn_keys == (8 + 48 + 8 + 48) / 4.0);
+    ck_assert_int_eq(info.lsh_layers, 2);
+    ck_assert_int_eq(info.can_generate, 1);
+    ck_assert(eng_model_cost(&info, 1, 100, 0) == 100.0 * (6 * 64 + 28));
     eng_output_desc d[ENG_MAX_OUTPUTS];
     ck_assert_int_eq(eng_model_outputs(&info, d, ENG_MAX_OUTPUTS), 1);
     ck_assert_str_eq(d[0].name, "logits");

@@ -219,12 +219,12 @@ START_TEST(outputs_table)
     in.labels = NULL;
     ck_assert_str_eq(eng_model_label(&in, 2, buf, sizeof buf), "LABEL_2");
 
-    in.max_window = 8; /* rows x len x (6H + window + 1) + 2 x globals x len */
+    in.attn_keys = 9; /* rows x len x (6H + keys per token) + 2 x globals x len */
     ck_assert(eng_model_cost(&in, 1, 100, 0) == 100.0 * (192 + 9));
     ck_assert(eng_model_cost(&in, 1, 100, 10) == 100.0 * (192 + 9) + 2000);
     ck_assert(eng_model_cost(&in, 2, 100, 0) == 2 * eng_model_cost(&in, 1, 100, 0));
     const double narrow = eng_model_cost(&in, 1, 100, 0);
-    in.max_window = 64; /* a wider window costs more */
+    in.attn_keys = 65; /* a wider window costs more */
     ck_assert(eng_model_cost(&in, 1, 100, 0) > narrow);
 }
 END_TEST
