@@ -247,18 +247,19 @@ START_TEST(bad_parameters_are_422)
 END_TEST
 
 /* Reads from fd until `needle` has arrived (or fails after the socket's timeout). */
-static void read_until(int fd, const char *needle)
+static const char *read_until(int fd, const char *needle)
 {
-    char buf[65536];
+    static char buf[1 << 20];
     size_t n = 0;
     while (n < sizeof buf - 1) {
         ssize_t k = read(fd, buf + n, sizeof buf - 1 - n);
         ck_assert_msg(k > 0, "the stream ended before '%s'", needle);
         n += (size_t)k;
         buf[n] = 0;
-        if (strstr(buf, needle)) return;
+        if (strstr(buf, needle)) return buf;
     }
     ck_abort_msg("'%s' not in the first %zu bytes", needle, n);
+    return NULL;
 }
 
 START_TEST(disconnect_stops_generation)
@@ -287,6 +288,39 @@ START_TEST(disconnect_stops_generation)
          "{\"inputs\": \"Hi\", \"parameters\": {\"max_new_tokens\": 2}}", &r);
     ck_assert_int_eq(r.status, 200);
     hresp_free(&r);
+    ck_assert_int_eq(server_stop(&s, 30), 0);
+}
+END_TEST
+
+/* A long generation goes back to the scheduler between slices: a request to the same model
+ * is answered while it runs, and the stream then completes. */
+START_TEST(long_generation_lets_others_run)
+{
+    const char *extra[] = {"--debug-engine-delay-ms", "100", NULL};
+    server s;
+    server_start_models(&s, gen_models, extra);
+    const char *body = "{\"inputs\": \"Hello, world!\", \"parameters\": {\"max_new_tokens\": 400}}";
+    int fd = hconnect(s.port);
+    hsend_request(fd, "POST", "/generate_stream", NULL, body, strlen(body));
+    read_until(fd, "\"index\":1,");
+    hresp r;
+    hreq(s.port, "POST", "/v2/models/lm/infer", NULL,
+         "{\"inputs\":[{\"name\":\"input_ids\",\"datatype\":\"INT64\",\"shape\":[1,3],"
+         "\"data\":[5,6,7]}]}",
+         &r);
+    ck_assert_msg(r.status == 200, "%s", r.body);
+    hresp_free(&r);
+    /* answered between two slices: the generation (one slice of <= 16 tokens per 100 ms)
+     * had made fewer tokens than it makes in all */
+    const double made = metric(s.port, "longserve_generated_tokens_total");
+    const char *all = read_until(fd, "\"finish_reason\""),
+               *g = strstr(all, "\"generated_tokens\":");
+    close(fd);
+    ck_assert_ptr_nonnull(g);
+    const int total = atoi(g + strlen("\"generated_tokens\":"));
+    ck_assert_int_ge(total, 100); /* the byte LM stops at eos after 317 tokens */
+    ck_assert_msg(made < total, "the v2 request waited for the whole generation (%g of %d)", made,
+                  total);
     ck_assert_int_eq(server_stop(&s, 30), 0);
 }
 END_TEST
@@ -399,6 +433,7 @@ int main(void)
     tcase_add_test(tc, bad_parameters_are_422);
     tcase_add_test(tc, disconnect_stops_generation);
     tcase_add_test(tc, text_routes_take_lsh_parameters);
+    tcase_add_test(tc, long_generation_lets_others_run);
     suite_add_tcase(su, tc);
     return harness_run(su);
 }
