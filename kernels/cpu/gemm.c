@@ -311,7 +311,10 @@ int kn_gemm(const kn_gemm_w *pw, const float *x, int M, const float *bias, float
     if (nch < 1) nch = 1;
     const long items = (long)nmc * nch;
     int failed = 0;
-#pragma omp parallel reduction(| : failed) if (items > 1)
+    /* a small product (one decoding step's row) runs on the calling thread: a parallel
+     * region costs more than it saves there, and far more when a core is busy elsewhere */
+    const int par = items > 1 && (double)M * N * K >= (double)(1 << 21);
+#pragma omp parallel reduction(| : failed) if (par)
     {
         float *abuf = aligned_alloc(64, (size_t)MC * KC * sizeof(float));
         if (!abuf) failed = 1;
