@@ -105,6 +105,7 @@ static void srv__prepared(uv_work_t *w, int status)
         srv_reply_error(r, HERR_INTERNAL, "the request's preparation was cancelled");
     } else if (!r->job && !rep->body) {
         srv_reject(r, METRICS_REJ_INVALID, herr_from_status(rep->st), "%s", rep->err);
+        srv__stat_fail(r); /* the path's model (v2), when the route names one */
     } else {
         if (rep->truncated) metrics_truncated(s->metrics);
         if (!r->job) { /* answered without the engine (/tokenize, /decode) */
