@@ -31,7 +31,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential meson ninja-build pkg-config \
       libopenblas-openmp-dev check libcjson-dev libyaml-dev \
-      libuv1-dev libmicrohttpd-dev libutf8proc-dev libpcre2-dev \
+      libuv1-dev libmicrohttpd-dev libutf8proc-dev libpcre2-dev zlib1g-dev \
  && rm -rf /var/lib/apt/lists/*
 ENV PATH=${PATH}:/usr/local/cuda/bin
 WORKDIR /src

@@ -39,7 +39,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     v2_request r;
     char err[256] = "";
     size_t len = 0;
-    ls_status st = v2_request_parse((const char *)data, size, MAX_ELEMS, &r, err, sizeof err);
+    /* the binary tensor data extension: a NUL ends the JSON header, binary data follow */
+    const uint8_t *nul = memchr(data, 0, size);
+    const size_t json_len = nul ? (size_t)(nul - data) : size;
+    ls_status st =
+        v2_request_parse((const char *)data, size, json_len, MAX_ELEMS, &r, err, sizeof err);
     if (st != LS_OK) {
         REQUIRE(st == LS_ERR_BAD_REQUEST || st == LS_ERR_TOO_LARGE || st == LS_ERR_NOMEM);
         REQUIRE(err[0] && memchr(err, 0, sizeof err));
@@ -66,7 +70,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     float vals[2] = {0.5f, -1.0f};
     v2_output o = {.name = "logits", .ndim = 2, .shape = {1, 2}, .data = vals};
-    char *body = v2_response_encode("model", r.id, &o, 1, &len);
+    o.binary = v2_request_binary(&r, "logits");
+    size_t header = 0;
+    char *body = v2_response_encode("model", r.id, &o, 1, &len, &header);
+    REQUIRE(!body || header == (o.binary ? len - sizeof vals : 0));
+    if (body && o.binary) len = header;
     if (r.id[0])
         check_echo(body, len, "id", r.id);
     else

@@ -1,4 +1,5 @@
 /* Metadata encoders for the HTTP server's GET routes (cJSON: the bodies are small). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,10 +18,13 @@ static char *hm__finish(cJSON *root, int ok, size_t *len)
 
 char *hm_v2_server(const char *name, const char *version, size_t *len)
 {
+    static const char *const ext[] = {"binary_tensor_data", "model_configuration", "statistics"};
     cJSON *r = cJSON_CreateObject();
-    int ok = r && cJSON_AddStringToObject(r, "name", name) &&
-             cJSON_AddStringToObject(r, "version", version) &&
-             cJSON_AddArrayToObject(r, "extensions");
+    cJSON *e = r ? cJSON_AddArrayToObject(r, "extensions") : NULL;
+    int ok = e && cJSON_AddStringToObject(r, "name", name) &&
+             cJSON_AddStringToObject(r, "version", version);
+    for (size_t i = 0; ok && i < sizeof ext / sizeof ext[0]; i++)
+        ok = cJSON_AddItemToArray(e, cJSON_CreateString(ext[i]));
     return hm__finish(r, ok, len);
 }
 
@@ -51,7 +55,7 @@ char *hm_v2_model(const hm_model *m, size_t *len)
     cJSON *r = cJSON_CreateObject();
     cJSON *v = r ? cJSON_AddArrayToObject(r, "versions") : NULL;
     int ok = v && cJSON_AddStringToObject(r, "name", m->name) &&
-             cJSON_AddItemToArray(v, cJSON_CreateString("1")) &&
+             cJSON_AddItemToArray(v, cJSON_CreateString(HM_MODEL_VERSION)) &&
              cJSON_AddStringToObject(r, "platform", "longserve") &&
              cJSON_AddItemToObject(r, "inputs", hm__tensors(m->inputs, m->ninputs)) &&
              cJSON_AddItemToObject(r, "outputs", hm__tensors(m->outputs, m->noutputs));
@@ -64,6 +68,98 @@ char *hm_v2_model(const hm_model *m, size_t *len)
              cJSON_AddNumberToObject(p, "window", m->window);
     }
     return hm__finish(r, ok, len);
+}
+
+/* Triton's config tensors: {"name", "data_type": "TYPE_<datatype>", "dims"}. */
+static cJSON *hm__config_tensors(const hm_tensor *t, int n)
+{
+    cJSON *a = cJSON_CreateArray();
+    int ok = a != NULL;
+    for (int i = 0; ok && i < n; i++) {
+        char dt[32];
+        snprintf(dt, sizeof dt, "TYPE_%s", t[i].datatype);
+        cJSON *o = cJSON_CreateObject();
+        ok = o && cJSON_AddItemToArray(a, o);
+        if (!ok) {
+            cJSON_Delete(o);
+            break;
+        }
+        cJSON *d = NULL;
+        ok = cJSON_AddStringToObject(o, "name", t[i].name) &&
+             cJSON_AddStringToObject(o, "data_type", dt) && (d = cJSON_AddArrayToObject(o, "dims"));
+        for (int k = 0; ok && k < t[i].ndim; k++)
+            ok = cJSON_AddItemToArray(d, cJSON_CreateNumber((double)t[i].shape[k]));
+    }
+    if (ok) return a;
+    cJSON_Delete(a);
+    return NULL;
+}
+
+char *hm_v2_config(const hm_model *m, long long max_queue_delay_us, size_t *len)
+{
+    cJSON *r = cJSON_CreateObject();
+    int ok = r && cJSON_AddStringToObject(r, "name", m->name) &&
+             cJSON_AddStringToObject(r, "platform", "longserve") &&
+             cJSON_AddStringToObject(r, "backend", "longserve") &&
+             cJSON_AddNumberToObject(r, "max_batch_size", 0) &&
+             cJSON_AddItemToObject(r, "input", hm__config_tensors(m->inputs, m->ninputs)) &&
+             cJSON_AddItemToObject(r, "output", hm__config_tensors(m->outputs, m->noutputs));
+    cJSON *vp = ok ? cJSON_AddObjectToObject(r, "version_policy") : NULL;
+    cJSON *latest = vp ? cJSON_AddObjectToObject(vp, "latest") : NULL;
+    ok = latest && cJSON_AddNumberToObject(latest, "num_versions", 1);
+    cJSON *db = ok ? cJSON_AddObjectToObject(r, "dynamic_batching") : NULL;
+    ok = db &&
+         cJSON_AddNumberToObject(db, "max_queue_delay_microseconds", (double)max_queue_delay_us);
+    return hm__finish(r, ok, len);
+}
+
+static int hm__duration(cJSON *o, const char *key, hm_duration d)
+{
+    cJSON *x = cJSON_AddObjectToObject(o, key);
+    return x && cJSON_AddNumberToObject(x, "count", (double)d.count) &&
+           cJSON_AddNumberToObject(x, "ns", (double)d.ns);
+}
+
+char *hm_v2_stats(const hm_model_stats *s, int n, size_t *len)
+{
+    cJSON *r = cJSON_CreateObject();
+    cJSON *a = r ? cJSON_AddArrayToObject(r, "model_stats") : NULL;
+    int ok = a != NULL;
+    for (int i = 0; ok && i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        ok = o && cJSON_AddItemToArray(a, o);
+        if (!ok) {
+            cJSON_Delete(o);
+            break;
+        }
+        ok = cJSON_AddStringToObject(o, "name", s[i].name) &&
+             cJSON_AddStringToObject(o, "version", HM_MODEL_VERSION) &&
+             cJSON_AddNumberToObject(o, "last_inference", (double)s[i].last_inference) &&
+             cJSON_AddNumberToObject(o, "inference_count", (double)s[i].inference_count) &&
+             cJSON_AddNumberToObject(o, "execution_count", (double)s[i].execution_count);
+        cJSON *is = ok ? cJSON_AddObjectToObject(o, "inference_stats") : NULL;
+        ok = is && hm__duration(is, "success", s[i].success) &&
+             hm__duration(is, "fail", s[i].fail) && hm__duration(is, "queue", s[i].queue) &&
+             hm__duration(is, "compute_input", s[i].compute_input) &&
+             hm__duration(is, "compute_infer", s[i].compute_infer) &&
+             hm__duration(is, "compute_output", s[i].compute_output) &&
+             cJSON_AddArrayToObject(o, "batch_stats");
+    }
+    return hm__finish(r, ok, len);
+}
+
+char *hm_v2_repository_index(const hm_model *ms, int n, size_t *len)
+{
+    cJSON *a = cJSON_CreateArray();
+    int ok = a != NULL;
+    for (int i = 0; ok && i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        ok = o && cJSON_AddItemToArray(a, o) && cJSON_AddStringToObject(o, "name", ms[i].name) &&
+             cJSON_AddStringToObject(o, "version", HM_MODEL_VERSION) &&
+             cJSON_AddStringToObject(o, "state", ms[i].ready ? "READY" : "UNAVAILABLE");
+        if (!o) break;
+    }
+    return hm__finish(a, ok, len);
 }
 
 char *hm_v2_model_ready(const char *name, int ready, size_t *len)

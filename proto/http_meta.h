@@ -6,6 +6,9 @@
 
 #include <stddef.h>
 
+/* The one version of every model: /v2/models/{m}/versions/{v}/... takes only this v. */
+#define HM_MODEL_VERSION "1"
+
 /* A tensor as v2 model metadata describes it; -1 is a variable dimension. */
 typedef struct {
     const char *name;
@@ -39,12 +42,40 @@ typedef struct {
     const char *s;
 } hm_field;
 
+/* /v2: name, version and the protocol extensions served (binary_tensor_data, ...). */
 char *hm_v2_server(const char *name, const char *version, size_t *len);
 char *hm_v2_model(const hm_model *m, size_t *len);
 char *hm_v2_model_ready(const char *name, int ready, size_t *len);
 /* /v2/health/live and /v2/health/ready: {"live": live, "ready": ready}. The spec's
  * ready body reuses "live"; both keys are given so either reading works. */
 char *hm_v2_health(int live, int ready, size_t *len);
+/* /v2/models/{m}/config in Triton's model configuration shape: name, platform, backend,
+ * max_batch_size 0 (inputs carry their batch dimension: dims are whole shapes),
+ * input/output with data_type TYPE_INT64/TYPE_FP32 and dims, version_policy, and
+ * dynamic_batching with the server's queue delay. */
+char *hm_v2_config(const hm_model *m, long long max_queue_delay_us, size_t *len);
+
+/* Triton's statistics extension: a count and summed nanoseconds. */
+typedef struct {
+    unsigned long long count, ns;
+} hm_duration;
+
+typedef struct {
+    const char *name;
+    unsigned long long last_inference; /* ms since the epoch, 0: none yet */
+    unsigned long long inference_count, execution_count;
+    hm_duration success, fail, queue, compute_input, compute_infer, compute_output;
+} hm_model_stats;
+
+/* /v2/models/stats and /v2/models/{m}/stats: {"model_stats": [{"name", "version",
+ * "last_inference", "inference_count", "execution_count", "inference_stats": {"success",
+ * "fail", "queue", "compute_input", "compute_infer", "compute_output": {"count","ns"}},
+ * "batch_stats": []}]} */
+char *hm_v2_stats(const hm_model_stats *s, int n, size_t *len);
+
+/* POST /v2/repository/index: [{"name", "version", "state"}] (state READY or UNAVAILABLE). */
+char *hm_v2_repository_index(const hm_model *ms, int n, size_t *len);
+
 /* /health and /ready: {"status": status} */
 char *hm_status(const char *status, size_t *len);
 /* /v1/models: {"object":"list","data":[{"id","object":"model","created","owned_by"}]} */

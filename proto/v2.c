@@ -34,6 +34,30 @@ int v2_request_wants(const v2_request *r, const char *name)
     return 0;
 }
 
+int v2_request_binary(const v2_request *r, const char *name)
+{
+    for (int i = 0; i < r->noutputs; i++)
+        if (strcmp(r->outputs[i], name) == 0 && r->out_binary[i] >= 0) return r->out_binary[i];
+    return r->binary_output;
+}
+
+/* The binary tensor data after the JSON header: bin[0..n), the inputs take theirs in order. */
+typedef struct {
+    const unsigned char *bin;
+    size_t n, used;
+} v2__tail;
+
+/* An int64/int32 element, little-endian; int64 beyond int32 clamps as in v2__flatten. */
+static int32_t v2__le(const unsigned char *p, int is32)
+{
+    uint64_t u = 0;
+    for (int b = is32 ? 3 : 7; b >= 0; b--)
+        u = u << 8 | p[b];
+    if (is32) return (int32_t)(uint32_t)u;
+    int64_t v = (int64_t)u;
+    return v > INT32_MAX ? INT32_MAX : v < INT32_MIN ? INT32_MIN : (int32_t)v;
+}
+
 /* Flattens data (flat or nested arrays) into dst[0..n), checking integer range. */
 static int v2__flatten(const cJSON *a, int32_t *dst, size_t n, size_t *k, int is32, char *err,
                        size_t errlen, const char *name)
@@ -70,8 +94,8 @@ static int v2__flatten(const cJSON *a, int32_t *dst, size_t n, size_t *k, int is
     return 0;
 }
 
-static ls_status v2__input(const cJSON *in, size_t max_elems, v2_request *r, char *err,
-                           size_t errlen)
+static ls_status v2__input(const cJSON *in, size_t max_elems, v2__tail *tail, v2_request *r,
+                           char *err, size_t errlen)
 {
     const cJSON *nm = cJSON_GetObjectItemCaseSensitive(in, "name");
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(in, "datatype");
@@ -117,9 +141,45 @@ static ls_status v2__input(const cJSON *in, size_t max_elems, v2_request *r, cha
                        d0, d1, r->B, r->L);
     r->B = (int)d0;
     r->L = (int)d1;
-    if (!cJSON_IsArray(data))
-        return ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "input '%s': data must be an array", name);
     size_t n = (size_t)r->B * (size_t)r->L, k = 0;
+    const cJSON *par = cJSON_GetObjectItemCaseSensitive(in, "parameters");
+    const cJSON *bs =
+        cJSON_IsObject(par) ? cJSON_GetObjectItemCaseSensitive(par, "binary_data_size") : NULL;
+    if (par && !cJSON_IsObject(par))
+        return ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "input '%s': parameters must be an object",
+                       name);
+    if (bs) {
+        const size_t esize = is32 ? 4 : 8, want = n * esize;
+        if (!cJSON_IsNumber(bs) || bs->valuedouble < 0 || bs->valuedouble != floor(bs->valuedouble))
+            return ls_fail(err, errlen, LS_ERR_BAD_REQUEST,
+                           "input '%s': binary_data_size must be a non-negative integer", name);
+        if (data)
+            return ls_fail(err, errlen, LS_ERR_BAD_REQUEST,
+                           "input '%s' has both \"data\" and binary_data_size", name);
+        if (bs->valuedouble != (double)want)
+            return ls_fail(err, errlen, LS_ERR_BAD_REQUEST,
+                           "input '%s': binary_data_size is %.0f bytes; shape [%d, %d] of %s "
+                           "needs %zu",
+                           name, bs->valuedouble, r->B, r->L, dt->valuestring, want);
+        if (want > tail->n - tail->used)
+            return ls_fail(err, errlen, LS_ERR_BAD_REQUEST,
+                           "input '%s': binary_data_size %zu goes beyond the body (%zu bytes of "
+                           "binary data left after the JSON header%s)",
+                           name, want, tail->n - tail->used,
+                           tail->n ? "" : "; is Inference-Header-Content-Length set?");
+        int32_t *dst = malloc(n * sizeof *dst);
+        if (!dst) return ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory for input '%s'", name);
+        *slot[which] = dst;
+        const unsigned char *p = tail->bin + tail->used;
+        for (size_t i = 0; i < n; i++)
+            dst[i] = v2__le(p + i * esize, is32);
+        tail->used += want;
+        return LS_OK;
+    }
+    if (!cJSON_IsArray(data))
+        return ls_fail(err, errlen, LS_ERR_BAD_REQUEST,
+                       "input '%s': data must be an array (or parameters.binary_data_size given)",
+                       name);
     int32_t *dst = malloc(n * sizeof *dst);
     if (!dst) return ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory for input '%s'", name);
     *slot[which] = dst;
@@ -131,12 +191,22 @@ static ls_status v2__input(const cJSON *in, size_t max_elems, v2_request *r, cha
     return LS_OK;
 }
 
-ls_status v2_request_parse(const char *body, size_t len, size_t max_elems, v2_request *out,
-                           char *err, size_t errlen)
+ls_status v2_request_parse(const char *body, size_t len, size_t json_len, size_t max_elems,
+                           v2_request *out, char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    cJSON *root = fmt_json_parse(body, len);
+    if (json_len > len)
+        return ls_fail(err, errlen, LS_ERR_BAD_REQUEST,
+                       "Inference-Header-Content-Length is %zu but the body has only %zu bytes",
+                       json_len, len);
+    cJSON *root = fmt_json_parse(body, json_len);
+    if (!root && json_len < len)
+        return ls_fail(err, errlen, LS_ERR_BAD_REQUEST,
+                       "the JSON header (the first %zu bytes, as Inference-Header-Content-Length "
+                       "says) is not valid JSON",
+                       json_len);
     if (!root) return ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "request body is not valid JSON");
+    v2__tail tail = {(const unsigned char *)body + json_len, len - json_len, 0};
     ls_status st = LS_OK;
     const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(root, "inputs");
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "id");
@@ -177,13 +247,27 @@ ls_status v2_request_parse(const char *body, size_t len, size_t max_elems, v2_re
         out->has_hash_seed = 1;
         out->hash_seed = (int64_t)hs->valuedouble;
     }
+    const cJSON *bo = par ? cJSON_GetObjectItemCaseSensitive(par, "binary_data_output") : NULL;
+    if (bo && !cJSON_IsBool(bo)) {
+        st = ls_fail(err, errlen, LS_ERR_BAD_REQUEST,
+                     "parameters.binary_data_output must be true or false");
+        goto done;
+    }
+    out->binary_output = cJSON_IsTrue(bo);
     const cJSON *in;
     cJSON_ArrayForEach(in, inputs)
     {
-        if ((st = v2__input(in, max_elems, out, err, errlen))) goto done;
+        if ((st = v2__input(in, max_elems, &tail, out, err, errlen))) goto done;
     }
     if (!out->input_ids) {
         st = ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "input 'input_ids' is required");
+        goto done;
+    }
+    if (tail.used != tail.n) {
+        st = ls_fail(err, errlen, LS_ERR_BAD_REQUEST,
+                     "%zu bytes of binary data follow the JSON header but the inputs' "
+                     "binary_data_size add up to %zu",
+                     tail.n, tail.used);
         goto done;
     }
     if (outs) {
@@ -206,6 +290,22 @@ ls_status v2_request_parse(const char *body, size_t len, size_t max_elems, v2_re
                              "every requested output needs a string \"name\"");
                 goto done;
             }
+            const cJSON *op = cJSON_GetObjectItemCaseSensitive(o, "parameters");
+            const cJSON *ob =
+                cJSON_IsObject(op) ? cJSON_GetObjectItemCaseSensitive(op, "binary_data") : NULL;
+            if ((op && !cJSON_IsObject(op)) || (ob && !cJSON_IsBool(ob))) {
+                st = ls_fail(err, errlen, LS_ERR_BAD_REQUEST,
+                             "output '%.64s': parameters.binary_data must be true or false",
+                             n->valuestring);
+                goto done;
+            }
+            if (op && cJSON_GetObjectItemCaseSensitive(op, "classification")) {
+                st = ls_fail(err, errlen, LS_ERR_BAD_REQUEST,
+                             "output '%.64s': the classification extension is not supported",
+                             n->valuestring);
+                goto done;
+            }
+            out->out_binary[out->noutputs] = ob ? (signed char)cJSON_IsTrue(ob) : -1;
             if (!(out->outputs[out->noutputs] = strdup(n->valuestring))) {
                 st = ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory");
                 goto done;
@@ -222,8 +322,9 @@ done:
 /* ---- response ------------------------------------------------------------------------- */
 
 char *v2_response_encode(const char *model_name, const char *id, const v2_output *outs, int n,
-                         size_t *len)
+                         size_t *len, size_t *json_len)
 {
+    *json_len = 0;
     ls_buf b = {0};
     ls_buf_puts(&b, "{\"model_name\":");
     ls_buf_str(&b, model_name, strlen(model_name));
@@ -242,10 +343,34 @@ char *v2_response_encode(const char *model_name, const char *id, const v2_output
             ls_buf_printf(&b, "%s%lld", d ? "," : "", (long long)o->shape[d]);
             count *= (size_t)o->shape[d];
         }
+        if (o->binary) {
+            ls_buf_printf(&b, "],\"parameters\":{\"binary_data_size\":%zu}}", count * 4);
+            continue;
+        }
         ls_buf_puts(&b, "],\"data\":");
         ls_buf_floats(&b, o->data, count);
         ls_buf_puts(&b, "}");
     }
     ls_buf_puts(&b, "]}");
+    const size_t header = b.n;
+    for (int i = 0; i < n; i++) {
+        const v2_output *o = &outs[i];
+        if (!o->binary) continue;
+        size_t count = 1;
+        for (int d = 0; d < o->ndim; d++)
+            count *= (size_t)o->shape[d];
+        ls_buf_reserve(&b, count * 4);
+        if (b.oom) break;
+        unsigned char *p = (unsigned char *)b.p + b.n;
+        for (size_t k = 0; k < count; k++, p += 4) {
+            uint32_t u;
+            memcpy(&u, &o->data[k], 4);
+            p[0] = (unsigned char)u, p[1] = (unsigned char)(u >> 8);
+            p[2] = (unsigned char)(u >> 16), p[3] = (unsigned char)(u >> 24);
+        }
+        b.n += count * 4;
+        b.p[b.n] = 0;
+        *json_len = header;
+    }
     return ls_buf_finish(&b, len);
 }

@@ -11,10 +11,12 @@
 
 #include <microhttpd.h>
 
+#include "../proto/http_meta.h"
 #include "http.h"
 #include "log.h"
 #include "request.h"
 #include "routes.h"
+#include "zip.h"
 
 /* The adapter's state, behind srv_server.http. */
 struct srv_http {
@@ -64,12 +66,60 @@ static const char *http__header(srv_req *r, const char *name)
     return MHD_lookup_connection_value(http__conn(r), MHD_HEADER_KIND, name);
 }
 
+/* The headers later steps read: Triton's binary framing and the content codings. Returns
+ * -1 (and replies) when the body comes in a coding we cannot read. */
+static int http__read_headers(srv_req *r)
+{
+    const char *ih = http__header(r, "Inference-Header-Content-Length");
+    r->infer_header_len = -1;
+    if (ih) {
+        char *end;
+        unsigned long long v = strtoull(ih, &end, 10);
+        r->infer_header_len =
+            *ih >= '0' && *ih <= '9' && *end == 0 && v < (1ULL << 62) ? (long long)v : -2;
+    }
+    r->accept_encoding = srv_zip_accepts(http__header(r, MHD_HTTP_HEADER_ACCEPT_ENCODING));
+    const char *ce = http__header(r, MHD_HTTP_HEADER_CONTENT_ENCODING);
+    r->content_encoding = srv_zip_coding(ce);
+    if (r->content_encoding >= 0) return 0;
+    r->content_encoding = 0;
+    srv_reply_error(r, HERR_BAD_REQUEST,
+                    "Content-Encoding '%.64s' is not supported (gzip, deflate or identity)", ce);
+    return -1;
+}
+
+/* A body sent with Content-Encoding, inflated in place under the payload limit. Returns -1
+ * (and replies) when it cannot be. */
+static int http__inflate(srv_req *r)
+{
+    const long long limit = r->srv->opt.payload_limit;
+    char *out = NULL;
+    size_t n = 0;
+    int rc = srv_zip_inflate(r->content_encoding, r->body, r->len, (size_t)limit, &out, &n);
+    if (rc == -1)
+        srv_reject(r, METRICS_REJ_PAYLOAD, HERR_TOO_LARGE,
+                   "the body inflates to more than the limit of %lld bytes", limit);
+    else if (rc == -2)
+        srv_reject(r, METRICS_REJ_INVALID, HERR_BAD_REQUEST, "the body is not valid %s data",
+                   r->content_encoding == SRV_ENC_GZIP ? "gzip" : "deflate");
+    else if (rc)
+        srv_reply_error(r, HERR_INTERNAL, "out of memory inflating the request body");
+    if (rc) return -1;
+    free(r->body);
+    r->body = out;
+    r->len = n;
+    r->cap = n + 1;
+    return 0;
+}
+
 /* Admission that needs only the headers, cheapest first. May reply. */
 static void http__begin(srv_req *r, const char *url, const char *method)
 {
     srv_server *s = r->srv;
     r->method = http__method(method);
     unsigned allow = 0;
+    char path[512]; /* /v2/models/{m}/versions/{v}/... is routed as /v2/models/{m}/... */
+    url = srv_route_unversion(url, path, sizeof path, r->version, sizeof r->version);
     r->route = srv_route_match(url, r->method, &allow, r->capture, sizeof r->capture);
     r->family = r->route >= 0                  ? srv_routes[r->route].family
                 : strncmp(url, "/v2", 3) == 0  ? HERR_FAM_KSERVE
@@ -103,6 +153,12 @@ static void http__begin(srv_req *r, const char *url, const char *method)
         srv_reply_error(r, HERR_NOT_FOUND, "model '%s' is not served here", r->capture);
         return;
     }
+    if (r->version[0] && strcmp(r->version, HM_MODEL_VERSION) != 0) {
+        srv_reply_error(r, HERR_NOT_FOUND, "model '%s' has no version '%s' (its one version is %s)",
+                        r->capture, r->version, HM_MODEL_VERSION);
+        return;
+    }
+    if (http__read_headers(r)) return;
     if (rt->flags & SRV_RT_ENGINE) {
         if (!srv_ready(s)) {
             srv_reject(r, METRICS_REJ_NOT_READY, HERR_UNAVAILABLE, "%s",
@@ -170,16 +226,40 @@ static ssize_t http__stream_read(void *cls, uint64_t pos, char *buf, size_t max)
     return 0;
 }
 
+/* A reply of the loop's own (metadata, statistics, metrics) compressed when the client
+ * takes it; engine replies come compressed from the pool (job.c). Larger bodies would
+ * hold up the loop and are sent as they are. */
+static void http__compress(srv_req *r)
+{
+    const int coding = srv_zip_choose(r->accept_encoding);
+    if (!coding || r->out_coding || r->http != 200 || r->out_len < SRV_ZIP_MIN_BYTES ||
+        r->out_len > ((size_t)1 << 18))
+        return;
+    size_t n = 0;
+    char *z = srv_zip_deflate(coding, r->out, r->out_len, &n);
+    if (!z) return;
+    free(r->out);
+    r->out = z;
+    r->out_len = n;
+    r->out_coding = coding;
+}
+
 static enum MHD_Result http__send(srv_req *r)
 {
     srv_server *s = r->srv;
     const int stream = r->streaming && !r->out && r->sbuf.n;
+    if (!stream) http__compress(r);
     struct MHD_Response *resp =
         stream ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, http__stream_read,
                                                    r, NULL)
                : MHD_create_response_from_buffer(r->out_len, r->out, MHD_RESPMEM_MUST_FREE);
     if (!resp) return MHD_NO;
     r->out = NULL; /* MHD frees it */
+    if (r->out_coding) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING,
+                                r->out_coding == SRV_ENC_GZIP ? "gzip" : "deflate");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
+    }
     if (stream) {
         r->http = 200;
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
@@ -298,6 +378,7 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *c, const c
         return MHD_YES;
     }
     if (!r->body && http__append(r, "", 0)) return MHD_NO; /* handlers get a string */
+    if (r->content_encoding && http__inflate(r)) return http__send(r);
     const srv_route *rt = &srv_routes[r->route];
     r->kind = rt->job;
     r->job_arg = rt->job_arg;

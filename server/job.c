@@ -5,11 +5,49 @@
  * steps and srv_model_run (worker thread). */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../proto/tgi.h"
 #include "job.h"
 #include "log.h"
 #include "request.h"
+#include "zip.h"
+
+/* A reply body compressed here, in the pool, when the client takes a coding (zip.h). */
+static void srv__compress(const srv_req *r, srv_job_reply *rep)
+{
+    const int coding = srv_zip_choose(r->accept_encoding);
+    if (!coding || !rep->body || rep->len < SRV_ZIP_MIN_BYTES) return;
+    size_t n = 0;
+    char *z = srv_zip_deflate(coding, rep->body, rep->len, &n);
+    if (!z) return; /* out of memory: it goes as it is */
+    free(rep->body);
+    rep->body = z;
+    rep->len = n;
+    rep->coding = coding;
+}
+
+/* The model's statistics (Triton's statistics extension), on the loop thread. */
+static void srv__stat(srv_stat *st, uint64_t ns)
+{
+    st->count++;
+    st->ns += ns;
+}
+
+static void srv__stat_fail(srv_req *r)
+{
+    if (r->model) srv__stat(&r->model->stats.fail, sched_now_ns() - r->arrival_ns);
+}
+
+/* The reply of a job, with its Content-Type and coding. */
+static void srv__reply_job(srv_req *r)
+{
+    srv_job_reply *rep = &r->rep;
+    char *body = rep->body;
+    rep->body = NULL;
+    srv_reply(r, 200, body, rep->len, rep->ctype);
+    r->out_coding = rep->coding;
+}
 
 /* Scheduler keys: a kind's own key (0..SRV__KEYS-1) within its id's range. */
 enum { SRV__KEYS = 16 };
@@ -48,6 +86,7 @@ static void srv__prepare(uv_work_t *w)
     srv_req *r = w->data;
     uint64_t t0 = sched_now_ns();
     r->job = r->kind->prepare(r, &r->rep);
+    if (!r->job) srv__compress(r, &r->rep);
     r->prep_ns = sched_now_ns() - t0;
 }
 
@@ -66,15 +105,15 @@ static void srv__prepared(uv_work_t *w, int status)
         srv_reply_error(r, HERR_INTERNAL, "the request's preparation was cancelled");
     } else if (!r->job && !rep->body) {
         srv_reject(r, METRICS_REJ_INVALID, herr_from_status(rep->st), "%s", rep->err);
+        srv__stat_fail(r); /* the path's model (v2), when the route names one */
     } else {
         if (rep->truncated) metrics_truncated(s->metrics);
         if (!r->job) { /* answered without the engine (/tokenize, /decode) */
-            char *body = rep->body;
-            rep->body = NULL;
-            srv_reply(r, 200, body, rep->len, NULL);
+            srv__reply_job(r);
         } else {
             r->model = (srv_model *)rep->model;
             r->streaming = rep->stream;
+            srv__stat(&r->model->stats.compute_input, r->prep_ns);
             srv__submit(r, 0);
             return; /* stays suspended until the engine answers */
         }
@@ -131,7 +170,10 @@ void srv_model_run(void *arg, sched_batch *b)
 static void srv__encode(uv_work_t *w)
 {
     srv_req *r = w->data;
+    uint64_t t0 = sched_now_ns();
     r->kind->encode(r->job, r->model, &r->rep);
+    srv__compress(r, &r->rep);
+    r->enc_ns = sched_now_ns() - t0;
 }
 
 static void srv__encoded(uv_work_t *w, int status)
@@ -140,14 +182,19 @@ static void srv__encoded(uv_work_t *w, int status)
     srv_server *s = r->srv;
     s->encoding--;
     srv_job_reply *rep = &r->rep;
+    srv_model_stats *ms = &r->model->stats;
     if (status) {
         srv_reply_error(r, HERR_INTERNAL, "the response encoding was cancelled");
+        srv__stat_fail(r);
     } else if (rep->body) {
-        char *body = rep->body;
-        rep->body = NULL;
-        srv_reply(r, 200, body, rep->len, NULL);
+        srv__reply_job(r);
+        srv__stat(&ms->compute_output, r->enc_ns);
+        srv__stat(&ms->success, sched_now_ns() - r->arrival_ns);
+        ms->inference_count++;
+        ms->last_inference_ms = (uint64_t)time(NULL) * 1000u;
     } else {
         srv_reply_error(r, herr_from_status(rep->st), "%s", rep->err);
+        srv__stat_fail(r);
     }
     srv_req_finish(r);
 }
@@ -196,8 +243,11 @@ static void srv__complete(srv_server *s, sched_item *it, int batch_status)
         }
         /* nothing streamed: encode answers (an error before the first token) */
     }
-    if (it->start_ns)
+    if (it->start_ns) {
         metrics_queue_time(s->metrics, (double)(it->start_ns - it->arrival_ns) * 1e-9);
+        srv__stat(&r->model->stats.queue, it->start_ns - it->arrival_ns);
+    }
+    if (it->fate != SCHED_LIVE || batch_status) srv__stat_fail(r);
     if (it->fate == SCHED_DROP_DEADLINE) {
         srv_reject(r, METRICS_REJ_DEADLINE, HERR_TIMEOUT,
                    "the request's deadline (%lld ms) passed before it could run",
@@ -252,6 +302,9 @@ void srv_on_async(uv_async_t *a)
             for (int k = 0; k < b->n; k++)
                 live += b->items[k]->fate == SCHED_LIVE;
             if (live) {
+                m->stats.execution_count++;
+                m->stats.compute_infer.count += (uint64_t)live;
+                m->stats.compute_infer.ns += (uint64_t)live * (uint64_t)(b->infer_s * 1e9);
                 metrics_batch(s->metrics, live, (double)b->tokens, b->cost, b->infer_s);
                 metrics_batch_padding(s->metrics, b->pad_ratio);
                 metrics_kernel_seconds(s->metrics, b->kernel_s, SCHED_MAX_OPS);

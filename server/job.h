@@ -25,6 +25,8 @@ typedef struct {
     char *body; /* malloc'd: the response (status 200) */
     size_t len;
     char headers[512]; /* extra response headers, "Name: value\r\n" each */
+    const char *ctype; /* the body's Content-Type (static), NULL: application/json */
+    int coding;        /* the body is compressed with this SRV_ENC_* coding (zip.h), 0: not */
     ls_status st;      /* failure: proto/http_errors.c maps it to a status code */
     char err[512];
     const srv_model *model; /* prepare: the model that runs the job */

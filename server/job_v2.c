@@ -1,5 +1,6 @@
 /* The KServe v2 job: raw token tensors for the model the path names
- * (POST /v2/models/{m}/infer), decoded and validated in the pool (v2_infer.h). */
+ * (POST /v2/models/{m}/infer), decoded and validated in the pool (v2_infer.h), in JSON or
+ * with Triton's binary tensor data (Inference-Header-Content-Length). */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -15,7 +16,14 @@ static void *jv2_prepare(const srv_req *r, srv_job_reply *rep)
     }
     size_t max = (size_t)r->srv->opt.max_input_tokens;
     if (max > V2_MAX_ELEMS) max = V2_MAX_ELEMS;
-    rep->st = v2_job_decode(&r->model->info, r->body, r->len, max, j, rep->err, sizeof rep->err);
+    /* Triton's binary tensor data: the header says how much of the body is JSON */
+    size_t json_len = r->infer_header_len >= 0 ? (size_t)r->infer_header_len : r->len;
+    if (r->infer_header_len == -2)
+        rep->st = ls_fail(rep->err, sizeof rep->err, LS_ERR_BAD_REQUEST,
+                          "Inference-Header-Content-Length must be a number of bytes");
+    else
+        rep->st = v2_job_decode(&r->model->info, r->body, r->len, json_len, max, j, rep->err,
+                                sizeof rep->err);
     if (rep->st) {
         free(j); /* v2_job_decode frees what it took on failure */
         return NULL;
@@ -46,9 +54,17 @@ static void jv2_encode(void *job, const srv_model *m, srv_job_reply *rep)
         snprintf(rep->err, sizeof rep->err, "%s", j->err);
         return;
     }
-    if (!(rep->body = v2_job_encode(j, m->name, &rep->len)))
+    size_t json_len = 0;
+    if (!(rep->body = v2_job_encode(j, m->name, &rep->len, &json_len))) {
         rep->st =
             ls_fail(rep->err, sizeof rep->err, LS_ERR_NOMEM, "out of memory encoding the response");
+        return;
+    }
+    if (json_len) { /* binary outputs follow the JSON header, as Triton sends them */
+        rep->ctype = "application/octet-stream";
+        snprintf(rep->headers, sizeof rep->headers, "Inference-Header-Content-Length: %zu\r\n",
+                 json_len);
+    }
 }
 
 static void jv2_free(void *job)

@@ -62,6 +62,7 @@ int srv_reply(srv_req *r, int http, char *body, size_t len, const char *ctype)
     r->http = http;
     r->out = body;
     r->out_len = body ? len : 0;
+    r->out_coding = 0;
     r->ctype = ctype ? ctype : "application/json";
     if (!body && http == 200) { /* the body could not be built */
         r->http = 500;

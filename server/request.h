@@ -33,14 +33,20 @@ struct srv_req {
     int reserved;  /* holds one of --max-concurrent-requests */
     int suspended; /* waiting for the engine */
     int sent;      /* the reply is queued on the connection */
-    char *body;    /* the request body, NUL-terminated */
+    char *body;    /* the request body, NUL-terminated (decompressed when it came encoded) */
     size_t len, cap;
-    size_t discarded; /* body bytes dropped after a 413 */
+    /* request headers past admission, read by the HTTP adapter */
+    long long infer_header_len; /* Inference-Header-Content-Length: -1 absent, -2 not a number */
+    int content_encoding;       /* SRV_ENC_GZIP, SRV_ENC_DEFLATE (zip.h), 0 identity */
+    unsigned accept_encoding;   /* SRV_ENC_* bits the client takes in the reply */
+    char version[32];           /* /v2/models/{m}/versions/{v}/...: v, else "" */
+    size_t discarded;           /* body bytes dropped after a 413 */
     /* the reply */
     int http;
     char *out;
     size_t out_len;
     const char *ctype;
+    int out_coding;  /* out is compressed with this SRV_ENC_* coding; 0: as it is */
     int retry_after; /* seconds; 0: no header */
     unsigned allow;  /* for 405: an Allow header */
     /* a streamed reply (text/event-stream): bytes go out as the job makes them */
@@ -54,6 +60,7 @@ struct srv_req {
     void *job;
     srv_job_reply rep; /* what prepare or encode handed back (rep.headers go with a 200) */
     uint64_t prep_ns;  /* prepare's time */
+    uint64_t enc_ns;   /* encode's time (with compression) */
     sched_item item;
     uv_work_t work;
     srv_req *prev, *next; /* srv->reqs */

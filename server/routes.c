@@ -2,6 +2,9 @@
  * and the handlers of the routes that do not run on the engine (metadata, probes,
  * metrics). Handlers see srv_req, never libmicrohttpd; bodies are built by proto/.
  *
+ * KServe v2 model routes also answer as /v2/models/{m}/versions/{v}/... (Triton's paths):
+ * srv_route_unversion takes v out before matching.
+ *
  * Engine routes name a job kind (job.h): /v2/models/{m}/infer the v2 job, the text
  * routes (TEI, OpenAI, HF pipelines) the text job with their tei_kind; their handler is
  * srv_job_start, which prepares the job in the uv pool and submits it. */
@@ -73,6 +76,56 @@ static int route_v2_model_ready(srv_req *r)
     size_t len = 0;
     char *b = hm_v2_model_ready(r->model->name, ready, &len);
     return srv_reply(r, ready ? 200 : 503, b, len, NULL);
+}
+
+static int route_v2_config(srv_req *r)
+{
+    hm_model h;
+    srv__describe(r->model, srv_ready(r->srv), &h);
+    size_t len = 0;
+    char *b = hm_v2_config(&h, r->srv->opt.max_queue_delay_us, &len);
+    return srv_reply(r, 200, b, len, NULL);
+}
+
+static void srv__stats(const srv_model *m, hm_model_stats *h)
+{
+    const srv_model_stats *s = &m->stats;
+#define SRV__D(f) (hm_duration){s->f.count, s->f.ns}
+    *h = (hm_model_stats){m->name,
+                          s->last_inference_ms,
+                          s->inference_count,
+                          s->execution_count,
+                          SRV__D(success),
+                          SRV__D(fail),
+                          SRV__D(queue),
+                          SRV__D(compute_input),
+                          SRV__D(compute_infer),
+                          SRV__D(compute_output)};
+#undef SRV__D
+}
+
+/* /v2/models/stats (every model) and /v2/models/{m}/stats (r->model). */
+static int route_v2_stats(srv_req *r)
+{
+    srv_server *s = r->srv;
+    hm_model_stats hs[OPT_MAX_MODELS];
+    int n = 0;
+    for (int i = 0; i < s->nmodels; i++)
+        if (!r->model || r->model == &s->models[i]) srv__stats(&s->models[i], &hs[n++]);
+    size_t len = 0;
+    char *b = hm_v2_stats(hs, n, &len);
+    return srv_reply(r, 200, b, len, NULL);
+}
+
+static int route_v2_repository_index(srv_req *r)
+{
+    srv_server *s = r->srv;
+    hm_model hs[OPT_MAX_MODELS];
+    for (int i = 0; i < s->nmodels; i++)
+        srv__describe(&s->models[i], srv_ready(s), &hs[i]);
+    size_t len = 0;
+    char *b = hm_v2_repository_index(hs, s->nmodels, &len);
+    return srv_reply(r, 200, b, len, NULL);
 }
 
 static int route_v2_server(srv_req *r)
@@ -184,7 +237,14 @@ const srv_route srv_routes[] = {
      "v2_infer", &srv_job_v2, 0},
     {"/v2/models/*/ready", SRV_GET, HERR_FAM_KSERVE, SRV_RT_MODEL, route_v2_model_ready,
      "v2_model_ready", NULL, 0},
+    {"/v2/models/*/config", SRV_GET, HERR_FAM_KSERVE, SRV_RT_MODEL, route_v2_config,
+     "v2_model_config", NULL, 0},
+    {"/v2/models/*/stats", SRV_GET, HERR_FAM_KSERVE, SRV_RT_MODEL, route_v2_stats, "v2_model_stats",
+     NULL, 0},
+    {"/v2/models/stats", SRV_GET, HERR_FAM_KSERVE, 0, route_v2_stats, "v2_stats", NULL, 0},
     {"/v2/models/*", SRV_GET, HERR_FAM_KSERVE, SRV_RT_MODEL, route_v2_model, "v2_model", NULL, 0},
+    {"/v2/repository/index", SRV_POST, HERR_FAM_KSERVE, 0, route_v2_repository_index,
+     "v2_repository_index", NULL, 0},
     {"/v2", SRV_GET, HERR_FAM_KSERVE, 0, route_v2_server, "v2_server", NULL, 0},
     {"/embed", SRV_POST, HERR_FAM_TEI, SRV_RT_ENGINE, srv_job_start, "embed", &srv_job_text,
      TEI_EMBED},
@@ -220,6 +280,22 @@ const srv_route srv_routes[] = {
     {"/metrics", SRV_GET, HERR_FAM_TEI, SRV_RT_PUBLIC, route_metrics, "metrics", NULL, 0},
 };
 const int srv_nroutes = sizeof srv_routes / sizeof srv_routes[0];
+
+const char *srv_route_unversion(const char *url, char *buf, size_t n, char *version, size_t vlen)
+{
+    static const char pre[] = "/v2/models/";
+    version[0] = 0;
+    if (strncmp(url, pre, sizeof pre - 1) != 0) return url;
+    const char *m = url + sizeof pre - 1, *v = m + strcspn(m, "/");
+    if (v == m || strncmp(v, "/versions/", 10) != 0) return url;
+    const char *rest = v + 10 + strcspn(v + 10, "/");
+    const size_t vn = (size_t)(rest - (v + 10));
+    if (vn == 0 || vn >= vlen || strlen(url) >= n) return url;
+    memcpy(version, v + 10, vn);
+    version[vn] = 0;
+    snprintf(buf, n, "%.*s%s", (int)(v - url), url, rest);
+    return buf;
+}
 
 /* 1 if path matches pattern segment by segment ('*': one non-empty segment). */
 static int srv__match(const char *pat, const char *path, char *cap, size_t caplen)

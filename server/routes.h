@@ -37,4 +37,8 @@ extern const int srv_nroutes;
 int srv_route_match(const char *path, unsigned method, unsigned *allow, char *capture,
                     size_t caplen);
 
+/* /v2/models/{m}/versions/{v}[/...] as /v2/models/{m}[/...] (written into buf), with v in
+ * version; any other url is returned as it is, with version "". */
+const char *srv_route_unversion(const char *url, char *buf, size_t n, char *version, size_t vlen);
+
 #endif

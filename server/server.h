@@ -19,6 +19,23 @@
 typedef struct srv_server srv_server;
 typedef struct srv_req srv_req;
 
+/* Triton's statistics extension (/v2/models/{m}/stats), per model, on the loop thread: a
+ * count of requests and their summed nanoseconds. */
+typedef struct {
+    uint64_t count, ns;
+} srv_stat;
+
+typedef struct {
+    uint64_t last_inference_ms; /* wall clock of the last success, ms since the epoch */
+    uint64_t inference_count;   /* successful requests */
+    uint64_t execution_count;   /* engine batches that held one of its requests */
+    srv_stat success, fail;     /* arrival to reply */
+    srv_stat queue;             /* submitted to the engine's start */
+    srv_stat compute_input;     /* prepare: decode, validate, tokenize */
+    srv_stat compute_infer;     /* the batch's engine time, for each request in it */
+    srv_stat compute_output;    /* encode (and compression) */
+} srv_model_stats;
+
 typedef struct {
     const char *name, *path; /* the option's strings */
     eng_model *m;
@@ -34,6 +51,7 @@ typedef struct {
      * moving average over real batches; for Retry-After and the prediction metric */
     double cost_per_s;
     char hashing[200]; /* Reformer: /info's lsh_hashing */
+    srv_model_stats stats;
 } srv_model;
 
 struct srv_http; /* the HTTP adapter (server/http.c) */

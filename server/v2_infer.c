@@ -37,11 +37,11 @@ static int v2__produces(const eng_model_info *info, const char *name)
     return 0;
 }
 
-ls_status v2_job_decode(const eng_model_info *info, const char *body, size_t len, size_t max_elems,
-                        v2_job *j, char *err, size_t errlen)
+ls_status v2_job_decode(const eng_model_info *info, const char *body, size_t len, size_t json_len,
+                        size_t max_elems, v2_job *j, char *err, size_t errlen)
 {
     memset(j, 0, sizeof *j);
-    ls_status st = v2_request_parse(body, len, max_elems, &j->rq, err, errlen);
+    ls_status st = v2_request_parse(body, len, json_len, max_elems, &j->rq, err, errlen);
     if (st) return st;
     j->B = j->rq.B;
     j->L = j->rq.L;
@@ -163,6 +163,7 @@ static ls_status v2__scatter(const eng_outputs *out, v2_job *j, size_t tok0, siz
         j->out_data[j->nout++] = d;
         o->name = et->name;
         o->data = d;
+        o->binary = v2_request_binary(&j->rq, et->name);
         o->ndim = 0;
         o->shape[o->ndim++] = j->B;
         if (et->per_token) o->shape[o->ndim++] = j->L;
@@ -194,9 +195,9 @@ ls_status v2_batch_run(eng_ctx *ctx, v2_job *const *jobs, int n, bt_stats *stats
     return bt_run(ctx, &v2__ops, (void *const *)jobs, n, stats, err, errlen);
 }
 
-char *v2_job_encode(const v2_job *j, const char *model_name, size_t *len)
+char *v2_job_encode(const v2_job *j, const char *model_name, size_t *len, size_t *json_len)
 {
-    return v2_response_encode(model_name, j->rq.id, j->out, j->nout, len);
+    return v2_response_encode(model_name, j->rq.id, j->out, j->nout, len, json_len);
 }
 
 ls_status v2_infer(eng_ctx *ctx, const eng_model *m, const char *model_name, const char *body,
@@ -206,13 +207,14 @@ ls_status v2_infer(eng_ctx *ctx, const eng_model *m, const char *model_name, con
     eng_model_info info;
     eng_model_get_info(m, &info);
     v2_job j;
-    ls_status st = v2_job_decode(&info, body, len, V2_MAX_ELEMS, &j, err, errlen);
+    ls_status st = v2_job_decode(&info, body, len, len, V2_MAX_ELEMS, &j, err, errlen);
     if (st) return st;
     v2_job *jobs[1] = {&j};
     st = v2_batch_run(ctx, jobs, 1, NULL, err, errlen);
     if (!st && j.st) st = ls_fail(err, errlen, j.st, "%s", j.err);
     if (!st) {
-        *resp = v2_job_encode(&j, model_name, resp_len);
+        size_t json_len;
+        *resp = v2_job_encode(&j, model_name, resp_len, &json_len);
         if (!*resp) st = ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory for the response");
     }
     v2_job_free(&j);

@@ -3,10 +3,10 @@
  * into one packed batch:
  *
  *     v2_job j;                                    // one request
- *     v2_job_decode(&info, body, len, max, &j, err, errlen);   // parse + validate (400/413/422)
+ *     v2_job_decode(&info, body, len, len, max, &j, err, errlen); // parse + validate (400/413/422)
  *     v2_job *jobs[] = {&j, ...};                  // any number of requests, one model
  *     v2_batch_run(ctx, jobs, n, NULL, err, errlen); // pack rows, forward, copy each slice
- *     char *body = v2_job_encode(&j, "lf", &len);  // the response (or j.st / j.err)
+ *     char *body = v2_job_encode(&j, "lf", &len, &json_len); // the response (or j.st / j.err)
  *     v2_job_free(&j);
  *
  * v2_infer() is the whole path for one request. A job's outputs do not depend on the
@@ -37,9 +37,11 @@ typedef struct {
 
 /* Parses and validates a body against a model: token ids inside the vocabulary, type ids
  * inside type_vocab_size, rows no longer than the model accepts, flags 0/1, requested
- * outputs produced by the model. max_elems bounds B·L (LS_ERR_TOO_LARGE beyond). */
-ls_status v2_job_decode(const eng_model_info *info, const char *body, size_t len, size_t max_elems,
-                        v2_job *j, char *err, size_t errlen);
+ * outputs produced by the model. The first json_len bytes are JSON, the rest binary
+ * tensor data (json_len == len: all JSON; proto/v2.h). max_elems bounds B·L
+ * (LS_ERR_TOO_LARGE beyond). */
+ls_status v2_job_decode(const eng_model_info *info, const char *body, size_t len, size_t json_len,
+                        size_t max_elems, v2_job *j, char *err, size_t errlen);
 void v2_job_free(v2_job *j);
 /* Tokens the job puts into a batch (B·L) and its global-token count (explicit mask only). */
 size_t v2_job_tokens(const v2_job *j);
@@ -56,8 +58,9 @@ int v2_job_explicit_global(const v2_job *j);
 ls_status v2_batch_run(eng_ctx *ctx, v2_job *const *jobs, int n, bt_stats *stats, char *err,
                        size_t errlen);
 
-/* The response body of a job that ran successfully (malloc'd, NULL when out of memory). */
-char *v2_job_encode(const v2_job *j, const char *model_name, size_t *len);
+/* The response body of a job that ran successfully (malloc'd, NULL when out of memory);
+ * *json_len: the JSON header's length when outputs go as binary data, else 0. */
+char *v2_job_encode(const v2_job *j, const char *model_name, size_t *len, size_t *json_len);
 
 /* Runs one v2 infer request. On success *resp is a malloc'd JSON body. On failure the
  * status says which class (proto/http_errors.c maps it to HTTP) and err says what went wrong. */

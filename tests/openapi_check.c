@@ -405,8 +405,10 @@ int oa_validate(const cJSON *spec, const char *method, const char *path_template
     for (; method[i] && i + 1 < sizeof m; i++)
         m[i] = (char)tolower((unsigned char)method[i]);
     m[i] = 0;
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(
-        cJSON_GetObjectItemCaseSensitive(spec, "paths"), path_template);
+    /* a path item may be a $ref to another (the versioned v2 routes) */
+    const cJSON *item =
+        deref(spec, cJSON_GetObjectItemCaseSensitive(
+                        cJSON_GetObjectItemCaseSensitive(spec, "paths"), path_template));
     const cJSON *op = cJSON_GetObjectItemCaseSensitive(item, m);
     if (!op && status == 405) {
         /* a method the path lacks: its 405 is written under the methods it has */
@@ -446,4 +448,25 @@ int oa_validate(const cJSON *spec, const char *method, const char *path_template
     int rc = oa_validate_json(spec, schema, v, err, errlen);
     cJSON_Delete(v);
     return rc;
+}
+
+int oa_documents(const cJSON *spec, const char *method, const char *path_template, int status,
+                 const char *content_type)
+{
+    char m[16];
+    size_t i = 0;
+    for (; method[i] && i + 1 < sizeof m; i++)
+        m[i] = (char)tolower((unsigned char)method[i]);
+    m[i] = 0;
+    char st[16];
+    snprintf(st, sizeof st, "%d", status);
+    const cJSON *item =
+        deref(spec, cJSON_GetObjectItemCaseSensitive(
+                        cJSON_GetObjectItemCaseSensitive(spec, "paths"), path_template));
+    const cJSON *resp = deref(spec, cJSON_GetObjectItemCaseSensitive(
+                                        cJSON_GetObjectItemCaseSensitive(
+                                            cJSON_GetObjectItemCaseSensitive(item, m), "responses"),
+                                        st));
+    return cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(resp, "content"),
+                                            content_type) != NULL;
 }

@@ -28,6 +28,11 @@ cJSON *oa_load_yaml(const char *path, char *err, size_t errlen);
 int oa_validate(const cJSON *spec, const char *method, const char *path_template, int status,
                 const char *body, char *err, size_t errlen);
 
+/* 1 if paths[path_template][method].responses[status].content lists content_type (path
+ * items and responses may be $refs). */
+int oa_documents(const cJSON *spec, const char *method, const char *path_template, int status,
+                 const char *content_type);
+
 /* Validates an already parsed instance against a schema of spec (for tests of the checker). */
 int oa_validate_json(const cJSON *spec, const cJSON *schema, const cJSON *instance, char *err,
                      size_t errlen);

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <zlib.h>
 
 #include "openapi_check.h"
 #include "server_harness.h"
@@ -158,29 +159,94 @@ int spec_check(const char *method, const char *path, const hresp *r)
 {
     const char *tmpl = oa_match_path(spec(), path);
     if (!tmpl) return OA_UNDOCUMENTED;
-    char ct[128];
+    char ct[128] = "", enc[32];
     if (hheader(r, "Content-Type", ct, sizeof ct) && strncmp(ct, "text/event-stream", 17) == 0) {
         /* a stream: the spec must list the content type for this route and status */
-        char m[16], code[8];
-        snprintf(m, sizeof m, "%s", method);
-        for (char *c = m; *c; c++)
-            *c = (char)(*c >= 'A' && *c <= 'Z' ? *c + 32 : *c);
-        snprintf(code, sizeof code, "%d", r->status);
-        const cJSON *op = cJSON_GetObjectItem(
-            cJSON_GetObjectItem(cJSON_GetObjectItem(spec(), "paths"), tmpl), m);
-        const cJSON *content = cJSON_GetObjectItem(
-            cJSON_GetObjectItem(cJSON_GetObjectItem(op, "responses"), code), "content");
-        ck_assert_msg(cJSON_GetObjectItem(content, "text/event-stream") != NULL,
+        ck_assert_msg(oa_documents(spec(), method, tmpl, r->status, "text/event-stream"),
                       "%s %s -> %d: proto/openapi.yaml documents no text/event-stream", method,
                       path, r->status);
         return OA_OK;
     }
+    /* a compressed body is checked as it inflates; a binary one by its JSON header */
+    hresp plain = *r;
+    if (hheader(r, "Content-Encoding", enc, sizeof enc)) {
+        plain.body = hinflate(r->body, r->len, &plain.len);
+        ck_assert_msg(plain.body != NULL, "%s %s: the %s body does not inflate", method, path, enc);
+    }
+    char hl[32];
+    const int binary = strncmp(ct, "application/octet-stream", 24) == 0;
+    if (binary) {
+        ck_assert_msg(oa_documents(spec(), method, tmpl, r->status, "application/octet-stream"),
+                      "%s %s -> %d: proto/openapi.yaml documents no application/octet-stream",
+                      method, path, r->status);
+        ck_assert_msg(hheader(r, "Inference-Header-Content-Length", hl, sizeof hl) != NULL,
+                      "%s %s: a binary reply without Inference-Header-Content-Length", method,
+                      path);
+        size_t n = strtoull(hl, NULL, 10);
+        ck_assert_msg(n <= plain.len, "%s %s: Inference-Header-Content-Length %zu > body %zu",
+                      method, path, n, plain.len);
+        char *head = strndup(plain.body, n);
+        if (plain.body != r->body) free(plain.body);
+        plain.body = head;
+    }
     char err[600];
-    int rc = oa_validate(spec(), method, tmpl, r->status, r->body, err, sizeof err);
+    int rc = oa_validate(spec(), method, tmpl, r->status, plain.body, err, sizeof err);
     ck_assert_msg(rc != OA_MISMATCH,
                   "%s %s -> %d does not match proto/openapi.yaml (%s): %s; body %.300s", method,
-                  path, r->status, tmpl, err, r->body);
+                  path, r->status, tmpl, err, plain.body);
+    if (plain.body != r->body) free(plain.body);
     return rc;
+}
+
+char *hinflate(const char *in, size_t n, size_t *outlen)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (inflateInit2(&z, 32 + MAX_WBITS) != Z_OK) return NULL; /* gzip or zlib */
+    size_t cap = n * 8 + 1024, len = 0;
+    char *b = malloc(cap + 1);
+    z.next_in = (Bytef *)in;
+    z.avail_in = (uInt)n;
+    int zr = Z_OK;
+    while (b && zr == Z_OK) {
+        if (len == cap) b = realloc(b, (cap *= 2) + 1);
+        if (!b) break;
+        z.next_out = (Bytef *)b + len;
+        z.avail_out = (uInt)(cap - len);
+        zr = inflate(&z, Z_NO_FLUSH);
+        len = cap - z.avail_out;
+    }
+    inflateEnd(&z);
+    if (zr != Z_STREAM_END) {
+        free(b);
+        return NULL;
+    }
+    b[len] = 0;
+    *outlen = len;
+    return b;
+}
+
+char *hdeflate(const char *in, size_t n, int gzip, size_t *outlen)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (deflateInit2(&z, 6, Z_DEFLATED, gzip ? 16 + MAX_WBITS : MAX_WBITS, 8, Z_DEFAULT_STRATEGY) !=
+        Z_OK)
+        return NULL;
+    size_t cap = deflateBound(&z, (uLong)n) + 64;
+    char *b = malloc(cap);
+    z.next_in = (Bytef *)in;
+    z.avail_in = (uInt)n;
+    z.next_out = (Bytef *)b;
+    z.avail_out = (uInt)cap;
+    int zr = deflate(&z, Z_FINISH);
+    deflateEnd(&z);
+    if (zr != Z_STREAM_END) {
+        free(b);
+        return NULL;
+    }
+    *outlen = cap - z.avail_out;
+    return b;
 }
 
 /* As spec_check, and the spec must document this response's JSON body. */

@@ -75,6 +75,11 @@ cJSON *fixture_json(const char *rel);
 /* longserve-run's stdout for a body (its trailing newline removed). */
 char *run_runner(const char *model, const char *body);
 
+/* zlib for the Content-Encoding tests: in[0..n) inflated (gzip or zlib format) or compressed
+ * (gzip when gzip, else zlib), malloc'd (NUL-terminated when inflated); NULL on bad data. */
+char *hinflate(const char *in, size_t n, size_t *outlen);
+char *hdeflate(const char *in, size_t n, int gzip, size_t *outlen);
+
 /* Runs a suite and frees it: main's exit status (0 when every test passed). */
 int harness_run(Suite *su);
 
