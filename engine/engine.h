@@ -45,6 +45,16 @@ typedef enum {
 
 const char *eng_pooling_name(eng_pooling p); /* "cls", "mean", "max", "mean_sqrt_len" */
 
+/* A weights file eng_model_load has opened and checked (one per shard of a sharded
+ * checkpoint, `index` of `count`), for progress logs. */
+typedef struct {
+    const char *path;
+    uint64_t bytes;
+    size_t tensors;
+    double seconds; /* mapping and header validation; the weights are read afterwards */
+    int index, count;
+} eng_load_file;
+
 typedef struct {
     /* Attention window (both sides together, even) for bert/roberta checkpoints served
      * with Longformer attention; Longformer checkpoints use their config's windows. */
@@ -53,6 +63,9 @@ typedef struct {
      * (OpenBLAS's sgemm for linear layers), "ref" (plain loops, for tests), "cuda". */
     const char *backend;
     int threads; /* CPU threads, 0 = OpenMP's default */
+    /* Called on the loading thread for each weights file once it is open (NULL: none). */
+    void (*on_file)(void *arg, const eng_load_file *f);
+    void *on_file_arg;
 } eng_model_params;
 
 eng_model_params eng_model_default_params(void);

@@ -811,6 +811,17 @@ ls_status eng_model_load(const char *dir, const eng_model_params *p, eng_model *
         kn_cpu_set_threads(p->threads);
     }
     if (!st) st = st_model_open(dir, &m->st, err, errlen);
+    for (size_t i = 0; !st && p->on_file && i < m->st.nfiles; i++) {
+        st_file_info fi;
+        st_file_get_info(m->st.files[i], &fi);
+        const eng_load_file lf = {.path = fi.path,
+                                  .bytes = fi.bytes,
+                                  .tensors = fi.tensors,
+                                  .seconds = fi.seconds,
+                                  .index = (int)i + 1,
+                                  .count = (int)m->st.nfiles};
+        p->on_file(p->on_file_arg, &lf);
+    }
     if (!st) st = eng__load_weights(&ld);
     if (!st) st = eng__prepare_weights(m, err, errlen);
     if (!st) st = eng__load_text(m, dir, err, errlen);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../common/file.h"
@@ -21,6 +22,7 @@ struct st_file {
     size_t size;
     const uint8_t *data; /* start of the data section */
     st_header hdr;
+    double open_s; /* st_file_open's time: mapping and header validation */
 };
 
 static ls_status st__parse_image(const uint8_t *buf, size_t len, const char *name, st_header *hdr,
@@ -52,9 +54,17 @@ ls_status st_buffer_check(const void *buf, size_t len, const char *name, char *e
     return st;
 }
 
+static double st__now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
 ls_status st_file_open(const char *path, st_file **out, char *err, size_t errlen)
 {
     *out = NULL;
+    const double t0 = st__now_s();
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return ls_fail(err, errlen, LS_ERR_IO, "%s: %s", path, strerror(errno));
     struct stat sb;
@@ -84,8 +94,14 @@ ls_status st_file_open(const char *path, st_file **out, char *err, size_t errlen
         st_file_free(f);
         return st;
     }
+    f->open_s = st__now_s() - t0;
     *out = f;
     return LS_OK;
+}
+
+void st_file_get_info(const st_file *f, st_file_info *out)
+{
+    *out = (st_file_info){f->path, (uint64_t)f->size, f->hdr.n, f->open_s};
 }
 
 void st_file_free(st_file *f)

@@ -26,6 +26,14 @@ typedef struct {
 /* Opens one .safetensors file: mmaps it and validates the header. */
 ls_status st_file_open(const char *path, st_file **out, char *err, size_t errlen);
 void st_file_free(st_file *f);
+/* What load logs say of an open file. */
+typedef struct {
+    const char *path;
+    uint64_t bytes;
+    size_t tensors;
+    double seconds; /* st_file_open's time: mapping and header validation */
+} st_file_info;
+void st_file_get_info(const st_file *f, st_file_info *out);
 /* The tensors of an open file, in header order; returns -1 past the end. */
 int st_file_tensor(const st_file *f, size_t i, st_tensor *out);
 /* Validates a safetensors image already in memory (used by the fuzzer and tests). */
