@@ -3,11 +3,14 @@
  * side of a request: admission before the body (route, method, API key, model, readiness,
  * Content-Length, queue capacity), reading the body under the payload limit, suspending
  * while the engine works and sending the reply. Nothing else includes microhttpd.h. */
+#include <errno.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 
@@ -156,6 +159,11 @@ static void http__begin(srv_req *r, const char *url, const char *method)
     if (r->version[0] && strcmp(r->version, HM_MODEL_VERSION) != 0) {
         srv_reply_error(r, HERR_NOT_FOUND, "model '%s' has no version '%s' (its one version is %s)",
                         r->capture, r->version, HM_MODEL_VERSION);
+        return;
+    }
+    if (!s->ready && !(rt->flags & SRV_RT_LOADING)) {
+        srv_reject(r, METRICS_REJ_NOT_READY, HERR_UNAVAILABLE,
+                   "loading: %d of %d models loaded; try again later", s->nloaded, s->nmodels);
         return;
     }
     if (http__read_headers(r)) return;
@@ -471,42 +479,69 @@ static void http__closed(uv_handle_t *handle)
     }
 }
 
-int http_start(srv_server *s, char *err, size_t errlen)
+/* The listening socket, bound here rather than in libmicrohttpd so that a port in use is
+ * an error naming its cause, before anything loads. Returns the fd, or -1 with err. */
+static int http__listen(const srv_server *s, int *port, char *err, size_t errlen)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC,
                              .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE},
                     *ai = NULL;
-    char port[16];
-    snprintf(port, sizeof port, "%lld", s->opt.port);
-    int gai = getaddrinfo(s->opt.hostname, port, &hints, &ai);
+    char ps[16];
+    snprintf(ps, sizeof ps, "%lld", s->opt.port);
+    int gai = getaddrinfo(s->opt.hostname, ps, &hints, &ai);
     if (gai) {
         snprintf(err, errlen, "--hostname %s: %s", s->opt.hostname, gai_strerror(gai));
         return -1;
     }
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol);
+    int one = 1, rc = fd < 0 ? -1 : 0;
+    if (!rc) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one); /* restarts */
+    if (!rc) rc = bind(fd, ai->ai_addr, ai->ai_addrlen);
+    if (!rc) rc = listen(fd, SOMAXCONN);
+    freeaddrinfo(ai);
+    struct sockaddr_storage sa;
+    socklen_t salen = sizeof sa;
+    if (!rc) rc = getsockname(fd, (struct sockaddr *)&sa, &salen);
+    if (rc) {
+        int e = errno;
+        snprintf(err, errlen, "cannot listen on %s:%lld: %s%s", s->opt.hostname, s->opt.port,
+                 strerror(e),
+                 e == EADDRINUSE ? " (another process listens on that port: stop it or choose "
+                                   "another --port)"
+                 : e == EACCES   ? " (ports below 1024 need privileges)"
+                                 : "");
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    *port = sa.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&sa)->sin6_port)
+                                     : ntohs(((struct sockaddr_in *)&sa)->sin_port);
+    return fd;
+}
+
+int http_start(srv_server *s, char *err, size_t errlen)
+{
+    int port = 0, fd = http__listen(s, &port, err, errlen);
+    if (fd < 0) return -1;
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-    if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     /* the logger first: libmicrohttpd reports problems with the later options through it */
     struct MHD_Daemon *d = MHD_start_daemon(
-        flags, (uint16_t)s->opt.port, NULL, NULL, http__access, s, MHD_OPTION_EXTERNAL_LOGGER,
-        http__log, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr, MHD_OPTION_NOTIFY_COMPLETED,
-        http__completed, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
-    freeaddrinfo(ai);
+        flags, 0, NULL, NULL, http__access, s, MHD_OPTION_EXTERNAL_LOGGER, http__log, s,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_NOTIFY_COMPLETED, http__completed, s,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
     if (!d) {
-        snprintf(err, errlen, "cannot listen on %s:%lld (address in use, or not ours)",
-                 s->opt.hostname, s->opt.port);
+        close(fd);
+        snprintf(err, errlen, "libmicrohttpd cannot serve on %s:%d", s->opt.hostname, port);
         return -1;
     }
-    const union MHD_DaemonInfo *pi = MHD_get_daemon_info(d, MHD_DAEMON_INFO_BIND_PORT);
     const union MHD_DaemonInfo *ei = MHD_get_daemon_info(d, MHD_DAEMON_INFO_EPOLL_FD);
-    struct srv_http *h = pi && ei ? calloc(1, sizeof *h) : NULL;
+    struct srv_http *h = ei ? calloc(1, sizeof *h) : NULL;
     if (!h) {
         MHD_stop_daemon(d);
-        snprintf(err, errlen, "%s",
-                 pi && ei ? "out of memory" : "libmicrohttpd gives no port or epoll fd");
+        snprintf(err, errlen, "%s", ei ? "out of memory" : "libmicrohttpd gives no epoll fd");
         return -1;
     }
-    s->port = pi->port;
+    s->port = port;
     h->srv = s;
     h->mhd = d;
     uv_timer_init(s->loop, &h->timer);

@@ -271,7 +271,7 @@ static void srv__complete(srv_server *s, sched_item *it, int batch_status)
 void srv_pump(srv_server *s)
 {
     double depth = 0, cost = 0;
-    for (int i = 0; i < s->nmodels; i++) {
+    for (int i = 0; i < s->nloaded; i++) {
         srv_model *m = &s->models[i];
         sched_item *dropped = NULL;
         if (wk_offer(m->wk, &m->q, &dropped))
@@ -292,7 +292,7 @@ void srv_on_async(uv_async_t *a)
 {
     srv_server *s = a->data;
     int busy = 0;
-    for (int i = 0; i < s->nmodels; i++) {
+    for (int i = 0; i < s->nloaded; i++) {
         srv_model *m = &s->models[i];
         sched_batch *b = wk_collect(m->wk, &m->running);
         busy += m->running;
@@ -329,7 +329,7 @@ void srv_on_async(uv_async_t *a)
 
 void srv_fail_queued(srv_server *s, herr_kind k, const char *msg)
 {
-    for (int i = 0; i < s->nmodels; i++) {
+    for (int i = 0; i < s->nloaded; i++) {
         srv_model *m = &s->models[i];
         sched_item *it = sched_take_all(&m->q);
         sched_batch *b = wk_take_open(m->wk);

@@ -1,11 +1,13 @@
-/* longserve: the HTTP server. Startup (options, models, warm-up, workers, listener),
- * the loop, and shutdown: SIGTERM/SIGINT flip readiness at once, in-flight requests
- * drain up to --shutdown-timeout, then the process exits (0 when nothing was abandoned). */
+/* longserve: the HTTP server. Startup (options, the listener, then the models, each loaded
+ * and warmed up on its worker thread while the loop answers probes), the loop, and shutdown:
+ * SIGTERM/SIGINT flip readiness at once, in-flight requests drain up to --shutdown-timeout, then
+ * the process exits (0 when nothing was abandoned). */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "http.h"
@@ -43,18 +45,44 @@ static ls_status srv__warmup(srv_model *m, char *err, size_t errlen)
     return LS_OK;
 }
 
+static void srv__sleep_ms(long long ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
+    }
+}
+
+/* eng_model_params.on_file, on the loading thread: one line per weights file (per shard). */
+static void srv__on_file(void *arg, const eng_load_file *f)
+{
+    srv_model *m = arg;
+    m->files++;
+    m->bytes += f->bytes;
+    m->tensors += f->tensors;
+    log_event("info", "model_loading", NULL,
+              "model %s: weights file %d of %d, %s: %llu bytes, %zu tensors, mapped and checked "
+              "in %.3f s",
+              m->name, f->index, f->count, f->path, (unsigned long long)f->bytes, f->tensors,
+              f->seconds);
+}
+
 /* On the model's worker thread: the thread that computes also loads (wk_init_fn). */
 static int srv__model_init(void *arg, char *err, size_t errlen)
 {
     srv_model *m = arg;
     const opt_options *o = &m->srv->opt;
+    if (o->debug_load_delay_ms) srv__sleep_ms(o->debug_load_delay_ms);
     eng_model_params mp = eng_model_default_params();
     if (o->window > 0) mp.window = (int)o->window; /* 0: the engine's default */
     mp.threads = (int)o->threads;
     mp.backend = o->backend;
+    mp.on_file = srv__on_file;
+    mp.on_file_arg = m;
+    uint64_t t0 = sched_now_ns();
     ls_status st = eng_model_load(m->path, &mp, &m->m, err, errlen);
     if (!st && !(m->ctx = eng_ctx_new(m->m)))
         st = ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory for an engine context");
+    m->load_s = (double)(sched_now_ns() - t0) * 1e-9;
     if (!st) {
         eng_model_get_info(m->m, &m->info);
         const eng_model_info *in = &m->info;
@@ -70,7 +98,9 @@ static int srv__model_init(void *arg, char *err, size_t errlen)
                      in->num_hashes, ENG_DEFAULT_HASH_SEED);
         m->task = m->info.can_generate ? "text-generation" : eng_head_task(m->info.head);
         m->tm = (txt_model){.name = m->name, .info = &m->info, .tok = eng_model_tokenizer(m->m)};
+        t0 = sched_now_ns();
         st = srv__warmup(m, err, errlen);
+        m->warm_s = (double)(sched_now_ns() - t0) * 1e-9;
     }
     if (!st) return 0;
     eng_ctx_free(m->ctx);
@@ -81,48 +111,91 @@ static int srv__model_init(void *arg, char *err, size_t errlen)
     return -1;
 }
 
-static int srv__load_models(srv_server *s)
+/* ---- loading: after the listener, on the models' worker threads ----------------------------- */
+
+static void srv__finish(srv_server *s, int code);
+
+static int srv__models_init(srv_server *s)
 {
     s->models = calloc((size_t)s->opt.nmodels, sizeof *s->models);
     if (!s->models) return -1;
-    for (int i = 0; i < s->opt.nmodels; i++) {
+    s->nmodels = s->opt.nmodels;
+    for (int i = 0; i < s->nmodels; i++) {
         srv_model *m = &s->models[i];
         m->srv = s;
         m->name = s->opt.model_id[i].name;
         m->path = s->opt.model_id[i].path;
-        s->nmodels = i + 1;
-        char err[1024] = "";
-        uint64_t t0 = sched_now_ns();
-        m->wk = wk_start(srv__model_init, srv_model_run, m, &s->async,
-                         (int)s->opt.debug_engine_delay_ms, err, sizeof err);
-        if (!m->wk) {
-            log_event("error", "model_load", NULL, "model %s (%s): %s", m->name, m->path, err);
-            return -1;
-        }
-        /* the token budget translated into cost at the model's window, no global tokens */
-        double per_token = eng_model_cost(&m->info, 1, 1, 0);
-        sched_params sp = {
-            .max_tokens = (size_t)s->opt.max_batch_tokens,
-            .max_cost = s->opt.max_batch_cost ? (double)s->opt.max_batch_cost
-                                              : per_token * (double)s->opt.max_batch_tokens,
-            .max_requests = (int)s->opt.max_batch_requests,
-            .delay_ns = (uint64_t)s->opt.max_queue_delay_us * 1000u,
-            .long_tokens = (size_t)s->opt.long_request_tokens,
-            .weight = {(double)s->opt.short_lane_weight, 1.0},
-        };
-        sched_init(&m->q, &sp);
-        s->tms[i] = &m->tm;
-        log_event("info", "model_loaded", NULL,
-                  "model %s from %s: %s %s, %d layers, hidden %d, window %d, max %d tokens, "
-                  "%s, pooling %s%s%s, backend %s: %s (%.0f ms)",
-                  m->name, m->path, m->info.model_type, m->task, m->info.num_layers,
-                  m->info.hidden_size, m->info.max_window, m->info.max_tokens,
-                  m->tm.tok ? "tokenizer.json" : "no tokenizer (v2 route only)",
-                  eng_pooling_name(m->info.pooling), m->info.st_normalize ? " + normalize" : "",
-                  m->info.st_config ? " (sentence-transformers)" : "", m->info.backend, m->info.isa,
-                  (double)(sched_now_ns() - t0) * 1e-6);
     }
     return 0;
+}
+
+/* A model whose worker has loaded it: its scheduler, then the loop may use it. */
+static void srv__model_loaded(srv_server *s, srv_model *m)
+{
+    /* the token budget translated into cost at the model's window, no global tokens */
+    double per_token = eng_model_cost(&m->info, 1, 1, 0);
+    sched_params sp = {
+        .max_tokens = (size_t)s->opt.max_batch_tokens,
+        .max_cost = s->opt.max_batch_cost ? (double)s->opt.max_batch_cost
+                                          : per_token * (double)s->opt.max_batch_tokens,
+        .max_requests = (int)s->opt.max_batch_requests,
+        .delay_ns = (uint64_t)s->opt.max_queue_delay_us * 1000u,
+        .long_tokens = (size_t)s->opt.long_request_tokens,
+        .weight = {(double)s->opt.short_lane_weight, 1.0},
+    };
+    sched_init(&m->q, &sp);
+    s->tms[m - s->models] = &m->tm;
+    m->loaded = 1;
+    log_event("info", "model_loaded", NULL,
+              "model %s from %s: %d weights file%s, %llu bytes, %llu tensors, loaded in %.3f s, "
+              "warmed up in %.3f s; %s %s, %d layers, hidden %d, window %d, max %d tokens, %s, "
+              "pooling %s%s%s, backend %s: %s",
+              m->name, m->path, m->files, m->files == 1 ? "" : "s", (unsigned long long)m->bytes,
+              (unsigned long long)m->tensors, m->load_s, m->warm_s, m->info.model_type, m->task,
+              m->info.num_layers, m->info.hidden_size, m->info.max_window, m->info.max_tokens,
+              m->tm.tok ? "tokenizer.json" : "no tokenizer (v2 route only)",
+              eng_pooling_name(m->info.pooling), m->info.st_normalize ? " + normalize" : "",
+              m->info.st_config ? " (sentence-transformers)" : "", m->info.backend, m->info.isa);
+}
+
+/* Moves the loading on: takes in the models whose workers have finished, starts the next
+ * one (one at a time, so that each warm-up calibration has the machine to itself) and flips
+ * readiness after the last. A model that fails to load stops the server (exit 1). */
+static void srv__load_next(srv_server *s)
+{
+    while (s->nloaded < s->nmodels) {
+        srv_model *m = &s->models[s->nloaded];
+        char err[1024] = "";
+        if (!m->wk) {
+            log_event("info", "model_loading", NULL, "model %s: loading %s (%d of %d)", m->name,
+                      m->path, s->nloaded + 1, s->nmodels);
+            m->wk = wk_start(srv__model_init, srv_model_run, m, &s->async, &s->load_async,
+                             (int)s->opt.debug_engine_delay_ms, err, sizeof err);
+            if (m->wk) return; /* load_async says when it is done */
+        } else {
+            int rc = wk_init_result(m->wk, err, sizeof err);
+            if (rc > 0) return; /* still loading */
+            if (rc == 0) {
+                srv__model_loaded(s, m);
+                s->nloaded++;
+                continue;
+            }
+        }
+        log_event("error", "model_load", NULL, "model %s (%s): %s", m->name, m->path, err);
+        srv__finish(s, 1);
+        return;
+    }
+    s->ready = 1;
+    metrics_set_ready(s->metrics, 1);
+    log_event("info", "ready", NULL, "ready: %d model%s loaded and warmed up, %.3f s after start",
+              s->nmodels, s->nmodels == 1 ? "" : "s",
+              (double)(sched_now_ns() - s->start_ns) * 1e-9);
+}
+
+static void srv__on_loaded(uv_async_t *a)
+{
+    srv_server *s = a->data;
+    if (!s->stopping && !s->draining && !s->ready) srv__load_next(s);
 }
 
 static void srv__log_option(void *arg, const char *key, opt_type type, int flags, long long ival,
@@ -171,6 +244,7 @@ static void srv__finish(srv_server *s, int code)
     uv_close((uv_handle_t *)&s->sig_term, srv_handle_closed);
     uv_close((uv_handle_t *)&s->sig_int, srv_handle_closed);
     uv_close((uv_handle_t *)&s->async, srv_handle_closed);
+    uv_close((uv_handle_t *)&s->load_async, srv_handle_closed);
     http_stop(s);
     log_event("info", "shutdown", NULL, "stopped (exit %d)", code);
 }
@@ -196,7 +270,7 @@ static void srv__drain_tick(uv_timer_t *t)
         return;
     }
     int running = 0;
-    for (int i = 0; i < s->nmodels; i++)
+    for (int i = 0; i < s->nloaded; i++)
         running += wk_holds_work(s->models[i].wk);
     log_event("error", "shutdown", NULL,
               "%d requests still on the engine after the timeout: exiting without them", running);
@@ -247,19 +321,24 @@ int main(int argc, char **argv)
     loop.data = s;
     s->loop = &loop;
     s->exit_code = 0;
+    s->start_ns = sched_now_ns();
     s->seq = (uint64_t)sched_now_ns() << 16; /* request ids differ across restarts */
     const char *route_names[64];
     for (int i = 0; i < srv_nroutes && i < 64; i++)
         route_names[i] = srv_routes[i].name;
     s->metrics = metrics_new(route_names, srv_nroutes);
     uv_async_init(&loop, &s->async, srv_on_async);
+    uv_async_init(&loop, &s->load_async, srv__on_loaded);
     uv_timer_init(&loop, &s->drain_timer);
     uv_signal_init(&loop, &s->sig_term);
     uv_signal_init(&loop, &s->sig_int);
-    s->async.data = s->drain_timer.data = s->sig_term.data = s->sig_int.data = s;
-    s->handles += 4;
+    s->async.data = s->load_async.data = s->drain_timer.data = s->sig_term.data = s->sig_int.data =
+        s;
+    s->handles += 5;
 
-    int ok = s->metrics && srv__load_models(s) == 0;
+    /* listen first: a port in use fails before anything loads, and probes answer (/health
+     * 200, /ready 503) while the models load */
+    int ok = s->metrics && srv__models_init(s) == 0;
     if (ok && http_start(s, err, sizeof err)) {
         log_event("error", "listen", NULL, "%s", err);
         ok = 0;
@@ -274,13 +353,21 @@ int main(int argc, char **argv)
         }
     }
     if (ok) {
-        s->ready = 1;
-        metrics_set_ready(s->metrics, 1);
+        srv__load_next(s);
         uv_run(&loop, UV_RUN_DEFAULT);
     } else {
         s->exit_code = 1;
         srv__finish(s, 1);
         uv_run(&loop, UV_RUN_DEFAULT); /* close callbacks */
+    }
+    for (int i = 0; i < s->nmodels; i++) {
+        char e[8];
+        if (s->models[i].wk && wk_init_result(s->models[i].wk, e, sizeof e) > 0) {
+            /* stopped while a model loads: a load cannot be interrupted */
+            log_event("info", "shutdown", NULL, "exiting while model %s loads", s->models[i].name);
+            fflush(NULL);
+            _exit(s->exit_code);
+        }
     }
     for (int i = 0; i < s->nmodels; i++) {
         wk_stop(s->models[i].wk);

@@ -46,7 +46,8 @@ enum {
     X("window",                      window,                  OPT_INT,  0,    1 << 20,     "0",       0,          "attention window for bert/roberta models (0: the engine's default)") \
     X("threads",                     threads,                 OPT_INT,  0,    1024,        "0",       0,          "CPU threads of the engine (0: OpenMP's default)") \
     X("backend",                     backend,                 OPT_STR,  0,    0,           "cpu",     0,          "engine backend: cpu (our GEMM, ISA by cpuid; LONGSERVE_ISA forces portable/avx2/avx512), blas (OpenBLAS linear layers), ref, cuda") \
-    X("debug-engine-delay-ms",       debug_engine_delay_ms,   OPT_INT,  0,    600000,      "0",       OPT_NOINFO, "testing aid: the engine sleeps this long before each batch")
+    X("debug-engine-delay-ms",       debug_engine_delay_ms,   OPT_INT,  0,    600000,      "0",       OPT_NOINFO, "testing aid: the engine sleeps this long before each batch") \
+    X("debug-load-delay-ms",         debug_load_delay_ms,     OPT_INT,  0,    600000,      "0",       OPT_NOINFO, "testing aid: each model's loading sleeps this long first (the server answers probes meanwhile)")
 // clang-format on
 
 typedef struct {

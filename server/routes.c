@@ -75,6 +75,7 @@ static int route_v2_model_ready(srv_req *r)
     int ready = srv_ready(r->srv);
     size_t len = 0;
     char *b = hm_v2_model_ready(r->model->name, ready, &len);
+    if (!ready) r->retry_after = 5;
     return srv_reply(r, ready ? 200 : 503, b, len, NULL);
 }
 
@@ -215,9 +216,11 @@ static int route_health(srv_req *r)
 static int route_ready(srv_req *r)
 {
     srv_server *s = r->srv;
+    if (!srv_ready(s) && s->draining)
+        return srv_reply_error(r, HERR_UNAVAILABLE, "draining: shutting down");
     if (!srv_ready(s))
-        return srv_reply_error(r, HERR_UNAVAILABLE, "%s",
-                               s->draining ? "draining: shutting down" : "not ready");
+        return srv_reply_error(r, HERR_UNAVAILABLE, "loading: %d of %d models loaded", s->nloaded,
+                               s->nmodels);
     size_t len = 0;
     char *b = hm_status("ready", &len);
     return srv_reply(r, 200, b, len, NULL);
@@ -235,17 +238,18 @@ static int route_metrics(srv_req *r)
 const srv_route srv_routes[] = {
     {"/v2/models/*/infer", SRV_POST, HERR_FAM_KSERVE, SRV_RT_MODEL | SRV_RT_ENGINE, srv_job_start,
      "v2_infer", &srv_job_v2, 0},
-    {"/v2/models/*/ready", SRV_GET, HERR_FAM_KSERVE, SRV_RT_MODEL, route_v2_model_ready,
-     "v2_model_ready", NULL, 0},
+    {"/v2/models/*/ready", SRV_GET, HERR_FAM_KSERVE, SRV_RT_MODEL | SRV_RT_LOADING,
+     route_v2_model_ready, "v2_model_ready", NULL, 0},
     {"/v2/models/*/config", SRV_GET, HERR_FAM_KSERVE, SRV_RT_MODEL, route_v2_config,
      "v2_model_config", NULL, 0},
-    {"/v2/models/*/stats", SRV_GET, HERR_FAM_KSERVE, SRV_RT_MODEL, route_v2_stats, "v2_model_stats",
-     NULL, 0},
-    {"/v2/models/stats", SRV_GET, HERR_FAM_KSERVE, 0, route_v2_stats, "v2_stats", NULL, 0},
+    {"/v2/models/*/stats", SRV_GET, HERR_FAM_KSERVE, SRV_RT_MODEL | SRV_RT_LOADING, route_v2_stats,
+     "v2_model_stats", NULL, 0},
+    {"/v2/models/stats", SRV_GET, HERR_FAM_KSERVE, SRV_RT_LOADING, route_v2_stats, "v2_stats", NULL,
+     0},
     {"/v2/models/*", SRV_GET, HERR_FAM_KSERVE, SRV_RT_MODEL, route_v2_model, "v2_model", NULL, 0},
     {"/v2/repository/index", SRV_POST, HERR_FAM_KSERVE, 0, route_v2_repository_index,
      "v2_repository_index", NULL, 0},
-    {"/v2", SRV_GET, HERR_FAM_KSERVE, 0, route_v2_server, "v2_server", NULL, 0},
+    {"/v2", SRV_GET, HERR_FAM_KSERVE, SRV_RT_LOADING, route_v2_server, "v2_server", NULL, 0},
     {"/embed", SRV_POST, HERR_FAM_TEI, SRV_RT_ENGINE, srv_job_start, "embed", &srv_job_text,
      TEI_EMBED},
     {"/embed_all", SRV_POST, HERR_FAM_TEI, SRV_RT_ENGINE, srv_job_start, "embed_all", &srv_job_text,
@@ -270,14 +274,18 @@ const srv_route srv_routes[] = {
      &srv_job_gen, SRV_GEN_STREAM},
     {"/", SRV_POST, HERR_FAM_TEI, SRV_RT_ENGINE, srv_job_start, "tgi_root", &srv_job_gen,
      SRV_GEN_ROOT},
-    {"/v2/health/live", SRV_GET, HERR_FAM_KSERVE, SRV_RT_PUBLIC, route_v2_live, "v2_live", NULL, 0},
-    {"/v2/health/ready", SRV_GET, HERR_FAM_KSERVE, SRV_RT_PUBLIC, route_v2_ready, "v2_ready", NULL,
-     0},
+    {"/v2/health/live", SRV_GET, HERR_FAM_KSERVE, SRV_RT_PUBLIC | SRV_RT_LOADING, route_v2_live,
+     "v2_live", NULL, 0},
+    {"/v2/health/ready", SRV_GET, HERR_FAM_KSERVE, SRV_RT_PUBLIC | SRV_RT_LOADING, route_v2_ready,
+     "v2_ready", NULL, 0},
     {"/v1/models", SRV_GET, HERR_FAM_OPENAI, 0, route_v1_models, "v1_models", NULL, 0},
     {"/info", SRV_GET, HERR_FAM_TEI, 0, route_info, "info", NULL, 0},
-    {"/health", SRV_GET, HERR_FAM_TEI, SRV_RT_PUBLIC, route_health, "health", NULL, 0},
-    {"/ready", SRV_GET, HERR_FAM_TEI, SRV_RT_PUBLIC, route_ready, "ready", NULL, 0},
-    {"/metrics", SRV_GET, HERR_FAM_TEI, SRV_RT_PUBLIC, route_metrics, "metrics", NULL, 0},
+    {"/health", SRV_GET, HERR_FAM_TEI, SRV_RT_PUBLIC | SRV_RT_LOADING, route_health, "health", NULL,
+     0},
+    {"/ready", SRV_GET, HERR_FAM_TEI, SRV_RT_PUBLIC | SRV_RT_LOADING, route_ready, "ready", NULL,
+     0},
+    {"/metrics", SRV_GET, HERR_FAM_TEI, SRV_RT_PUBLIC | SRV_RT_LOADING, route_metrics, "metrics",
+     NULL, 0},
 };
 const int srv_nroutes = sizeof srv_routes / sizeof srv_routes[0];
 

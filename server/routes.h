@@ -10,9 +10,11 @@
 
 enum { SRV_GET = 1, SRV_POST = 2, SRV_OPTIONS = 4 };
 enum {
-    SRV_RT_PUBLIC = 1, /* no API key needed (probes and metrics) */
-    SRV_RT_MODEL = 2,  /* the path's {m} names a model: 404 before reading the body */
-    SRV_RT_ENGINE = 4, /* runs on the engine: readiness, payload limit and queue admission */
+    SRV_RT_PUBLIC = 1,  /* no API key needed (probes and metrics) */
+    SRV_RT_MODEL = 2,   /* the path's {m} names a model: 404 before reading the body */
+    SRV_RT_ENGINE = 4,  /* runs on the engine: readiness, payload limit and queue admission */
+    SRV_RT_LOADING = 8, /* answers while the models load (reads nothing of them); every
+                           other route is 503 "loading" until all are loaded */
 };
 
 /* Handlers fill r's reply and return SRV_DONE, or SRV_DEFERRED (the reply comes later). */

@@ -21,7 +21,7 @@ int srv_retry_after(const srv_server *s)
     /* the time the admitted work needs at each model's measured engine speed (the
      * models' workers run in parallel: the slowest queue decides) */
     double sec = 0;
-    for (int i = 0; i < s->nmodels; i++) {
+    for (int i = 0; i < s->nloaded; i++) {
         const srv_model *m = &s->models[i];
         double q = sched_queued_cost(&m->q), t = m->cost_per_s > 0 ? q / m->cost_per_s : 1;
         if (t > sec) sec = t;

@@ -52,6 +52,12 @@ typedef struct {
     double cost_per_s;
     char hashing[200]; /* Reformer: /info's lsh_hashing */
     srv_model_stats stats;
+    /* loading: written by the worker's init, read by the loop once wk_init_result says it
+     * has finished; `loaded` (loop) is set then, and only then is anything above used */
+    int loaded;
+    int files;
+    uint64_t bytes, tensors;
+    double load_s, warm_s;
 } srv_model;
 
 struct srv_http; /* the HTTP adapter (server/http.c) */
@@ -65,13 +71,17 @@ struct srv_server {
     void (*resume)(srv_req *r);
     int port; /* bound */
     uv_async_t async;
+    uv_async_t load_async; /* a model's worker has finished loading (main.c) */
     uv_signal_t sig_term, sig_int;
     uv_timer_t drain_timer;
-    int handles; /* open uv handles, to know when all close callbacks ran */
-    srv_model *models;
+    int handles;       /* open uv handles, to know when all close callbacks ran */
+    srv_model *models; /* every model of the options, loaded or not (srv_model.loaded) */
     int nmodels;
+    int nloaded;       /* models[0 .. nloaded) are loaded: they load one at a time, in order */
+    uint64_t start_ns; /* the process's start, for the load time */
     metrics *metrics;
-    int ready, draining, stopping, exit_code;
+    int ready; /* every model loaded and warmed up; until then only SRV_RT_LOADING routes */
+    int draining, stopping, exit_code;
     uint64_t drain_deadline_ns;
     int reserved;                         /* admitted requests (queue capacity in use) */
     int inflight;                         /* submitted to a scheduler, not yet replied */

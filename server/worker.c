@@ -19,10 +19,9 @@ struct wk_worker {
     wk_init_fn init;
     wk_run_fn run;
     void *arg;
-    int init_done, init_rc; /* startup handshake */
-    char *init_err;
-    size_t init_errlen;
-    uv_async_t *notify;
+    int init_done, init_rc; /* the load, reported through `loaded` */
+    char init_err[1024];
+    uv_async_t *notify, *loaded;
     int delay_ms;
 };
 
@@ -36,15 +35,16 @@ static void wk__sleep_ms(int ms)
 static void *wk__main(void *p)
 {
     wk_worker *w = p;
-    int rc = w->init ? w->init(w->arg, w->init_err, w->init_errlen) : 0;
+    char err[sizeof w->init_err] = "";
+    int rc = w->init ? w->init(w->arg, err, sizeof err) : 0;
     pthread_mutex_lock(&w->mu);
     w->init_done = 1;
     w->init_rc = rc;
-    pthread_cond_broadcast(&w->cv);
-    if (rc) {
-        pthread_mutex_unlock(&w->mu);
-        return NULL;
-    }
+    memcpy(w->init_err, err, sizeof err);
+    pthread_mutex_unlock(&w->mu);
+    uv_async_send(w->loaded); /* after init_done: the loop reads it when this arrives */
+    if (rc) return NULL;
+    pthread_mutex_lock(&w->mu);
     for (;;) {
         sched_batch *b = w->open;
         if (b && b->n > 0) {
@@ -89,7 +89,7 @@ static void *wk__main(void *p)
 }
 
 wk_worker *wk_start(wk_init_fn init, wk_run_fn run, void *arg, uv_async_t *notify,
-                    int debug_delay_ms, char *err, size_t errlen)
+                    uv_async_t *loaded, int debug_delay_ms, char *err, size_t errlen)
 {
     wk_worker *w = calloc(1, sizeof *w);
     if (!w) {
@@ -97,11 +97,10 @@ wk_worker *wk_start(wk_init_fn init, wk_run_fn run, void *arg, uv_async_t *notif
         return NULL;
     }
     w->init = init;
-    w->init_err = err;
-    w->init_errlen = errlen;
     w->run = run;
     w->arg = arg;
     w->notify = notify;
+    w->loaded = loaded;
     w->delay_ms = debug_delay_ms;
     w->done_tail = &w->done;
     pthread_condattr_t ca;
@@ -116,19 +115,16 @@ wk_worker *wk_start(wk_init_fn init, wk_run_fn run, void *arg, uv_async_t *notif
         free(w);
         return NULL;
     }
-    pthread_mutex_lock(&w->mu);
-    while (!w->init_done)
-        pthread_cond_wait(&w->cv, &w->mu);
-    rc = w->init_rc;
-    pthread_mutex_unlock(&w->mu);
-    if (rc) {
-        pthread_join(w->th, NULL);
-        pthread_cond_destroy(&w->cv);
-        pthread_mutex_destroy(&w->mu);
-        free(w);
-        return NULL;
-    }
     return w;
+}
+
+int wk_init_result(wk_worker *w, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&w->mu);
+    int rc = !w->init_done ? 1 : w->init_rc ? -1 : 0;
+    if (rc < 0) snprintf(err, errlen, "%s", w->init_err);
+    pthread_mutex_unlock(&w->mu);
+    return rc;
 }
 
 void wk_stop(wk_worker *w)

@@ -20,12 +20,16 @@ typedef void (*wk_run_fn)(void *arg, sched_batch *b);
  * thread that computes). Returns 0, or -1 with a message in err. */
 typedef int (*wk_init_fn)(void *arg, char *err, size_t errlen);
 
-/* Starts the thread and waits for init. notify is signalled (uv_async_send) whenever a
- * batch is taken or finished. NULL with err filled when the thread or init fails. */
+/* Starts the thread, which runs init first; does not wait for it. loaded is signalled
+ * (uv_async_send) once init has returned (wk_init_result says how), notify whenever a
+ * batch is taken or finished. NULL with err filled when the thread cannot start. */
 wk_worker *wk_start(wk_init_fn init, wk_run_fn run, void *arg, uv_async_t *notify,
-                    int debug_delay_ms, char *err, size_t errlen);
-/* Stops after the mailbox is empty and the running batch is done, and joins the thread.
- * wk_stop(NULL) is a no-op. */
+                    uv_async_t *loaded, int debug_delay_ms, char *err, size_t errlen);
+/* Loop thread: 1 while init runs, 0 when it succeeded, -1 when it failed (its message in
+ * err; the thread has ended). */
+int wk_init_result(wk_worker *w, char *err, size_t errlen);
+/* Stops after the mailbox is empty and the running batch is done, and joins the thread
+ * (after init, which cannot be interrupted: see wk_init_result). wk_stop(NULL) is a no-op. */
 void wk_stop(wk_worker *w);
 
 /* Loop thread: tops up the mailbox batch from s (a new one when the worker has taken the

@@ -48,9 +48,7 @@ void sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-/* Starts longserve with models ("name=fixture-subdir" or "name=/abs/dir", NULL-terminated)
- * and extra flags (NULL-terminated); returns once it has written its port. */
-void server_start_models(server *s, const char *const *models, const char *const *extra)
+void server_spawn_models(server *s, const char *const *models, const char *const *extra)
 {
     const char *bin = getenv("LONGSERVE");
     ck_assert_msg(bin != NULL, "LONGSERVE not set");
@@ -88,6 +86,10 @@ void server_start_models(server *s, const char *const *models, const char *const
         execv(bin, (char *const *)argv);
         _exit(127);
     }
+}
+
+void server_wait_port(server *s)
+{
     double t0 = now_s();
     for (;;) {
         FILE *f = fopen(s->port_file, "r");
@@ -102,6 +104,45 @@ void server_start_models(server *s, const char *const *models, const char *const
         ck_assert_msg(now_s() - t0 < 60, "longserve did not start within 60 s");
         sleep_ms(10);
     }
+}
+
+void server_wait_ready(server *s)
+{
+    double t0 = now_s();
+    for (;;) {
+        hresp r;
+        hreq(s->port, "GET", "/ready", NULL, NULL, &r);
+        int st = r.status;
+        hresp_free(&r);
+        if (st == 200) return;
+        int ws;
+        ck_assert_msg(waitpid(s->pid, &ws, WNOHANG) == 0, "longserve exited while loading (see %s)",
+                      s->log_file);
+        ck_assert_msg(now_s() - t0 < 120, "longserve was not ready within 120 s (/ready %d)", st);
+        sleep_ms(10);
+    }
+}
+
+int server_wait_exit(server *s, double timeout_s)
+{
+    double t0 = now_s();
+    int ws = 0;
+    while (waitpid(s->pid, &ws, WNOHANG) != s->pid) {
+        if (now_s() - t0 > timeout_s) {
+            kill(s->pid, SIGKILL);
+            waitpid(s->pid, &ws, 0);
+            ck_abort_msg("longserve did not exit within %.0f s", timeout_s);
+        }
+        sleep_ms(10);
+    }
+    return WIFEXITED(ws) ? WEXITSTATUS(ws) : -WTERMSIG(ws);
+}
+
+void server_start_models(server *s, const char *const *models, const char *const *extra)
+{
+    server_spawn_models(s, models, extra);
+    server_wait_port(s);
+    server_wait_ready(s);
 }
 
 /* Starts longserve with the models lf_base, lf_qa and lf_seqcls and extra flags. */

@@ -29,9 +29,18 @@ double now_s(void);
 void sleep_ms(int ms);
 
 /* Starts longserve with models ("name=fixture-subdir" or "name=/abs/dir", NULL-terminated)
- * and extra flags (NULL-terminated); returns once it has written its port. Its stderr goes
- * to s->log_file. */
+ * and extra flags (NULL-terminated, after the harness's own: a flag given again wins);
+ * returns once it is ready (/ready 200). Its stderr goes to s->log_file. */
 void server_start_models(server *s, const char *const *models, const char *const *extra);
+/* The steps of server_start_models: start the process; wait until it has written its port
+ * (it listens, models may still load); wait until /ready is 200. Each fails the test when
+ * the process exits or after a generous timeout. */
+void server_spawn_models(server *s, const char *const *models, const char *const *extra);
+void server_wait_port(server *s);
+void server_wait_ready(server *s);
+/* Waits for the process to exit by itself: its exit status (or -signal); fails after
+ * timeout_s. The port and log files are left for the test to read. */
+int server_wait_exit(server *s, double timeout_s);
 /* Starts longserve with the models lf_base, lf_qa and lf_seqcls and extra flags. */
 void server_start(server *s, const char *const *extra);
 /* Starts longserve with the text-route fixtures of tools/make_embed_fixtures.py

@@ -1,6 +1,8 @@
 /* longserve end to end, operations: error bodies of each family, 405/413, the API key,
  * concurrent clients batched with answers equal to the one-by-one ones, overload (429),
- * client disconnects, deadlines (504) and the SIGTERM drain. Harness: tests/server_harness.h. */
+ * client disconnects, deadlines (504) and the SIGTERM drain; start-up: a port in use, probes
+ * while the models load, the loading log, a model that fails to load, SIGTERM while loading.
+ * Harness: tests/server_harness.h. */
 #include <check.h>
 #include <math.h>
 #include <pthread.h>
@@ -9,6 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <cjson/cJSON.h>
 
@@ -437,6 +443,171 @@ START_TEST(sigterm_drains)
 }
 END_TEST
 
+/* ---- start-up: listen first, load after, readiness when loaded --------------------------------
+ */
+
+static int count_lines(const char *log, const char *a, const char *b)
+{
+    int n = 0;
+    for (const char *l = log; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        const char *e = strchr(l, '\n');
+        size_t len = e ? (size_t)(e - l) : strlen(l);
+        char *line = strndup(l, len);
+        n += strstr(line, a) && (!b || strstr(line, b));
+        free(line);
+    }
+    return n;
+}
+
+START_TEST(port_in_use)
+{
+    /* another socket holds the port: longserve says so and exits, before loading anything
+     * (each model's loading would first sleep a minute) */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    ck_assert(fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && listen(fd, 4) == 0);
+    ck_assert(getsockname(fd, (struct sockaddr *)&a, &alen) == 0);
+    char port[16];
+    snprintf(port, sizeof port, "%d", ntohs(a.sin_port));
+    const char *extra[] = {"--port", port, "--debug-load-delay-ms", "60000", NULL};
+    static const char *const models[] = {"lf_base=lf_base", NULL};
+    server s;
+    double t0 = now_s();
+    server_spawn_models(&s, models, extra);
+    int rc = server_wait_exit(&s, 30);
+    double sec = now_s() - t0;
+    close(fd);
+    char *log = read_file(s.log_file);
+    ck_assert_msg(rc == 1, "exit %d, expected 1; log:\n%s", rc, log);
+    ck_assert_msg(sec < 30, "took %.1f s", sec);
+    char want[80];
+    snprintf(want, sizeof want, "cannot listen on 127.0.0.1:%s: Address already in use", port);
+    ck_assert_msg(strstr(log, want) != NULL, "no '%s' in the log:\n%s", want, log);
+    ck_assert_msg(strstr(log, "model_load") == NULL, "a model was loaded:\n%s", log);
+    ck_assert_msg(access(s.port_file, F_OK) != 0, "the port file was written");
+    free(log);
+    unlink(s.log_file);
+}
+END_TEST
+
+/* A request the server must refuse while it loads: 503, Retry-After, `needle` in the body.
+ * Checked only when the answer came before `until` (the loading is certain until then);
+ * returns whether it was. */
+static int expect_loading(int port, double until, const char *method, const char *path,
+                          const char *body, const char *needle)
+{
+    hresp r;
+    hreq(port, method, path, NULL, body, &r);
+    char h[32];
+    int sure = now_s() < until;
+    if (sure) {
+        ck_assert_msg(r.status == 503, "%s %s while loading: %d %s", method, path, r.status,
+                      r.body);
+        ck_assert_msg(strstr(r.body, needle) != NULL, "%s %s: body lacks '%s': %s", method, path,
+                      needle, r.body);
+        ck_assert_msg(hheader(&r, "Retry-After", h, sizeof h) && atoi(h) >= 1,
+                      "%s %s: 503 without Retry-After", method, path);
+    } else {
+        fprintf(stderr, "%s %s: answered after the load delay, not checked as loading\n", method,
+                path);
+    }
+    hresp_free(&r);
+    return sure;
+}
+
+START_TEST(loading_then_ready)
+{
+    /* each model's loading first sleeps 4 s, and it starts after the process does: until
+     * t0 + 4 s the server is certainly loading. Answers that come later (a very slow
+     * machine) are not checked as loading rather than failed. */
+    const char *extra[] = {"--debug-load-delay-ms", "4000", NULL};
+    static const char *const models[] = {"lf_base=lf_base", "lf_f16=lf_f16", NULL};
+    server s;
+    const double until = now_s() + 4;
+    server_spawn_models(&s, models, extra);
+    server_wait_port(&s);
+    /* liveness at once, whatever the models do */
+    expect_status(s.port, "GET", "/health", NULL, NULL, 200, "live");
+    hresp r;
+    hreq(s.port, "GET", "/v2/health/live", NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    hresp_free(&r);
+    char *body = v2_body(1, 6, 5);
+    int sure = expect_loading(s.port, until, "GET", "/ready", NULL, "loading: 0 of 2 models");
+    sure += expect_loading(s.port, until, "GET", "/v2/health/ready", NULL, "\"ready\":false");
+    sure += expect_loading(s.port, until, "POST", "/v2/models/lf_base/infer", body, "loading");
+    sure += expect_loading(s.port, until, "GET", "/info", NULL, "loading");
+    hreq(s.port, "GET", "/metrics", NULL, NULL, &r); /* complete while loading */
+    ck_assert_int_eq(r.status, 200);
+    if (now_s() < until) {
+        ck_assert(strstr(r.body, "longserve_ready 0\n") != NULL);
+        sure++;
+    }
+    hresp_free(&r);
+    fprintf(stderr, "loading_then_ready: %d of 5 while-loading checks made\n", sure);
+    /* then ready, and serving */
+    server_wait_ready(&s);
+    hreq(s.port, "GET", "/v2/health/ready", NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    hresp_free(&r);
+    expect_status(s.port, "POST", "/v2/models/lf_base/infer", NULL, body, 200, "last_hidden_state");
+    expect_status(s.port, "GET", "/info", NULL, NULL, 200, "lf_f16");
+    ck_assert_int_eq(metric(s.port, "longserve_ready"), 1);
+    free(body);
+    /* the loading is in the log: a line per weights file (the sharded lf_f16 has four) and
+     * one per model with its files, bytes, tensors and seconds */
+    char *log = read_file(s.log_file);
+    ck_assert_int_eq(count_lines(log, "model_loading", "model lf_f16: weights file"), 4);
+    for (int i = 1; i <= 4; i++) {
+        char want[120];
+        snprintf(want, sizeof want, "weights file %d of 4, ", i);
+        ck_assert_msg(count_lines(log, want, "-of-00004.safetensors: ") == 1, "no '%s'", want);
+    }
+    ck_assert_int_eq(count_lines(log, "model lf_base: weights file 1 of 1", " tensors"), 1);
+    ck_assert_int_eq(count_lines(log, "model_loaded", " bytes, 51 tensors, loaded in "), 2);
+    ck_assert_int_eq(count_lines(log, "model_loaded", "model lf_f16 from "), 1);
+    ck_assert_int_eq(count_lines(log, "model_loaded", "4 weights files, 67800 bytes"), 1);
+    ck_assert_int_eq(count_lines(log, "ready: 2 models loaded and warmed up", NULL), 1);
+    free(log);
+    ck_assert_int_eq(server_stop(&s, 30), 0);
+}
+END_TEST
+
+START_TEST(load_failure_exits)
+{
+    /* a model that cannot load stops the server, non-zero, with the error */
+    static const char *const models[] = {"lf_base=lf_base", "nope=/nonexistent/model-dir", NULL};
+    server s;
+    server_spawn_models(&s, models, NULL);
+    int rc = server_wait_exit(&s, 60);
+    char *log = read_file(s.log_file);
+    ck_assert_msg(rc == 1, "exit %d, expected 1; log:\n%s", rc, log);
+    ck_assert_msg(count_lines(log, "error model_load", "model nope (/nonexistent/model-dir): ") ==
+                      1,
+                  "no error line for the model:\n%s", log);
+    ck_assert(strstr(log, "ready:") == NULL);
+    free(log);
+    unlink(s.log_file);
+    unlink(s.port_file);
+}
+END_TEST
+
+START_TEST(sigterm_while_loading)
+{
+    /* a load cannot be interrupted, but the process need not wait for it */
+    const char *extra[] = {"--debug-load-delay-ms", "60000", NULL};
+    static const char *const models[] = {"lf_base=lf_base", NULL};
+    server s;
+    server_spawn_models(&s, models, extra);
+    server_wait_port(&s);
+    expect_healthy(s.port);
+    double t0 = now_s();
+    ck_assert_int_eq(server_stop(&s, 30), 0);
+    ck_assert_msg(now_s() - t0 < 30, "SIGTERM while loading took %.1f s", now_s() - t0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("server_ops");
@@ -449,6 +620,10 @@ int main(void)
     tcase_add_test(tc, client_disconnects);
     tcase_add_test(tc, deadline_504);
     tcase_add_test(tc, sigterm_drains);
+    tcase_add_test(tc, port_in_use);
+    tcase_add_test(tc, loading_then_ready);
+    tcase_add_test(tc, load_failure_exits);
+    tcase_add_test(tc, sigterm_while_loading);
     suite_add_tcase(su, tc);
     return harness_run(su);
 }

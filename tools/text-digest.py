@@ -49,6 +49,13 @@ def main():
                 break
             time.sleep(0.1)
         port = int(open(pf).read())
+        for _ in range(600):  # the port is written once listening; models load after
+            try:
+                if urllib.request.urlopen("http://127.0.0.1:%d/ready" % port, timeout=10).status == 200:
+                    break
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.1)
         for route, body in reqs:
             req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, route),
                                          data=json.dumps(body).encode(),
