@@ -72,7 +72,7 @@ static void srv__submit(srv_req *r, int again)
                           ? r->arrival_ns + (uint64_t)s->opt.request_timeout_ms * 1000000u
                           : 0;
     it->owner = r;
-    if (!again) metrics_input_tokens(s->metrics, (double)it->tokens);
+    if (!again) metrics_input_tokens(s->metrics, (int)(m - s->models), (double)it->tokens);
     sched_push(&m->q, it, sched_now_ns());
     r->state = SRV_REQ_QUEUED;
     s->inflight++;
@@ -244,7 +244,8 @@ static void srv__complete(srv_server *s, sched_item *it, int batch_status)
         /* nothing streamed: encode answers (an error before the first token) */
     }
     if (it->start_ns) {
-        metrics_queue_time(s->metrics, (double)(it->start_ns - it->arrival_ns) * 1e-9);
+        metrics_queue_time(s->metrics, (int)(r->model - s->models),
+                           (double)(it->start_ns - it->arrival_ns) * 1e-9);
         srv__stat(&r->model->stats.queue, it->start_ns - it->arrival_ns);
     }
     if (it->fate != SCHED_LIVE || batch_status) srv__stat_fail(r);
@@ -270,7 +271,6 @@ static void srv__complete(srv_server *s, sched_item *it, int batch_status)
 
 void srv_pump(srv_server *s)
 {
-    double depth = 0, cost = 0;
     for (int i = 0; i < s->nloaded; i++) {
         srv_model *m = &s->models[i];
         sched_item *dropped = NULL;
@@ -281,21 +281,18 @@ void srv_pump(srv_server *s)
             dropped = it->next;
             srv__complete(s, it, LS_OK);
         }
-        depth += sched_depth(&m->q);
-        cost += sched_queued_cost(&m->q);
+        metrics_set_queue(s->metrics, i, (double)sched_depth(&m->q), sched_queued_cost(&m->q));
     }
-    metrics_set_queue(s->metrics, depth, cost);
     metrics_set_inflight(s->metrics, s->inflight);
 }
 
 void srv_on_async(uv_async_t *a)
 {
     srv_server *s = a->data;
-    int busy = 0;
     for (int i = 0; i < s->nloaded; i++) {
         srv_model *m = &s->models[i];
         sched_batch *b = wk_collect(m->wk, &m->running);
-        busy += m->running;
+        metrics_set_engine_busy(s->metrics, i, m->running);
         while (b) {
             sched_batch *next = b->next;
             int live = 0;
@@ -305,15 +302,16 @@ void srv_on_async(uv_async_t *a)
                 m->stats.execution_count++;
                 m->stats.compute_infer.count += (uint64_t)live;
                 m->stats.compute_infer.ns += (uint64_t)live * (uint64_t)(b->infer_s * 1e9);
-                metrics_batch(s->metrics, live, (double)b->tokens, b->cost, b->infer_s);
-                metrics_batch_padding(s->metrics, b->pad_ratio);
-                metrics_kernel_seconds(s->metrics, b->kernel_s, SCHED_MAX_OPS);
+                metrics_batch(s->metrics, i, live, (double)b->tokens, b->cost, b->infer_s);
+                metrics_batch_padding(s->metrics, i, b->pad_ratio);
+                metrics_kernel_seconds(s->metrics, i, b->kernel_s, SCHED_MAX_OPS);
                 /* predicted vs actual, then the model's speed: a moving average of cost
                  * per second, seeded by the warm-up calibration */
                 if (b->infer_s > 0) {
                     double v = b->cost / b->infer_s;
                     if (m->cost_per_s > 0)
-                        metrics_batch_time_ratio(s->metrics, b->infer_s * m->cost_per_s / b->cost);
+                        metrics_batch_time_ratio(s->metrics, i,
+                                                 b->infer_s * m->cost_per_s / b->cost);
                     m->cost_per_s = m->cost_per_s > 0 ? 0.8 * m->cost_per_s + 0.2 * v : v;
                 }
             }
@@ -323,7 +321,6 @@ void srv_on_async(uv_async_t *a)
             b = next;
         }
     }
-    metrics_set_engine_busy(s->metrics, busy);
     if (!s->stopping) srv_pump(s);
 }
 

@@ -242,18 +242,26 @@ static char *gen__full_text(const gen_job *j, size_t *len)
     return s;
 }
 
+/* The request's model as the metrics index it. */
+static int gen__model(const srv_req *r)
+{
+    return (int)(r->model - r->srv->models);
+}
+
 static int gen_progress(void *job, srv_req *r, ls_buf *events)
 {
     gen_job *j = job;
     srv_server *s = r->srv;
     if (j->ntok && !j->first_ns) {
         j->first_ns = sched_now_ns();
-        metrics_generation_first_token(s->metrics, (double)(j->first_ns - j->arrival_ns) * 1e-9);
+        metrics_generation_first_token(s->metrics, gen__model(r),
+                                       (double)(j->first_ns - j->arrival_ns) * 1e-9);
     }
-    metrics_generated_tokens(s->metrics, j->ntok - j->counted);
+    metrics_generated_tokens(s->metrics, gen__model(r), j->ntok - j->counted);
     j->counted = j->ntok;
     if (j->done && !j->st && j->first_ns)
-        metrics_generation_done(s->metrics, j->ntok, (double)(sched_now_ns() - j->first_ns) * 1e-9);
+        metrics_generation_done(s->metrics, gen__model(r), j->ntok,
+                                (double)(sched_now_ns() - j->first_ns) * 1e-9);
     if (j->route != SRV_GEN_STREAM) return !j->done;
     /* the stream: one event per token, the last with the whole text and the details */
     for (; j->sent < j->ntok; j->sent++) {

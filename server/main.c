@@ -323,10 +323,13 @@ int main(int argc, char **argv)
     s->exit_code = 0;
     s->start_ns = sched_now_ns();
     s->seq = (uint64_t)sched_now_ns() << 16; /* request ids differ across restarts */
-    const char *route_names[64];
+    const char *route_names[64], *model_names[OPT_MAX_MODELS];
     for (int i = 0; i < srv_nroutes && i < 64; i++)
         route_names[i] = srv_routes[i].name;
-    s->metrics = metrics_new(route_names, srv_nroutes);
+    for (int i = 0; i < s->opt.nmodels; i++)
+        model_names[i] = s->opt.model_id[i].name;
+    s->metrics = metrics_new(route_names, srv_nroutes, model_names, s->opt.nmodels,
+                             LONGSERVE_VERSION, s->opt.backend);
     uv_async_init(&loop, &s->async, srv_on_async);
     uv_async_init(&loop, &s->load_async, srv__on_loaded);
     uv_timer_init(&loop, &s->drain_timer);

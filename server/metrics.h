@@ -1,6 +1,8 @@
 /* Prometheus metrics, owned by the loop thread (no locks): every series is registered
- * at start so /metrics is complete before the first request. Names follow the
- * Prometheus conventions: base units (_seconds), counters end in _total. */
+ * at start so /metrics is complete before the first request (the per-model ones too,
+ * labelled model="NAME", while the models load). Names follow the Prometheus
+ * conventions: base units (_seconds, _bytes) or what is counted (_tokens, _requests),
+ * counters end in _total; process_* are the standard process metrics. */
 #ifndef SRV_METRICS_H
 #define SRV_METRICS_H
 
@@ -27,35 +29,39 @@ typedef enum {
 
 typedef struct metrics metrics;
 
-/* routes: the route labels (the route table's names), kept by pointer. */
-metrics *metrics_new(const char *const *routes, int nroutes);
+/* routes: the route labels (the route table's names), models: the model names (the
+ * `model` label of the per-model series, index = the `model` argument below), version and
+ * backend: longserve_build_info's labels; all kept by pointer. */
+metrics *metrics_new(const char *const *routes, int nroutes, const char *const *models, int nmodels,
+                     const char *version, const char *backend);
 void metrics_free(metrics *m);
 
 void metrics_request(metrics *m, int route, int http, double seconds);
 void metrics_reject(metrics *m, metrics_reason why);
-void metrics_queue_time(metrics *m, double seconds);
 void metrics_tokenize_time(metrics *m, double seconds);
-void metrics_input_tokens(metrics *m, double tokens);
-void metrics_batch(metrics *m, int requests, double tokens, double cost, double seconds);
-/* Padding tokens over all tokens of one batch (0 .. 1). */
-void metrics_batch_padding(metrics *m, double ratio);
-/* Adds per-op kernel seconds (eng_op_name order; entries past eng_op_count() ignored). */
-void metrics_kernel_seconds(metrics *m, const double *seconds, int n);
 /* One request whose input was truncated. */
 void metrics_truncated(metrics *m);
-/* Generation: the first token's latency; at the end, tokens and the time after the first. */
-void metrics_generation_first_token(metrics *m, double seconds);
-void metrics_generation_done(metrics *m, int tokens, double seconds_after_first);
-void metrics_generated_tokens(metrics *m, int tokens);
-void metrics_set_queue(metrics *m, double depth, double cost);
 void metrics_set_inflight(metrics *m, double n);
-void metrics_set_engine_busy(metrics *m, double n);
 void metrics_set_ready(metrics *m, int ready);
 
-/* The text exposition format (version 0.0.4), malloc'd; NULL when out of memory. */
+/* Per model (an index outside the models given to metrics_new is ignored). */
+void metrics_queue_time(metrics *m, int model, double seconds);
+void metrics_input_tokens(metrics *m, int model, double tokens);
+void metrics_batch(metrics *m, int model, int requests, double tokens, double cost, double seconds);
+/* Padding tokens over all tokens of one batch (0 .. 1). */
+void metrics_batch_padding(metrics *m, int model, double ratio);
 /* A batch's engine time over the time the calibrated cost model predicted for it. */
-void metrics_batch_time_ratio(metrics *m, double actual_over_predicted);
+void metrics_batch_time_ratio(metrics *m, int model, double actual_over_predicted);
+/* Adds per-op kernel seconds (eng_op_name order; entries past eng_op_count() ignored). */
+void metrics_kernel_seconds(metrics *m, int model, const double *seconds, int n);
+/* Generation: the first token's latency; at the end, tokens and the time after the first. */
+void metrics_generation_first_token(metrics *m, int model, double seconds);
+void metrics_generation_done(metrics *m, int model, int tokens, double seconds_after_first);
+void metrics_generated_tokens(metrics *m, int model, int tokens);
+void metrics_set_queue(metrics *m, int model, double depth, double cost);
+void metrics_set_engine_busy(metrics *m, int model, int busy);
 
+/* The text exposition format (version 0.0.4), malloc'd; NULL when out of memory. */
 char *metrics_render(const metrics *m, size_t *len);
 
 #endif

@@ -315,18 +315,69 @@ cJSON *hjson(const hresp *r)
     return j;
 }
 
-/* GET /metrics and the value of one series (exact name with labels), -1 when absent. */
+/* GET /metrics and the value of one series (exact name with labels), -1 when absent; a
+ * name without labels whose samples all have labels gives their sum (PromQL's sum()). */
 double metric(int port, const char *series)
 {
     hresp r;
     hreq(port, "GET", "/metrics", NULL, NULL, &r);
     ck_assert_int_eq(r.status, 200);
-    double v = -1;
+    double v = -1, sum = 0;
+    int nsum = 0;
     size_t n = strlen(series);
-    for (char *l = r.body; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
-        if (strncmp(l, series, n) == 0 && l[n] == ' ') v = strtod(l + n + 1, NULL);
+    for (char *l = r.body; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+        if (strncmp(l, series, n) != 0) continue;
+        if (l[n] == ' ') v = strtod(l + n + 1, NULL);
+        const char *close = l[n] == '{' ? strstr(l + n, "} ") : NULL;
+        if (close && !strchr(series, '{')) {
+            sum += strtod(close + 2, NULL);
+            nsum++;
+        }
+    }
     hresp_free(&r);
-    return v;
+    return v < 0 && nsum ? sum : v;
+}
+
+/* promtool on this machine (PATH), or NULL. */
+static const char *promtool_path(void)
+{
+    static char found[1024];
+    const char *path = getenv("PATH");
+    for (const char *p = path ? path : ""; *p;) {
+        size_t n = strcspn(p, ":");
+        snprintf(found, sizeof found, "%.*s/promtool", (int)n, p);
+        if (n && access(found, X_OK) == 0) return found;
+        p += n + (p[n] == ':');
+    }
+    return NULL;
+}
+
+int promtool_check(int port)
+{
+    const char *tool = promtool_path();
+    if (!tool) {
+        fprintf(stderr, "promtool not installed: `promtool check metrics` skipped\n");
+        return 0;
+    }
+    hresp r;
+    hreq(port, "GET", "/metrics", NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    char in[] = "/tmp/ls-prom-in-XXXXXX", out[] = "/tmp/ls-prom-out-XXXXXX";
+    int fi = mkstemp(in), fo = mkstemp(out);
+    ck_assert(fi >= 0 && fo >= 0);
+    ck_assert(write(fi, r.body, r.len) == (ssize_t)r.len);
+    close(fi);
+    close(fo);
+    hresp_free(&r);
+    char cmd[3200];
+    snprintf(cmd, sizeof cmd, "'%s' check metrics < %s > %s 2>&1", tool, in, out);
+    int rc = system(cmd);
+    char *report = read_file(out);
+    ck_assert_msg(rc == 0, "promtool check metrics failed (%d): %.2000s", rc, report);
+    free(report);
+    unlink(in);
+    unlink(out);
+    return 1;
 }
 
 void wait_metric_at_least(int port, const char *series, double v)

@@ -68,9 +68,13 @@ void hreq(int port, const char *method, const char *path, const char *headers, c
 void post_json(int port, const char *path, cJSON *body, hresp *r);
 /* The body as JSON (it must be). */
 cJSON *hjson(const hresp *r);
-/* GET /metrics and the value of one series (exact name with labels), -1 when absent. */
+/* GET /metrics and the value of one series (exact name with labels), -1 when absent; a
+ * bare name whose samples all carry labels (the per-model series) gives their sum. */
 double metric(int port, const char *series);
 void wait_metric_at_least(int port, const char *series, double v);
+/* Runs `promtool check metrics` on GET /metrics when promtool is on PATH (1), failing the
+ * test on any problem it reports; 0 (with a message) when promtool is not installed. */
+int promtool_check(int port);
 void expect_healthy(int port);
 
 /* ---- bodies and files ---------------------------------------------------------------------- */

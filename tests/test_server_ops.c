@@ -235,7 +235,7 @@ START_TEST(concurrent_clients_batch)
         ck_assert_msg(r.status == 200, "%d: %s", r.status, r.body);
         alone[i] = r.body;
     }
-    double batches0 = metric(s.port, "longserve_batch_size_count");
+    double batches0 = metric(s.port, "longserve_batch_requests_count");
     pthread_barrier_t go;
     pthread_barrier_init(&go, NULL, NCLIENTS);
     client *cs = calloc(NCLIENTS, sizeof *cs);
@@ -264,11 +264,11 @@ START_TEST(concurrent_clients_batch)
     ck_assert_msg(exact == NCLIENTS, "only %d of %d answers byte-identical to alone", exact,
                   NCLIENTS);
     /* 64 requests in fewer batches than requests, and some batch held more than one */
-    double batches = metric(s.port, "longserve_batch_size_count") - batches0;
-    double single = metric(s.port, "longserve_batch_size_bucket{le=\"1\"}");
+    double batches = metric(s.port, "longserve_batch_requests_count") - batches0;
+    double single = metric(s.port, "longserve_batch_requests_bucket{model=\"lf_base\",le=\"1\"}");
     ck_assert_msg(batches >= 1 && batches < NCLIENTS, "%g batches for %d requests", batches,
                   NCLIENTS);
-    ck_assert_msg(metric(s.port, "longserve_batch_size_count") - single >= 1,
+    ck_assert_msg(metric(s.port, "longserve_batch_requests_count") - single >= 1,
                   "no batch held several requests");
     ck_assert_int_eq(metric(s.port, "longserve_requests_total{route=\"v2_infer\",status=\"200\"}"),
                      NCLIENTS + NBODIES);
@@ -544,7 +544,9 @@ START_TEST(loading_then_ready)
         ck_assert(strstr(r.body, "longserve_ready 0\n") != NULL);
         sure++;
     }
+    ck_assert(strstr(r.body, "longserve_batch_requests_count{model=\"lf_f16\"} 0\n") != NULL);
     hresp_free(&r);
+    promtool_check(s.port);
     fprintf(stderr, "loading_then_ready: %d of 5 while-loading checks made\n", sure);
     /* then ready, and serving */
     server_wait_ready(&s);

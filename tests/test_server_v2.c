@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -143,26 +144,63 @@ START_TEST(metadata_routes)
     hreq(s.port, "GET", "/metrics", NULL, NULL, &r);
     ck_assert_int_eq(r.status, 200);
     ck_assert(hheader(&r, "Content-Type", h, sizeof h) && strstr(h, "text/plain"));
-    /* every series exists before it is first used */
-    const char *series[] = {"longserve_requests_total{route=\"v2_infer\",status=\"429\"} 0",
-                            "longserve_rejected_requests_total{reason=\"queue_full\"} 0",
-                            "# TYPE longserve_request_duration_seconds histogram",
-                            "# TYPE longserve_queue_duration_seconds histogram",
-                            "# TYPE longserve_inference_duration_seconds histogram",
-                            "# TYPE longserve_input_tokens histogram",
-                            "# TYPE longserve_batch_size histogram",
-                            "# TYPE longserve_batch_tokens histogram",
-                            "# TYPE longserve_batch_padding_ratio histogram",
-                            "longserve_batch_padding_ratio_count 0",
-                            "longserve_truncated_requests_total 0",
-                            "longserve_kernel_seconds_total{op=\"linear\"} 0",
-                            "longserve_kernel_seconds_total{op=\"window_attn\"} 0",
-                            "longserve_kernel_seconds_total{op=\"global_attn\"} 0",
-                            "longserve_queue_depth 0",
-                            "longserve_ready 1"};
+    /* every series exists before it is first used, the per-model ones for each model */
+    const char *series[] = {
+        "longserve_requests_total{route=\"v2_infer\",status=\"429\"} 0",
+        "longserve_rejected_requests_total{reason=\"queue_full\"} 0",
+        "# TYPE longserve_request_duration_seconds histogram",
+        "# TYPE longserve_queue_duration_seconds histogram",
+        "# TYPE longserve_inference_duration_seconds histogram",
+        "# TYPE longserve_input_tokens histogram",
+        "# TYPE longserve_batch_requests histogram",
+        "# TYPE longserve_batch_tokens histogram",
+        "# TYPE longserve_batch_padding_ratio histogram",
+        "longserve_truncated_requests_total 0",
+        "longserve_ready 1",
+        "# TYPE longserve_build_info gauge\nlongserve_build_info{version=\"",
+        "\",backend=\"cpu\"} 1\n",
+        "# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total ",
+        "# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes ",
+        "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds ",
+        "# TYPE process_virtual_memory_bytes gauge",
+        "# TYPE process_open_fds gauge",
+    };
     for (size_t i = 0; i < sizeof series / sizeof series[0]; i++)
         ck_assert_msg(strstr(r.body, series[i]) != NULL, "/metrics lacks '%s'", series[i]);
+    static const char *const per_model[] = {
+        "longserve_queue_duration_seconds_count{model=\"%s\"} 0",
+        "longserve_inference_duration_seconds_bucket{model=\"%s\",le=\"0.0001\"} 0",
+        "longserve_input_tokens_sum{model=\"%s\"} 0",
+        "longserve_batch_requests_count{model=\"%s\"} 0",
+        "longserve_batch_tokens_count{model=\"%s\"} 0",
+        "longserve_batch_cost_count{model=\"%s\"} 0",
+        "longserve_batch_padding_ratio_count{model=\"%s\"} 0",
+        "longserve_batch_time_ratio_count{model=\"%s\"} 0",
+        "longserve_generation_time_to_first_token_seconds_count{model=\"%s\"} 0",
+        "longserve_generation_time_per_output_token_seconds_count{model=\"%s\"} 0",
+        "longserve_generated_tokens_total{model=\"%s\"} 0",
+        "longserve_kernel_seconds_total{model=\"%s\",op=\"linear\"} 0",
+        "longserve_kernel_seconds_total{model=\"%s\",op=\"window_attn\"} 0",
+        "longserve_kernel_seconds_total{model=\"%s\",op=\"global_attn\"} 0",
+        "longserve_queued_requests{model=\"%s\"} 0",
+        "longserve_queued_cost{model=\"%s\"} 0",
+        "longserve_engine_busy{model=\"%s\"} 0",
+    };
+    static const char *const models[] = {"lf_base", "lf_qa", "lf_seqcls"};
+    for (size_t k = 0; k < 3; k++)
+        for (size_t i = 0; i < sizeof per_model / sizeof per_model[0]; i++) {
+            char want[200];
+            snprintf(want, sizeof want, per_model[i], models[k]);
+            ck_assert_msg(strstr(r.body, want) != NULL, "/metrics lacks '%s'", want);
+        }
+    /* the process series hold this process's numbers */
+    ck_assert(metric(s.port, "process_resident_memory_bytes") > 1e6);
+    ck_assert(metric(s.port, "process_cpu_seconds_total") > 0);
+    const double start = metric(s.port, "process_start_time_seconds");
+    ck_assert_msg(start > (double)time(NULL) - 600 && start <= (double)time(NULL) + 1,
+                  "process_start_time_seconds %.3f, now %lld", start, (long long)time(NULL));
     hresp_free(&r);
+    promtool_check(s.port);
 
     /* every route is written down in proto/openapi.yaml */
     char dir[512], path[700];
@@ -232,17 +270,35 @@ START_TEST(v2_infer_equals_runner)
     }
     /* the batches' metrics are in before their responses go out: the engine spent time
      * in its kernels, and the padded cases (attention_mask 0) landed above the 0 bucket */
-    ck_assert(metric(s.port, "longserve_kernel_seconds_total{op=\"linear\"}") > 0);
-    ck_assert(metric(s.port, "longserve_kernel_seconds_total{op=\"window_attn\"}") > 0);
-    ck_assert(metric(s.port, "longserve_kernel_seconds_total{op=\"embed\"}") > 0);
+    static const char *const models[] = {"lf_base", "lf_qa", "lf_seqcls"};
+    static const int nbatches[] = {3, 2, 2}; /* each model's cases above */
+    double unpadded = 0;
+    for (int k = 0; k < 3; k++) {
+        char name[160];
+        static const char *const ops[] = {"linear", "window_attn", "embed"};
+        for (int o = 0; o < 3; o++) {
+            snprintf(name, sizeof name, "longserve_kernel_seconds_total{model=\"%s\",op=\"%s\"}",
+                     models[k], ops[o]);
+            ck_assert_msg(metric(s.port, name) > 0, "%s is 0", name);
+        }
+        snprintf(name, sizeof name, "longserve_batch_padding_ratio_count{model=\"%s\"}", models[k]);
+        ck_assert_msg(metric(s.port, name) == nbatches[k], "%s: %g", name, metric(s.port, name));
+        snprintf(name, sizeof name, "longserve_batch_padding_ratio_bucket{model=\"%s\",le=\"1\"}",
+                 models[k]);
+        ck_assert(metric(s.port, name) == nbatches[k]);
+        snprintf(name, sizeof name, "longserve_batch_padding_ratio_bucket{model=\"%s\",le=\"0\"}",
+                 models[k]);
+        unpadded += metric(s.port, name);
+        snprintf(name, sizeof name, "longserve_input_tokens_count{model=\"%s\"}", models[k]);
+        ck_assert(metric(s.port, name) == nbatches[k]);
+    }
     const double nb = sizeof cases / sizeof cases[0];
-    ck_assert(metric(s.port, "longserve_batch_padding_ratio_count") == nb);
-    double unpadded = metric(s.port, "longserve_batch_padding_ratio_bucket{le=\"0\"}");
+    ck_assert(metric(s.port, "longserve_batch_padding_ratio_count") == nb); /* summed */
     ck_assert_msg(unpadded >= 1 && unpadded < nb, "%g of %g batches without padding", unpadded, nb);
-    ck_assert(metric(s.port, "longserve_batch_padding_ratio_bucket{le=\"1\"}") == nb);
     double sum = metric(s.port, "longserve_batch_padding_ratio_sum");
     ck_assert(sum > 0 && sum < nb);
     ck_assert(metric(s.port, "longserve_truncated_requests_total") == 0);
+    promtool_check(s.port); /* with observations in the buckets */
     ck_assert_int_eq(server_stop(&s, 30), 0);
 }
 END_TEST
