@@ -24,7 +24,7 @@ enum {
       "NAME=DIR: serve the Hugging Face model directory DIR as NAME (repeatable; NAME defaults to DIR's last component)") \
     X("hostname",                    hostname,                OPT_STR,  0,    0,           "0.0.0.0", 0,          "address to listen on") \
     X("port",                        port,                    OPT_INT,  0,    65535,       "3000",    0,          "TCP port; 0 binds an ephemeral port, logged as 'listening on HOST:PORT'") \
-    X("port-file",                   port_file,               OPT_STR,  0,    0,           "",        OPT_NOINFO, "write the bound port to this file once listening") \
+    X("port-file",                   port_file,               OPT_STR,  0,    0,           "",        OPT_NOINFO, "write the bound port to this file once listening (before the models load: /ready says when they have)") \
     X("max-batch-tokens",            max_batch_tokens,        OPT_INT,  1,    1 << 24,     "16384",   0,          "a batch closes when it holds this many tokens") \
     X("max-batch-cost",              max_batch_cost,          OPT_INT,  0,    1LL << 50,   "0",       0,          "a batch closes at this attention-aware cost (0: max-batch-tokens at the model's window, no global tokens)") \
     X("max-batch-requests",          max_batch_requests,      OPT_INT,  1,    4096,        "64",      0,          "a batch closes when it holds this many requests") \
