@@ -69,7 +69,15 @@ static int srv__model_init(void *arg, char *err, size_t errlen)
                      "after torch.manual_seed(%d), one stream per sequence, layer after layer",
                      in->num_hashes, ENG_DEFAULT_HASH_SEED);
         m->task = m->info.can_generate ? "text-generation" : eng_head_task(m->info.head);
-        m->tm = (txt_model){.name = m->name, .info = &m->info, .tok = eng_model_tokenizer(m->m)};
+        int na = 0;
+        for (int a = 0; a < o->naliases; a++)
+            if (o->served_model_name[a].model == (int)(m - m->srv->models))
+                m->alias[na++] = o->served_model_name[a].alias;
+        m->tm = (txt_model){.name = m->name,
+                            .info = &m->info,
+                            .tok = eng_model_tokenizer(m->m),
+                            .aliases = m->alias,
+                            .naliases = na};
         st = srv__warmup(m, err, errlen);
     }
     if (!st) return 0;
