@@ -683,6 +683,9 @@ static ls_status tok__encode_text(const tok_tokenizer *t, const char *text, size
                 continue;
             }
             if (t->norm && tok__normalize(t->norm, &q->a, &s, md)) return tok__oom(err, errlen);
+            /* HF slices the normalized piece again: its original span is now that of the
+             * text left (Strip moves it; Metaspace's "first" scheme reads it) */
+            if (s.len) s.os = q->a.al[s.off].s, s.oe = q->a.al[s.off + s.len - 1].e;
             if (t->has_group[1]) {
                 if (tok__added_split(t, 1, &q->a, &s, &q->tmp, md)) return tok__oom(err, errlen);
             } else if (s.len && tok__splits_push(&q->tmp, s)) {
