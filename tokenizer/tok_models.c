@@ -261,11 +261,6 @@ static ls_status tok__build_bpe(tok__model *m, const tj_model *j, char *err, siz
         int l = tok__enc(bc[b], s);
         m->byte_ids[b] = tok__map_get(&m->vocab, s, (size_t)l);
     }
-    for (int b = 0; b < 256; b++) {
-        char s[8];
-        snprintf(s, sizeof s, "<0x%02X>", b);
-        m->byte_fallback_ids[b] = tok__map_get(&m->vocab, s, 6);
-    }
     m->cache = tok__cache_new();
     if (!m->cache) return ls_fail(err, errlen, LS_ERR_NOMEM, "BPE: out of memory");
     return LS_OK;
@@ -290,6 +285,11 @@ ls_status tok__model_build(tok_tokenizer *t, char *err, size_t errlen)
         if (l > m->max_tok_len) m->max_tok_len = l;
     }
     m->n_ids = max_id + 1;
+    for (int b = 0; b < 256; b++) { /* byte_fallback's <0xXX> tokens (BPE, Unigram) */
+        char s[8];
+        snprintf(s, sizeof s, "<0x%02X>", b);
+        m->byte_fallback_ids[b] = tok__map_get(&m->vocab, s, 6);
+    }
     m->id2tok = calloc((size_t)m->n_ids + 1, sizeof *m->id2tok);
     m->id2len = calloc((size_t)m->n_ids + 1, sizeof *m->id2len);
     if (!m->id2tok || !m->id2len)
