@@ -1,7 +1,7 @@
-/* The models that turn one pre-tokenized word into ids: WordPiece (greedy longest match
- * over two hash maps, so "##" never has to be glued on), BPE (merge ranks in a hash map,
- * a binary heap over a linked list of symbols, a per-word cache) and Unigram (Viterbi
- * over a byte trie of the pieces). */
+/* The models that turn one pre-tokenized word into ids: WordLevel (the word or unk),
+ * WordPiece (greedy longest match over two hash maps, so "##" never has to be glued on), BPE (merge
+ * ranks in a hash map, a binary heap over a linked list of symbols, a per-word cache) and Unigram
+ * (Viterbi over a byte trie of the pieces). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -327,6 +327,9 @@ ls_status tok__model_build(tok_tokenizer *t, char *err, size_t errlen)
     case TJ_MODEL_UNIGRAM:
         m->unk_id = j->unk_id;
         return tok__build_unigram(m, j, err, errlen);
+    case TJ_MODEL_WORDLEVEL: /* a missing unk_token fails at the first unknown word, as in HF */
+        m->unk_id = tok__map_get(&m->vocab, j->unk_token, strlen(j->unk_token));
+        return LS_OK;
     case TJ_MODEL_BYTES:
         return LS_OK;
     }
@@ -692,6 +695,15 @@ ls_status tok__model_tokenize(const tok_tokenizer *t, const char *s, size_t n, t
     case TJ_MODEL_UNIGRAM:
         rc = tok__unigram(m, j, s, n, out, err, errlen);
         break;
+    case TJ_MODEL_WORDLEVEL: {
+        int32_t id = tok__map_get(&m->vocab, s, n);
+        if (id < 0) id = m->unk_id;
+        if (id < 0)
+            return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                           "WordLevel: unk_token \"%s\" is not in the vocabulary", j->unk_token);
+        rc = tok__push(out, id, 0, n, 0);
+        break;
+    }
     case TJ_MODEL_BYTES:
         break;
     }
