@@ -19,7 +19,8 @@
     X(LS_ERR_INVALID_INPUT,     -7, "invalid input")                                   \
     X(LS_ERR_TOO_LARGE,         -8, "input too large")                                 \
     X(LS_ERR_DEVICE,            -9, "device error")                                    \
-    X(LS_ERR_INTERNAL,         -10, "internal error")
+    X(LS_ERR_INTERNAL,         -10, "internal error")                                \
+    X(LS_ERR_NOT_FOUND,        -11, "not found")
 // clang-format on
 
 typedef enum {

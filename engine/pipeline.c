@@ -80,15 +80,17 @@ static int eng__score_desc(const void *a, const void *b)
     return (x->label > y->label) - (x->label < y->label);
 }
 
-ls_status eng_pipe_classify(const float *logits, int L, int raw, eng_pipe_score *out, char *err,
+ls_status eng_pipe_classify(const float *logits, int L, int fn, eng_pipe_score *out, char *err,
                             size_t errlen)
 {
     float *p = eng__pipe_scratch((size_t)L, err, errlen);
     if (!p) return LS_ERR_NOMEM;
-    if (raw)
+    if (fn == ENG_PIPE_FN_DEFAULT) fn = L == 1 ? ENG_PIPE_FN_SIGMOID : ENG_PIPE_FN_SOFTMAX;
+    if (fn == ENG_PIPE_FN_NONE)
         memcpy(p, logits, (size_t)L * sizeof *p);
-    else if (L == 1)
-        p[0] = 1.0f / (1.0f + expf(-logits[0]));
+    else if (fn == ENG_PIPE_FN_SIGMOID)
+        for (int k = 0; k < L; k++)
+            p[k] = 1.0f / (1.0f + expf(-logits[k]));
     else
         eng_pipe_softmax(logits, L, p);
     for (int k = 0; k < L; k++)
@@ -96,6 +98,18 @@ ls_status eng_pipe_classify(const float *logits, int L, int raw, eng_pipe_score 
     qsort(out, (size_t)L, sizeof *out, eng__score_desc);
     free(p);
     return LS_OK;
+}
+
+float eng_pipe_cosine(const float *a, const float *b, int H)
+{
+    double aa = 0, bb = 0, ab = 0;
+    for (int d = 0; d < H; d++) {
+        aa += (double)a[d] * a[d];
+        bb += (double)b[d] * b[d];
+        ab += (double)a[d] * b[d];
+    }
+    const double na = sqrt(aa) > 1e-12 ? sqrt(aa) : 1e-12, nb = sqrt(bb) > 1e-12 ? sqrt(bb) : 1e-12;
+    return (float)(ab / (na * nb));
 }
 
 ls_status eng_pipe_token_classify(const float *logits, int n, int L, const uint8_t *special,

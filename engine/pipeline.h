@@ -38,11 +38,17 @@ typedef struct {
     float score; /* probability, or the raw logit */
 } eng_pipe_score;
 
-/* Sequence classification (text-classification pipeline): the L logits' scores, sigmoid
- * for one label, softmax for more, the logits themselves when raw; sorted by score, best
- * first (equal scores keep label order, as Python's stable sort). */
-ls_status eng_pipe_classify(const float *logits, int L, int raw, eng_pipe_score *out, char *err,
+/* Sequence classification (text-classification pipeline): the L logits' scores by fn
+ * (its function_to_apply): ENG_PIPE_FN_DEFAULT sigmoid for one label, softmax for more;
+ * ENG_PIPE_FN_NONE the logits themselves (TEI's raw_scores); sorted by score, best first
+ * (equal scores keep label order, as Python's stable sort). */
+enum { ENG_PIPE_FN_DEFAULT, ENG_PIPE_FN_NONE, ENG_PIPE_FN_SIGMOID, ENG_PIPE_FN_SOFTMAX };
+ls_status eng_pipe_classify(const float *logits, int L, int fn, eng_pipe_score *out, char *err,
                             size_t errlen);
+
+/* Cosine similarity of two H-vectors, as sentence-transformers' cos_sim: each normalised
+ * (torch.nn.functional.normalize), then the dot product (double accumulators). */
+float eng_pipe_cosine(const float *a, const float *b, int H);
 
 typedef struct {
     int index;   /* the token's position */

@@ -215,16 +215,22 @@ static tj_prepend_scheme tj__prepend(tj__ctx *c, const cJSON *o, const char *pat
     return tj__bool(c, o, path, "add_prefix_space", 1) ? TJ_PREPEND_ALWAYS : TJ_PREPEND_NEVER;
 }
 
-/* exactly one UTF-8 character */
-static const char *tj__replacement(tj__ctx *c, const cJSON *o, const char *path)
+/* exactly one UTF-8 character; def when absent (NULL: required) */
+static const char *tj__char(tj__ctx *c, const cJSON *o, const char *path, const char *key,
+                            const char *def)
 {
-    const char *r = tj__str(c, o, path, "replacement", 0);
-    if (!r) return c->st ? NULL : "\xe2\x96\x81"; /* U+2581 */
+    const char *r = tj__str(c, o, path, key, def == NULL);
+    if (!r) return c->st ? NULL : def;
     size_t n = strlen(r);
     unsigned char b = (unsigned char)r[0];
     size_t want = b < 0x80 ? 1 : b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 0;
-    if (n == 0 || n != want) tj__fail(c, path, "\"replacement\" must be one character");
+    if (n == 0 || n != want) tj__fail(c, path, "\"%s\" must be one character", key);
     return r;
+}
+
+static const char *tj__replacement(tj__ctx *c, const cJSON *o, const char *path)
+{
+    return tj__char(c, o, path, "replacement", "\xe2\x96\x81"); /* U+2581 */
 }
 
 /* ---- normalizers ------------------------------------------------------------------------ */
@@ -304,6 +310,10 @@ static void tj__normalizer(tj__ctx *c, const cJSON *o, const char *path, tj_norm
         n->type = TJ_NORM_PRECOMPILED;
         const char *b64 = tj__str(c, o, path, "precompiled_charsmap", 0);
         if (b64) tj__base64(c, b64, path, &n->charsmap, &n->charsmap_len);
+    } else if (!strcmp(t, "Nmt")) {
+        n->type = TJ_NORM_NMT;
+    } else if (!strcmp(t, "ByteLevel")) {
+        n->type = TJ_NORM_BYTE_LEVEL;
     } else if (!strcmp(t, "Sequence")) {
         n->type = TJ_NORM_SEQUENCE;
         const cJSON *a = tj__array(c, o, path, "normalizers");
@@ -354,6 +364,15 @@ static void tj__pretok(tj__ctx *c, const cJSON *o, const char *path, tj_pretok *
     } else if (!strcmp(t, "Digits")) {
         p->type = TJ_PRE_DIGITS;
         p->individual_digits = tj__bool(c, o, path, "individual_digits", 0);
+    } else if (!strcmp(t, "UnicodeScripts")) {
+        p->type = TJ_PRE_UNICODE_SCRIPTS;
+    } else if (!strcmp(t, "CharDelimiterSplit")) {
+        p->type = TJ_PRE_CHAR_DELIMITER;
+        p->delimiter = tj__char(c, o, path, "delimiter", NULL);
+    } else if (!strcmp(t, "FixedLength")) {
+        p->type = TJ_PRE_FIXED_LENGTH;
+        p->length = tj__int(c, o, path, "length", 5);
+        if (!c->st && p->length < 1) tj__fail(c, path, "\"length\" must be at least 1");
     } else if (!strcmp(t, "Sequence")) {
         p->type = TJ_PRE_SEQUENCE;
         const cJSON *a = tj__array(c, o, path, "pretokenizers");
@@ -545,7 +564,16 @@ static void tj__model(tj__ctx *c, const cJSON *o, tj_model *m)
         m->fuse_unk = tj__bool(c, o, "model", "fuse_unk", 0);
         m->byte_fallback = tj__bool(c, o, "model", "byte_fallback", 0);
         m->ignore_merges = tj__bool(c, o, "model", "ignore_merges", 0);
-        m->has_dropout = tj__get(o, "dropout") != NULL;
+        /* null and 0.0 are both "no dropout" (HF then never skips a merge) */
+        const cJSON *dr = tj__get(o, "dropout");
+        if (dr && (!cJSON_IsNumber(dr) || dr->valuedouble < 0 || dr->valuedouble > 1))
+            tj__fail(c, "model", "\"dropout\" must be null or a number in [0, 1]");
+        m->has_dropout = dr && cJSON_IsNumber(dr) && dr->valuedouble > 0;
+    } else if (!strcmp(t, "WordLevel")) {
+        m->type = TJ_MODEL_WORDLEVEL;
+        tj__vocab_map(c, vocab, m);
+        m->unk_token = tj__str(c, o, "model", "unk_token", 0);
+        if (!m->unk_token && !c->st) m->unk_token = "<unk>";
     } else if (!strcmp(t, "Unigram")) {
         m->type = TJ_MODEL_UNIGRAM;
         if (!cJSON_IsArray(vocab)) {
@@ -559,7 +587,8 @@ static void tj__model(tj__ctx *c, const cJSON *o, tj_model *m)
             tj__fail(c, "model", "\"unk_id\" %d is outside the vocabulary (%d pieces)", m->unk_id,
                      m->n_vocab);
     } else {
-        c->st = ls_fail(c->err, c->errlen, LS_ERR_UNSUPPORTED, "%s: model type \"%s\"", c->file, t);
+        c->st = ls_fail(c->err, c->errlen, LS_ERR_UNSUPPORTED, "%s: model.type: model \"%s\"",
+                        c->file, t);
     }
 }
 
@@ -712,9 +741,6 @@ static void tj__decoder(tj__ctx *c, const cJSON *o, const char *path, tj_decoder
         d->type = TJ_DEC_REPLACE;
         tj__pattern(c, o, path, &d->pattern);
         d->content = tj__str(c, o, path, "content", 1);
-        if (!c->st && d->pattern.kind != TJ_PAT_STRING)
-            c->st = ls_fail(c->err, c->errlen, LS_ERR_UNSUPPORTED,
-                            "%s: %s: Replace decoder with a regex pattern", c->file, path);
     } else if (!strcmp(t, "ByteFallback")) {
         d->type = TJ_DEC_BYTE_FALLBACK;
     } else if (!strcmp(t, "Fuse")) {
@@ -726,6 +752,17 @@ static void tj__decoder(tj__ctx *c, const cJSON *o, const char *path, tj_decoder
         d->stop = tj__int(c, o, path, "stop", 0);
         if (!c->st && (d->start < 0 || d->stop < 0))
             tj__fail(c, path, "\"start\" and \"stop\" must not be negative");
+    } else if (!strcmp(t, "CTC")) {
+        d->type = TJ_DEC_CTC;
+        d->pad_token = tj__str(c, o, path, "pad_token", 0);
+        if (!d->pad_token && !c->st) d->pad_token = "<pad>";
+        d->word_delimiter = tj__str(c, o, path, "word_delimiter_token", 0);
+        if (!d->word_delimiter && !c->st) d->word_delimiter = "|";
+        d->cleanup = tj__bool(c, o, path, "cleanup", 1);
+    } else if (!strcmp(t, "BPEDecoder")) {
+        d->type = TJ_DEC_BPE;
+        d->suffix = tj__str(c, o, path, "suffix", 0);
+        if (!d->suffix && !c->st) d->suffix = "</w>";
     } else if (!strcmp(t, "Sequence")) {
         d->type = TJ_DEC_SEQUENCE;
         const cJSON *a = tj__array(c, o, path, "decoders");

@@ -43,6 +43,8 @@ typedef enum {
     TJ_NORM_PREPEND,
     TJ_NORM_STRIP,
     TJ_NORM_PRECOMPILED,
+    TJ_NORM_NMT,
+    TJ_NORM_BYTE_LEVEL,
     TJ_NORM_SEQUENCE,
 } tj_norm_type;
 
@@ -70,6 +72,9 @@ typedef enum {
     TJ_PRE_SPLIT,
     TJ_PRE_PUNCTUATION,
     TJ_PRE_DIGITS,
+    TJ_PRE_UNICODE_SCRIPTS,
+    TJ_PRE_CHAR_DELIMITER,
+    TJ_PRE_FIXED_LENGTH,
     TJ_PRE_SEQUENCE,
 } tj_pre_type;
 
@@ -83,29 +88,37 @@ typedef struct tj_pretok {
     tj_split_behavior behavior;       /* Split, Punctuation */
     int invert;                       /* Split */
     int individual_digits;            /* Digits */
+    const char *delimiter;            /* CharDelimiterSplit: one character, UTF-8 */
+    int length;                       /* FixedLength: characters per split */
     struct tj_pretok *items;          /* Sequence */
     int n_items;
 } tj_pretok;
 
 /* ---- models ----------------------------------------------------------------------------- */
 
-typedef enum { TJ_MODEL_WORDPIECE, TJ_MODEL_BPE, TJ_MODEL_UNIGRAM, TJ_MODEL_BYTES } tj_model_type;
+typedef enum {
+    TJ_MODEL_WORDPIECE,
+    TJ_MODEL_BPE,
+    TJ_MODEL_UNIGRAM,
+    TJ_MODEL_BYTES,
+    TJ_MODEL_WORDLEVEL,
+} tj_model_type;
 
 typedef struct {
     tj_model_type type;
-    /* WordPiece, BPE: vocab[i] has id ids[i]; Unigram: vocab[i] is piece i, scores[i] */
+    /* WordPiece, BPE, WordLevel: vocab[i] has id ids[i]; Unigram: piece i, scores[i] */
     const char **vocab;
     int32_t *ids;
     double *scores;
     int n_vocab;
     const char **merges; /* BPE: 2*n_merges strings, left then right, by rank */
     int n_merges;
-    const char *unk_token;                 /* WordPiece, BPE; NULL if none */
+    const char *unk_token;                 /* WordPiece, BPE, WordLevel; NULL if none */
     const char *continuing_subword_prefix; /* WordPiece ("##"), BPE (NULL if none) */
     const char *end_of_word_suffix;        /* BPE, NULL if none */
     int max_input_chars_per_word;          /* WordPiece */
     int fuse_unk, byte_fallback, ignore_merges;
-    int has_dropout; /* BPE dropout given (not supported by the engine) */
+    int has_dropout; /* BPE dropout above 0 given (random: not supported by the engine) */
     int unk_id;      /* Unigram: -1 if none */
     int byte_offset; /* bytes: id = byte + byte_offset */
 } tj_model;
@@ -164,13 +177,17 @@ typedef enum {
     TJ_DEC_BYTE_FALLBACK,
     TJ_DEC_FUSE,
     TJ_DEC_STRIP,
+    TJ_DEC_CTC,
+    TJ_DEC_BPE,
     TJ_DEC_SEQUENCE,
 } tj_dec_type;
 
 typedef struct tj_decoder {
     tj_dec_type type;
-    const char *prefix; /* WordPiece */
-    int cleanup;        /* WordPiece */
+    const char *prefix;                     /* WordPiece */
+    int cleanup;                            /* WordPiece, CTC */
+    const char *pad_token, *word_delimiter; /* CTC */
+    const char *suffix;                     /* BPEDecoder */
     const char *replacement;
     tj_prepend_scheme prepend_scheme; /* Metaspace */
     tj_pattern pattern;               /* Replace */

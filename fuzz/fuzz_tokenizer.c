@@ -1,6 +1,6 @@
-/* Fuzz target: random bytes through every tokenizer type (WordPiece, byte-level BPE,
- * Unigram, the extra pipelines, bytes). Byte 0 picks the options, 0xFE splits text from
- * pair. Encoding must succeed or refuse the input as invalid (bad UTF-8); offsets must be
+/* Fuzz target: random bytes through every tokenizer type (WordPiece, WordLevel, byte-level
+ * BPE, Unigram, the extra and component pipelines, bytes). Byte 0 picks the options, 0xFE splits
+ * text from pair. Encoding must succeed or refuse the input as invalid (bad UTF-8); offsets must be
  * ordered; decoding any ids, valid or not, must not fail. */
 #include <stdint.h>
 #include <stdio.h>
@@ -16,8 +16,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
         if (!(c)) abort();                                                                         \
     } while (0)
 
-static const char *const names[] = {"minilm",     "wordpiece_cased", "bpe_roberta", "unigram_sp",
-                                    "unigram_t5", "bpe_extras",      "bpe_split",   "bytes_enwik8"};
+static const char *const names[] = {
+    "minilm", "wordpiece_cased", "bpe_roberta", "unigram_sp", "unigram_t5", "bpe_extras",
+    "bpe_split", "bytes_enwik8",
+    /* tools/make_tokenizer_component_fixtures.py: the remaining components */
+    "components/wordlevel_scripts", "components/wordlevel_ctc", "components/wordlevel_fixed",
+    "components/bpe_bytenorm", "components/unigram_first", "components/unigram_bytes",
+    "components/wordpiece_opts", "components/bpe_suffix", "components/bpe_fallback"};
 enum { NTOK = sizeof names / sizeof names[0] };
 static tok_tokenizer *toks[NTOK];
 

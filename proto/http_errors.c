@@ -16,6 +16,12 @@ static const struct {
 #undef HERR__ROW
 };
 
+herr_kind herr_from_status_in(ls_status st, herr_family fam)
+{
+    if (st == LS_ERR_NOT_FOUND && fam == HERR_FAM_OPENAI) return HERR_MODEL_NOT_FOUND;
+    return herr_from_status(st);
+}
+
 herr_kind herr_from_status(ls_status st)
 {
     switch (st) {
@@ -25,6 +31,7 @@ herr_kind herr_from_status(ls_status st)
         return HERR_TOO_LARGE;
     case LS_ERR_INVALID_INPUT:
     case LS_ERR_UNSUPPORTED:
+    case LS_ERR_NOT_FOUND:
         return HERR_INVALID;
     default: /* the server's own failures: memory, files, device, bugs */
         return HERR_INTERNAL;

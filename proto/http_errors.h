@@ -25,6 +25,7 @@ typedef enum {
     X(HERR_BAD_REQUEST,      400, "validation",    "invalid_request_error",     "invalid_request")  \
     X(HERR_UNAUTHORIZED,     401, "unauthorized",  "authentication_error",      "invalid_api_key")  \
     X(HERR_NOT_FOUND,        404, "not_found",     "invalid_request_error",     "not_found")        \
+    X(HERR_MODEL_NOT_FOUND,  404, "not_found",     "invalid_request_error",     "model_not_found")  \
     X(HERR_METHOD,           405, "validation",    "invalid_request_error",     "method_not_allowed") \
     X(HERR_TOO_LARGE,        413, "payload_limit", "invalid_request_error",     "payload_too_large") \
     X(HERR_INVALID,          422, "validation",    "invalid_request_error",     "invalid_input")    \
@@ -41,8 +42,11 @@ typedef enum {
         HERR_COUNT
 } herr_kind;
 
-/* The edge's kind for an engine/codec status: the one place a status gets an HTTP code. */
+/* The edge's kind for an engine/codec status: the one place a status gets an HTTP code.
+ * A model a body names that is not served (LS_ERR_NOT_FOUND) is 404 model_not_found in
+ * OpenAI's family, as its clients expect, and 422 in the others (DESIGN §4). */
 herr_kind herr_from_status(ls_status st);
+herr_kind herr_from_status_in(ls_status st, herr_family fam);
 int herr_http(herr_kind k);
 /* Short snake_case reason, for metrics labels and logs ("overloaded", "not_found", ...). */
 const char *herr_reason(herr_kind k);

@@ -185,6 +185,14 @@ char *hm_status(const char *status, size_t *len)
     return hm__finish(r, ok, len);
 }
 
+static int hm__openai_model(cJSON *o, const char *id, long long created)
+{
+    return o && cJSON_AddStringToObject(o, "id", id) &&
+           cJSON_AddStringToObject(o, "object", "model") &&
+           cJSON_AddNumberToObject(o, "created", (double)created) &&
+           cJSON_AddStringToObject(o, "owned_by", "longserve");
+}
+
 char *hm_openai_models(const hm_model *ms, int n, long long created, size_t *len)
 {
     cJSON *r = cJSON_CreateObject();
@@ -192,13 +200,16 @@ char *hm_openai_models(const hm_model *ms, int n, long long created, size_t *len
     int ok = d && cJSON_AddStringToObject(r, "object", "list");
     for (int i = 0; ok && i < n; i++) {
         cJSON *o = cJSON_CreateObject();
-        ok = o && cJSON_AddItemToArray(d, o) && cJSON_AddStringToObject(o, "id", ms[i].name) &&
-             cJSON_AddStringToObject(o, "object", "model") &&
-             cJSON_AddNumberToObject(o, "created", (double)created) &&
-             cJSON_AddStringToObject(o, "owned_by", "longserve");
+        ok = o && cJSON_AddItemToArray(d, o) && hm__openai_model(o, ms[i].name, created);
         if (!o) break;
     }
     return hm__finish(r, ok, len);
+}
+
+char *hm_openai_model(const char *id, long long created, size_t *len)
+{
+    cJSON *r = cJSON_CreateObject();
+    return hm__finish(r, hm__openai_model(r, id, created), len);
 }
 
 static int hm__model_info(cJSON *o, const hm_model *m)

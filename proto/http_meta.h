@@ -80,6 +80,8 @@ char *hm_v2_repository_index(const hm_model *ms, int n, size_t *len);
 char *hm_status(const char *status, size_t *len);
 /* /v1/models: {"object":"list","data":[{"id","object":"model","created","owned_by"}]} */
 char *hm_openai_models(const hm_model *ms, int n, long long created, size_t *len);
+/* /v1/models/{id}: {"id","object":"model","created","owned_by"} */
+char *hm_openai_model(const char *id, long long created, size_t *len);
 /* /info: the fields (configuration), then "version", then "models": [...]; the first
  * model's identity is also given at the top level as TEI does (model_id, max_input_length). */
 char *hm_info(const hm_field *fields, int nfields, const char *version, const hm_model *ms, int n,

@@ -361,6 +361,9 @@ static ls_status tei__route(tei_request *r, const cJSON *root, int max_inputs, c
     ls_status st = LS_OK;
     switch (r->kind) {
     case TEI_EMBED:
+        if ((st = tei__int(root, "dimensions", 1, 1 << 24, &r->dimensions, err, errlen))) return st;
+        return tei__texts(r, cJSON_GetObjectItemCaseSensitive(root, "inputs"), "inputs", 1, 0,
+                          max_inputs, err, errlen);
     case TEI_EMBED_ALL:
         return tei__texts(r, cJSON_GetObjectItemCaseSensitive(root, "inputs"), "inputs", 1, 0,
                           max_inputs, err, errlen);
@@ -373,25 +376,88 @@ static ls_status tei__route(tei_request *r, const cJSON *root, int max_inputs, c
                 return tei__bad(err, errlen, "%s must be \"float\" or \"base64\"",
                                 "`encoding_format`");
         }
-        const cJSON *d = cJSON_GetObjectItemCaseSensitive(root, "dimensions");
-        if (d && !cJSON_IsNull(d))
-            return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
-                           "`dimensions` is not supported: embeddings have the model's hidden "
-                           "size");
+        if ((st = tei__int(root, "dimensions", 1, 1 << 24, &r->dimensions, err, errlen))) return st;
         return tei__texts(r, cJSON_GetObjectItemCaseSensitive(root, "input"), "input", 1, 0,
                           max_inputs, err, errlen);
     }
-    case TEI_PREDICT:
+    case TEI_PREDICT: {
         st = tei__bool(root, "raw_scores", &r->raw_scores, err, errlen);
+        if (!st) st = tei__int(root, "top_k", 1, 1 << 20, &r->top_k, err, errlen);
+        const cJSON *f = cJSON_GetObjectItemCaseSensitive(root, "function_to_apply");
+        if (!st && f && !cJSON_IsNull(f)) {
+            static const char *const fns[] = {"none", "sigmoid", "softmax"};
+            r->fn = TEI_FN_DEFAULT;
+            for (int i = 0; cJSON_IsString(f) && i < 3; i++)
+                if (strcmp(f->valuestring, fns[i]) == 0) r->fn = (tei_fn)(TEI_FN_NONE + i);
+            if (r->fn == TEI_FN_DEFAULT)
+                return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                               "`function_to_apply` must be \"softmax\", \"sigmoid\" or \"none\"");
+        }
         if (!st)
             st = tei__predict_inputs(r, cJSON_GetObjectItemCaseSensitive(root, "inputs"),
                                      max_inputs, err, errlen);
         return st;
+    }
+    case TEI_SIMILARITY: {
+        const cJSON *o = cJSON_GetObjectItemCaseSensitive(root, "inputs");
+        if (!cJSON_IsObject(o))
+            return tei__bad(err, errlen,
+                            "%s must be an object {\"source_sentence\", \"sentences\"}",
+                            "`inputs`");
+        const cJSON *src = cJSON_GetObjectItemCaseSensitive(o, "source_sentence");
+        const cJSON *ss = cJSON_GetObjectItemCaseSensitive(o, "sentences");
+        if (!src) return tei__bad(err, errlen, "%s is required", "`inputs.source_sentence`");
+        if (!cJSON_IsArray(ss))
+            return tei__bad(err, errlen, "%s must be an array of strings", "`inputs.sentences`");
+        const int n = cJSON_GetArraySize(ss);
+        if (n == 0) return tei__bad(err, errlen, "%s cannot be empty", "`inputs.sentences`");
+        if ((st = tei__alloc_inputs(r, n + 1, max_inputs + 1, "inputs", err, errlen))) return st;
+        st = tei__dup(src, "`inputs.source_sentence`", 0, &r->in[0].text, &r->in[0].len, err,
+                      errlen);
+        int i = 1;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, ss)
+        {
+            char where[64];
+            snprintf(where, sizeof where, "`inputs.sentences[%d]`", i - 1);
+            if (!st) st = tei__dup(e, where, 0, &r->in[i].text, &r->in[i].len, err, errlen);
+            i++;
+        }
+        return st;
+    }
+    case TEI_RERANK: {
+        st = tei__bool(root, "raw_scores", &r->raw_scores, err, errlen);
+        if (!st) st = tei__bool(root, "return_text", &r->return_text, err, errlen);
+        if (st) return st;
+        const cJSON *q = cJSON_GetObjectItemCaseSensitive(root, "query");
+        const cJSON *ts = cJSON_GetObjectItemCaseSensitive(root, "texts");
+        if (!q) return tei__bad(err, errlen, "%s is required", "`query`");
+        if (!cJSON_IsArray(ts))
+            return tei__bad(err, errlen, "%s must be an array of strings", "`texts`");
+        if ((st = tei__alloc_inputs(r, cJSON_GetArraySize(ts), max_inputs, "texts", err, errlen)))
+            return st;
+        int i = 0;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, ts)
+        {
+            char where[64];
+            snprintf(where, sizeof where, "`texts[%d]`", i);
+            if ((st = tei__dup(q, "`query`", 0, &r->in[i].text, &r->in[i].len, err, errlen)) ||
+                (st = tei__dup(e, where, 0, &r->in[i].pair, &r->in[i].pair_len, err, errlen)))
+                return st;
+            i++;
+        }
+        return LS_OK;
+    }
     case TEI_TOKCLS: {
         const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, "aggregation_strategy");
         if (a && !cJSON_IsNull(a) && !(cJSON_IsString(a) && strcmp(a->valuestring, "none") == 0))
             return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
                            "`aggregation_strategy` must be \"none\" (the only one served)");
+        const cJSON *sd = cJSON_GetObjectItemCaseSensitive(root, "stride");
+        if (sd && !cJSON_IsNull(sd))
+            return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                           "`stride` is not supported: a document is read in one pass");
         const cJSON *ig = cJSON_GetObjectItemCaseSensitive(root, "ignore_labels");
         int n = ig && cJSON_IsArray(ig) ? cJSON_GetArraySize(ig) : 1;
         if (ig && !cJSON_IsNull(ig) && !cJSON_IsArray(ig))
@@ -416,14 +482,26 @@ static ls_status tei__route(tei_request *r, const cJSON *root, int max_inputs, c
         return tei__texts(r, cJSON_GetObjectItemCaseSensitive(root, "inputs"), "inputs", 0, 0,
                           max_inputs, err, errlen);
     }
-    case TEI_FILL_MASK:
+    case TEI_FILL_MASK: {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "targets");
+        if (t && !cJSON_IsNull(t))
+            return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                           "`targets` is not supported: the fills are the top_k of the vocabulary");
         st = tei__int(root, "top_k", 1, 1000, &r->top_k, err, errlen);
         if (!st)
             st = tei__texts(r, cJSON_GetObjectItemCaseSensitive(root, "inputs"), "inputs", 0, 0,
                             max_inputs, err, errlen);
         return st;
+    }
     case TEI_ANSWER: {
+        int top_k = 1, impossible = 0;
         st = tei__int(root, "max_answer_len", 1, 4096, &r->max_answer_len, err, errlen);
+        if (!st) st = tei__int(root, "top_k", 1, 1, &top_k, err, errlen); /* one answer */
+        if (!st) st = tei__bool(root, "handle_impossible_answer", &impossible, err, errlen);
+        if (!st && impossible)
+            st =
+                ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                        "`handle_impossible_answer` is not supported: the answer is the best span");
         if (st) return st;
         const cJSON *o = cJSON_GetObjectItemCaseSensitive(root, "inputs");
         if (!o || cJSON_IsNull(o)) o = root;
@@ -475,6 +553,27 @@ static ls_status tei__route(tei_request *r, const cJSON *root, int max_inputs, c
     return ls_fail(err, errlen, LS_ERR_INTERNAL, "unknown route kind %d", (int)r->kind);
 }
 
+/* Hugging Face's Inference API sends a task's options in "parameters": each one that the
+ * body does not also give at the top level is read as if it were there. */
+static ls_status tei__parameters(tei_request *r, cJSON *root, char *err, size_t errlen)
+{
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(root, "parameters");
+    if (!p || cJSON_IsNull(p)) return LS_OK;
+    if (!cJSON_IsObject(p)) return tei__bad(err, errlen, "%s must be an object", "`parameters`");
+    r->hf_params = 1;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, p)
+    {
+        if (!e->string || cJSON_GetObjectItemCaseSensitive(root, e->string)) continue;
+        cJSON *c = cJSON_Duplicate(e, 1);
+        if (!c || !cJSON_AddItemToObject(root, e->string, c)) {
+            cJSON_Delete(c);
+            return ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory");
+        }
+    }
+    return LS_OK;
+}
+
 ls_status tei_request_parse(tei_kind kind, const char *body, size_t len, int max_inputs,
                             tei_request *out, char *err, size_t errlen)
 {
@@ -495,10 +594,12 @@ ls_status tei_request_parse(tei_kind kind, const char *body, size_t len, int max
                        (unsigned char)body[bad], bad);
     cJSON *root = fmt_json_parse(body, len);
     if (!root) return ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "the body is not valid JSON");
-    ls_status st;
+    ls_status st = LS_OK;
     if (!cJSON_IsObject(root))
         st = ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "the body must be a JSON object");
-    else if (!(st = tei__common(out, root, err, errlen)))
+    else
+        st = tei__parameters(out, root, err, errlen);
+    if (!st && !(st = tei__common(out, root, err, errlen)))
         st = tei__route(out, root, max_inputs, err, errlen);
     cJSON_Delete(root);
     if (st) tei_request_free(out);
@@ -666,6 +767,47 @@ char *tei_decode_encode(char *const *texts, int n, size_t *len)
     for (int i = 0; i < n; i++) {
         if (i) ls_buf_puts(&b, ",");
         ls_buf_str(&b, texts[i], strlen(texts[i]));
+    }
+    ls_buf_puts(&b, "]");
+    return ls_buf_finish(&b, len);
+}
+
+void tei_root_peek(const char *body, size_t len, char *model, size_t model_len, tei_shape *shape)
+{
+    model[0] = 0;
+    *shape = TEI_SHAPE_TEXT;
+    if (ls_utf8_check(body, len) >= 0) return;
+    cJSON *root = fmt_json_parse(body, len);
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "model");
+    const cJSON *in = cJSON_GetObjectItemCaseSensitive(root, "inputs");
+    if (cJSON_IsString(m)) snprintf(model, model_len, "%s", m->valuestring);
+    if (cJSON_IsObject(in) && cJSON_GetObjectItemCaseSensitive(in, "source_sentence"))
+        *shape = TEI_SHAPE_SIMILARITY;
+    else if (cJSON_GetObjectItemCaseSensitive(root, "query") &&
+             cJSON_GetObjectItemCaseSensitive(root, "texts"))
+        *shape = TEI_SHAPE_RERANK;
+    cJSON_Delete(root);
+}
+
+char *tei_similarity_encode(const float *scores, int n, size_t *len)
+{
+    ls_buf b = {0};
+    ls_buf_floats(&b, scores, (size_t)n);
+    return ls_buf_finish(&b, len);
+}
+
+char *tei_rerank_encode(const tei_rank *ranks, int n, size_t *len)
+{
+    ls_buf b = {0};
+    ls_buf_puts(&b, "[");
+    for (int i = 0; i < n; i++) {
+        ls_buf_printf(&b, "%s{\"index\":%d,\"score\":", i ? "," : "", ranks[i].index);
+        ls_buf_float(&b, ranks[i].score);
+        if (ranks[i].text) {
+            ls_buf_puts(&b, ",\"text\":");
+            ls_buf_str(&b, ranks[i].text, strlen(ranks[i].text));
+        }
+        ls_buf_puts(&b, "}");
     }
     ls_buf_puts(&b, "]");
     return ls_buf_finish(&b, len);

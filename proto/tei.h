@@ -23,7 +23,17 @@ typedef enum {
     TEI_ANSWER,
     TEI_TOKENIZE,
     TEI_DECODE,
+    TEI_SIMILARITY, /* {"inputs": {"source_sentence", "sentences"}}: in[0] the source */
+    TEI_RERANK,     /* {"query", "texts"}: in[i] = (query, texts[i]) */
 } tei_kind;
+
+/* /predict's function_to_apply (engine/pipeline.h's classify modes) */
+typedef enum {
+    TEI_FN_DEFAULT, /* sigmoid for one label, softmax for more (raw_scores: none) */
+    TEI_FN_NONE,
+    TEI_FN_SIGMOID,
+    TEI_FN_SOFTMAX
+} tei_fn;
 
 typedef enum { TEI_TRUNC_DEFAULT = -1, TEI_TRUNC_NONE, TEI_TRUNC_RIGHT, TEI_TRUNC_LEFT } tei_trunc;
 /* Per-request pooling; TEI_POOL_DEFAULT: the model's (sentence-transformers config). */
@@ -50,9 +60,13 @@ typedef struct {
     tei_trunc direction;     /* "truncation_direction" (right, left), used when truncating */
     int add_special_tokens;  /* /tokenize, default 1 */
     int skip_special_tokens; /* /decode, default 1 */
-    int raw_scores;          /* /predict */
-    int top_k;               /* /fill_mask, default 5 */
+    int raw_scores;          /* /predict, /rerank */
+    tei_fn fn;               /* /predict "function_to_apply" */
+    int return_text;         /* /rerank */
+    int top_k;               /* /fill_mask (default 5), /predict (0: every label) */
+    int hf_params;           /* the body had "parameters" (Hugging Face's Inference API) */
     int base64;              /* /v1/embeddings encoding_format */
+    int dimensions;          /* /embed, /v1/embeddings: keep the first values (0: all) */
     int max_answer_len;      /* /answer, default 15 tokens (the pipeline's) */
     char **ignore_labels;    /* /token_classify, default {"O"} */
     int nignore;
@@ -77,6 +91,12 @@ typedef struct {
 ls_status tei_request_parse(tei_kind kind, const char *body, size_t len, int max_inputs,
                             tei_request *out, char *err, size_t errlen);
 void tei_request_free(tei_request *r);
+
+/* What TEI's root route (POST /, /invocations) needs before it chooses a route: the body's
+ * "model" ("" when absent) and the shape of its inputs. Never fails: a body it cannot read
+ * is TEI_SHAPE_TEXT, and the chosen route's parser says what is wrong with it. */
+typedef enum { TEI_SHAPE_TEXT, TEI_SHAPE_SIMILARITY, TEI_SHAPE_RERANK } tei_shape;
+void tei_root_peek(const char *body, size_t len, char *model, size_t model_len, tei_shape *shape);
 
 /* ---- responses (malloc'd JSON, NULL when out of memory) ---------------------------------- */
 
@@ -139,6 +159,17 @@ typedef struct {
 } tei_token;
 /* /tokenize: [[{"id","text","special","start","stop","char_start","char_end","token"}...]...] */
 char *tei_tokenize_encode(const tei_token *const *lists, const int *counts, int n, size_t *len);
+/* /similarity: [f32 x n] */
+char *tei_similarity_encode(const float *scores, int n, size_t *len);
+
+typedef struct {
+    int index;
+    float score;
+    const char *text; /* NULL: not returned */
+} tei_rank;
+/* /rerank: [{"index","score","text"?}...] in the given order */
+char *tei_rerank_encode(const tei_rank *ranks, int n, size_t *len);
+
 /* /decode: ["text", ...] */
 char *tei_decode_encode(char *const *texts, int n, size_t *len);
 

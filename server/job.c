@@ -95,6 +95,7 @@ static void srv__prepared(uv_work_t *w, int status)
     srv_req *r = w->data;
     srv_server *s = r->srv;
     s->encoding--;
+    if (r->rep.kind) r->kind = r->rep.kind; /* a dispatching route's choice (srv_job_root) */
     if (r->kind->tokenizes) metrics_tokenize_time(s->metrics, (double)r->prep_ns * 1e-9);
     if (!r->conn) { /* its connection went at a forced stop */
         srv_req_free(r);
@@ -104,7 +105,7 @@ static void srv__prepared(uv_work_t *w, int status)
     if (status) {
         srv_reply_error(r, HERR_INTERNAL, "the request's preparation was cancelled");
     } else if (!r->job && !rep->body) {
-        srv_reject(r, METRICS_REJ_INVALID, herr_from_status(rep->st), "%s", rep->err);
+        srv_reject(r, METRICS_REJ_INVALID, herr_from_status_in(rep->st, r->family), "%s", rep->err);
         srv__stat_fail(r); /* the path's model (v2), when the route names one */
     } else {
         if (rep->truncated) metrics_truncated(s->metrics);
@@ -193,7 +194,7 @@ static void srv__encoded(uv_work_t *w, int status)
         ms->inference_count++;
         ms->last_inference_ms = (uint64_t)time(NULL) * 1000u;
     } else {
-        srv_reply_error(r, herr_from_status(rep->st), "%s", rep->err);
+        srv_reply_error(r, herr_from_status_in(rep->st, r->family), "%s", rep->err);
         srv__stat_fail(r);
     }
     srv_req_finish(r);
@@ -257,7 +258,7 @@ static void srv__complete(srv_server *s, sched_item *it, int batch_status)
         metrics_reject(s->metrics, METRICS_REJ_DISCONNECTED);
         srv_reply_error(r, HERR_UNAVAILABLE, "client disconnected");
     } else if (batch_status) {
-        srv_reply_error(r, herr_from_status((ls_status)batch_status), "engine: %s",
+        srv_reply_error(r, herr_from_status_in((ls_status)batch_status, r->family), "engine: %s",
                         ls_strerror((ls_status)batch_status));
     } else {
         r->work.data = r;

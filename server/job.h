@@ -32,6 +32,8 @@ typedef struct {
     const srv_model *model; /* prepare: the model that runs the job */
     int truncated;          /* prepare: an input was truncated (metrics) */
     int stream;             /* prepare: the reply is a stream of events (progress) */
+    /* prepare of a route that dispatches (srv_job_root): the kind that runs the job */
+    const struct srv_job_kind *kind;
 } srv_job_reply;
 
 typedef struct {
@@ -64,6 +66,13 @@ typedef struct srv_job_kind {
 extern const srv_job_kind srv_job_v2;   /* KServe v2 tensors (job_v2.c) */
 extern const srv_job_kind srv_job_text; /* TEI, OpenAI, pipeline text routes (job_text.c) */
 extern const srv_job_kind srv_job_gen;  /* TGI generation (job_gen.c) */
+/* TGI's and TEI's root route, POST / and /invocations (job_root.c): generation when the
+ * model generates, else the text route of the model's head, as TEI routes it. Only its
+ * prepare runs: it names the kind that runs the job (srv_job_reply.kind). */
+extern const srv_job_kind srv_job_root;
+
+/* The text kind's prepare for a route kind (a tei_kind) other than r's (job_text.c). */
+void *srv_job_text_prepare(const srv_req *r, int kind, srv_job_reply *rep);
 
 /* The generation routes' argument: /generate, /generate_stream, TGI's root route (its
  * body's "stream" chooses, and a non-streamed answer is a one-element list). */

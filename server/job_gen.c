@@ -69,7 +69,7 @@ static void *gen_prepare(const srv_req *r, srv_job_reply *rep)
     char why[160] = "no model served here generates text";
     for (int i = 0; i < s->nmodels && !j->model; i++) {
         const srv_model *m = &s->models[i];
-        if (j->rq.model[0] && strcmp(j->rq.model, m->name) != 0) continue;
+        if (j->rq.model[0] && srv_model_named((srv_server *)s, j->rq.model) != m) continue;
         if (eng_model_can_generate(m->m, why, sizeof why))
             j->model = m;
         else if (j->rq.model[0])
@@ -78,7 +78,7 @@ static void *gen_prepare(const srv_req *r, srv_job_reply *rep)
     if (!j->model) {
         rep->st = ls_fail(rep->err, sizeof rep->err, LS_ERR_INVALID_INPUT, "%s%s%s",
                           j->rq.model[0] ? j->rq.model : "", j->rq.model[0] ? ": " : "", why);
-        if (j->rq.model[0] && !srv_model_find((srv_server *)s, j->rq.model))
+        if (j->rq.model[0] && !srv_model_named((srv_server *)s, j->rq.model))
             snprintf(rep->err, sizeof rep->err, "model '%s' is not served here", j->rq.model);
         gen_free(j);
         return NULL;

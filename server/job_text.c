@@ -1,4 +1,5 @@
-/* The text job behind TEI's /embed, /embed_all, /predict, /tokenize, /decode, OpenAI's
+/* The text job behind TEI's /embed, /embed_all, /predict, /rerank, /similarity, /tokenize,
+ * /decode, OpenAI's
  * /v1/embeddings and the pipelines' /token_classify, /fill_mask, /answer (text.h): the
  * route's tei_kind is the job's argument; the body's "model" (or the first model whose
  * head fits) picks the model. */
@@ -8,7 +9,7 @@
 
 #include "request.h"
 
-static void *jtxt_prepare(const srv_req *r, srv_job_reply *rep)
+void *srv_job_text_prepare(const srv_req *r, int kind, srv_job_reply *rep)
 {
     const srv_server *s = r->srv;
     txt_job *j = calloc(1, sizeof *j);
@@ -21,8 +22,9 @@ static void *jtxt_prepare(const srv_req *r, srv_job_reply *rep)
         .max_inputs = (int)s->opt.max_client_batch_size,
         .max_global = (int)s->opt.max_global_tokens,
         .auto_truncate = s->opt.auto_truncate,
+        .any_model_name = s->opt.accept_any_model_name,
     };
-    rep->st = txt_job_prepare(j, (tei_kind)r->job_arg, r->body, r->len, s->tms, s->nmodels, &lim,
+    rep->st = txt_job_prepare(j, (tei_kind)kind, r->body, r->len, s->tms, s->nmodels, &lim,
                               &rep->body, &rep->len, rep->err, sizeof rep->err);
     if (!rep->st && !rep->body) {
         rep->truncated = j->echo.truncated;
@@ -34,6 +36,11 @@ static void *jtxt_prepare(const srv_req *r, srv_job_reply *rep)
     txt_job_free(j); /* refused, or answered at once */
     free(j);
     return NULL;
+}
+
+static void *jtxt_prepare(const srv_req *r, srv_job_reply *rep)
+{
+    return srv_job_text_prepare(r, r->job_arg, rep);
 }
 
 static void jtxt_cost(const void *job, const srv_model *m, srv_job_cost *c)

@@ -97,7 +97,9 @@ static int srv__model_init(void *arg, char *err, size_t errlen)
                      "after torch.manual_seed(%d), one stream per sequence, layer after layer",
                      in->num_hashes, ENG_DEFAULT_HASH_SEED);
         m->task = m->info.can_generate ? "text-generation" : eng_head_task(m->info.head);
-        m->tm = (txt_model){.name = m->name, .info = &m->info, .tok = eng_model_tokenizer(m->m)};
+        /* the names were set before the thread started (the loop reads them meanwhile) */
+        m->tm.info = &m->info;
+        m->tm.tok = eng_model_tokenizer(m->m);
         t0 = sched_now_ns();
         st = srv__warmup(m, err, errlen);
         m->warm_s = (double)(sched_now_ns() - t0) * 1e-9;
@@ -125,6 +127,12 @@ static int srv__models_init(srv_server *s)
         m->srv = s;
         m->name = s->opt.model_id[i].name;
         m->path = s->opt.model_id[i].path;
+        /* its names, for srv_model_find while it loads: --served-model-name aliases */
+        int na = 0;
+        for (int a = 0; a < s->opt.naliases; a++)
+            if (s->opt.served_model_name[a].model == i)
+                m->alias[na++] = s->opt.served_model_name[a].alias;
+        m->tm = (txt_model){.name = m->name, .aliases = m->alias, .naliases = na};
     }
     return 0;
 }

@@ -78,6 +78,61 @@ static int opt__model(opt_options *o, const char *v, char *err, size_t errlen)
     return 0;
 }
 
+/* --served-model-name: kept as given; opt__aliases resolves it once the models are known */
+static int opt__alias(opt_options *o, const char *v, char *err, size_t errlen)
+{
+    if (o->naliases >= OPT_MAX_ALIASES) {
+        snprintf(err, errlen, "--served-model-name: at most %d names", OPT_MAX_ALIASES);
+        return -1;
+    }
+    if (!*v || strlen(v) >= sizeof o->alias_spec[0]) {
+        snprintf(err, errlen, "--served-model-name '%s': empty or too long", v);
+        return -1;
+    }
+    snprintf(o->alias_spec[o->naliases++], sizeof o->alias_spec[0], "%s", v);
+    return 0;
+}
+
+/* ALIAS names model NAME (ALIAS=NAME) or the only model (ALIAS); an alias may not be the
+ * name of a model or another alias. */
+static int opt__aliases(opt_options *o, char *err, size_t errlen)
+{
+    for (int i = 0; i < o->naliases; i++) {
+        const char *spec = o->alias_spec[i], *eq = strchr(spec, '=');
+        opt_alias *a = &o->served_model_name[i];
+        size_t n = eq ? (size_t)(eq - spec) : strlen(spec);
+        if (n == 0 || n >= sizeof a->alias) {
+            snprintf(err, errlen, "--served-model-name '%s': the name is empty or too long", spec);
+            return -1;
+        }
+        memcpy(a->alias, spec, n);
+        a->alias[n] = 0;
+        a->model = -1;
+        if (!eq && o->nmodels == 1) a->model = 0;
+        for (int m = 0; eq && m < o->nmodels; m++)
+            if (strcmp(o->model_id[m].name, eq + 1) == 0) a->model = m;
+        if (a->model < 0) {
+            snprintf(err, errlen,
+                     eq ? "--served-model-name '%s': no --model-id is named '%s'"
+                        : "--served-model-name '%s': several models are served; give ALIAS=NAME%s",
+                     spec, eq ? eq + 1 : "");
+            return -1;
+        }
+        for (int m = 0; m < o->nmodels; m++)
+            if (strcmp(o->model_id[m].name, a->alias) == 0) {
+                snprintf(err, errlen, "--served-model-name '%s': a model is already named so",
+                         spec);
+                return -1;
+            }
+        for (int k = 0; k < i; k++)
+            if (strcmp(o->served_model_name[k].alias, a->alias) == 0) {
+                snprintf(err, errlen, "--served-model-name: '%s' is given twice", a->alias);
+                return -1;
+            }
+    }
+    return 0;
+}
+
 static int opt__set(opt_options *o, const opt__row *r, const char *v, const char *src, char *err,
                     size_t errlen)
 {
@@ -116,6 +171,8 @@ static int opt__set(opt_options *o, const opt__row *r, const char *v, const char
     }
     case OPT_MODEL:
         return opt__model(o, v, err, errlen);
+    case OPT_ALIAS:
+        return opt__alias(o, v, err, errlen);
     }
     return -1;
 }
@@ -131,7 +188,8 @@ static void opt__env_name(const char *flag, char *buf, size_t n)
 void opt_usage(FILE *f)
 {
     fprintf(f, "usage: longserve --model-id [NAME=]DIR [options]\n"
-               "Serves Longformer/BERT/RoBERTa/Reformer models over HTTP (KServe v2, TEI, OpenAI routes).\n"
+               "Serves Longformer/BERT/RoBERTa/Reformer models over HTTP (KServe v2, TEI, OpenAI "
+               "routes).\n"
                "Every option can also be set with the environment variable in brackets.\n\n");
     for (int i = 0; i < OPT__N; i++) {
         const opt__row *r = &opt__tab[i];
@@ -170,7 +228,7 @@ int opt_parse(opt_options *o, int argc, char **argv, char *err, size_t errlen)
 {
     memset(o, 0, sizeof *o);
     for (int i = 0; i < OPT__N; i++)
-        if (opt__tab[i].type != OPT_MODEL &&
+        if (opt__tab[i].type != OPT_MODEL && opt__tab[i].type != OPT_ALIAS &&
             opt__set(o, &opt__tab[i], opt__tab[i].def, "default", err, errlen))
             return -1;
     for (int i = 0; i < OPT__N; i++) {
@@ -178,17 +236,17 @@ int opt_parse(opt_options *o, int argc, char **argv, char *err, size_t errlen)
         opt__env_name(opt__tab[i].flag, env, sizeof env);
         const char *v = getenv(env);
         if (!v || !*v) continue;
-        if (opt__tab[i].type == OPT_MODEL) { /* several models: comma-separated */
-            char buf[4096];
+        if (opt__tab[i].type == OPT_MODEL || opt__tab[i].type == OPT_ALIAS) {
+            char buf[4096]; /* several: comma-separated */
             snprintf(buf, sizeof buf, "%s", v);
             for (char *save = NULL, *t = strtok_r(buf, ",", &save); t;
                  t = strtok_r(NULL, ",", &save))
-                if (opt__model(o, t, err, errlen)) return -1;
+                if (opt__set(o, &opt__tab[i], t, env, err, errlen)) return -1;
         } else if (opt__set(o, &opt__tab[i], v, env, err, errlen)) {
             return -1;
         }
     }
-    int cli_models = 0;
+    int cli_models = 0, cli_aliases = 0;
     for (int a = 1; a < argc; a++) {
         const char *arg = argv[a];
         if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
@@ -223,12 +281,19 @@ int opt_parse(opt_options *o, int argc, char **argv, char *err, size_t errlen)
             v = argv[++a];
         }
         if (r->type == OPT_MODEL && !cli_models++) o->nmodels = 0; /* flags replace env */
+        if (r->type == OPT_ALIAS && !cli_aliases++) o->naliases = 0;
         char src[80];
         snprintf(src, sizeof src, "--%s", r->flag);
         if (opt__set(o, r, v, src, err, errlen)) return -1;
     }
     if (o->nmodels == 0) {
         snprintf(err, errlen, "no model: give --model-id [NAME=]DIR (or LONGSERVE_MODEL_ID)");
+        return -1;
+    }
+    if (opt__aliases(o, err, errlen)) return -1;
+    if (o->accept_any_model_name && o->nmodels != 1) {
+        snprintf(err, errlen, "--accept-any-model-name needs exactly one --model-id (%d given)",
+                 o->nmodels);
         return -1;
     }
     if (o->api_key_file[0]) {
@@ -282,6 +347,16 @@ void opt_visit(const opt_options *o, opt_visit_fn fn, void *arg)
                 fn(arg, key, r->type, r->flags, m, v);
             }
             break;
+        case OPT_ALIAS: { /* one value: "alias=model,..." (null when none) */
+            char v[OPT_MAX_ALIASES * 260] = "";
+            size_t k = 0;
+            for (int a = 0; a < o->naliases && k < sizeof v; a++)
+                k += (size_t)snprintf(v + k, sizeof v - k, "%s%s=%s", a ? "," : "",
+                                      o->served_model_name[a].alias,
+                                      o->model_id[o->served_model_name[a].model].name);
+            fn(arg, key, r->type, r->flags, 0, o->naliases ? v : NULL);
+            break;
+        }
         }
     }
 }

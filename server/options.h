@@ -8,9 +8,10 @@
 #include <stddef.h>
 #include <stdio.h>
 
-enum { OPT_MAX_MODELS = 16 };
+enum { OPT_MAX_MODELS = 16, OPT_MAX_ALIASES = 16 };
 
-typedef enum { OPT_INT, OPT_STR, OPT_BOOL, OPT_MODEL } opt_type;
+/* OPT_ALIAS: repeatable "NAME" or "NAME=MODEL" (another name requests may use for a model) */
+typedef enum { OPT_INT, OPT_STR, OPT_BOOL, OPT_MODEL, OPT_ALIAS } opt_type;
 
 enum {
     OPT_SECRET = 1, /* value never logged; /info shows only whether it is set */
@@ -22,6 +23,9 @@ enum {
 #define OPT_LIST(X)                                                                                                  \
     X("model-id",                    model_id,                OPT_MODEL, 0,   0,           "",        0,                       \
       "NAME=DIR: serve the Hugging Face model directory DIR as NAME (repeatable; NAME defaults to DIR's last component)") \
+    X("served-model-name",           served_model_name,       OPT_ALIAS, 0,   0,           "",        0,                       \
+      "ALIAS or ALIAS=NAME: requests' \"model\" (and /v1/models/ALIAS) may name the model NAME (the only model when omitted) ALIAS; repeatable") \
+    X("accept-any-model-name",       accept_any_model_name,   OPT_BOOL, 0,    1,           "false",   0,          "with exactly one model served, any \"model\" a request names is that model (OpenAI/TEI/TGI bodies; not /v2 paths)") \
     X("hostname",                    hostname,                OPT_STR,  0,    0,           "0.0.0.0", 0,          "address to listen on") \
     X("port",                        port,                    OPT_INT,  0,    65535,       "3000",    0,          "TCP port; 0 binds an ephemeral port, logged as 'listening on HOST:PORT'") \
     X("port-file",                   port_file,               OPT_STR,  0,    0,           "",        OPT_NOINFO, "write the bound port to this file once listening (before the models load: /ready says when they have)") \
@@ -56,12 +60,21 @@ typedef struct {
 } opt_model;
 
 typedef struct {
+    char alias[128];
+    int model; /* index in model_id[] */
+} opt_alias;
+
+typedef struct {
     opt_model model_id[OPT_MAX_MODELS];
     int nmodels;
+    opt_alias served_model_name[OPT_MAX_ALIASES];
+    int naliases;
+    char alias_spec[OPT_MAX_ALIASES][260]; /* as given, resolved once every model is known */
 #define OPT__FIELD_OPT_INT(f) long long f;
 #define OPT__FIELD_OPT_STR(f) char *f;
 #define OPT__FIELD_OPT_BOOL(f) int f;
 #define OPT__FIELD_OPT_MODEL(f)
+#define OPT__FIELD_OPT_ALIAS(f)
 #define OPT__FIELD(flag, f, type, lo, hi, def, flags, help) OPT__FIELD_##type(f)
     OPT_LIST(OPT__FIELD)
 #undef OPT__FIELD

@@ -152,16 +152,37 @@ static int route_v2_ready(srv_req *r)
     return srv_reply(r, ready ? 200 : 503, b, len, NULL);
 }
 
+static long long srv__created(void)
+{
+    static long long started; /* OpenAI's "created": the first time a client asked */
+    if (!started) started = (long long)time(NULL);
+    return started;
+}
+
 static int route_v1_models(srv_req *r)
 {
     srv_server *s = r->srv;
-    hm_model hs[OPT_MAX_MODELS];
+    hm_model hs[OPT_MAX_MODELS + OPT_MAX_ALIASES];
+    int n = 0;
     for (int i = 0; i < s->nmodels; i++)
-        srv__describe(&s->models[i], srv_ready(s), &hs[i]);
+        srv__describe(&s->models[i], srv_ready(s), &hs[n++]);
+    for (int i = 0; i < s->nmodels; i++) /* --served-model-name: each alias a model too */
+        for (int a = 0; a < s->models[i].tm.naliases; a++) {
+            hs[n] = hs[i];
+            hs[n++].name = s->models[i].tm.aliases[a];
+        }
     size_t len = 0;
-    static long long started;
-    if (!started) started = (long long)time(NULL);
-    char *b = hm_openai_models(hs, s->nmodels, started, &len);
+    char *b = hm_openai_models(hs, n, srv__created(), &len);
+    return srv_reply(r, 200, b, len, NULL);
+}
+
+static int route_v1_model(srv_req *r)
+{
+    if (!srv_model_named(r->srv, r->capture))
+        return srv_reply_error(r, HERR_MODEL_NOT_FOUND, "The model '%s' does not exist",
+                               r->capture);
+    size_t len = 0;
+    char *b = hm_openai_model(r->capture, srv__created(), &len);
     return srv_reply(r, 200, b, len, NULL);
 }
 
@@ -272,13 +293,20 @@ const srv_route srv_routes[] = {
      SRV_GEN_GENERATE},
     {"/generate_stream", SRV_POST, HERR_FAM_TEI, SRV_RT_ENGINE, srv_job_start, "generate_stream",
      &srv_job_gen, SRV_GEN_STREAM},
-    {"/", SRV_POST, HERR_FAM_TEI, SRV_RT_ENGINE, srv_job_start, "tgi_root", &srv_job_gen,
+    {"/similarity", SRV_POST, HERR_FAM_TEI, SRV_RT_ENGINE, srv_job_start, "similarity",
+     &srv_job_text, TEI_SIMILARITY},
+    {"/rerank", SRV_POST, HERR_FAM_TEI, SRV_RT_ENGINE, srv_job_start, "rerank", &srv_job_text,
+     TEI_RERANK},
+    {"/", SRV_POST, HERR_FAM_TEI, SRV_RT_ENGINE, srv_job_start, "tgi_root", &srv_job_root,
      SRV_GEN_ROOT},
+    {"/invocations", SRV_POST, HERR_FAM_TEI, SRV_RT_ENGINE, srv_job_start, "invocations",
+     &srv_job_root, SRV_GEN_ROOT},
     {"/v2/health/live", SRV_GET, HERR_FAM_KSERVE, SRV_RT_PUBLIC | SRV_RT_LOADING, route_v2_live,
      "v2_live", NULL, 0},
     {"/v2/health/ready", SRV_GET, HERR_FAM_KSERVE, SRV_RT_PUBLIC | SRV_RT_LOADING, route_v2_ready,
      "v2_ready", NULL, 0},
     {"/v1/models", SRV_GET, HERR_FAM_OPENAI, 0, route_v1_models, "v1_models", NULL, 0},
+    {"/v1/models/**", SRV_GET, HERR_FAM_OPENAI, 0, route_v1_model, "v1_model", NULL, 0},
     {"/info", SRV_GET, HERR_FAM_TEI, 0, route_info, "info", NULL, 0},
     {"/health", SRV_GET, HERR_FAM_TEI, SRV_RT_PUBLIC | SRV_RT_LOADING, route_health, "health", NULL,
      0},
@@ -305,10 +333,17 @@ const char *srv_route_unversion(const char *url, char *buf, size_t n, char *vers
     return buf;
 }
 
-/* 1 if path matches pattern segment by segment ('*': one non-empty segment). */
+/* 1 if path matches pattern segment by segment ('*': one non-empty segment; a final '**':
+ * the non-empty rest, slashes included, as OpenAI model ids like "org/name" need). */
 static int srv__match(const char *pat, const char *path, char *cap, size_t caplen)
 {
     while (*pat && *path) {
+        if (strcmp(pat, "**") == 0) {
+            size_t n = strlen(path);
+            if (n >= caplen) return 0;
+            memcpy(cap, path, n + 1);
+            return 1;
+        }
         if (*pat == '*') {
             size_t n = strcspn(path, "/");
             if (n == 0 || n >= caplen) return 0;

@@ -7,8 +7,15 @@
 srv_model *srv_model_find(srv_server *s, const char *name)
 {
     for (int i = 0; i < s->nmodels; i++)
-        if (strcmp(s->models[i].name, name) == 0) return &s->models[i];
+        if (strcmp(s->models[i].name, name) == 0 || txt_model_named(&s->models[i].tm, name))
+            return &s->models[i];
     return NULL;
+}
+
+srv_model *srv_model_named(srv_server *s, const char *name)
+{
+    srv_model *m = srv_model_find(s, name);
+    return m || !s->opt.accept_any_model_name || s->nmodels != 1 ? m : &s->models[0];
 }
 
 int srv_ready(const srv_server *s)

@@ -47,6 +47,7 @@ typedef struct {
     int running; /* the worker runs a batch (as last collected) */
     srv_server *srv;
     txt_model tm; /* what the text routes see of the model (its tokenizer is the engine's) */
+    const char *alias[OPT_MAX_ALIASES]; /* --served-model-name (tm.aliases) */
     /* engine speed in cost units per second: measured at warm-up (calibration), then a
      * moving average over real batches; for Retry-After and the prediction metric */
     double cost_per_s;
@@ -91,7 +92,11 @@ struct srv_server {
     srv_req *reqs; /* every live request */
 };
 
+/* The model a name (or --served-model-name alias) names, or NULL. */
 srv_model *srv_model_find(srv_server *s, const char *name);
+/* As srv_model_find, and with --accept-any-model-name the one model whatever the name:
+ * the model a request body's "model" names. */
+srv_model *srv_model_named(srv_server *s, const char *name);
 /* Ready to take engine work: models loaded and warmed up, not draining. */
 int srv_ready(const srv_server *s);
 /* Seconds a refused client should wait: the queued cost at each model's measured speed. */

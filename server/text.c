@@ -14,9 +14,9 @@
 
 static const char *txt__route_name(tei_kind k)
 {
-    static const char *const names[] = {"/embed",   "/embed_all",      "/v1/embeddings",
-                                        "/predict", "/token_classify", "/fill_mask",
-                                        "/answer",  "/tokenize",       "/decode"};
+    static const char *const names[] = {
+        "/embed",  "/embed_all", "/v1/embeddings", "/predict",    "/token_classify", "/fill_mask",
+        "/answer", "/tokenize",  "/decode",        "/similarity", "/rerank"};
     return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
 }
 
@@ -26,8 +26,10 @@ static int txt__head_for(tei_kind k)
     case TEI_EMBED:
     case TEI_EMBED_ALL:
     case TEI_OPENAI_EMBED:
+    case TEI_SIMILARITY:
         return ENG_HEAD_BASE;
     case TEI_PREDICT:
+    case TEI_RERANK:
         return ENG_HEAD_SEQCLS;
     case TEI_TOKCLS:
         return ENG_HEAD_TOKCLS;
@@ -40,6 +42,14 @@ static int txt__head_for(tei_kind k)
     }
 }
 
+int txt_model_named(const txt_model *m, const char *name)
+{
+    if (m->name && strcmp(m->name, name) == 0) return 1;
+    for (int i = 0; i < m->naliases; i++)
+        if (strcmp(m->aliases[i], name) == 0) return 1;
+    return 0;
+}
+
 /* A model must have a tokenizer unless every input is token ids. */
 static int txt__needs_tok(const tei_request *rq)
 {
@@ -49,8 +59,8 @@ static int txt__needs_tok(const tei_request *rq)
     return 0;
 }
 
-static ls_status txt__pick_model(txt_job *j, const txt_model *const *models, int nmodels, char *err,
-                                 size_t errlen)
+static ls_status txt__pick_model(txt_job *j, const txt_model *const *models, int nmodels,
+                                 int any_name, char *err, size_t errlen)
 {
     const tei_request *rq = &j->rq;
     const int head = txt__head_for(rq->kind), tok = txt__needs_tok(rq);
@@ -58,7 +68,7 @@ static ls_status txt__pick_model(txt_job *j, const txt_model *const *models, int
     if (rq->model[0]) {
         for (int i = 0; i < nmodels; i++) {
             const txt_model *m = models[i];
-            if (strcmp(m->name, rq->model) != 0) continue;
+            if (!txt_model_named(m, rq->model) && !(any_name && nmodels == 1)) continue;
             if (head >= 0 && (int)m->info->head != head)
                 return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
                                "model '%s' is a %s model; %s needs a %s model", m->name,
@@ -71,7 +81,7 @@ static ls_status txt__pick_model(txt_job *j, const txt_model *const *models, int
             j->m = m;
             return LS_OK;
         }
-        return ls_fail(err, errlen, LS_ERR_INVALID_INPUT, "model '%.100s' is not served here",
+        return ls_fail(err, errlen, LS_ERR_NOT_FOUND, "model '%.100s' is not served here",
                        rq->model);
     }
     for (int i = 0; i < nmodels; i++) {
@@ -372,15 +382,20 @@ ls_status txt_job_prepare(txt_job *j, tei_kind kind, const char *body, size_t le
     ls_status st = tei_request_parse(kind, body, len, lim->max_inputs, &j->rq, err, errlen);
     if (st) return st;
     tei_request *rq = &j->rq;
-    if ((st = txt__pick_model(j, models, nmodels, err, errlen))) return st;
+    if ((st = txt__pick_model(j, models, nmodels, lim->any_model_name, err, errlen))) return st;
     if (!(j->enc = calloc((size_t)rq->n, sizeof *j->enc)))
         return ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory");
     if (kind == TEI_TOKENIZE) return txt__tokenize(j, reply, reply_len, err, errlen);
     if (kind == TEI_DECODE) return txt__decode(j, reply, reply_len, err, errlen);
 
-    if (rq->ld_given && kind != TEI_EMBED && kind != TEI_OPENAI_EMBED)
+    if (rq->dimensions > j->m->info->hidden_size)
         return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
-                       "long_document applies to /embed and /v1/embeddings (pooled embeddings)");
+                       "`dimensions` %d is over the %d values of model '%s' embeddings",
+                       rq->dimensions, j->m->info->hidden_size, j->m->name);
+    if (rq->ld_given && kind != TEI_EMBED && kind != TEI_OPENAI_EMBED && kind != TEI_SIMILARITY)
+        return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                       "long_document applies to /embed, /v1/embeddings and /similarity (pooled "
+                       "embeddings)");
     if (rq->ld_given && (rq->ga_nidx || rq->ga_nspans))
         return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
                        "global_attention.token_indices/spans cannot be combined with "
@@ -461,6 +476,7 @@ static ls_status txt__keep(txt_job *j, txt_row *r, const eng_outputs *o, size_t 
     switch (j->rq.kind) {
     case TEI_EMBED:
     case TEI_OPENAI_EMBED:
+    case TEI_SIMILARITY:
     case TEI_EMBED_ALL: {
         if (!(t = eng_outputs_find(o, ENG_OUT_LAST_HIDDEN_STATE))) break;
         const size_t H = (size_t)t->width;
@@ -475,6 +491,7 @@ static ls_status txt__keep(txt_job *j, txt_row *r, const eng_outputs *o, size_t 
         return LS_OK;
     }
     case TEI_PREDICT:
+    case TEI_RERANK:
         if (!(t = eng_outputs_find(o, ENG_OUT_LOGITS))) break;
         count = (size_t)info->num_labels;
         if (!(r->out = ls_arena_alloc(&j->arena, count * sizeof *r->out))) return LS_ERR_NOMEM;
@@ -569,8 +586,9 @@ ls_status txt_batch_run(eng_ctx *ctx, txt_job *const *jobs, int n, bt_stats *sta
 /* ---- encode: post-processing and the protocol's answer
  * --------------------------------------------- */
 
-/* Per input: its windows' pooled vectors aggregated, then L2-normalised when asked.
- * vecs[i] points into the returned block. */
+/* Per input: its windows' pooled vectors aggregated, cut to the first `dimensions` values
+ * when asked (sentence-transformers' truncate_dim, OpenAI's dimensions), then L2-normalised
+ * when asked. vecs[i] points into the returned block. */
 static float *txt__embeddings(txt_job *j, const float **vecs)
 {
     const int H = j->m->info->hidden_size, n = j->rq.n;
@@ -584,10 +602,24 @@ static float *txt__embeddings(txt_job *j, const float **vecs)
             if (j->rows[k].input == i) wv[nwin] = j->rows[k].out, wn[nwin++] = j->rows[k].n;
         float *v = all + (size_t)i * (size_t)H;
         eng_pipe_windows(wv, wn, nwin, H, v);
-        if (normalize) eng_pipe_l2_normalize(v, H);
+        if (normalize) eng_pipe_l2_normalize(v, j->rq.dimensions ? j->rq.dimensions : H);
         vecs[i] = v;
     }
     return wv && wn ? all : NULL;
+}
+
+static int txt__fn(const tei_request *rq)
+{
+    switch (rq->fn) {
+    case TEI_FN_NONE:
+        return ENG_PIPE_FN_NONE;
+    case TEI_FN_SIGMOID:
+        return ENG_PIPE_FN_SIGMOID;
+    case TEI_FN_SOFTMAX:
+        return ENG_PIPE_FN_SOFTMAX;
+    default:
+        return rq->raw_scores ? ENG_PIPE_FN_NONE : ENG_PIPE_FN_DEFAULT;
+    }
 }
 
 static char *txt__predict(txt_job *j, size_t *len)
@@ -601,7 +633,7 @@ static char *txt__predict(txt_job *j, size_t *len)
     char *body = NULL;
     int ok = lists && counts && names && sc;
     for (int i = 0; ok && i < n; i++) {
-        if (eng_pipe_classify(j->rows[i].out, L, j->rq.raw_scores, sc, NULL, 0) ||
+        if (eng_pipe_classify(j->rows[i].out, L, txt__fn(&j->rq), sc, NULL, 0) ||
             !(lists[i] = ls_arena_calloc(&j->arena, (size_t)L, sizeof *lists[i])))
             ok = 0;
         for (int k = 0; ok && k < L; k++) {
@@ -609,11 +641,42 @@ static char *txt__predict(txt_job *j, size_t *len)
             lists[i][k] =
                 (tei_score){eng_model_label(info, l, names[l], sizeof names[l]), sc[k].score};
         }
-        counts[i] = L;
+        counts[i] = j->rq.top_k && j->rq.top_k < L ? j->rq.top_k : L;
     }
+    /* Hugging Face's Inference API (a body with "parameters") answers a list per input */
     if (ok)
-        body = tei_predict_encode((const tei_score *const *)lists, counts, n, j->rq.batched, len);
+        body = tei_predict_encode((const tei_score *const *)lists, counts, n,
+                                  j->rq.batched || j->rq.hf_params, len);
     return body;
+}
+
+/* A cross-encoder's score of each (query, text) pair, best first (ties by index, as a
+ * stable sort): with one label its sigmoid (raw_scores: its logit), as TEI; with more, the
+ * last label's softmax probability (raw_scores: its logit), the "relevant" class of
+ * two-label cross-encoders. */
+static char *txt__rerank(txt_job *j, size_t *len)
+{
+    const int L = j->m->info->num_labels, n = j->rq.n;
+    tei_rank *ranks = ls_arena_calloc(&j->arena, (size_t)n, sizeof *ranks);
+    eng_pipe_score *sc = ls_arena_calloc(&j->arena, (size_t)L, sizeof *sc);
+    if (!ranks || !sc) return NULL;
+    for (int i = 0; i < n; i++) {
+        if (eng_pipe_classify(j->rows[i].out, L,
+                              j->rq.raw_scores ? ENG_PIPE_FN_NONE : ENG_PIPE_FN_DEFAULT, sc, NULL,
+                              0))
+            return NULL;
+        float score = 0;
+        for (int k = 0; k < L; k++)
+            if (sc[k].label == L - 1) score = sc[k].score;
+        ranks[i] = (tei_rank){i, score, j->rq.return_text ? j->rq.in[i].pair : NULL};
+    }
+    for (int i = 1; i < n; i++) /* insertion sort: stable, n is a client batch */
+        for (int k = i; k > 0 && ranks[k].score > ranks[k - 1].score; k--) {
+            tei_rank t = ranks[k];
+            ranks[k] = ranks[k - 1];
+            ranks[k - 1] = t;
+        }
+    return tei_rerank_encode(ranks, n, len);
 }
 
 static char *txt__tokcls(txt_job *j, size_t *len)
@@ -715,13 +778,28 @@ char *txt_job_encode(txt_job *j, size_t *len)
     case TEI_OPENAI_EMBED: {
         const float **vecs = ls_arena_calloc(&j->arena, (size_t)rq->n, sizeof *vecs);
         float *all = vecs ? txt__embeddings(j, vecs) : NULL;
+        const int dim = rq->dimensions ? rq->dimensions : j->m->info->hidden_size;
         if (all && rq->kind == TEI_EMBED)
-            body = tei_embed_encode(vecs, rq->n, j->m->info->hidden_size, len);
+            body = tei_embed_encode(vecs, rq->n, dim, len);
         else if (all)
-            body = oai_embeddings_encode(vecs, rq->n, j->m->info->hidden_size, rq->base64,
-                                         j->m->name, j->echo.tokens_used, &j->echo, len);
+            body = oai_embeddings_encode(vecs, rq->n, dim, rq->base64,
+                                         rq->model[0] ? rq->model : j->m->name, j->echo.tokens_used,
+                                         &j->echo, len);
         break;
     }
+    case TEI_SIMILARITY: { /* cosine of the source's embedding with each sentence's */
+        const float **vecs = ls_arena_calloc(&j->arena, (size_t)rq->n, sizeof *vecs);
+        float *sim = ls_arena_calloc(&j->arena, (size_t)rq->n, sizeof *sim);
+        if (vecs && sim && txt__embeddings(j, vecs)) {
+            for (int i = 1; i < rq->n; i++)
+                sim[i - 1] = eng_pipe_cosine(vecs[0], vecs[i], j->m->info->hidden_size);
+            body = tei_similarity_encode(sim, rq->n - 1, len);
+        }
+        break;
+    }
+    case TEI_RERANK:
+        body = txt__rerank(j, len);
+        break;
     case TEI_EMBED_ALL: {
         const float **rows = ls_arena_calloc(&j->arena, (size_t)rq->n, sizeof *rows);
         int *ntok = ls_arena_calloc(&j->arena, (size_t)rq->n, sizeof *ntok);

@@ -32,14 +32,20 @@
 typedef struct {
     const char *name;
     const eng_model_info *info;
-    const tok_tokenizer *tok; /* eng_model_tokenizer: NULL without tokenizer.json (v2 only) */
+    const tok_tokenizer *tok;   /* eng_model_tokenizer: NULL without tokenizer.json (v2 only) */
+    const char *const *aliases; /* [naliases] other names requests may use (--served-model-name) */
+    int naliases;
 } txt_model;
+
+/* 1 if name is the model's name or one of its aliases. */
+int txt_model_named(const txt_model *m, const char *name);
 
 typedef struct {
     long long max_input_tokens; /* per sequence and per request (--max-input-tokens) */
     int max_inputs;             /* inputs per request (--max-client-batch-size) */
     int max_global;             /* global tokens per sequence (--max-global-tokens) */
     int auto_truncate;          /* truncate when the request does not say (--auto-truncate) */
+    int any_model_name;         /* one model: any "model" is it (--accept-any-model-name) */
 } txt_limits;
 
 typedef struct {

@@ -582,6 +582,332 @@ START_TEST(text_errors)
 }
 END_TEST
 
+/* ---- OpenAI and Hugging Face clients, unmodified ------------------------------------------ */
+
+/* POST body to path; the status must be `status`; the body parsed (NULL for a non-200 when
+ * the caller does not want it). */
+static cJSON *post_expect(int port, const char *path, const char *body, int status)
+{
+    hresp r;
+    hreq(port, "POST", path, "Content-Type: application/json\r\n", body, &r);
+    ck_assert_msg(r.status == status, "%s %.120s: %d (want %d) %s", path, body, r.status, status,
+                  r.body);
+    spec_expect("POST", path, &r);
+    cJSON *j = hjson(&r);
+    hresp_free(&r);
+    return j;
+}
+
+/* The body of a 200 as text (malloc'd), to compare two routes byte for byte. */
+static char *post_body(int port, const char *path, const char *body)
+{
+    hresp r;
+    hreq(port, "POST", path, "Content-Type: application/json\r\n", body, &r);
+    ck_assert_msg(r.status == 200, "%s %.120s: %d %s", path, body, r.status, r.body);
+    spec_expect("POST", path, &r);
+    char *b = strdup(r.body);
+    hresp_free(&r);
+    return b;
+}
+
+static cJSON *get_expect(int port, const char *path, int status)
+{
+    hresp r;
+    hreq(port, "GET", path, NULL, NULL, &r);
+    ck_assert_msg(r.status == status, "GET %s: %d (want %d) %s", path, r.status, status, r.body);
+    /* the spec's {model} is one segment: ids with slashes ("org/name") are checked by hand */
+    if (strncmp(path, "/v1/models/", 11) != 0 || !strchr(path + 11, '/'))
+        spec_expect("GET", path, &r);
+    cJSON *j = hjson(&r);
+    hresp_free(&r);
+    return j;
+}
+
+static void expect_model_not_found(const cJSON *j)
+{
+    const cJSON *e = cJSON_GetObjectItem(j, "error");
+    ck_assert_str_eq(cJSON_GetObjectItem(e, "code")->valuestring, "model_not_found");
+    ck_assert_str_eq(cJSON_GetObjectItem(e, "type")->valuestring, "invalid_request_error");
+}
+
+static void l2(double *v, int n)
+{
+    double ss = 0;
+    for (int i = 0; i < n; i++)
+        ss += v[i] * v[i];
+    for (int i = 0; i < n; i++)
+        v[i] /= fmax(sqrt(ss), 1e-12);
+}
+
+START_TEST(text_openai_models)
+{
+    const char *extra[] = {"--served-model-name", "text-embedding-3-small=st_tiny", NULL};
+    server s;
+    text_server(&s, extra);
+    const char *text = "Contracts, papers and clinical notes are long.";
+
+    /* the list holds the models and the alias; each is a model object, others 404 */
+    cJSON *j = get_expect(s.port, "/v1/models", 200);
+    const cJSON *data = cJSON_GetObjectItem(j, "data");
+    ck_assert_int_eq(cJSON_GetArraySize(data), 7);
+    ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetArrayItem(data, 6), "id")->valuestring,
+                     "text-embedding-3-small");
+    cJSON_Delete(j);
+    static const char *const ids[] = {"text-embedding-3-small", "st_tiny", "seqcls"};
+    for (int i = 0; i < 3; i++) {
+        char path[128];
+        snprintf(path, sizeof path, "/v1/models/%s", ids[i]);
+        j = get_expect(s.port, path, 200);
+        ck_assert_str_eq(cJSON_GetObjectItem(j, "id")->valuestring, ids[i]);
+        ck_assert_str_eq(cJSON_GetObjectItem(j, "object")->valuestring, "model");
+        cJSON_Delete(j);
+    }
+    static const char *const unknown[] = {"/v1/models/nope", "/v1/models/org/nope"};
+    for (int i = 0; i < 2; i++) {
+        j = get_expect(s.port, unknown[i], 404);
+        expect_model_not_found(j);
+        cJSON_Delete(j);
+    }
+    /* /info shows the option */
+    j = get_expect(s.port, "/info", 200);
+    ck_assert_str_eq(cJSON_GetObjectItem(j, "served_model_name")->valuestring,
+                     "text-embedding-3-small=st_tiny");
+    ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(j, "accept_any_model_name")));
+    cJSON_Delete(j);
+
+    /* the alias computes what the model computes, and the response keeps the alias */
+    double plain[32], v[32];
+    embed_one(s.port, text, "{\"normalize\":false}", plain, 32, NULL, NULL, 0);
+    char body[512];
+    snprintf(body, sizeof body, "{\"input\":\"%s\",\"model\":\"text-embedding-3-small\"}", text);
+    j = post_expect(s.port, "/v1/embeddings", body, 200);
+    ck_assert_str_eq(cJSON_GetObjectItem(j, "model")->valuestring, "text-embedding-3-small");
+    json_vec(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "data"), 0), "embedding"), v,
+        32);
+    double want[32];
+    memcpy(want, plain, sizeof want);
+    l2(want, 32);
+    ck_assert_msg(vec_rel_err(v, want, 32) <= 1e-6, "alias: %g", vec_rel_err(v, want, 32));
+    cJSON_Delete(j);
+    /* an unknown model: OpenAI's 404 model_not_found (TEI's routes keep 422) */
+    j = post_expect(s.port, "/v1/embeddings", "{\"input\":\"a\",\"model\":\"gpt-nope\"}", 404);
+    expect_model_not_found(j);
+    cJSON_Delete(j);
+
+    /* dimensions: the first values, then normalised (sentence-transformers' truncate_dim);
+     * /embed with normalize false: exactly the first values */
+    snprintf(body, sizeof body, "{\"input\":\"%s\",\"dimensions\":8}", text);
+    j = post_expect(s.port, "/v1/embeddings", body, 200);
+    json_vec(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "data"), 0), "embedding"), v,
+        8);
+    memcpy(want, plain, sizeof want);
+    l2(want, 8);
+    ck_assert_msg(vec_rel_err(v, want, 8) <= 1e-6, "dimensions: %g", vec_rel_err(v, want, 8));
+    cJSON_Delete(j);
+    embed_one(s.port, text, "{\"normalize\":false,\"dimensions\":5}", v, 5, NULL, NULL, 0);
+    ck_assert(vec_rel_err(v, plain, 5) == 0);
+    embed_one(s.port, text, "{\"dimensions\":32}", v, 32, NULL, NULL, 0);
+    memcpy(want, plain, sizeof want);
+    l2(want, 32);
+    ck_assert(vec_rel_err(v, want, 32) <= 1e-6);
+    text_expect(s.port, "/v1/embeddings", "{\"input\":\"a\",\"dimensions\":33}", 422, "dimensions");
+    text_expect(s.port, "/v1/embeddings", "{\"input\":\"a\",\"dimensions\":0}", 422, "dimensions");
+    text_expect(s.port, "/embed", "{\"inputs\":\"a\",\"dimensions\":33}", 422, "dimensions");
+    text_expect(s.port, "/embed", "{\"inputs\":\"a\",\"dimensions\":-1}", 422, "dimensions");
+    ck_assert_int_eq(server_stop(&s, 30), 0);
+
+    /* --accept-any-model-name with one model: any name is it, and is echoed */
+    const char *const one[] = {"st_tiny=embed/st_tiny", NULL};
+    const char *any[] = {"--accept-any-model-name", NULL};
+    server_start_models(&s, one, any);
+    j = post_expect(s.port, "/v1/embeddings",
+                    "{\"input\":\"a\",\"model\":\"text-embedding-ada-002\"}", 200);
+    ck_assert_str_eq(cJSON_GetObjectItem(j, "model")->valuestring, "text-embedding-ada-002");
+    cJSON_Delete(j);
+    j = get_expect(s.port, "/v1/models/BAAI/bge-small-en-v1.5", 200);
+    ck_assert_str_eq(cJSON_GetObjectItem(j, "id")->valuestring, "BAAI/bge-small-en-v1.5");
+    cJSON_Delete(j);
+    ck_assert_int_eq(server_stop(&s, 30), 0);
+}
+END_TEST
+
+/* The label names of a served model, from /info. */
+static cJSON *model_labels(int port, const char *model)
+{
+    cJSON *j = get_expect(port, "/info", 200), *out = NULL;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, cJSON_GetObjectItem(j, "models"))
+    {
+        if (strcmp(cJSON_GetObjectItem(m, "model_id")->valuestring, model) == 0)
+            out = cJSON_Duplicate(cJSON_GetObjectItem(m, "labels"), 1);
+    }
+    cJSON_Delete(j);
+    ck_assert(out != NULL);
+    return out;
+}
+
+/* The score of label `label` in a /predict list. */
+static double label_score(const cJSON *list, const char *label)
+{
+    const cJSON *e;
+    cJSON_ArrayForEach(e, list)
+    {
+        if (strcmp(cJSON_GetObjectItem(e, "label")->valuestring, label) == 0)
+            return cJSON_GetObjectItem(e, "score")->valuedouble;
+    }
+    ck_abort_msg("no label %s", label);
+    return 0;
+}
+
+START_TEST(text_tei_routes)
+{
+    server s;
+    text_server(&s, NULL);
+    static const char *const sents[] = {"Long documents need sparse attention.",
+                                        "Sparse attention reads long documents.",
+                                        "The weather was fine on Tuesday."};
+
+    /* /similarity = the cosine of the /embed vectors */
+    char body[1024];
+    snprintf(body, sizeof body,
+             "{\"inputs\":{\"source_sentence\":\"%s\",\"sentences\":[\"%s\",\"%s\",\"%s\"]}}",
+             sents[0], sents[0], sents[1], sents[2]);
+    cJSON *j = post_expect(s.port, "/similarity", body, 200);
+    ck_assert_int_eq(cJSON_GetArraySize(j), 3);
+    double e0[32], ei[32];
+    embed_one(s.port, sents[0], NULL, e0, 32, NULL, NULL, 0);
+    for (int i = 0; i < 3; i++) {
+        embed_one(s.port, sents[i], NULL, ei, 32, NULL, NULL, 0);
+        double dot = 0;
+        for (int d = 0; d < 32; d++)
+            dot += e0[d] * ei[d];
+        double got = cJSON_GetArrayItem(j, i)->valuedouble;
+        ck_assert_msg(fabs(got - dot) <= 1e-5, "similarity %d: %g vs %g", i, got, dot);
+    }
+    cJSON_Delete(j);
+    char *root = post_body(s.port, "/", body); /* an embedding model's root: the same */
+    char *direct = post_body(s.port, "/similarity", body);
+    ck_assert_str_eq(root, direct);
+    free(root);
+    free(direct);
+
+    /* /rerank: the cross-encoder's (query, text) scores best first; raw: the last label's
+     * /predict logit of the pair; else its /predict probability */
+    cJSON *labels = model_labels(s.port, "seqcls");
+    const char *last = cJSON_GetArrayItem(labels, cJSON_GetArraySize(labels) - 1)->valuestring;
+    for (int raw = 0; raw < 2; raw++) {
+        snprintf(body, sizeof body,
+                 "{\"query\":\"%s\",\"texts\":[\"%s\",\"%s\",\"%s\"],\"raw_scores\":%s,"
+                 "\"return_text\":true}",
+                 sents[0], sents[0], sents[1], sents[2], raw ? "true" : "false");
+        j = post_expect(s.port, "/rerank", body, 200);
+        ck_assert_int_eq(cJSON_GetArraySize(j), 3);
+        int seen = 0;
+        for (int k = 0; k < 3; k++) {
+            const cJSON *rk = cJSON_GetArrayItem(j, k);
+            const int idx = cJSON_GetObjectItem(rk, "index")->valueint;
+            const double sc = cJSON_GetObjectItem(rk, "score")->valuedouble;
+            ck_assert(idx >= 0 && idx < 3 && !(seen & 1 << idx));
+            seen |= 1 << idx;
+            ck_assert_str_eq(cJSON_GetObjectItem(rk, "text")->valuestring, sents[idx]);
+            if (k)
+                ck_assert(sc <=
+                          cJSON_GetObjectItem(cJSON_GetArrayItem(j, k - 1), "score")->valuedouble);
+            char pb[512];
+            snprintf(pb, sizeof pb, "{\"inputs\":[\"%s\",\"%s\"],\"raw_scores\":%s}", sents[0],
+                     sents[idx], raw ? "true" : "false");
+            cJSON *p = post_expect(s.port, "/predict", pb, 200);
+            ck_assert_msg(fabs(label_score(p, last) - sc) <= 1e-6, "rerank %d: %g vs %g", idx, sc,
+                          label_score(p, last));
+            cJSON_Delete(p);
+        }
+        cJSON_Delete(j);
+    }
+    /* without return_text no text; a classifier's root with {"query", "texts"} reranks */
+    snprintf(body, sizeof body, "{\"query\":\"q\",\"texts\":[\"a\",\"b\"],\"model\":\"seqcls\"}");
+    root = post_body(s.port, "/", body);
+    direct = post_body(s.port, "/rerank", body);
+    ck_assert_str_eq(root, direct);
+    ck_assert(strstr(direct, "\"text\"") == NULL);
+    free(root);
+    free(direct);
+    cJSON_Delete(labels);
+
+    /* /predict: top_k, function_to_apply, and the Inference API's "parameters" (a list per
+     * input, as huggingface_hub's text_classification reads it) */
+    j = post_expect(s.port, "/predict", "{\"inputs\":\"a b c\",\"top_k\":2}", 200);
+    ck_assert_int_eq(cJSON_GetArraySize(j), 2);
+    cJSON_Delete(j);
+    char *raw = post_body(s.port, "/predict", "{\"inputs\":\"a b c\",\"raw_scores\":true}");
+    char *none =
+        post_body(s.port, "/predict", "{\"inputs\":\"a b c\",\"function_to_apply\":\"none\"}");
+    ck_assert_str_eq(raw, none);
+    free(raw);
+    free(none);
+    j = post_expect(s.port, "/predict", "{\"inputs\":\"a b c\",\"function_to_apply\":\"sigmoid\"}",
+                    200);
+    cJSON *logits =
+        post_expect(s.port, "/predict", "{\"inputs\":\"a b c\",\"raw_scores\":true}", 200);
+    for (int k = 0; k < cJSON_GetArraySize(j); k++) {
+        const cJSON *e = cJSON_GetArrayItem(j, k);
+        const double x = label_score(logits, cJSON_GetObjectItem(e, "label")->valuestring);
+        ck_assert(fabs(cJSON_GetObjectItem(e, "score")->valuedouble - 1 / (1 + exp(-x))) <= 1e-6);
+    }
+    cJSON_Delete(j);
+    cJSON_Delete(logits);
+    j = post_expect(s.port, "/predict", "{\"inputs\":\"a b c\",\"parameters\":{\"top_k\":1}}", 200);
+    ck_assert(cJSON_GetArraySize(j) == 1 && cJSON_GetArraySize(cJSON_GetArrayItem(j, 0)) == 1);
+    cJSON_Delete(j);
+    text_expect(s.port, "/predict", "{\"inputs\":\"a\",\"function_to_apply\":\"relu\"}", 422,
+                "function_to_apply");
+
+    /* POST / and /invocations answer as the chosen model's route, Inference API bodies too */
+    static const struct {
+        const char *body, *route;
+    } roots[] = {
+        {"{\"inputs\":\"a long text\"}", "/embed"}, /* the first model: st_tiny */
+        {"{\"inputs\":\"a long text\",\"model\":\"seqcls\",\"parameters\":{}}", "/predict"},
+        {"{\"inputs\":\"a long text\",\"model\":\"tokcls\",\"parameters\":{}}", "/token_classify"},
+        {"{\"inputs\":\"a <mask> text\",\"model\":\"mlm\",\"parameters\":{\"top_k\":2}}",
+         "/fill_mask"},
+        {"{\"inputs\":{\"question\":\"what?\",\"context\":\"a long text\"},\"model\":\"qa\","
+         "\"parameters\":{\"max_answer_len\":3}}",
+         "/answer"},
+    };
+    for (size_t i = 0; i < sizeof roots / sizeof *roots; i++) {
+        char *want_body = post_body(s.port, roots[i].route, roots[i].body);
+        for (int inv = 0; inv < 2; inv++) {
+            char *got = post_body(s.port, inv ? "/invocations" : "/", roots[i].body);
+            ck_assert_msg(strcmp(got, want_body) == 0, "%s: %s vs %s", roots[i].route, got,
+                          want_body);
+            free(got);
+        }
+        free(want_body);
+    }
+    j = post_expect(s.port, "/fill_mask",
+                    "{\"inputs\":\"a <mask> text\",\"parameters\":{\"top_k\":2}}", 200);
+    ck_assert_int_eq(cJSON_GetArraySize(j), 2);
+    cJSON_Delete(j);
+
+    /* errors name what is wrong */
+    text_expect(s.port, "/rerank", "{\"query\":\"q\",\"texts\":[\"a\"],\"model\":\"st_tiny\"}", 422,
+                "text-classification");
+    text_expect(s.port, "/rerank", "{\"query\":\"q\",\"texts\":[]}", 400, "texts");
+    text_expect(s.port, "/similarity",
+                "{\"inputs\":{\"source_sentence\":\"a\",\"sentences\":[\"b\"]},\"model\":"
+                "\"seqcls\"}",
+                422, "feature-extraction");
+    text_expect(s.port, "/similarity", "{\"inputs\":\"a\"}", 400, "source_sentence");
+    text_expect(s.port, "/fill_mask",
+                "{\"inputs\":\"a <mask>\",\"parameters\":{\"targets\":[\"x\"]}}", 422, "targets");
+    text_expect(s.port, "/", "{\"inputs\":\"a\",\"model\":\"nope\"}", 422, "not served");
+    expect_healthy(s.port);
+    ck_assert_int_eq(server_stop(&s, 30), 0);
+}
+END_TEST
+
 /* The default model (all-MiniLM-L6-v2 as BERT with Longformer attention, window 512):
  * /embed equals sentence-transformers to 1e-4. Skipped when models/ lacks it. */
 START_TEST(text_default_model)
@@ -643,6 +969,8 @@ int main(void)
     tcase_add_test(tc, text_embed_equals_engine);
     tcase_add_test(tc, text_pipelines);
     tcase_add_test(tc, text_errors);
+    tcase_add_test(tc, text_openai_models);
+    tcase_add_test(tc, text_tei_routes);
     tcase_add_test(tc, text_default_model);
     suite_add_tcase(su, tc);
     return harness_run(su);

@@ -174,6 +174,48 @@ START_TEST(options_table)
     ck_assert_int_eq(opt_parse(&o, 1, bad3, err, sizeof err), -1);
     ck_assert(strstr(err, "no model") != NULL);
     opt_free(&o);
+
+    /* --served-model-name: ALIAS names the only model, ALIAS=NAME a named one; repeatable,
+     * also from the environment (comma-separated) */
+    char *al1[] = {"longserve", "--model-id", "/m/x", "--served-model-name", "gpt", NULL};
+    ck_assert_int_eq(opt_parse(&o, 5, al1, err, sizeof err), 0);
+    ck_assert(o.naliases == 1 && strcmp(o.served_model_name[0].alias, "gpt") == 0 &&
+              o.served_model_name[0].model == 0);
+    opt_free(&o);
+    setenv("LONGSERVE_SERVED_MODEL_NAME", "e1=b,e2=a", 1);
+    char *al2[] = {"longserve", "--model-id", "a=/m/x", "--model-id", "b=/m/y", NULL};
+    ck_assert_int_eq(opt_parse(&o, 5, al2, err, sizeof err), 0);
+    ck_assert(o.naliases == 2 && o.served_model_name[0].model == 1 &&
+              o.served_model_name[1].model == 0);
+    opt_free(&o);
+    unsetenv("LONGSERVE_SERVED_MODEL_NAME");
+    static const struct {
+        const char *alias, *needle;
+    } bad_alias[] = {{"gpt", "several models"}, {"gpt=c", "no --model-id"}, {"a=b", "already"}};
+    for (size_t i = 0; i < sizeof bad_alias / sizeof *bad_alias; i++) {
+        char *al[] = {"longserve",
+                      "--model-id",
+                      "a=/m/x",
+                      "--model-id",
+                      "b=/m/y",
+                      "--served-model-name",
+                      (char *)bad_alias[i].alias,
+                      NULL};
+        ck_assert_int_eq(opt_parse(&o, 7, al, err, sizeof err), -1);
+        ck_assert_msg(strstr(err, bad_alias[i].needle) != NULL, "%s", err);
+        opt_free(&o);
+    }
+    /* --accept-any-model-name: only with one model */
+    char *any1[] = {"longserve",  "--model-id", "a=/m/x",
+                    "--model-id", "b=/m/y",     "--accept-any-model-name",
+                    NULL};
+    ck_assert_int_eq(opt_parse(&o, 6, any1, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "exactly one") != NULL, "%s", err);
+    opt_free(&o);
+    char *any2[] = {"longserve", "--model-id", "a=/m/x", "--accept-any-model-name", NULL};
+    ck_assert_int_eq(opt_parse(&o, 4, any2, err, sizeof err), 0);
+    ck_assert_int_eq(o.accept_any_model_name, 1);
+    opt_free(&o);
 }
 END_TEST
 
@@ -336,8 +378,48 @@ START_TEST(tei_input_forms)
                 LS_ERR_INVALID_INPUT, "mean");
     parse_fails(TEI_EMBED, "{\"inputs\":\"a\",\"global_attention\":{\"token_indices\":[-1]}}",
                 LS_ERR_BAD_REQUEST, "non-negative");
-    parse_fails(TEI_OPENAI_EMBED, "{\"input\":\"a\",\"dimensions\":8}", LS_ERR_INVALID_INPUT,
+    r = parse_ok(TEI_OPENAI_EMBED, "{\"input\":\"a\",\"dimensions\":8}");
+    ck_assert_int_eq(r.dimensions, 8);
+    tei_request_free(&r);
+    parse_fails(TEI_OPENAI_EMBED, "{\"input\":\"a\",\"dimensions\":0}", LS_ERR_INVALID_INPUT,
                 "dimensions");
+    parse_fails(TEI_EMBED, "{\"inputs\":\"a\",\"dimensions\":\"8\"}", LS_ERR_BAD_REQUEST,
+                "dimensions");
+    /* Hugging Face's "parameters" are read as top-level fields, which win */
+    r = parse_ok(TEI_PREDICT, "{\"inputs\":\"a\",\"parameters\":{\"top_k\":2,"
+                              "\"function_to_apply\":\"none\"}}");
+    ck_assert(r.hf_params && r.top_k == 2 && r.fn == TEI_FN_NONE);
+    tei_request_free(&r);
+    r = parse_ok(TEI_FILL_MASK, "{\"inputs\":\"a\",\"top_k\":3,\"parameters\":{\"top_k\":2}}");
+    ck_assert_int_eq(r.top_k, 3);
+    tei_request_free(&r);
+    parse_fails(TEI_PREDICT, "{\"inputs\":\"a\",\"parameters\":[1]}", LS_ERR_BAD_REQUEST,
+                "parameters");
+    parse_fails(TEI_FILL_MASK, "{\"inputs\":\"a\",\"parameters\":{\"targets\":[\"x\"]}}",
+                LS_ERR_INVALID_INPUT, "targets");
+    /* /similarity: the source first; /rerank: (query, text) pairs */
+    r = parse_ok(TEI_SIMILARITY,
+                 "{\"inputs\":{\"source_sentence\":\"s\",\"sentences\":[\"a\",\"b\"]}}");
+    ck_assert(r.n == 3 && strcmp(r.in[0].text, "s") == 0 && strcmp(r.in[2].text, "b") == 0);
+    tei_request_free(&r);
+    parse_fails(TEI_SIMILARITY, "{\"inputs\":{\"source_sentence\":\"s\",\"sentences\":[]}}",
+                LS_ERR_BAD_REQUEST, "sentences");
+    r = parse_ok(TEI_RERANK, "{\"query\":\"q\",\"texts\":[\"a\",\"b\"],\"return_text\":true}");
+    ck_assert(r.n == 2 && r.return_text && strcmp(r.in[1].text, "q") == 0 &&
+              strcmp(r.in[1].pair, "b") == 0);
+    tei_request_free(&r);
+    parse_fails(TEI_RERANK, "{\"query\":\"q\",\"texts\":[]}", LS_ERR_BAD_REQUEST, "texts");
+    parse_fails(TEI_RERANK, "{\"texts\":[\"a\"]}", LS_ERR_BAD_REQUEST, "query");
+    tei_shape shape;
+    char model[32];
+    const char *peek = "{\"model\":\"m\",\"query\":\"q\",\"texts\":[]}";
+    tei_root_peek(peek, strlen(peek), model, sizeof model, &shape);
+    ck_assert(shape == TEI_SHAPE_RERANK && strcmp(model, "m") == 0);
+    peek = "{\"inputs\":{\"source_sentence\":1}}";
+    tei_root_peek(peek, strlen(peek), model, sizeof model, &shape);
+    ck_assert(shape == TEI_SHAPE_SIMILARITY && model[0] == 0);
+    tei_root_peek("not json", 8, model, sizeof model, &shape);
+    ck_assert(shape == TEI_SHAPE_TEXT);
     parse_fails(TEI_FILL_MASK, "{\"inputs\":\"a\",\"top_k\":0}", LS_ERR_INVALID_INPUT, "top_k");
     parse_fails(TEI_TOKCLS, "{\"inputs\":\"a\",\"aggregation_strategy\":\"simple\"}",
                 LS_ERR_INVALID_INPUT, "none");

@@ -1,6 +1,6 @@
 /* Decoders: token strings back to text (WordPiece with its cleanup, ByteLevel, Metaspace,
- * Replace, ByteFallback, Fuse, Strip, Sequence), each a step over a list of strings as
- * Hugging Face's decode_chain is; the caller joins the last list. */
+ * Replace, ByteFallback, Fuse, Strip, CTC, BPEDecoder, Sequence), each a step over a list of
+ * strings as Hugging Face's decode_chain is; the caller joins the last list. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,12 +27,21 @@ static const char *tok__str_at(const tok__strs *v, size_t i, size_t *n)
     return v->text.p + v->start[i];
 }
 
-/* appends s with every occurrence of from replaced by to */
+/* appends s with every occurrence of from replaced by to (Rust's str::replace: an empty
+ * from matches before every character and at the end) */
 static int tok__replace_all(tok__buf *o, const char *s, size_t n, const char *from, size_t fl,
                             const char *to, size_t tl)
 {
     size_t i = 0, run = 0;
-    if (!fl) return tok__buf_put(o, s, n);
+    if (!fl) {
+        int rc = tok__buf_put(o, to, tl);
+        for (size_t k = 0; k < n && !rc;) {
+            size_t l = (size_t)tok__lead_len((unsigned char)s[k]);
+            rc = tok__buf_put(o, s + k, l) || tok__buf_put(o, to, tl);
+            k += l;
+        }
+        return rc;
+    }
     while (i + fl <= n) {
         if (!memcmp(s + i, from, fl)) {
             if (tok__buf_put(o, s + run, i - run) || tok__buf_put(o, to, tl)) return -1;
@@ -65,8 +74,33 @@ static int tok__cleanup(tok__buf *out, const char *s, size_t n)
     return rc;
 }
 
-static int tok__dec_step(const tj_decoder *d, const tok__strs *in, tok__strs *out)
+/* Replace with a regex: HF's find_matches (Oniguruma's find_iter: an empty match right
+ * after the previous match is skipped) with every match replaced by to */
+static int tok__replace_re(tok__buf *o, const tok__re *re, pcre2_match_data *md, const char *s,
+                           size_t n, const char *to, size_t tl)
 {
+    size_t prev = 0, from = 0, ms, me;
+    long last_end = -1;
+    int rc = 0;
+    while (from <= n && !rc) {
+        int r = tok__re_next(re, md, s, n, from, &ms, &me);
+        if (r < 0) return -1;
+        if (!r) break;
+        if (me == ms && (long)ms == last_end) {
+            if (from >= n) break;
+            from += (size_t)tok__lead_len((unsigned char)s[from]);
+            continue;
+        }
+        rc = tok__buf_put(o, s + prev, ms - prev) || tok__buf_put(o, to, tl);
+        prev = me, from = me, last_end = (long)me;
+    }
+    return rc || tok__buf_put(o, s + prev, n - prev);
+}
+
+static int tok__dec_step(const tok__decoder *dd, const tok__strs *in, tok__strs *out,
+                         pcre2_match_data *md)
+{
+    const tj_decoder *d = dd->j;
     tok__buf t = {0};
     int rc = 0;
     switch (d->type) {
@@ -154,7 +188,47 @@ static int tok__dec_step(const tj_decoder *d, const tok__strs *in, tok__strs *ou
             size_t n;
             const char *s = tok__str_at(in, i, &n);
             t.n = 0;
-            rc |= tok__replace_all(&t, s, n, d->pattern.text, fl, d->content, cl) ||
+            if (dd->has_re)
+                rc |= tok__replace_re(&t, &dd->re, md, s, n, d->content, cl);
+            else
+                rc |= tok__replace_all(&t, s, n, d->pattern.text, fl, d->content, cl);
+            rc |= tok__strs_push(out, t.p ? t.p : "", t.n);
+        }
+        break;
+    }
+    case TJ_DEC_CTC: {
+        /* consecutive duplicates dropped, pad removed, cleanup, delimiter → space; tokens
+         * left empty are dropped */
+        size_t pl = strlen(d->pad_token), wl = strlen(d->word_delimiter);
+        for (size_t i = 0; i < in->n && !rc; i++) {
+            size_t n, pn;
+            const char *s = tok__str_at(in, i, &n);
+            if (i) {
+                const char *p = tok__str_at(in, i - 1, &pn);
+                if (pn == n && !memcmp(p, s, n)) continue;
+            }
+            t.n = 0;
+            rc |= tok__replace_all(&t, s, n, d->pad_token, pl, "", 0);
+            if (d->cleanup && !rc) {
+                tok__buf c = {0}, w = {0};
+                rc |= tok__cleanup(&c, t.p ? t.p : "", t.n) ||
+                      tok__replace_all(&w, c.p ? c.p : "", c.n, d->word_delimiter, wl, " ", 1);
+                t.n = 0;
+                if (!rc) rc |= tok__buf_put(&t, w.p ? w.p : "", w.n);
+                free(c.p), free(w.p);
+            }
+            if (t.n && !rc) rc |= tok__strs_push(out, t.p, t.n);
+        }
+        break;
+    }
+    case TJ_DEC_BPE: {
+        size_t sl = strlen(d->suffix);
+        for (size_t i = 0; i < in->n && !rc; i++) {
+            size_t n;
+            const char *s = tok__str_at(in, i, &n);
+            t.n = 0;
+            int last = i + 1 == in->n;
+            rc |= tok__replace_all(&t, s, n, d->suffix, sl, last ? "" : " ", last ? 0 : 1) ||
                   tok__strs_push(out, t.p ? t.p : "", t.n);
         }
         break;
@@ -224,17 +298,50 @@ static int tok__dec_step(const tj_decoder *d, const tok__strs *in, tok__strs *ou
     return rc ? -1 : 0;
 }
 
-ls_status tok__decode_chain(const tj_decoder *d, tok__strs *toks, char *err, size_t errlen)
+ls_status tok__decoder_build(tok__decoder *d, const tj_decoder *j, char *err, size_t errlen)
 {
-    if (d->type == TJ_DEC_SEQUENCE) {
+    memset(d, 0, sizeof *d);
+    d->j = j;
+    if (j->type == TJ_DEC_REPLACE && (j->pattern.kind == TJ_PAT_REGEX || !*j->pattern.text)) {
+        ls_status st = tok__re_compile(&d->re, j->pattern.text, j->pattern.kind == TJ_PAT_STRING,
+                                       err, errlen, "decoder Replace");
+        if (st) return st;
+        d->has_re = 1;
+    }
+    if (j->type == TJ_DEC_SEQUENCE) {
+        d->items = calloc((size_t)j->n_items + 1, sizeof *d->items);
+        if (!d->items) return ls_fail(err, errlen, LS_ERR_NOMEM, "decoder: out of memory");
+        d->n_items = j->n_items;
+        for (int i = 0; i < j->n_items; i++) {
+            ls_status st = tok__decoder_build(&d->items[i], &j->items[i], err, errlen);
+            if (st) return st;
+        }
+    }
+    return LS_OK;
+}
+
+void tok__decoder_free(tok__decoder *d)
+{
+    if (!d) return;
+    if (d->has_re) tok__re_free(&d->re);
+    for (int i = 0; i < d->n_items; i++)
+        tok__decoder_free(&d->items[i]);
+    free(d->items);
+    d->items = NULL, d->n_items = 0;
+}
+
+ls_status tok__decode_chain(const tok__decoder *d, tok__strs *toks, pcre2_match_data *md, char *err,
+                            size_t errlen)
+{
+    if (d->j->type == TJ_DEC_SEQUENCE) {
         for (int i = 0; i < d->n_items; i++) {
-            ls_status st = tok__decode_chain(&d->items[i], toks, err, errlen);
+            ls_status st = tok__decode_chain(&d->items[i], toks, md, err, errlen);
             if (st) return st;
         }
         return LS_OK;
     }
     tok__strs out = {0};
-    if (tok__dec_step(d, toks, &out)) {
+    if (tok__dec_step(d, toks, &out, md)) {
         tok__strs_free(&out);
         return ls_fail(err, errlen, LS_ERR_NOMEM, "decode: out of memory");
     }

@@ -210,8 +210,9 @@ struct tok__norm {
 struct tok__pre {
     tj_pre_type type;
     const tj_pretok *j;
-    tok__re re;    /* Split, ByteLevel (GPT-2 pattern), Whitespace */
-    uint32_t repl; /* Metaspace replacement character */
+    tok__re re;     /* Split, ByteLevel (GPT-2 pattern), Whitespace */
+    uint32_t repl;  /* Metaspace replacement character */
+    uint32_t delim; /* CharDelimiterSplit */
     struct tok__pre *items;
     int n_items;
 };
@@ -227,6 +228,15 @@ typedef struct {
     tok__mtok *v;
     size_t n, cap;
 } tok__mtoks;
+
+/* a decoder with what it compiled at load (Replace's regex) */
+typedef struct tok__decoder {
+    const tj_decoder *j;
+    tok__re re;
+    int has_re;
+    struct tok__decoder *items;
+    int n_items;
+} tok__decoder;
 
 typedef struct tok__bpe_cache tok__bpe_cache;
 typedef struct tok__scratch tok__scratch;
@@ -296,7 +306,7 @@ struct tok_tokenizer {
     int post_sets_types;                 /* template decides type ids of sequence tokens */
     int roberta_types;                   /* RobertaProcessing: every type id 0 */
     /* decoding */
-    const tj_decoder *dec;
+    tok__decoder *dec;
     int32_t max_id;
     const char **dec_tok; /* [max_id+1] id → token for decoding */
     uint32_t *dec_len;
@@ -320,6 +330,8 @@ int tok__pre_tokenize(const tok__pre *p, tok__arena *a, tok__splits *in, tok__sp
 int tok__split_by_pred(tok__arena *a, const tok__split *sp, int (*pred)(uint32_t),
                        tj_split_behavior b, tok__splits *out);
 const uint32_t *tok__byte_chars(void); /* GPT-2 byte → character */
+/* every byte of the split becomes its GPT-2 character (ByteLevel pre-tokenizer, normalizer) */
+int tok__bytes_to_chars(tok__arena *a, tok__split *sp);
 
 /* tok_models.c */
 ls_status tok__model_build(tok_tokenizer *t, char *err, size_t errlen);
@@ -336,7 +348,10 @@ typedef struct {
 
 int tok__strs_push(tok__strs *v, const char *s, size_t n);
 void tok__strs_free(tok__strs *v);
+ls_status tok__decoder_build(tok__decoder *d, const tj_decoder *j, char *err, size_t errlen);
+void tok__decoder_free(tok__decoder *d);
 /* runs the decoder over toks, which it replaces by the decoded list */
-ls_status tok__decode_chain(const tj_decoder *d, tok__strs *toks, char *err, size_t errlen);
+ls_status tok__decode_chain(const tok__decoder *d, tok__strs *toks, pcre2_match_data *md, char *err,
+                            size_t errlen);
 
 #endif

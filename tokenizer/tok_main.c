@@ -380,7 +380,11 @@ static ls_status tok__build(tok_tokenizer *t, char *err, size_t errlen)
     if (!st) st = tok__build_added(t, err, errlen);
     if (!st) st = tok__re_compile(&t->word_re, "\\w", 0, err, errlen, "single_word");
     if (!st && t->j.post_processor) st = tok__build_post(t, t->j.post_processor, err, errlen);
-    t->dec = t->j.decoder;
+    if (!st && t->j.decoder) {
+        t->dec = calloc(1, sizeof *t->dec);
+        st = t->dec ? tok__decoder_build(t->dec, t->j.decoder, err, errlen)
+                    : ls_fail(err, errlen, LS_ERR_NOMEM, "decoder: out of memory");
+    }
     if (!st) st = tok__build_decode(t, err, errlen);
     return st;
 }
@@ -474,6 +478,8 @@ void tok_free(tok_tokenizer *t)
     free(t->norm);
     tok__pre_free(t->pre);
     free(t->pre);
+    tok__decoder_free(t->dec);
+    free(t->dec);
     for (int i = 0; i < t->n_added; i++)
         free((void *)t->added[i].match);
     free(t->added);
@@ -683,6 +689,9 @@ static ls_status tok__encode_text(const tok_tokenizer *t, const char *text, size
                 continue;
             }
             if (t->norm && tok__normalize(t->norm, &q->a, &s, md)) return tok__oom(err, errlen);
+            /* HF slices the normalized piece again: its original span is now that of the
+             * text left (Strip moves it; Metaspace's "first" scheme reads it) */
+            if (s.len) s.os = q->a.al[s.off].s, s.oe = q->a.al[s.off + s.len - 1].e;
             if (t->has_group[1]) {
                 if (tok__added_split(t, 1, &q->a, &s, &q->tmp, md)) return tok__oom(err, errlen);
             } else if (s.len && tok__splits_push(&q->tmp, s)) {
@@ -1008,7 +1017,9 @@ ls_status tok_decode(const tok_tokenizer *t, const int32_t *ids, size_t n, int s
         return tok__oom(err, errlen);
     }
     if (t->dec) {
-        ls_status st = tok__decode_chain(t->dec, &v, err, errlen);
+        pcre2_match_data *md = pcre2_match_data_create(16, NULL);
+        ls_status st = md ? tok__decode_chain(t->dec, &v, md, err, errlen) : tok__oom(err, errlen);
+        pcre2_match_data_free(md);
         if (st) {
             tok__strs_free(&v);
             return st;

@@ -1,7 +1,7 @@
-/* The models that turn one pre-tokenized word into ids: WordPiece (greedy longest match
- * over two hash maps, so "##" never has to be glued on), BPE (merge ranks in a hash map,
- * a binary heap over a linked list of symbols, a per-word cache) and Unigram (Viterbi
- * over a byte trie of the pieces). */
+/* The models that turn one pre-tokenized word into ids: WordLevel (the word or unk),
+ * WordPiece (greedy longest match over two hash maps, so "##" never has to be glued on), BPE (merge
+ * ranks in a hash map, a binary heap over a linked list of symbols, a per-word cache) and Unigram
+ * (Viterbi over a byte trie of the pieces). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -261,11 +261,6 @@ static ls_status tok__build_bpe(tok__model *m, const tj_model *j, char *err, siz
         int l = tok__enc(bc[b], s);
         m->byte_ids[b] = tok__map_get(&m->vocab, s, (size_t)l);
     }
-    for (int b = 0; b < 256; b++) {
-        char s[8];
-        snprintf(s, sizeof s, "<0x%02X>", b);
-        m->byte_fallback_ids[b] = tok__map_get(&m->vocab, s, 6);
-    }
     m->cache = tok__cache_new();
     if (!m->cache) return ls_fail(err, errlen, LS_ERR_NOMEM, "BPE: out of memory");
     return LS_OK;
@@ -290,6 +285,11 @@ ls_status tok__model_build(tok_tokenizer *t, char *err, size_t errlen)
         if (l > m->max_tok_len) m->max_tok_len = l;
     }
     m->n_ids = max_id + 1;
+    for (int b = 0; b < 256; b++) { /* byte_fallback's <0xXX> tokens (BPE, Unigram) */
+        char s[8];
+        snprintf(s, sizeof s, "<0x%02X>", b);
+        m->byte_fallback_ids[b] = tok__map_get(&m->vocab, s, 6);
+    }
     m->id2tok = calloc((size_t)m->n_ids + 1, sizeof *m->id2tok);
     m->id2len = calloc((size_t)m->n_ids + 1, sizeof *m->id2len);
     if (!m->id2tok || !m->id2len)
@@ -327,6 +327,9 @@ ls_status tok__model_build(tok_tokenizer *t, char *err, size_t errlen)
     case TJ_MODEL_UNIGRAM:
         m->unk_id = j->unk_id;
         return tok__build_unigram(m, j, err, errlen);
+    case TJ_MODEL_WORDLEVEL: /* a missing unk_token fails at the first unknown word, as in HF */
+        m->unk_id = tok__map_get(&m->vocab, j->unk_token, strlen(j->unk_token));
+        return LS_OK;
     case TJ_MODEL_BYTES:
         return LS_OK;
     }
@@ -692,6 +695,15 @@ ls_status tok__model_tokenize(const tok_tokenizer *t, const char *s, size_t n, t
     case TJ_MODEL_UNIGRAM:
         rc = tok__unigram(m, j, s, n, out, err, errlen);
         break;
+    case TJ_MODEL_WORDLEVEL: {
+        int32_t id = tok__map_get(&m->vocab, s, n);
+        if (id < 0) id = m->unk_id;
+        if (id < 0)
+            return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                           "WordLevel: unk_token \"%s\" is not in the vocabulary", j->unk_token);
+        rc = tok__push(out, id, 0, n, 0);
+        break;
+    }
     case TJ_MODEL_BYTES:
         break;
     }

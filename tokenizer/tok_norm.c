@@ -1,7 +1,7 @@
 /* Normalizers: BertNormalizer, NF(K)C/NF(K)D, Lowercase, StripAccents, Replace, Prepend,
- * Strip, Precompiled and Sequence, each written as the stream of (char, change) items
- * Hugging Face feeds to NormalizedString::transform, so that alignments (and so offsets)
- * come out byte for byte as theirs. Unicode data comes from utf8proc. */
+ * Strip, Precompiled, Nmt, ByteLevel and Sequence, each written as the stream of (char, change)
+ * items Hugging Face feeds to NormalizedString::transform, so that alignments (and so offsets) come
+ * out byte for byte as theirs. Unicode data comes from utf8proc. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -353,6 +353,22 @@ static int tok__bert_keep(uint32_t c)
 static uint32_t tok__ws_to_space(uint32_t c)
 {
     return tok__is_whitespace(c) ? ' ' : c;
+}
+
+/* Nmt: SentencePiece's NMT cleanup (control characters dropped, odd spaces made spaces) */
+static int tok__nmt_keep(uint32_t c)
+{
+    return !((c >= 0x01 && c <= 0x08) || c == 0x0b || (c >= 0x0e && c <= 0x1f) || c == 0x7f ||
+             c == 0x8f || c == 0x9f);
+}
+
+static uint32_t tok__nmt_space(uint32_t c)
+{
+    if (c == 0x09 || c == 0x0a || c == 0x0c || c == 0x0d || c == 0x1680 ||
+        (c >= 0x200b && c <= 0x200f) || c == 0x2028 || c == 0x2029 || c == 0x2581 || c == 0xfeff ||
+        c == 0xfffd)
+        return ' ';
+    return c;
 }
 
 static int tok__not_mn(uint32_t c)
@@ -740,6 +756,11 @@ int tok__normalize(const tok__norm *n, tok__arena *a, tok__split *sp, pcre2_matc
         return tok__strip(a, sp, j->strip_left, j->strip_right);
     case TJ_NORM_PRECOMPILED:
         return tok__precompiled(n, a, sp);
+    case TJ_NORM_NMT:
+        if (tok__filter(a, sp, tok__nmt_keep)) return -1;
+        return tok__map_chars(a, sp, tok__nmt_space);
+    case TJ_NORM_BYTE_LEVEL:
+        return sp->len ? tok__bytes_to_chars(a, sp) : 0;
     case TJ_NORM_SEQUENCE:
         for (int i = 0; i < n->n_items; i++)
             if (tok__normalize(&n->items[i], a, sp, md)) return -1;

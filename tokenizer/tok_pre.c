@@ -1,11 +1,13 @@
 /* Pre-tokenizers: BertPreTokenizer, ByteLevel (GPT-2 pattern and byte-to-unicode map),
- * Whitespace, WhitespaceSplit, Metaspace, Split, Punctuation, Digits and Sequence. Each
+ * Whitespace, WhitespaceSplit, Metaspace, Split, Punctuation, Digits, UnicodeScripts,
+ * CharDelimiterSplit, FixedLength and Sequence. Each
  * cuts splits into smaller views of the arena with Hugging Face's split behaviours; the
  * only ones that rewrite text (Metaspace, ByteLevel) do it through the transform writer. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "tok_internal.h"
+#include "tok_scripts.h"
 
 #define TOK__GPT2                                                                                  \
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"
@@ -173,6 +175,92 @@ int tok__split_by_pred(tok__arena *a, const tok__split *sp, int (*pred)(uint32_t
 
 /* ---- the pre-tokenizers ----------------------------------------------------------------- */
 
+/* a slice [s, e) of the split's bytes as a split of its own (NormalizedString::slice) */
+static int tok__slice(const tok__arena *a, const tok__split *sp, size_t s, size_t e,
+                      tok__splits *out)
+{
+    if (e <= s) return 0;
+    tok__split x = {sp->off + (uint32_t)s, (uint32_t)(e - s), a->al[sp->off + s].s,
+                    a->al[sp->off + e - 1].e, -1};
+    return tok__splits_push(out, x);
+}
+
+/* HF's own script table (not utf8proc's: its Unicode is older), with SentencePiece's
+ * fixes: kana and U+30FC count as Han, a space as Any */
+static int tok__script(uint32_t c)
+{
+    if (c == 0x30fc) return TOK__SCRIPT_HAN;
+    if (c == ' ') return TOK__SCRIPT_ANY;
+    size_t lo = 0, hi = sizeof tok__scripts / sizeof *tok__scripts;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (c < tok__scripts[mid].lo)
+            hi = mid;
+        else if (c > tok__scripts[mid].hi)
+            lo = mid + 1;
+        else {
+            int s = tok__scripts[mid].script;
+            return s == TOK__SCRIPT_HIRAGANA || s == TOK__SCRIPT_KATAKANA ? TOK__SCRIPT_HAN : s;
+        }
+    }
+    return TOK__SCRIPT_ANY;
+}
+
+/* a cut before every character whose script differs from the last non-Any one; text
+ * before the first cut (leading Any characters) belongs to no split, as in HF */
+static int tok__unicode_scripts(const tok__arena *a, const tok__split *sp, tok__splits *out)
+{
+    const char *s = a->b + sp->off;
+    int last = -1; /* None */
+    size_t cut = 0;
+    int have_cut = 0;
+    for (size_t i = 0; i < sp->len;) {
+        int l;
+        int sc = tok__script(tok__dec(s + i, &l));
+        if (sc != TOK__SCRIPT_ANY && last != TOK__SCRIPT_ANY && last != sc) {
+            if (have_cut && tok__slice(a, sp, cut, i, out)) return -1;
+            cut = i, have_cut = 1;
+        }
+        if (sc != TOK__SCRIPT_ANY) last = sc;
+        i += (size_t)l;
+    }
+    if (have_cut && tok__slice(a, sp, cut, sp->len, out)) return -1;
+    return 0;
+}
+
+/* CharDelimiterSplit: the delimiter removed */
+static int tok__char_split(const tok__arena *a, const tok__split *sp, uint32_t d, tok__splits *out)
+{
+    const char *s = a->b + sp->off;
+    size_t prev = 0;
+    for (size_t i = 0; i < sp->len;) {
+        int l;
+        uint32_t c = tok__dec(s + i, &l);
+        if (c == d) {
+            if (tok__slice(a, sp, prev, i, out)) return -1;
+            prev = i + (size_t)l;
+        }
+        i += (size_t)l;
+    }
+    return tok__slice(a, sp, prev, sp->len, out);
+}
+
+/* FixedLength: chunks of n characters */
+static int tok__fixed_length(const tok__arena *a, const tok__split *sp, int n, tok__splits *out)
+{
+    const char *s = a->b + sp->off;
+    size_t start = 0;
+    int k = 0;
+    for (size_t i = 0; i < sp->len;) {
+        i += (size_t)tok__lead_len((unsigned char)s[i]);
+        if (++k == n) {
+            if (tok__slice(a, sp, start, i, out)) return -1;
+            start = i, k = 0;
+        }
+    }
+    return tok__slice(a, sp, start, sp->len, out);
+}
+
 /* whitespace removed, punctuation isolated, in one pass */
 static int tok__bert(const tok__arena *a, const tok__split *sp, tok__splits *out)
 {
@@ -272,7 +360,7 @@ static int tok__metaspace(const tok__pre *p, tok__arena *a, tok__split *sp, tok_
 
 /* every byte of the split becomes its GPT-2 character; the first byte of a character
  * replaces it, the others are inserted after it */
-static int tok__bytes_to_chars(tok__arena *a, tok__split *sp)
+int tok__bytes_to_chars(tok__arena *a, tok__split *sp)
 {
     const uint32_t *bc = tok__byte_chars();
     size_t r0, r1;
@@ -325,6 +413,12 @@ static int tok__pre_one(const tok__pre *p, tok__arena *a, tok__split *sp, tok__s
         break;
     case TJ_PRE_METASPACE:
         return tok__metaspace(p, a, sp, out);
+    case TJ_PRE_UNICODE_SCRIPTS:
+        return tok__unicode_scripts(a, sp, out);
+    case TJ_PRE_CHAR_DELIMITER:
+        return tok__char_split(a, sp, p->delim, out);
+    case TJ_PRE_FIXED_LENGTH:
+        return tok__fixed_length(a, sp, j->length, out);
     case TJ_PRE_BYTE_LEVEL: {
         if (j->add_prefix_space && sp->len && a->b[sp->off] != ' ' && tok__prepend_char(a, sp, ' '))
             return -1;
@@ -385,6 +479,11 @@ ls_status tok__pre_build(tok__pre *p, const tj_pretok *j, char *err, size_t errl
     case TJ_PRE_METASPACE: {
         int l;
         p->repl = tok__dec(j->replacement, &l);
+        return LS_OK;
+    }
+    case TJ_PRE_CHAR_DELIMITER: {
+        int l;
+        p->delim = tok__dec(j->delimiter, &l);
         return LS_OK;
     }
     case TJ_PRE_SEQUENCE:

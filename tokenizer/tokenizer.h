@@ -12,10 +12,12 @@
  *     tok_encoding_free(e);
  *     tok_free(t);
  *
- * Loads a tokenizer.json (WordPiece, BPE with or without byte-level pre-tokenization and byte
- * fallback, Unigram) or a byte tokenizer ({"type": "bytes", "offset": 2}). The file's
- * "truncation" and "padding" sections are not applied: truncation is a per-call parameter
- * (tok_file_max_length tells what the file asked for) and batches are ragged, never padded.
+ * Loads a tokenizer.json (every normalizer, pre-tokenizer, model, post-processor and decoder
+ * of `tokenizers`: WordPiece, WordLevel, BPE with or without byte-level pre-tokenization and
+ * byte fallback, Unigram; BPE dropout above 0 is refused, being random) or a byte tokenizer
+ * ({"type": "bytes", "offset": 2}). The file's "truncation" and "padding" sections are not
+ * applied: truncation is a per-call parameter (tok_file_max_length tells what the file asked
+ * for) and batches are ragged, never padded.
  * A loaded tokenizer may be used by any number of threads at once. Invalid UTF-8 is rejected
  * with the byte offset of the first bad byte. */
 #ifndef ENG_TOKENIZER_H
@@ -28,7 +30,14 @@
 
 typedef struct tok_tokenizer tok_tokenizer;
 
-typedef enum { TOK_MODEL_WORDPIECE, TOK_MODEL_BPE, TOK_MODEL_UNIGRAM, TOK_MODEL_BYTES } tok_model;
+/* in the order of tj_model_type (formats/tokenizer_json.h) */
+typedef enum {
+    TOK_MODEL_WORDPIECE,
+    TOK_MODEL_BPE,
+    TOK_MODEL_UNIGRAM,
+    TOK_MODEL_BYTES,
+    TOK_MODEL_WORDLEVEL,
+} tok_model;
 
 typedef enum { TOK_TRUNC_RIGHT, TOK_TRUNC_LEFT } tok_trunc_dir;
 
