@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -21,13 +23,26 @@
 #include "routes.h"
 #include "zip.h"
 
+/* One client connection, from its accept to its close (MHD_OPTION_NOTIFY_CONNECTION), so
+ * that clients too slow with their headers or bodies can be let go: libmicrohttpd's own
+ * timeout restarts at every byte, which a client sending one a second never reaches. */
+typedef struct http__sock {
+    struct http__sock *prev, *next;
+    int fd;
+    uint64_t since_ns; /* accepted, or its last request ended: the headers are due */
+    srv_req *req;      /* the request on it, from its request line to its end */
+    int reaped;        /* shut down by the reaper; libmicrohttpd closes it */
+} http__sock;
+
 /* The adapter's state, behind srv_server.http. */
 struct srv_http {
     srv_server *srv;
     struct MHD_Daemon *mhd;
     uv_poll_t poll;   /* on MHD's epoll fd */
     uv_timer_t timer; /* MHD_get_timeout */
-    int open;         /* handles not yet closed: the struct is freed after the last */
+    uv_timer_t reap;  /* lets slow clients go (http__reap) */
+    http__sock *socks;
+    int open; /* handles not yet closed: the struct is freed after the last */
 };
 
 /* The request's connection: srv_conn is libmicrohttpd's, seen by nobody else. */
@@ -37,6 +52,7 @@ static struct MHD_Connection *http__conn(const srv_req *r)
 }
 
 static void http__run(struct srv_http *h);
+static void http__kick(struct srv_http *h);
 
 static unsigned http__method(const char *m)
 {
@@ -55,8 +71,11 @@ static void http__allow_str(unsigned allow, char *buf, size_t n)
 /* Constant time in the key's length whatever the client sends. */
 static int http__auth_ok(const char *hdr, const char *key)
 {
-    if (!hdr || strncmp(hdr, "Bearer ", 7) != 0) return 0;
+    /* the scheme is case-insensitive (RFC 9110 11.1), the token is not */
+    if (!hdr || strncasecmp(hdr, "Bearer ", 7) != 0) return 0;
     const char *tok = hdr + 7;
+    while (*tok == ' ')
+        tok++;
     size_t a = strlen(tok), b = strlen(key);
     unsigned char d = a != b;
     for (size_t i = 0; i < b; i++)
@@ -115,8 +134,88 @@ static int http__inflate(srv_req *r)
     return 0;
 }
 
+/* Text from the client made safe to quote in a JSON message: valid UTF-8 is kept, other
+ * bytes and controls become %XX. */
+static const char *http__quote(const char *in, char *out, size_t n)
+{
+    size_t k = 0;
+    const unsigned char *p = (const unsigned char *)in;
+    while (*p && k + 4 < n) {
+        size_t len = *p < 0x80             ? 1
+                     : (*p & 0xe0) == 0xc0 ? 2
+                     : (*p & 0xf0) == 0xe0 ? 3
+                     : (*p & 0xf8) == 0xf0 ? 4
+                                           : 0;
+        int ok = len && (len == 1 ? *p >= 0x20 && *p != 0x7f : *p >= 0xc2 && *p <= 0xf4);
+        for (size_t i = 1; ok && i < len; i++)
+            ok = (p[i] & 0xc0) == 0x80;
+        if (ok && len == 3) ok = !(*p == 0xe0 && p[1] < 0xa0) && !(*p == 0xed && p[1] >= 0xa0);
+        if (ok && len == 4) ok = !(*p == 0xf0 && p[1] < 0x90) && !(*p == 0xf4 && p[1] >= 0x90);
+        if (!ok) {
+            k += (size_t)snprintf(out + k, n - k, "%%%02X", *p++);
+            continue;
+        }
+        if (k + len >= n) break;
+        memcpy(out + k, p, len);
+        k += len;
+        p += len;
+    }
+    out[k] = 0;
+    return out;
+}
+
+typedef struct {
+    int cl, te, host; /* how many Content-Length, Transfer-Encoding and Host headers */
+    int cl_differ;    /* two Content-Lengths disagree */
+    const char *cl_v, *te_v;
+} http__framing;
+
+static enum MHD_Result http__framing_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                            const char *value)
+{
+    (void)kind;
+    http__framing *f = cls;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        if (f->cl++ && strcmp(f->cl_v, value ? value : "") != 0) f->cl_differ = 1;
+        f->cl_v = value ? value : "";
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        f->te++;
+        f->te_v = value ? value : "";
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) {
+        f->host++;
+    }
+    return MHD_YES;
+}
+
+/* The framing libmicrohttpd is lenient about, refused where two readers of the request
+ * (a proxy in front, this server) could disagree on where it ends (RFC 9112 6.1-6.3). A
+ * refusal closes the connection: the bytes after the headers cannot be trusted. */
+static int http__framing_check(srv_req *r, const char *version)
+{
+    http__framing f = {0};
+    MHD_get_connection_values(http__conn(r), MHD_HEADER_KIND, http__framing_header, &f);
+    r->close = 1;
+    if (f.cl_differ)
+        srv_reply_error(r, HERR_BAD_REQUEST, "the request has Content-Length headers that differ");
+    else if (f.te && f.cl)
+        srv_reply_error(r, HERR_BAD_REQUEST,
+                        "the request has both Content-Length and Transfer-Encoding");
+    else if (f.te > 1 || (f.te && strcasecmp(f.te_v, "chunked") != 0)) {
+        char q[96];
+        srv_reply_error(r, HERR_BAD_REQUEST,
+                        "Transfer-Encoding '%s' is not supported (only chunked)",
+                        http__quote(f.te > 1 ? "(several)" : f.te_v, q, sizeof q));
+    } else if (strcmp(version, MHD_HTTP_VERSION_1_1) == 0 && f.host != 1)
+        srv_reply_error(r, HERR_BAD_REQUEST, "an HTTP/1.1 request needs one Host header");
+    else if (r->bad_path)
+        srv_reply_error(r, HERR_BAD_REQUEST, "the path holds a NUL byte (%%00)");
+    else
+        r->close = 0;
+    return r->close ? -1 : 0;
+}
+
 /* Admission that needs only the headers, cheapest first. May reply. */
-static void http__begin(srv_req *r, const char *url, const char *method)
+static void http__begin(srv_req *r, const char *url, const char *method, const char *version)
 {
     srv_server *s = r->srv;
     r->method = http__method(method);
@@ -128,6 +227,8 @@ static void http__begin(srv_req *r, const char *url, const char *method)
                 : strncmp(url, "/v2", 3) == 0  ? HERR_FAM_KSERVE
                 : strncmp(url, "/v1/", 4) == 0 ? HERR_FAM_OPENAI
                                                : HERR_FAM_TEI;
+    if (http__framing_check(r, version)) return;
+    char q[300];
     if (r->method == SRV_OPTIONS && allow && s->opt.cors_allow_origin[0]) {
         r->allow = allow;
         srv_reply(r, 204, NULL, 0, NULL);
@@ -139,9 +240,10 @@ static void http__begin(srv_req *r, const char *url, const char *method)
             char a[32];
             http__allow_str(allow, a, sizeof a);
             srv_reply_error(r, HERR_METHOD, "method %s is not allowed on %s (allowed: %s)", method,
-                            url, a);
+                            http__quote(url, q, sizeof q), a);
         } else {
-            srv_reply_error(r, HERR_NOT_FOUND, "no route %s %s", method, url);
+            srv_reply_error(r, HERR_NOT_FOUND, "no route %s %s", method,
+                            http__quote(url, q, sizeof q));
         }
         return;
     }
@@ -153,12 +255,15 @@ static void http__begin(srv_req *r, const char *url, const char *method)
         return;
     }
     if ((rt->flags & SRV_RT_MODEL) && !(r->model = srv_model_find(s, r->capture))) {
-        srv_reply_error(r, HERR_NOT_FOUND, "model '%s' is not served here", r->capture);
+        srv_reply_error(r, HERR_NOT_FOUND, "model '%s' is not served here",
+                        http__quote(r->capture, q, sizeof q));
         return;
     }
     if (r->version[0] && strcmp(r->version, HM_MODEL_VERSION) != 0) {
+        char qv[100];
         srv_reply_error(r, HERR_NOT_FOUND, "model '%s' has no version '%s' (its one version is %s)",
-                        r->capture, r->version, HM_MODEL_VERSION);
+                        http__quote(r->capture, q, sizeof q),
+                        http__quote(r->version, qv, sizeof qv), HM_MODEL_VERSION);
         return;
     }
     if (!s->ready && !(rt->flags & SRV_RT_LOADING)) {
@@ -183,14 +288,19 @@ static void http__begin(srv_req *r, const char *url, const char *method)
                 return;
             }
         }
-        if (srv_reserve(r)) {
-            srv_reject(r, METRICS_REJ_QUEUE_FULL, HERR_OVERLOADED,
-                       "the server is at its limit of %lld concurrent requests",
-                       s->opt.max_concurrent_requests);
-            return;
-        }
     }
     r->state = SRV_REQ_BODY;
+}
+
+/* Queue admission once the body is in, so that slow uploads hold no place. */
+static int http__admit(srv_req *r)
+{
+    srv_server *s = r->srv;
+    if (!(srv_routes[r->route].flags & SRV_RT_ENGINE) || !srv_reserve(r)) return 0;
+    srv_reject(r, METRICS_REJ_QUEUE_FULL, HERR_OVERLOADED,
+               "the server is at its limit of %lld concurrent requests",
+               s->opt.max_concurrent_requests);
+    return -1;
 }
 
 static int http__append(srv_req *r, const char *data, size_t n)
@@ -296,6 +406,7 @@ static enum MHD_Result http__send(srv_req *r)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, tmp);
     }
     if (r->http == 401) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (r->close) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     const char *cors = s->opt.cors_allow_origin;
     const char *origin = http__header(r, "Origin");
     if (cors[0] && origin && (strcmp(cors, "*") == 0 || strcmp(cors, origin) == 0)) {
@@ -326,38 +437,83 @@ static enum MHD_Result http__send(srv_req *r)
     return rc;
 }
 
+/* A reply written straight to the socket, for a body found over the limit while it streams
+ * in: libmicrohttpd takes no reply before the upload ends, which a client streaming without
+ * end never reaches. Nothing else is written while a body is read; the connection closes
+ * once the client stops sending (or after one more payload limit). */
+static void http__send_raw(srv_req *r)
+{
+    char head[512];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Type: %s\r\n"
+                     "Content-Length: %zu\r\nX-Request-Id: %s\r\n\r\n",
+                     r->http, MHD_get_reason_phrase_for((unsigned)r->http), r->ctype, r->out_len,
+                     r->id);
+    if (send(r->fd, head, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) == n && r->out_len)
+        (void)!send(r->fd, r->out, r->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    shutdown(r->fd, SHUT_WR);
+    double sec = (double)(sched_now_ns() - r->arrival_ns) * 1e-9;
+    metrics_request(r->srv->metrics, r->route, r->http, sec);
+    log_event("info", "request", r->id, "POST %s %d %.3fms %zu bytes in", srv_routes[r->route].name,
+              r->http, sec * 1e3, r->len);
+    srv_unreserve(r);
+    free(r->out);
+    r->out = NULL;
+    r->raw_sent = r->sent = 1;
+}
+
+/* libmicrohttpd's first sight of a request (MHD_OPTION_URI_LOG_CALLBACK), before it parses
+ * the query: the request is made here, so that libmicrohttpd's own refusals (400, 413,
+ * 414, 431, 505) reach http__completed and the metrics. No route reads a query string, and
+ * libmicrohttpd, parsing a long one into its connection memory, can run out of it and hang
+ * the connection without its 431: the query is cut off here, in libmicrohttpd's buffer
+ * (where it parses from, after this call). */
+static void *http__uri_log(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    srv_server *s = cls;
+    char *q = strchr(uri, '?');
+    if (q) memset(q, 0, strlen(q));
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    srv_req *r = srv_req_new(s, (srv_conn *)c, ci ? ci->connect_fd : -1);
+    if (!r) return NULL;
+    for (const char *p = uri; *p; p++)
+        r->bad_path |= p[0] == '%' && p[1] == '0' && p[2] == '0';
+    snprintf(r->id, sizeof r->id, "%016llx", (unsigned long long)s->seq++);
+    const union MHD_ConnectionInfo *si =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    http__sock *k = si ? si->socket_context : NULL;
+    if (k) k->req = r;
+    return r;
+}
+
 static enum MHD_Result http__access(void *cls, struct MHD_Connection *c, const char *url,
                                     const char *method, const char *version, const char *upload,
                                     size_t *upload_size, void **con_cls)
 {
-    (void)version;
     srv_server *s = cls;
     srv_req *r = *con_cls;
-    if (!r) {
-        const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
-        if (!(r = srv_req_new(s, (srv_conn *)c, ci ? ci->connect_fd : -1))) return MHD_NO;
+    if (!r) return MHD_NO; /* out of memory at its request line */
+    if (!r->begun) {
+        r->begun = 1;
+        r->arrival_ns = sched_now_ns();
+        r->http11 = strcmp(version, MHD_HTTP_VERSION_1_1) == 0;
         /* a client's id is kept when it is short and printable, so logs can be joined */
         const char *rid = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Request-Id");
         int ok = rid && *rid && strlen(rid) < 64;
         for (const char *p = rid; ok && *p; p++)
             ok = *p > 0x20 && *p < 0x7f && *p != '"';
-        if (ok)
-            snprintf(r->id, sizeof r->id, "%s", rid);
-        else
-            snprintf(r->id, sizeof r->id, "%016llx", (unsigned long long)s->seq);
-        s->seq++;
-        *con_cls = r;
-        http__begin(r, url, method);
+        if (ok) snprintf(r->id, sizeof r->id, "%s", rid);
+        http__begin(r, url, method, version);
         return r->state == SRV_REQ_REPLIED ? http__send(r) : MHD_YES;
     }
     if (r->streaming && !r->sent && r->sbuf.n && !*upload_size)
         return http__send(r); /* the stream's first bytes */
     if (r->state == SRV_REQ_REPLIED) {
         if (*upload_size) {
-            /* a body over the limit while streaming: libmicrohttpd takes no reply before
-             * the upload ends, so the rest is dropped unread, up to one more payload
-             * limit; a client that keeps sending beyond that loses its connection */
+            /* the rest of a body over the limit is dropped unread, up to one more payload
+             * limit, while the client reads its 413; one that keeps sending beyond that
+             * loses its connection */
             r->discarded += *upload_size;
             *upload_size = 0;
             if (r->discarded > (size_t)s->opt.payload_limit) {
@@ -367,6 +523,7 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *c, const c
             }
             return MHD_YES;
         }
+        if (r->raw_sent) return MHD_NO; /* answered on the socket: nothing more to send */
         return r->sent ? MHD_YES : http__send(r);
     }
     if (r->state == SRV_REQ_QUEUED) return MHD_YES; /* resumed spuriously: keep waiting */
@@ -376,10 +533,10 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *c, const c
         if (rc == -1) {
             srv_reject(r, METRICS_REJ_PAYLOAD, HERR_TOO_LARGE,
                        "the body is larger than the limit of %lld bytes", s->opt.payload_limit);
-            srv_unreserve(r); /* its place in the queue goes back at once */
             free(r->body);
             r->body = NULL;
             r->len = r->cap = 0;
+            http__send_raw(r);
         } else if (rc) {
             srv_reply_error(r, HERR_INTERNAL, "out of memory for the request body");
         }
@@ -387,6 +544,7 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *c, const c
     }
     if (!r->body && http__append(r, "", 0)) return MHD_NO; /* handlers get a string */
     if (r->content_encoding && http__inflate(r)) return http__send(r);
+    if (http__admit(r)) return http__send(r);
     const srv_route *rt = &srv_routes[r->route];
     r->kind = rt->job;
     r->job_arg = rt->job_arg;
@@ -402,20 +560,98 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *c, const c
 static void http__completed(void *cls, struct MHD_Connection *c, void **con_cls,
                             enum MHD_RequestTerminationCode toe)
 {
-    (void)cls;
-    (void)c;
+    srv_server *s = cls;
     srv_req *r = *con_cls;
     *con_cls = NULL;
+    const union MHD_ConnectionInfo *si =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    http__sock *k = si ? si->socket_context : NULL;
+    if (k) {
+        k->req = NULL;
+        k->since_ns = sched_now_ns(); /* the next request's headers are due */
+    }
     if (!r) return;
-    if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && !r->sent)
+    if (!r->begun) {
+        /* libmicrohttpd refused it itself (malformed, too large, unknown version) */
+        const union MHD_ConnectionInfo *hi =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_HTTP_STATUS);
+        if (hi && hi->http_status) {
+            double sec = (double)(sched_now_ns() - r->arrival_ns) * 1e-9;
+            metrics_request(s->metrics, -1, (int)hi->http_status, sec);
+            log_event("info", "request", r->id, "refused by the HTTP parser: %u %.3fms",
+                      hi->http_status, sec * 1e3);
+        }
+    } else if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && !r->sent) {
         log_event("info", "client_gone", r->id, "connection ended before the reply (code %d)",
                   (int)toe);
+    }
     if (r->state == SRV_REQ_QUEUED) {
         /* the engine still holds it (only at a forced stop): freed when it comes back */
         r->conn = NULL;
         return;
     }
     srv_req_free(r);
+}
+
+/* MHD_OPTION_NOTIFY_CONNECTION: every connection is known from its accept to its close. */
+static void http__notify_conn(void *cls, struct MHD_Connection *c, void **socket_context,
+                              enum MHD_ConnectionNotificationCode code)
+{
+    srv_server *s = cls;
+    struct srv_http *h = s->http;
+    http__sock *k = *socket_context;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!h || !ci || !(k = calloc(1, sizeof *k))) return; /* not watched: MHD's timeout */
+        k->fd = ci->connect_fd;
+        k->since_ns = sched_now_ns();
+        k->next = h->socks;
+        if (h->socks) h->socks->prev = k;
+        h->socks = k;
+        *socket_context = k;
+        return;
+    }
+    /* libmicrohttpd at --max-connections listens again only in the run after a close */
+    if (h) http__kick(h);
+    if (!k) return;
+    if (k->prev)
+        k->prev->next = k->next;
+    else if (h && h->socks == k)
+        h->socks = k->next;
+    if (k->next) k->next->prev = k->prev;
+    free(k);
+    *socket_context = NULL;
+}
+
+/* Every few hundred ms: a connection whose headers are late by --header-timeout, or whose
+ * body comes slower than --min-body-rate once that long has passed, is shut down (the
+ * socket, not the fd: libmicrohttpd sees the hang-up and closes it as usual). */
+static void http__reap(uv_timer_t *t)
+{
+    struct srv_http *h = t->data;
+    srv_server *s = h->srv;
+    const uint64_t now = sched_now_ns(), grace = (uint64_t)s->opt.header_timeout * 1000000000u;
+    for (http__sock *k = h->socks; k; k = k->next) {
+        srv_req *r = k->req;
+        if (k->reaped) continue;
+        const char *why = NULL;
+        if ((!r || !r->begun) && now - k->since_ns > grace) {
+            why = "its request headers did not arrive within --header-timeout";
+        } else if (r && r->begun && r->state == SRV_REQ_BODY && s->opt.min_body_rate &&
+                   now - r->arrival_ns > grace) {
+            double sec = (double)(now - r->arrival_ns) * 1e-9;
+            if ((double)r->len < (double)s->opt.min_body_rate * sec)
+                why = "its body came slower than --min-body-rate";
+        }
+        if (!why) continue;
+        log_event("info", "client_slow", r ? r->id : NULL, "closing a connection: %s", why);
+        shutdown(k->fd, SHUT_RDWR);
+        k->reaped = 1;
+    }
+    /* a run each tick: libmicrohttpd at its connection limit does not always say (through
+     * its epoll fd) that it is ready to accept again */
+    http__run(h);
 }
 
 static void http__log(void *cls, const char *fmt, va_list ap)
@@ -479,6 +715,27 @@ static void http__closed(uv_handle_t *handle)
     }
 }
 
+/* Room for --max-connections sockets: the soft open-file limit is raised towards the hard
+ * one; what does not fit lowers the connection limit (models, logs and the loop keep 64). */
+static unsigned http__conn_limit(const srv_server *s)
+{
+    const rlim_t want = (rlim_t)s->opt.max_connections + 64;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl)) return (unsigned)s->opt.max_connections;
+    if (rl.rlim_cur < want) {
+        rlim_t old = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl)) rl.rlim_cur = old;
+    }
+    if (rl.rlim_cur >= want) return (unsigned)s->opt.max_connections;
+    unsigned n = rl.rlim_cur > 64 + 16 ? (unsigned)(rl.rlim_cur - 64) : 16;
+    log_event(
+        "warn", "listen", NULL,
+        "the open-file limit (%llu) leaves room for %u connections, not --max-connections %lld",
+        (unsigned long long)rl.rlim_cur, n, s->opt.max_connections);
+    return n;
+}
+
 /* The listening socket, bound here rather than in libmicrohttpd so that a port in use is
  * an error naming its cause, before anything loads. Returns the fd, or -1 with err. */
 static int http__listen(const srv_server *s, int *port, char *err, size_t errlen)
@@ -528,7 +785,11 @@ int http_start(srv_server *s, char *err, size_t errlen)
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, 0, NULL, NULL, http__access, s, MHD_OPTION_EXTERNAL_LOGGER, http__log, s,
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)fd, MHD_OPTION_NOTIFY_COMPLETED, http__completed, s,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_CONNECTION, http__notify_conn, s, MHD_OPTION_URI_LOG_CALLBACK,
+        http__uri_log, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->opt.idle_timeout,
+        MHD_OPTION_CONNECTION_LIMIT, http__conn_limit(s), MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)s->opt.max_connections_per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)s->opt.connection_memory, MHD_OPTION_END);
     if (!d) {
         close(fd);
         snprintf(err, errlen, "libmicrohttpd cannot serve on %s:%d", s->opt.hostname, port);
@@ -545,13 +806,15 @@ int http_start(srv_server *s, char *err, size_t errlen)
     h->srv = s;
     h->mhd = d;
     uv_timer_init(s->loop, &h->timer);
+    uv_timer_init(s->loop, &h->reap);
     uv_poll_init(s->loop, &h->poll, ei->epoll_fd);
-    h->timer.data = h->poll.data = h;
-    h->open = 2;
-    s->handles += 2;
+    h->timer.data = h->reap.data = h->poll.data = h;
+    h->open = 3;
+    s->handles += 3;
     s->http = h;
     s->resume = http__resume;
     uv_poll_start(&h->poll, UV_READABLE, http__on_poll);
+    uv_timer_start(&h->reap, http__reap, 250, 250);
     http__kick(h);
     return 0;
 }
@@ -563,6 +826,7 @@ void http_stop(srv_server *s)
     /* libuv lets go of the epoll fd before MHD closes it */
     uv_close((uv_handle_t *)&h->poll, http__closed);
     uv_close((uv_handle_t *)&h->timer, http__closed);
+    uv_close((uv_handle_t *)&h->reap, http__closed);
     MHD_stop_daemon(h->mhd);
     h->mhd = NULL;
 }

@@ -66,6 +66,7 @@ static void srv__submit(srv_req *r, int again)
     it->cost = c.cost;
     it->key = r->kind->id * SRV__KEYS + c.key;
     it->fd = r->fd;
+    it->probe = r->http11 && !r->sent && !r->probed;
     it->arrival_ns = r->arrival_ns;
     /* the deadline is the first run's: a generation past it goes on */
     it->deadline_ns = s->opt.request_timeout_ms && !again
@@ -214,6 +215,7 @@ static void srv__complete(srv_server *s, sched_item *it, int batch_status)
 {
     srv_req *r = it->owner;
     s->inflight--;
+    r->probed |= it->probe == 2;
     const int streamed = r->streaming && (r->sbuf.n || r->sent); /* its 200 is decided */
     if (streamed && (it->fate != SCHED_LIVE || batch_status)) {
         if (it->fate == SCHED_DROP_GONE) metrics_reject(s->metrics, METRICS_REJ_DISCONNECTED);

@@ -212,6 +212,8 @@ static int opt__read_key_file(opt_options *o, char *err, size_t errlen)
     char line[4096];
     size_t n = fgets(line, sizeof line, f) ? strcspn(line, "\r\n") : 0;
     fclose(f);
+    while (n && isspace((unsigned char)line[n - 1])) /* an editor's trailing blanks */
+        n--;
     if (n == 0) {
         snprintf(err, errlen, "--api-key-file %s: the first line is empty", o->api_key_file);
         return -1;

@@ -33,6 +33,12 @@ struct srv_req {
     int reserved;  /* holds one of --max-concurrent-requests */
     int suspended; /* waiting for the engine */
     int sent;      /* the reply is queued on the connection */
+    int http11;    /* the request says HTTP/1.1 (it may be sent 1xx replies) */
+    int probed;    /* its connection was sent the scheduler's probe (sched_item.probe) */
+    int begun;     /* the access handler has seen its headers */
+    int close;     /* the reply closes the connection (the framing cannot be trusted) */
+    int bad_path;  /* the raw path holds %00 */
+    int raw_sent;  /* the reply went straight to the socket (a body over the limit) */
     char *body;    /* the request body, NUL-terminated (decompressed when it came encoded) */
     size_t len, cap;
     /* request headers past admission, read by the HTTP adapter */

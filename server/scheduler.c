@@ -1,7 +1,9 @@
 /* Lanes, fairness and batch formation (scheduler.h). */
+#include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "scheduler.h"
@@ -106,17 +108,41 @@ void sched_batch_free(sched_batch *b)
     free(b);
 }
 
-sched_fate sched_item_check(const sched_item *it, uint64_t now_ns)
+/* A half-closed peer (FIN received) may still read its reply, or may have closed
+ * altogether: TCP tells the two apart only when bytes reach a closed peer, which answers
+ * with a reset. So the first time, a connection that has sent nothing yet gets an interim
+ * "100 Continue" (every HTTP/1.1 client must skip 1xx replies) and the reset is awaited a
+ * moment; later checks see it as POLLERR. */
+enum { SCHED__PROBE_WAIT_MS = 20 };
+
+static int sched__gone(int fd, short revents)
+{
+    if (revents & (POLLHUP | POLLERR | POLLNVAL)) return 1;
+    int err = 0;
+    socklen_t n = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &n) == 0 && err) return 1;
+    return send(fd, "", 0, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 &&
+           (errno == EPIPE || errno == ECONNRESET);
+}
+
+sched_fate sched_item_check(sched_item *it, uint64_t now_ns)
 {
     if (it->deadline_ns && now_ns >= it->deadline_ns) return SCHED_DROP_DEADLINE;
-    if (it->fd >= 0) {
-        /* the connection is suspended, so nobody reads it: end-of-stream or an error on
-         * the read side means the client is gone (pipelined bytes are not an EOF) */
-        struct pollfd pf = {.fd = it->fd, .events = POLLIN | POLLRDHUP};
-        if (poll(&pf, 1, 0) == 1 && (pf.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)))
-            return SCHED_DROP_GONE;
-    }
-    return SCHED_LIVE;
+    if (it->fd < 0) return SCHED_LIVE;
+    /* the connection is suspended, so nobody reads it (pipelined bytes are not an EOF) */
+    struct pollfd pf = {.fd = it->fd, .events = POLLIN | POLLRDHUP};
+    if (poll(&pf, 1, 0) != 1) return SCHED_LIVE;
+    if (sched__gone(it->fd, pf.revents)) return SCHED_DROP_GONE;
+    if (!(pf.revents & POLLRDHUP) || it->probe != 1) return SCHED_LIVE;
+    static const char probe[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    it->probe = 2;
+    if (send(it->fd, probe, sizeof probe - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? SCHED_LIVE : SCHED_DROP_GONE;
+    pf.events = 0; /* wakes for a reset or a hang-up only */
+    pf.revents = 0;
+    if (poll(&pf, 1, SCHED__PROBE_WAIT_MS) == 1 && (pf.revents & (POLLHUP | POLLERR)))
+        return SCHED_DROP_GONE;
+    return sched__gone(it->fd, 0) ? SCHED_DROP_GONE : SCHED_LIVE;
 }
 
 static int sched__fits(const sched *s, const sched_batch *b, const sched_item *it)

@@ -22,6 +22,9 @@ typedef struct sched_item {
     double cost;
     int key;              /* only items with equal keys share a batch */
     int fd;               /* the client's socket, to see it leave (-1: unknown) */
+    int probe;            /* 1: nothing is sent on fd yet and the client speaks HTTP/1.1, so
+                           * a peer that half-closed may be asked once whether it still
+                           * reads (an interim 100 Continue); 2: asked */
     uint64_t arrival_ns;  /* monotonic */
     uint64_t deadline_ns; /* 0: none */
     void *owner;
@@ -82,8 +85,9 @@ void sched_batch_free(sched_batch *b);
  * fate set. Returns the number of items moved. */
 int sched_fill(sched *s, sched_batch *b, uint64_t now_ns, sched_item **dropped);
 
-/* The item's fate at now: deadline passed, client gone (read side closed), or live. */
-sched_fate sched_item_check(const sched_item *it, uint64_t now_ns);
+/* The item's fate at now: deadline passed, client gone (its connection reset or closed
+ * both ways; a half-close alone is legal), or live. May send it->fd its probe. */
+sched_fate sched_item_check(sched_item *it, uint64_t now_ns);
 
 uint64_t sched_now_ns(void);
 

@@ -159,9 +159,18 @@ int hread(int fd, hresp *r)
         }
         b[n] = 0;
         if (hl) continue;
-        char *end = memmem(b, n, "\r\n\r\n", 4);
-        if (!end) continue;
-        hl = (size_t)(end - b) + 4;
+        /* interim 1xx replies (100 Continue) are skipped, as HTTP/1.1 clients must */
+        for (char *end; !hl && (end = memmem(b, n, "\r\n\r\n", 4));) {
+            size_t h = (size_t)(end - b) + 4;
+            if (strncmp(b, "HTTP/1.", 7) != 0 || b[9] != '1' || strncmp(b + 9, "101", 3) == 0) {
+                hl = h;
+                break;
+            }
+            memmove(b, b + h, n - h);
+            n -= h;
+            b[n] = 0;
+        }
+        if (!hl) continue;
         if (hl - 4 >= sizeof r->head) {
             free(b);
             return httpc__fail("a response head of %zu bytes", hl - 4);
