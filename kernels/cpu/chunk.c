@@ -36,41 +36,38 @@
                           const int32_t *kdead, const int32_t *qpos, int causal, int self_mask,    \
                           float *mx, float *sum)                                                   \
     {                                                                                              \
+        const kn_v8f big = kn__vsplat(-1e9f), self = kn__vsplat(-1e5f);                            \
+        const kn_v8f ninf = kn__vsplat(-INFINITY);                                                 \
+        const int32_t cm = causal ? -1 : 0, sm = self_mask ? -1 : 0;                               \
+        const kn_v8i vcausal = {cm, cm, cm, cm, cm, cm, cm, cm};                                   \
+        const kn_v8i vself = {sm, sm, sm, sm, sm, sm, sm, sm};                                     \
+        const kn_v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};                                              \
+        const kn_v8i tail = lane < (nk % 8 ? nk % 8 : 8); /* the last group's lanes in nk */       \
+        const int ng = (nk + 7) / 8;                                                               \
         for (int i = 0; i < m; i++) {                                                              \
             float *row = z + (size_t)i * ldz;                                                      \
             const int32_t pi = qpos[i];                                                            \
             const kn_v8i vpi = {pi, pi, pi, pi, pi, pi, pi, pi};                                   \
-            const int32_t cm = causal ? -1 : 0, sm = self_mask ? -1 : 0;                           \
-            const kn_v8i vcausal = {cm, cm, cm, cm, cm, cm, cm, cm};                               \
-            const kn_v8i vself = {sm, sm, sm, sm, sm, sm, sm, sm};                                 \
-            const kn_v8f big = kn__vsplat(-1e9f), self = kn__vsplat(-1e5f);                        \
-            kn_v8f vmx = kn__vsplat(-INFINITY);                                                    \
-            for (int c = 0; c < nk; c += 8) {                                                      \
-                kn_v8f v;                                                                          \
-                kn_v8i kp, kd;                                                                     \
-                memcpy(&v, row + c, sizeof v);                                                     \
-                memcpy(&kp, kpos + c, sizeof kp);                                                  \
-                memcpy(&kd, kdead + c, sizeof kd);                                                 \
+            kn_v8f vmx = ninf;                                                                     \
+            for (int g = 0; g < ng; g++) {                                                         \
+                kn_v8f v = *(const kn_v8f *)(row + 8 * g);                                         \
+                const kn_v8i kp = *(const kn_v8i *)(kpos + 8 * g);                                 \
+                const kn_v8i kd = *(const kn_v8i *)(kdead + 8 * g);                                \
                 v = kn__vsel(kd | ((kp > vpi) & vcausal), big, v);                                 \
                 v = kn__vsel((kp == vpi) & vself, self, v);                                        \
-                if (c + 8 > nk) { /* lanes past nk: -inf, no weight */                             \
-                    const kn_v8i lane = {0, 1, 2, 3, 4, 5, 6, 7};                                  \
-                    v = kn__vsel(lane < nk - c, v, kn__vsplat(-INFINITY));                         \
-                }                                                                                  \
-                memcpy(row + c, &v, sizeof v);                                                     \
+                if (g == ng - 1) v = kn__vsel(tail, v, ninf); /* lanes past nk: no weight */       \
+                *(kn_v8f *)(row + 8 * g) = v;                                                      \
                 vmx = kn__vsel(v > vmx, v, vmx);                                                   \
             }                                                                                      \
-            float m1 = -INFINITY;                                                                  \
-            for (int k = 0; k < 8; k++)                                                            \
+            float m1 = vmx[0];                                                                     \
+            for (int k = 1; k < 8; k++)                                                            \
                 m1 = vmx[k] > m1 ? vmx[k] : m1;                                                    \
             const kn_v8f vm = kn__vsplat(m1);                                                      \
             kn_v8f vs = kn__vsplat(0.0f);                                                          \
-            for (int c = 0; c < nk; c += 8) {                                                      \
-                kn_v8f v;                                                                          \
-                memcpy(&v, row + c, sizeof v);                                                     \
-                v = kn__vexpf_neg(v - vm);                                                         \
+            for (int g = 0; g < ng; g++) {                                                         \
+                const kn_v8f v = kn__vexpf_neg(*(const kn_v8f *)(row + 8 * g) - vm);               \
                 vs += v;                                                                           \
-                memcpy(row + c, &v, sizeof v);                                                     \
+                *(kn_v8f *)(row + 8 * g) = v;                                                      \
             }                                                                                      \
             float s1 = 0.0f;                                                                       \
             for (int k = 0; k < 8; k++)                                                            \
@@ -99,11 +96,14 @@ static const kn__chunk_exp_fn kn__chunk_exp[KN_ISA_COUNT] = {
     [KN_ISA_AVX512_EMU] = KN__EXP_X86(kn__chunk_exp_avx2),
 };
 
-/* One thread's tile: the packed keys and values of one task, and MR rows of scores. */
+enum { KN__RB = 4 }; /* register tiles per block of query rows */
+
+/* One thread's tile: the packed keys and values of one task, and a block's scores. */
 typedef struct {
     float *kp;      /* [nkpad/nr][d][nr] */
     float *vp;      /* [ceil(d/nr)][nk][nr] */
-    float *z;       /* [mr][nkpad] */
+    float *z;       /* [KN__RB·mr][nkpad] */
+    int32_t *krow;  /* [nkpad] each key's row in the segment */
     int32_t *kpos;  /* [nkpad] */
     int32_t *kdead; /* [nkpad] */
 } kn__chunk_tile;
@@ -125,55 +125,73 @@ static void kn__chunk_task(const kn_chunk_args *a, const kn_chunk_seg *s, int c,
     const int nk8 = (nk + 7) / 8 * 8, ldz = nkpad > nk8 ? nkpad : nk8;
     const float ks = a->key_scale;
 
-    /* gather: key column kk is row r of the segment */
+    /* key column kk is row krow[kk] of the segment */
     int kk = 0;
     for (int j = -nb; j <= na; j++) {
         const int kc = ((c + j) % nc + nc) % nc;
         for (int r = kc * C; r < kc * C + C; r++, kk++) {
-            const float *k = s->k + (size_t)r * s->ld, *v = s->v + (size_t)r * s->ld;
-            float *kpan = t->kp + (size_t)(kk / nr) * d * nr + kk % nr;
-            for (int e = 0; e < d; e++)
-                kpan[(size_t)e * nr] = k[e] * ks;
-            for (int ch = 0; ch < nchunk; ch++) {
-                const int w = d - ch * nr < nr ? d - ch * nr : nr;
-                float *dst = t->vp + ((size_t)ch * nk + kk) * nr;
-                memcpy(dst, v + ch * nr, sizeof(float) * (size_t)w);
-                for (int e = w; e < nr; e++)
-                    dst[e] = 0.0f;
-            }
             const int pr = s->pos[r];
+            t->krow[kk] = r;
             t->kpos[kk] = pr;
             t->kdead[kk] = s->keep && !s->keep[pr] ? -1 : 0;
         }
     }
-    for (; kk < nkpad; kk++) { /* the last panel's spare keys: zeros, never weighed */
-        float *kpan = t->kp + (size_t)(kk / nr) * d * nr + kk % nr;
-        for (int e = 0; e < d; e++)
-            kpan[(size_t)e * nr] = 0.0f;
-    }
     for (kk = nk; kk < ldz; kk++)
         t->kpos[kk] = 0, t->kdead[kk] = 0;
+    /* key panels, a panel's nr keys at a time (its spare keys zeros, never weighed), and
+     * the values' column chunks */
+    for (int p = 0; p < nkpad / nr; p++) {
+        const float *k[64]; /* nr <= 64 */
+        const int np = nk - p * nr < nr ? nk - p * nr : nr;
+        for (int j = 0; j < np; j++)
+            k[j] = s->k + (size_t)t->krow[p * nr + j] * s->ld;
+        float *kpan = t->kp + (size_t)p * d * nr;
+        for (int e = 0; e < d; e++) {
+            float *dst = kpan + (size_t)e * nr;
+            for (int j = 0; j < np; j++)
+                dst[j] = k[j][e] * ks;
+            for (int j = np; j < nr; j++)
+                dst[j] = 0.0f;
+        }
+    }
+    for (kk = 0; kk < nk; kk++) {
+        const float *v = s->v + (size_t)t->krow[kk] * s->ld;
+        for (int ch = 0; ch < nchunk; ch++) {
+            const int w = d - ch * nr < nr ? d - ch * nr : nr;
+            float *dst = t->vp + ((size_t)ch * nk + kk) * nr;
+            for (int e = 0; e < w; e++)
+                dst[e] = v[ch * nr + e];
+            for (int e = w; e < nr; e++)
+                dst[e] = 0.0f;
+        }
+    }
 
+    /* blocks of KN__RB register tiles: each key panel and value chunk is used by the
+     * block's tiles while it is in L1 */
     const kn__chunk_exp_fn expf8 = kn__chunk_exp[isa];
-    for (int r0 = 0; r0 < C; r0 += mr) {
-        const int m = C - r0 < mr ? C - r0 : mr, i0 = c * C + r0;
+    for (int b0 = 0; b0 < C; b0 += KN__RB * mr) {
+        const int bm = C - b0 < KN__RB * mr ? C - b0 : KN__RB * mr, i0 = c * C + b0;
         const float *q = s->q + (size_t)i0 * s->ld;
         for (int p = 0; p < nkpad / nr; p++)
-            kn_gemm_tile(isa, m, nk - p * nr < nr ? nk - p * nr : nr, d, q, s->ld,
-                         t->kp + (size_t)p * d * nr, t->z + (size_t)p * nr, ldz, 0);
-        float mx[32], sum[32]; /* mr <= 32 */
-        expf8(t->z, ldz, m, nk, t->kpos, t->kdead, s->pos + i0, a->causal, a->self_mask, mx, sum);
+            for (int r0 = 0; r0 < bm; r0 += mr)
+                kn_gemm_tile(isa, bm - r0 < mr ? bm - r0 : mr, nk - p * nr < nr ? nk - p * nr : nr,
+                             d, q + (size_t)r0 * s->ld, s->ld, t->kp + (size_t)p * d * nr,
+                             t->z + (size_t)r0 * ldz + p * nr, ldz, 0);
+        float mx[KN__RB * 32], sum[KN__RB * 32]; /* mr <= 32 */
+        expf8(t->z, ldz, bm, nk, t->kpos, t->kdead, s->pos + i0, a->causal, a->self_mask, mx, sum);
+        float *o = s->out + (size_t)i0 * s->ldo;
         for (int ch = 0; ch < nchunk; ch++)
-            kn_gemm_tile(isa, m, d - ch * nr < nr ? d - ch * nr : nr, nk, t->z, ldz,
-                         t->vp + (size_t)ch * nk * nr, s->out + (size_t)i0 * s->ldo + ch * nr,
-                         s->ldo, 0);
-        for (int i = 0; i < m; i++) {
+            for (int r0 = 0; r0 < bm; r0 += mr)
+                kn_gemm_tile(isa, bm - r0 < mr ? bm - r0 : mr, d - ch * nr < nr ? d - ch * nr : nr,
+                             nk, t->z + (size_t)r0 * ldz, ldz, t->vp + (size_t)ch * nk * nr,
+                             o + (size_t)r0 * s->ldo + ch * nr, s->ldo, 0);
+        for (int i = 0; i < bm; i++) {
             const float lse = mx[i] + logf(sum[i]); /* float32, as torch.logsumexp */
             if (s->lse) s->lse[i0 + i] = lse;
             const float f = expf(mx[i] - lse); /* 1/sum, or 1 when lse rounds to max */
-            float *o = s->out + (size_t)(i0 + i) * s->ldo;
+            float *oi = o + (size_t)i * s->ldo;
             for (int e = 0; e < d; e++)
-                o[e] *= f;
+                oi[e] *= f;
         }
     }
 }
@@ -204,11 +222,12 @@ int kn__chunk_attn_cpu(const kn_chunk_args *a)
         kn__chunk_tile t = {
             .kp = kn__chunk_alloc(nkpad * (size_t)d),
             .vp = kn__chunk_alloc(nk * dpad),
-            .z = kn__chunk_alloc((size_t)mr * nkpad),
+            .z = kn__chunk_alloc((size_t)KN__RB * mr * nkpad),
+            .krow = malloc(sizeof(int32_t) * nkpad),
             .kpos = malloc(sizeof(int32_t) * nkpad),
             .kdead = malloc(sizeof(int32_t) * nkpad),
         };
-        const int ok = t.kp && t.vp && t.z && t.kpos && t.kdead;
+        const int ok = t.kp && t.vp && t.z && t.krow && t.kpos && t.kdead;
         failed |= !ok;
         int sg = 0;
 #pragma omp for schedule(dynamic, 1)
@@ -219,7 +238,7 @@ int kn__chunk_attn_cpu(const kn_chunk_args *a)
                 sg++;
             kn__chunk_task(a, &a->seg[sg], x - first[sg], isa, &t);
         }
-        free(t.kp), free(t.vp), free(t.z), free(t.kpos), free(t.kdead);
+        free(t.kp), free(t.vp), free(t.z), free(t.krow), free(t.kpos), free(t.kdead);
     }
     free(first);
     return failed ? -1 : 0;
