@@ -346,8 +346,26 @@ static ls_status rf__lsh_head(eng_ctx *c, const rf__bufs *w, int s0, int S, int 
     return LS_OK;
 }
 
+/* What the LSH layers of one forward share: the rotations of the last (seed, rounds) drawn,
+ * as drawn and as the table's weights, and the heads' scratch. */
+typedef struct {
+    float *rot;
+    int64_t seed;
+    int nH;
+    rf__rot rw;
+    rf__lsh_ws ws;
+} rf__lsh_state;
+
+static void rf__lsh_state_free(const kn_ops *k, rf__lsh_state *ls)
+{
+    rf__rot_free(k, &ls->rw);
+    rf__lsh_ws_free(&ls->ws);
+    free(ls->rot);
+    ls->rot = NULL;
+}
+
 static ls_status rf__layer(eng_ctx *c, const eng_rf_layer *y, const eng_batch *b, rf__bufs *w,
-                           size_t Tp, char *err, size_t errlen)
+                           size_t Tp, rf__lsh_state *ls, char *err, size_t errlen)
 {
     const eng_model *m = c->m;
     const kn_ops *k = &m->ops;
@@ -409,11 +427,6 @@ static ls_status rf__layer(eng_ctx *c, const eng_rf_layer *y, const eng_batch *b
         int rot2 = 0;
         for (int i = 0; i < r->n_buckets; i++)
             rot2 += r->num_buckets[i] / 2;
-        float *rot = NULL;
-        rf__rot rw = {0};
-        rf__lsh_ws ws = {0};
-        int64_t have_seed = -1;
-        int have_nh = 0;
         ls_status st = LS_OK;
         for (int s = 0; s < b->nseq && !st; s++) {
             if (w->off[s + 1] - w->off[s] <= r->lsh_chunk) continue;
@@ -429,27 +442,26 @@ static ls_status rf__layer(eng_ctx *c, const eng_rf_layer *y, const eng_batch *b
                              s, r->lsh_chunk);
                 break;
             }
-            if (seed != have_seed || nH != have_nh) { /* HF re-seeds before each hashing */
+            /* HF re-seeds before each hashing: the same rotations in every layer for a seed */
+            if (!ls->rot || seed != ls->seed || nH != ls->nH) {
                 const size_t nr = (size_t)nh * d * nH * rot2;
-                free(rot);
-                if (!(rot = malloc(sizeof(float) * nr))) {
+                free(ls->rot);
+                ls->seed = -1;
+                if (!(ls->rot = malloc(sizeof(float) * nr))) {
                     st = ls_fail(err, errlen, LS_ERR_NOMEM, "LSH rotations: out of memory");
                     break;
                 }
-                eng_torch_randn((uint64_t)seed, rot, nr);
-                rf__rot_free(k, &rw);
-                if (rf__rot_make(k, &rw, rot, nh, d, nH * rot2)) {
+                eng_torch_randn((uint64_t)seed, ls->rot, nr);
+                rf__rot_free(k, &ls->rw);
+                if (rf__rot_make(k, &ls->rw, ls->rot, nh, d, nH * rot2)) {
                     st = ls_fail(err, errlen, LS_ERR_NOMEM, "LSH rotations: out of memory");
                     break;
                 }
-                have_seed = seed, have_nh = nH;
+                ls->seed = seed, ls->nH = nH;
             }
             for (int h = 0; h < nh && !st; h++)
-                st = rf__lsh_head(c, w, s, s + 1, h, rot, &rw, nH, &ws, err, errlen);
+                st = rf__lsh_head(c, w, s, s + 1, h, ls->rot, &ls->rw, nH, &ls->ws, err, errlen);
         }
-        rf__rot_free(k, &rw);
-        rf__lsh_ws_free(&ws);
-        free(rot);
         if (st) return st;
     }
     ENG_OP(c, k, linear, w->att, &y->ao, NULL, w->h, (int)Tp, H, A, w->off, b->nseq);
@@ -559,8 +571,10 @@ ls_status eng__reformer_forward(eng_ctx *c, const eng_batch *b, eng_outputs *out
     }
     rf__embed(m, &w, Tp);
     ls_status st = LS_OK;
+    rf__lsh_state ls = {.seed = -1};
     for (int l = 0; l < m->L && !st; l++)
-        st = rf__layer(c, &m->rf[l], b, &w, Tp, err, errlen);
+        st = rf__layer(c, &m->rf[l], b, &w, Tp, &ls, err, errlen);
+    rf__lsh_state_free(k, &ls);
     if (st) {
         rf__free(&w);
         return st;
