@@ -17,8 +17,9 @@ static void usage(FILE *f)
                "Reads one KServe v2 (Open Inference Protocol) infer request body on stdin and\n"
                "writes the response body on stdout. Errors go to stderr; exit status 2 for a\n"
                "malformed request (HTTP 400), 3 for an impossible one (422), 4 for too large\n"
-               "(413), 1 for everything else. --timings: the load and infer seconds and each\n"
-               "kernel op's share on stderr.\n");
+               "(413), 1 for everything else. --timings: the load and infer seconds (infer: the\n"
+               "request's parsing, the forward and the response's encoding), the forward's and\n"
+               "each kernel op's on stderr.\n");
 }
 
 static double now_s(void)
@@ -148,8 +149,9 @@ int main(int argc, char **argv)
         const double t1 = now_s();
         st = v2_infer(ctx, m, name, body, len, &resp, &rlen, err, sizeof err);
         if (timings) { /* infer: parsing, the forward and the response's encoding */
-            fprintf(stderr, "longserve-run: load %.3f s, infer %.3f s; ops:", t1 - t0,
-                    now_s() - t1);
+            fprintf(stderr,
+                    "longserve-run: load %.3f s, infer %.3f s (forward %.3f s); ops:", t1 - t0,
+                    now_s() - t1, eng_ctx_forward_seconds(ctx));
             double sec[64];
             const int nop = eng_op_count() < 64 ? eng_op_count() : 64;
             eng_ctx_op_seconds(ctx, sec, nop);
