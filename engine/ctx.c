@@ -29,6 +29,11 @@ void eng_ctx_op_seconds(const eng_ctx *c, double *out, int n)
         out[i] = i < KN_OP_COUNT ? c->op_seconds[i] : 0.0;
 }
 
+double eng_ctx_forward_seconds(const eng_ctx *c)
+{
+    return c->forward_seconds;
+}
+
 eng_ctx *eng_ctx_new(const eng_model *m)
 {
     eng_ctx *c = calloc(1, sizeof *c);

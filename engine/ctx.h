@@ -42,6 +42,7 @@ struct eng_ctx {
     float *rf_out;        /* Reformer: the outputs of the last forward, rf_cap floats */
     size_t rf_cap;
     double op_seconds[KN_OP_COUNT]; /* wall time in each kernel op since eng_ctx_new */
+    double forward_seconds;         /* wall time in eng_ctx_forward since eng_ctx_new */
 };
 
 /* Monotonic wall clock, seconds. */

@@ -253,5 +253,7 @@ const char *eng_op_name(int i); /* 0 <= i < eng_op_count(), else NULL */
  * context since eng_ctx_new, cumulative; fills out[0 .. n-1] (entries past
  * eng_op_count() are 0). Call from the thread that runs the context's forwards. */
 void eng_ctx_op_seconds(const eng_ctx *c, double *out, int n);
+/* Wall seconds spent in eng_ctx_forward on this context since eng_ctx_new, cumulative. */
+double eng_ctx_forward_seconds(const eng_ctx *c);
 
 #endif

@@ -254,12 +254,25 @@ static void eng__head(eng_ctx *c, const eng_batch *b, eng_outputs *out)
     }
 }
 
+static ls_status eng__longformer_forward(eng_ctx *c, const eng_batch *b, eng_outputs *out,
+                                         char *err, size_t errlen);
+
 ls_status eng_ctx_forward(eng_ctx *c, const eng_batch *b, eng_outputs *out, char *err,
                           size_t errlen)
 {
-    const eng_model *m = c->m;
+    const double t0 = eng__now();
     memset(out, 0, sizeof *out);
-    if (m->fam == ENG_FAM_REFORMER) return eng__reformer_forward(c, b, out, err, errlen);
+    const ls_status st = c->m->fam == ENG_FAM_REFORMER
+                             ? eng__reformer_forward(c, b, out, err, errlen)
+                             : eng__longformer_forward(c, b, out, err, errlen);
+    c->forward_seconds += eng__now() - t0;
+    return st;
+}
+
+static ls_status eng__longformer_forward(eng_ctx *c, const eng_batch *b, eng_outputs *out,
+                                         char *err, size_t errlen)
+{
+    const eng_model *m = c->m;
     if (b->nseq <= 0 || !b->offsets || b->offsets[0] != 0 || !b->ids)
         return ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "empty batch");
     for (int s = 0; s < b->nseq; s++)

@@ -99,10 +99,142 @@ static void rf__lsh_keys(float *k, size_t Tp, int ld, int nh, int d)
         }
 }
 
+/* Scratch of the LSH heads of one layer, grown to the largest (rounds x length) met and
+ * reused for every head and sequence. */
+typedef struct {
+    size_t cap;    /* slots (rounds x positions) */
+    float *q, *o;  /* [cap, 3d] sorted q | k | v, [cap, d] outputs */
+    float *lse;    /* [cap] */
+    int32_t *pos;  /* [cap] */
+    int32_t *slot; /* [cap] */
+    int32_t *bkt;  /* [cap] */
+    int32_t *cnt;  /* [cnt_cap] */
+    size_t cnt_cap;
+    float *x, *y;  /* hashing: [RF_HASH_ROWS, d] qk rows, [RF_HASH_ROWS, nH·rot/2] rotated */
+    size_t xy_cap; /* floats of y */
+    kn_chunk_seg *seg;
+    int seg_cap;
+} rf__lsh_ws;
+
+enum { RF_HASH_ROWS = 1024 }; /* positions hashed per GEMM */
+
+static void rf__lsh_ws_free(rf__lsh_ws *ws)
+{
+    free(ws->q), free(ws->o), free(ws->lse), free(ws->pos), free(ws->slot), free(ws->bkt);
+    free(ws->cnt), free(ws->x), free(ws->y), free(ws->seg);
+    memset(ws, 0, sizeof *ws);
+}
+
+/* Room for tot slots, nk + 2 counters, the hashing of nrot rotations and nseg segments; 0 or
+ * -1. */
+static int rf__lsh_ws_reserve(rf__lsh_ws *ws, size_t tot, size_t nk, int d, int nrot, int nseg)
+{
+    if (nseg > ws->seg_cap) {
+        free(ws->seg);
+        ws->seg_cap = 0;
+        if (!(ws->seg = malloc(sizeof *ws->seg * (size_t)nseg))) return -1;
+        ws->seg_cap = nseg;
+    }
+    if (tot > ws->cap) {
+        free(ws->q), free(ws->o), free(ws->lse), free(ws->pos), free(ws->slot), free(ws->bkt);
+        ws->q = malloc(sizeof(float) * tot * 3 * d), ws->o = malloc(sizeof(float) * tot * d);
+        ws->lse = malloc(sizeof(float) * tot), ws->pos = malloc(sizeof(int32_t) * tot);
+        ws->slot = malloc(sizeof(int32_t) * tot), ws->bkt = malloc(sizeof(int32_t) * tot);
+        ws->cap = tot;
+        if (!ws->q || !ws->o || !ws->lse || !ws->pos || !ws->slot || !ws->bkt) {
+            rf__lsh_ws_free(ws);
+            return -1;
+        }
+    }
+    if (nk + 2 > ws->cnt_cap) {
+        free(ws->cnt);
+        ws->cnt_cap = 0;
+        if (!(ws->cnt = malloc(sizeof(int32_t) * (nk + 2)))) return -1;
+        ws->cnt_cap = nk + 2;
+    }
+    const size_t ny = (size_t)RF_HASH_ROWS * (size_t)nrot;
+    if (ny > ws->xy_cap) {
+        free(ws->x), free(ws->y);
+        ws->x = malloc(sizeof(float) * RF_HASH_ROWS * d), ws->y = malloc(sizeof(float) * ny);
+        ws->xy_cap = ws->x && ws->y ? ny : 0;
+        if (!ws->xy_cap) return -1;
+    }
+    return 0;
+}
+
+/* The rotations of one head as a linear layer's weight: rot ([nh, d, nH, rot/2]) for head hd
+ * transposed to (nH·rot/2, d), so that the hash products are one GEMM y = qk · Rᵀ. */
+typedef struct {
+    float *w;      /* [nh][nH·rot/2][d] */
+    kn_weight *wt; /* [nh] */
+    int nh;
+} rf__rot;
+
+static void rf__rot_free(const kn_ops *k, rf__rot *r)
+{
+    for (int h = 0; r->wt && h < r->nh; h++)
+        if (r->wt[h].prep && k->weight_release) k->weight_release(&r->wt[h]);
+    free(r->w), free(r->wt);
+    memset(r, 0, sizeof *r);
+}
+
+static int rf__rot_make(const kn_ops *k, rf__rot *r, const float *rot, int nh, int d, int nrot)
+{
+    r->w = malloc(sizeof(float) * (size_t)nh * nrot * d);
+    r->wt = calloc((size_t)nh, sizeof *r->wt);
+    r->nh = nh;
+    if (!r->w || !r->wt) return -1;
+    for (int h = 0; h < nh; h++) {
+        float *w = r->w + (size_t)h * nrot * d;
+        for (int i = 0; i < d; i++)
+            for (int j = 0; j < nrot; j++)
+                w[(size_t)j * d + i] = rot[((size_t)h * d + i) * nrot + j];
+        r->wt[h] = (kn_weight){w, nrot, d, NULL};
+        if (k->weight_prepare && k->weight_prepare(&r->wt[h])) return -1;
+    }
+    return 0;
+}
+
+/* The bucket of one factor (half = its buckets / 2; rotations col .. col+half-1 of round h)
+ * from the float products y: the argmax of concat(y, -y), the first index winning ties.
+ * When the best and the second best are closer than float sums can tell apart (the error
+ * bound d·2⁻²⁴·Σ|x·r| stays below about 3e-5·|best| for Gaussian rotations; 1e-4 leaves
+ * room), the factor is decided again from products summed in double, as it always was
+ * before the GEMM: near ties get that verdict, the others cannot differ from it. */
+static int rf__bucket_factor(const float *y, const float *x, const float *rot, int hd, int d,
+                             int nH, int h, int rot2, int col, int half)
+{
+    int best = 0;
+    float bv = -INFINITY, second = -INFINITY;
+    for (int sign = 1; sign >= -1; sign -= 2)
+        for (int j = 0; j < half; j++) {
+            const float v = (float)sign * y[col + j];
+            if (v > bv) {
+                second = bv;
+                bv = v, best = (sign < 0 ? half : 0) + j;
+            } else if (v > second) {
+                second = v;
+            }
+        }
+    if (!(bv - second <= 1e-4f * fabsf(bv))) return best;
+    best = 0, bv = -INFINITY; /* a near tie: every product again in double */
+    for (int sign = 1; sign >= -1; sign -= 2)
+        for (int j = 0; j < half; j++) {
+            double acc = 0;
+            for (int i = 0; i < d; i++)
+                acc += (double)x[i] * rot[(((size_t)hd * d + i) * nH + h) * rot2 + col + j];
+            const float v = (float)sign * (float)acc;
+            if (v > bv) bv = v, best = (sign < 0 ? half : 0) + j;
+        }
+    return best;
+}
+
 /* B5.3-B5.8 for one head `hd` of sequences s0 .. S-1 whose padded length exceeds the chunk:
- * hash with rot ([nh, d, nH, rot/2]), sort, attend, unsort and combine into att. */
+ * hash with rot ([nh, d, nH, rot/2]; rw: the same as the table's weights), sort, attend,
+ * unsort and combine into att. */
 static ls_status rf__lsh_head(eng_ctx *c, const rf__bufs *w, int s0, int S, int hd,
-                              const float *rot, int nH, char *err, size_t errlen)
+                              const float *rot, const rf__rot *rw, int nH, rf__lsh_ws *ws,
+                              char *err, size_t errlen)
 {
     const eng_model *m = c->m;
     const hf_reformer *r = &m->cfg.reformer;
@@ -110,23 +242,19 @@ static ls_status rf__lsh_head(eng_ctx *c, const rf__bufs *w, int s0, int S, int 
     int rot2 = 0, nb = 1; /* rotations per round / 2, buckets */
     for (int i = 0; i < r->n_buckets; i++)
         rot2 += r->num_buckets[i] / 2, nb *= r->num_buckets[i];
+    const int nrot = nH * rot2;
     size_t tot = 0;
-    for (int s = s0; s < S; s++)
-        if (w->off[s + 1] - w->off[s] > C) tot += (size_t)nH * (w->off[s + 1] - w->off[s]);
-    if (!tot) return LS_OK;
-    float *q = malloc(sizeof(float) * tot * 3 * d), *o = malloc(sizeof(float) * tot * d);
-    float *lse = malloc(sizeof(float) * tot);
-    int32_t *pos = malloc(sizeof(int32_t) * tot), *slot = malloc(sizeof(int32_t) * tot);
-    int32_t *bkt = malloc(sizeof(int32_t) * tot),
-            *cnt = malloc(sizeof(int32_t) * (nH * (nb + 1) + 1));
-    kn_chunk_seg *seg = malloc(sizeof *seg * S);
-    ls_status st = LS_OK;
-    if (!q || !o || !lse || !pos || !slot || !bkt || !cnt || !seg) {
-        st = ls_fail(err, errlen, LS_ERR_NOMEM, "LSH attention: out of memory (%zu slots)", tot);
-        goto done;
-    }
-    size_t base = 0;
     int nseg = 0;
+    for (int s = s0; s < S; s++)
+        if (w->off[s + 1] - w->off[s] > C) tot += (size_t)nH * (w->off[s + 1] - w->off[s]), nseg++;
+    if (!tot) return LS_OK;
+    if (rf__lsh_ws_reserve(ws, tot, (size_t)nH * (nb + 1), d, nrot, nseg))
+        return ls_fail(err, errlen, LS_ERR_NOMEM, "LSH attention: out of memory (%zu slots)", tot);
+    float *q = ws->q, *o = ws->o, *lse = ws->lse;
+    int32_t *pos = ws->pos, *slot = ws->slot, *bkt = ws->bkt, *cnt = ws->cnt;
+    kn_chunk_seg *seg = ws->seg;
+    size_t base = 0;
+    nseg = 0;
     for (int s = s0; s < S; s++) {
         const int lo = w->off[s], n = w->off[s + 1] - lo;
         if (n <= C) continue;
@@ -134,32 +262,30 @@ static ls_status rf__lsh_head(eng_ctx *c, const rf__bufs *w, int s0, int S, int 
         for (int t = 0; w->mask[s] && t < n; t++)
             pad |= !w->keep[lo + t];
         const int nbp = nb + pad;
-        /* buckets of every (round, position), offset by round */
-        for (int h = 0; h < nH; h++)
-            for (int t = 0; t < n; t++) {
-                const float *x = w->proj + (size_t)(lo + t) * 3 * A + (size_t)hd * d;
-                int b = 0, mul = 1, col = 0;
-                for (int f = 0; f < r->n_buckets; f++) {
-                    const int half = r->num_buckets[f] / 2;
-                    int best = 0;
-                    float bv = -INFINITY;
-                    /* argmax of concat(y, -y), the first index winning ties */
-                    for (int sign = 1; sign >= -1; sign -= 2)
-                        for (int j = 0; j < half; j++) {
-                            double y = 0;
-                            for (int i = 0; i < d; i++)
-                                y += (double)x[i] *
-                                     rot[(((size_t)hd * d + i) * nH + h) * rot2 + col + j];
-                            const float v = (float)sign * (float)y;
-                            if (v > bv) bv = v, best = (sign < 0 ? half : 0) + j;
-                        }
-                    b += mul * best;
-                    mul *= r->num_buckets[f];
-                    col += half;
+        /* buckets of every (round, position), offset by round: the rotations as one GEMM per
+         * block of positions, then the argmax of each factor */
+        for (int t0 = 0; t0 < n; t0 += RF_HASH_ROWS) {
+            const int rows = n - t0 < RF_HASH_ROWS ? n - t0 : RF_HASH_ROWS;
+            for (int t = 0; t < rows; t++)
+                memcpy(ws->x + (size_t)t * d,
+                       w->proj + (size_t)(lo + t0 + t) * 3 * A + (size_t)hd * d, sizeof(float) * d);
+            ENG_OP(c, (&m->ops), linear, ws->x, &rw->wt[hd], NULL, ws->y, rows, nrot, d, NULL, 0);
+            for (int t = 0; t < rows; t++) {
+                const float *x = ws->x + (size_t)t * d, *yt = ws->y + (size_t)t * nrot;
+                for (int h = 0; h < nH; h++) {
+                    int b = 0, mul = 1, col = 0;
+                    for (int f = 0; f < r->n_buckets; f++) {
+                        const int half = r->num_buckets[f] / 2;
+                        b += mul * rf__bucket_factor(yt + (size_t)h * rot2, x, rot, hd, d, nH, h,
+                                                     rot2, col, half);
+                        mul *= r->num_buckets[f];
+                        col += half;
+                    }
+                    if (pad && !w->keep[lo + t0 + t]) b = nb;
+                    bkt[base + (size_t)h * n + t0 + t] = h * nbp + b;
                 }
-                if (pad && !w->keep[lo + t]) b = nb;
-                bkt[base + (size_t)h * n + t] = h * nbp + b;
             }
+        }
         if (w->capture && s == 0) { /* the cache keeps the first n_orig positions' buckets */
             eng__rf_cache *cl = &w->st->lay[w->layer];
             const int n0 = w->st->n;
@@ -204,10 +330,7 @@ static ls_status rf__lsh_head(eng_ctx *c, const rf__bufs *w, int s0, int S, int 
     kn_chunk_args a = {seg, nseg, d, C, r->lsh_before, r->lsh_after, r->is_decoder, 1, 1.0f};
     int rc;
     ENG_OP_RC(rc, c, (&m->ops), chunk_attn, &a);
-    if (rc) {
-        st = ls_fail(err, errlen, LS_ERR_NOMEM, "LSH attention: out of scratch memory");
-        goto done;
-    }
+    if (rc) return ls_fail(err, errlen, LS_ERR_NOMEM, "LSH attention: out of scratch memory");
     /* unsort and combine the rounds (B5.8) */
     base = 0;
     for (int s = s0; s < S; s++) {
@@ -239,13 +362,29 @@ static ls_status rf__lsh_head(eng_ctx *c, const rf__bufs *w, int s0, int S, int 
         }
         base += (size_t)nH * n;
     }
-done:
-    free(q), free(o), free(lse), free(pos), free(slot), free(bkt), free(cnt), free(seg);
-    return st;
+    return LS_OK;
+}
+
+/* What the LSH layers of one forward share: the rotations of the last (seed, rounds) drawn,
+ * as drawn and as the table's weights, and the heads' scratch. */
+typedef struct {
+    float *rot;
+    int64_t seed;
+    int nH;
+    rf__rot rw;
+    rf__lsh_ws ws;
+} rf__lsh_state;
+
+static void rf__lsh_state_free(const kn_ops *k, rf__lsh_state *ls)
+{
+    rf__rot_free(k, &ls->rw);
+    rf__lsh_ws_free(&ls->ws);
+    free(ls->rot);
+    ls->rot = NULL;
 }
 
 static ls_status rf__layer(eng_ctx *c, const eng_rf_layer *y, const eng_batch *b, rf__bufs *w,
-                           size_t Tp, char *err, size_t errlen)
+                           size_t Tp, rf__lsh_state *ls, char *err, size_t errlen)
 {
     const eng_model *m = c->m;
     const kn_ops *k = &m->ops;
@@ -313,9 +452,6 @@ static ls_status rf__layer(eng_ctx *c, const eng_rf_layer *y, const eng_batch *b
         int rot2 = 0;
         for (int i = 0; i < r->n_buckets; i++)
             rot2 += r->num_buckets[i] / 2;
-        float *rot = NULL;
-        int64_t have_seed = -1;
-        int have_nh = 0;
         ls_status st = LS_OK;
         for (int s = 0; s < b->nseq && !st; s++) {
             if (w->off[s + 1] - w->off[s] <= r->lsh_chunk) continue;
@@ -327,24 +463,29 @@ static ls_status rf__layer(eng_ctx *c, const eng_rf_layer *y, const eng_batch *b
             eng_mt19937 *stream = s == 0 && w->st && w->st->seed < 0 ? &w->st->rng
                                   : seed < 0                         ? &w->rng[s]
                                                                      : NULL;
-            if (stream || seed != have_seed || nH != have_nh) {
-                free(rot);
-                if (!(rot = malloc(sizeof(float) * nr))) {
+            /* HF re-seeds before each hashing: the same rotations in every layer for a seed;
+             * a sequence without one draws the next rotations of its stream in every layer */
+            if (stream || !ls->rot || seed != ls->seed || nH != ls->nH) {
+                free(ls->rot);
+                ls->seed = -1;
+                if (!(ls->rot = malloc(sizeof(float) * nr))) {
                     st = ls_fail(err, errlen, LS_ERR_NOMEM, "LSH rotations: out of memory");
                     break;
                 }
-                if (stream) { /* the next draw of the sequence's stream */
-                    eng_torch_randn_next(stream, rot, nr, ENG_RANDN_PATH_AVX2);
-                    have_seed = -1;
-                } else { /* HF re-seeds before each hashing */
-                    eng_torch_randn((uint64_t)seed, rot, nr);
-                    have_seed = seed, have_nh = nH;
+                if (stream)
+                    eng_torch_randn_next(stream, ls->rot, nr, ENG_RANDN_PATH_AVX2);
+                else
+                    eng_torch_randn((uint64_t)seed, ls->rot, nr);
+                rf__rot_free(k, &ls->rw);
+                if (rf__rot_make(k, &ls->rw, ls->rot, nh, d, nH * rot2)) {
+                    st = ls_fail(err, errlen, LS_ERR_NOMEM, "LSH rotations: out of memory");
+                    break;
                 }
+                ls->seed = stream ? -1 : seed, ls->nH = nH;
             }
             for (int h = 0; h < nh && !st; h++)
-                st = rf__lsh_head(c, w, s, s + 1, h, rot, nH, err, errlen);
+                st = rf__lsh_head(c, w, s, s + 1, h, ls->rot, &ls->rw, nH, &ls->ws, err, errlen);
         }
-        free(rot);
         if (st) return st;
     }
     ENG_OP(c, k, linear, w->att, &y->ao, NULL, w->h, (int)Tp, H, A, w->off, b->nseq);
@@ -459,10 +600,12 @@ static ls_status rf__forward(eng_ctx *c, const eng_batch *b, eng_outputs *out, e
         eng_mt_seed(&w.rng[s], ENG_DEFAULT_HASH_SEED);
     rf__embed(m, &w, Tp);
     ls_status st = LS_OK;
+    rf__lsh_state ls = {.seed = -1};
     for (int l = 0; l < m->L && !st; l++) {
         w.layer = l;
-        st = rf__layer(c, &m->rf[l], b, &w, Tp, err, errlen);
+        st = rf__layer(c, &m->rf[l], b, &w, Tp, &ls, err, errlen);
     }
+    rf__lsh_state_free(k, &ls);
     if (st) {
         rf__free(&w);
         return st;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../engine/engine.h"
 #include "v2_infer.h"
@@ -11,11 +12,21 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: longserve-run --model DIR [--name NAME] [--window N] [--threads N]\n"
-               "                     [--backend cpu|blas|ref|cuda] < request.json > response.json\n"
+               "                     [--backend cpu|blas|ref|cuda] [--timings]\n"
+               "                     < request.json > response.json\n"
                "Reads one KServe v2 (Open Inference Protocol) infer request body on stdin and\n"
                "writes the response body on stdout. Errors go to stderr; exit status 2 for a\n"
                "malformed request (HTTP 400), 3 for an impossible one (422), 4 for too large\n"
-               "(413), 1 for everything else.\n");
+               "(413), 1 for everything else. --timings: the load and infer seconds (infer: the\n"
+               "request's parsing, the forward and the response's encoding), the forward's and\n"
+               "each kernel op's on stderr.\n");
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 /* The exit status of a failure: the request's fault by class (what HTTP would answer 400,
@@ -76,11 +87,16 @@ int main(int argc, char **argv)
 {
     eng_model_params mp = eng_model_default_params();
     const char *dir = NULL, *name = NULL;
+    int timings = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage(stdout);
             return 0;
+        }
+        if (strcmp(a, "--timings") == 0) {
+            timings = 1;
+            continue;
         }
         if (!v) {
             fprintf(stderr, "longserve-run: %s needs a value\n", a);
@@ -113,6 +129,7 @@ int main(int argc, char **argv)
     }
     char err[1024] = "";
     eng_model *m = NULL;
+    const double t0 = now_s();
     ls_status st = eng_model_load(dir, &mp, &m, err, sizeof err);
     if (st) {
         fprintf(stderr, "longserve-run: cannot load model: %s\n", err);
@@ -129,7 +146,19 @@ int main(int argc, char **argv)
     } else {
         char *resp = NULL;
         size_t rlen = 0;
+        const double t1 = now_s();
         st = v2_infer(ctx, m, name, body, len, &resp, &rlen, err, sizeof err);
+        if (timings) { /* infer: parsing, the forward and the response's encoding */
+            fprintf(stderr,
+                    "longserve-run: load %.3f s, infer %.3f s (forward %.3f s); ops:", t1 - t0,
+                    now_s() - t1, eng_ctx_forward_seconds(ctx));
+            double sec[64];
+            const int nop = eng_op_count() < 64 ? eng_op_count() : 64;
+            eng_ctx_op_seconds(ctx, sec, nop);
+            for (int i = 0; i < nop; i++)
+                if (sec[i] > 0) fprintf(stderr, " %s %.3f", eng_op_name(i), sec[i]);
+            fputc('\n', stderr);
+        }
         if (st) {
             fprintf(stderr, "longserve-run: %s (%s, exit %d): %s\n", ls_strerror(st),
                     ls_status_name(st), exit_code(st), err);

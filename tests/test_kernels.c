@@ -433,8 +433,8 @@ static void chunk_expected(const kn_chunk_args *a, const kn_chunk_seg *s, int i,
             w[nk++] = z;
             if (z > mx) mx = z;
         }
-    if (nk == 0) { /* nothing unmasked: the self keys (-1e5) share the weight, else every
-                    * key counts 1 (lse rounds to -1e9 in float32) */
+    if (nk == 0) { /* nothing unmasked: the self keys (-1e5) share the weight (as float32
+                    * rounds it), else every key counts 1 (lse rounds to -1e9 in float32) */
         int self = 0;
         for (int j = -nb; j <= na; j++)
             for (int r = 0; r < C; r++) {
@@ -446,7 +446,10 @@ static void chunk_expected(const kn_chunk_args *a, const kn_chunk_seg *s, int i,
         for (int j = -nb; j <= na; j++)
             for (int r = 0; r < C; r++) {
                 int key = (((i / C + j) % nc + nc) % nc) * C + r;
-                double wt = self ? (s->pos[key] == s->pos[i]) / (double)self : 1.0;
+                /* float32 lse of `self` scores of -1e5 is -1e5 + log(self) rounded to
+                 * -1e5's ulp (1/128): each self key weighs exp(-1e5 - lse), not 1/self */
+                const float lse = -1e5f + (float)log((double)self);
+                double wt = self ? (s->pos[key] == s->pos[i]) * exp((double)(-1e5f - lse)) : 1.0;
                 for (int e = 0; e < a->d; e++)
                     o[e] += wt * s->v[(size_t)key * s->ld + e];
             }
@@ -462,56 +465,117 @@ static void chunk_expected(const kn_chunk_args *a, const kn_chunk_seg *s, int i,
     }
 }
 
+/* One chunk_attn case: segments of lengths ns[0 .. nseg-1] in one call (each with its own
+ * random rows and a permuted position order, as LSH sorting gives), the reference and the
+ * CPU table under every ISA this machine runs against each other and the independent
+ * statement. with_lse 0: lse NULL. */
+static void chunk_case(const int *ns, int nseg, int d, int chunk, int before, int after, int causal,
+                       int self_mask, int masked, int with_lse, float key_scale)
+{
+    const int ld = 3 * d;
+    kn_chunk_seg s1[4], s2[4];
+    float *x[4], *o1[4], *o2[4], *l1[4], *l2[4];
+    int32_t *pos[4];
+    uint8_t *keep[4];
+    for (int g = 0; g < nseg; g++) {
+        const int n = ns[g];
+        x[g] = randv((size_t)n * ld, 1);
+        o1[g] = calloc((size_t)n * d, 4), o2[g] = calloc((size_t)n * d, 4);
+        l1[g] = calloc(n, 4), l2[g] = calloc(n, 4);
+        pos[g] = malloc(sizeof(int32_t) * n), keep[g] = malloc(n);
+        int mul = 7;
+        while (n > 1 && n % mul == 0)
+            mul += 2; /* coprime with n (n is never a multiple of every odd number) */
+        for (int i = 0; i < n; i++) {
+            pos[g][i] = (int32_t)(((long)i * mul) % n);
+            keep[g][i] = !masked || (i % 5 != 3);
+        }
+        s1[g] = (kn_chunk_seg){x[g],
+                               x[g] + d,
+                               x[g] + 2 * d,
+                               ld,
+                               o1[g],
+                               d,
+                               with_lse ? l1[g] : NULL,
+                               pos[g],
+                               masked ? keep[g] : NULL,
+                               n};
+        s2[g] = s1[g];
+        s2[g].out = o2[g];
+        s2[g].lse = with_lse ? l2[g] : NULL;
+    }
+    kn_chunk_args a = {s1, nseg, d, chunk, before, after, causal, self_mask, key_scale};
+    ck_assert_int_eq(ref.chunk_attn(&a), 0);
+    const char *isas[] = {"portable", "avx2", "avx512", "avx512-emu"};
+    for (int v = 0; v < 4; v++) {
+        if (!kn_isa_supported(kn_isa_parse(isas[v]))) continue;
+        setenv("LONGSERVE_ISA", isas[v], 1);
+        a.seg = s2;
+        for (int g = 0; g < nseg; g++)
+            memset(o2[g], 0xff, sizeof(float) * ns[g] * d); /* NaNs: every row is written */
+        ck_assert_int_eq(cpu.chunk_attn(&a), 0);
+        for (int g = 0; g < nseg; g++) {
+            const int n = ns[g];
+            for (size_t k = 0; k < (size_t)n * d; k++)
+                ck_assert_msg(fabs(o1[g][k] - o2[g][k]) < 1e-5,
+                              "%s n=%d d=%d chunk=%d %d/%d row %zu: ref %g cpu %g", isas[v], n, d,
+                              chunk, before, after, k / d, o1[g][k], o2[g][k]);
+            for (int i = 0; with_lse && i < n; i++)
+                ck_assert_msg(fabs(l1[g][i] - l2[g][i]) <= 1e-5 * (1 + fabs(l1[g][i])),
+                              "%s lse row %d: %g vs %g", isas[v], i, l1[g][i], l2[g][i]);
+        }
+    }
+    unsetenv("LONGSERVE_ISA");
+    for (int g = 0; g < nseg; g++) {
+        double *e = malloc(sizeof(double) * d);
+        for (int i = 0; i < ns[g]; i++) {
+            chunk_expected(&a, &s1[g], i, e);
+            for (int k = 0; k < d; k++)
+                ck_assert_msg(fabs(e[k] - o1[g][(size_t)i * d + k]) < 1e-5,
+                              "n=%d d=%d chunk=%d %d/%d c%d s%d m%d row %d: %g vs %g", ns[g], d,
+                              chunk, before, after, causal, self_mask, masked, i, e[k],
+                              o1[g][(size_t)i * d + k]);
+        }
+        free(e);
+        free(x[g]), free(o1[g]), free(o2[g]), free(l1[g]), free(l2[g]), free(pos[g]), free(keep[g]);
+    }
+}
+
 START_TEST(chunk_attn)
 {
-    const int d = 8, ld = 3 * d;
     const struct {
         int n, chunk, before, after, causal, self_mask, masked;
     } cfg[] = {
-        {5, 8, 1, 0, 0, 0, 0},  {8, 8, 1, 1, 1, 1, 0},  {24, 8, 1, 0, 0, 0, 1},
-        {24, 8, 1, 1, 0, 1, 1}, {32, 4, 2, 0, 1, 0, 1}, {16, 8, 0, 1, 0, 1, 0},
+        {5, 8, 1, 0, 0, 0, 0},
+        {8, 8, 1, 1, 1, 1, 0},
+        {24, 8, 1, 0, 0, 0, 1},
+        {24, 8, 1, 1, 0, 1, 1},
+        {32, 4, 2, 0, 1, 0, 1},
+        {16, 8, 0, 1, 0, 1, 0},
         {40, 8, 1, 0, 1, 1, 1},
+        {32, 8, 0, 0, 1, 1, 1},
+        {48, 8, 2, 2, 0, 1, 1},
+        {48, 8, 0, 2, 1, 0, 0},
+        /* wrap-around meets a chunk twice: nc = 2 with 1/1, nc = 2 with 2/0, nc = 3 with 2/2 */
+        {16, 8, 1, 1, 0, 1, 1},
+        {16, 8, 2, 0, 1, 1, 0},
+        {24, 8, 2, 2, 1, 0, 1},
+        /* odd chunk and n <= chunk not a multiple of the register tile */
+        {21, 7, 1, 0, 1, 1, 1},
+        {13, 32, 1, 0, 1, 1, 1},
     };
-    for (size_t t = 0; t < sizeof cfg / sizeof *cfg; t++) {
-        const int n = cfg[t].n;
-        float *x = randv((size_t)n * ld, 1), *o1 = calloc((size_t)n * d, 4);
-        float *o2 = calloc((size_t)n * d, 4), *l1 = calloc(n, 4), *l2 = calloc(n, 4);
-        int32_t pos[64];
-        uint8_t keep[64];
-        for (int i = 0; i < n; i++) { /* a permuted order, as LSH sorting gives */
-            pos[i] = (i * 7) % n == i ? i : (i * 7) % n;
-            keep[i] = !cfg[t].masked || (i % 5 != 3);
-        }
-        if (n % 7 == 0) /* 7 is not coprime with n: use the identity */
-            for (int i = 0; i < n; i++)
-                pos[i] = i;
-        kn_chunk_seg s1 = {x, x + d, x + 2 * d, ld, o1, d, l1, pos, cfg[t].masked ? keep : NULL, n};
-        kn_chunk_seg s2 = s1;
-        s2.out = o2;
-        s2.lse = l2;
-        kn_chunk_args a = {&s1,
-                           1,
-                           d,
-                           cfg[t].chunk,
-                           cfg[t].before,
-                           cfg[t].after,
-                           cfg[t].causal,
-                           cfg[t].self_mask,
-                           0.35355339f};
-        ck_assert_int_eq(ref.chunk_attn(&a), 0);
-        a.seg = &s2;
-        ck_assert_int_eq(cpu.chunk_attn(&a), 0);
-        ck_assert_mem_eq(o1, o2, sizeof(float) * n * d); /* cpu runs the reference per segment */
-        a.seg = &s1;
-        for (int i = 0; i < n; i++) {
-            double e[8];
-            chunk_expected(&a, &s1, i, e);
-            for (int k = 0; k < d; k++)
-                ck_assert_msg(fabs(e[k] - o1[(size_t)i * d + k]) < 1e-5,
-                              "case %zu row %d: %g vs %g", t, i, e[k], o1[(size_t)i * d + k]);
-        }
-        free(x), free(o1), free(o2), free(l1), free(l2);
-    }
+    const int ds[] = {8, 24, 64, 128};
+    for (size_t t = 0; t < sizeof cfg / sizeof *cfg; t++)
+        for (int di = 0; di < 4; di++)
+            chunk_case(&cfg[t].n, 1, ds[di], cfg[t].chunk, cfg[t].before, cfg[t].after,
+                       cfg[t].causal, cfg[t].self_mask, cfg[t].masked, (int)(t + di) % 2,
+                       di % 2 ? 1.0f : 1.0f / sqrtf((float)ds[di]));
+    /* several segments in one call, of other lengths (long, short, n <= chunk), LSH-sized */
+    const int ns[3] = {1024, 512, 200};
+    chunk_case(ns, 3, 128, 256, 1, 0, 1, 1, 1, 1, 1.0f);
+    const int ns2[3] = {384, 100, 640};
+    chunk_case(ns2, 3, 64, 128, 1, 0, 1, 0, 0, 0, 0.125f);
+    const int d = 8, ld = 3 * d;
     /* every key masked: lse rounds to -1e9 in float32, so each p is 1 and the output is the
      * plain sum of the values (what Hugging Face returns for such a row) */
     float *x = randv(4 * ld, 1), o[4 * 8];
@@ -519,12 +583,14 @@ START_TEST(chunk_attn)
     uint8_t none[4] = {0, 0, 0, 0};
     kn_chunk_seg s = {x, x + d, x + 2 * d, ld, o, d, NULL, pos, none, 4};
     kn_chunk_args a = {&s, 1, d, 8, 1, 0, 0, 0, 1.0f};
-    ck_assert_int_eq(ref.chunk_attn(&a), 0);
-    for (int k = 0; k < d; k++) {
-        double sum = 0;
-        for (int r = 0; r < 4; r++)
-            sum += x[(size_t)r * ld + 2 * d + k];
-        ck_assert_msg(fabs(o[k] - sum) < 1e-5, "%g vs %g", o[k], sum);
+    for (int tb = 0; tb < 2; tb++) {
+        ck_assert_int_eq((tb ? cpu : ref).chunk_attn(&a), 0);
+        for (int k = 0; k < d; k++) {
+            double sum = 0;
+            for (int r = 0; r < 4; r++)
+                sum += x[(size_t)r * ld + 2 * d + k];
+            ck_assert_msg(fabs(o[k] - sum) < 1e-5, "%s: %g vs %g", tb ? "cpu" : "ref", o[k], sum);
+        }
     }
     free(x);
     float r[4] = {-1.5f, 0.0f, 2.0f, -0.0f};

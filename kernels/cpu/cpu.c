@@ -654,22 +654,11 @@ static int cpu_global_attn(const kn_attn_args *a)
     return failed ? -1 : 0;
 }
 
-/* Chunked attention: the reference per segment, segments (row, head) in parallel; each
- * segment is computed alone, so a row's numbers never depend on its batch-mates. */
+/* Chunked attention: tiled per (segment, query chunk) in chunk.c; each segment is computed
+ * alone, so a row's numbers never depend on its batch-mates. */
 static int cpu_chunk_attn(const kn_chunk_args *a)
 {
-    const size_t nz = kn__chunk_keys(a);
-    int failed = 0;
-#pragma omp parallel reduction(| : failed)
-    {
-        float *z = malloc(sizeof(float) * nz);
-        failed |= !z;
-#pragma omp for schedule(dynamic, 1)
-        for (int i = 0; i < a->nseg; i++)
-            if (z) kn__chunk_seg_ref(a, &a->seg[i], z);
-        free(z);
-    }
-    return failed ? -1 : 0;
+    return kn__chunk_attn_cpu(a);
 }
 
 static void cpu_relu(float *x, size_t n)
