@@ -79,12 +79,20 @@ typedef struct {
     int32_t bmax; /* lsh: the largest bucket id cached */
 } eng__rf_cache;
 
+/* LSH buckets: num_buckets as factors (one entry for an int), their product and the
+ * rotations per round / 2 (B5.3); n 0: not chosen yet (num_buckets null, no hashing yet). */
+typedef struct {
+    int n, f[HF_MAX_BUCKET_FACTORS];
+    int NB, rot2;
+} eng__rf_buckets;
+
 typedef struct {
     int L;        /* layers */
     int n, cap;   /* positions cached, rows allocated */
     int nH;       /* hash rounds */
     int64_t seed; /* rotations' seed, or -1: one stream (rng), consecutive draws */
     eng_mt19937 rng;
+    eng__rf_buckets bk; /* the config's, or (num_buckets null) the prefill's choice */
     float *rot;         /* seed >= 0: the rotations every hashing call draws, [nh, d, nH, rot/2] */
     eng__rf_cache *lay; /* [L] */
 } eng__rf_state;

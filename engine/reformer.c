@@ -53,6 +53,35 @@ static int rf__padded(const eng_model *m, int n)
     return n % m->rf_lcm && n > m->rf_min ? n + (m->rf_lcm - n % m->rf_lcm) : n;
 }
 
+/* B5.3 / B5.9: the buckets of a sequence of padded length Lp: the config's num_buckets, or,
+ * when it is null, what HF chooses on a freshly loaded model's first call with Lp tokens
+ * (2^p with p = bit_length(2·(Lp div C)) - 1, factorised in two when above 2·max(int(sqrt(
+ * max_pos div C)), C)). HF keeps that choice in the module for later calls; here every
+ * sequence gets its own, so that a result never depends on earlier requests. */
+static eng__rf_buckets rf__buckets(const eng_model *m, int Lp)
+{
+    const hf_reformer *r = &m->cfg.reformer;
+    eng__rf_buckets bk = {.n = r->n_buckets};
+    for (int i = 0; i < r->n_buckets; i++)
+        bk.f[i] = r->num_buckets[i];
+    if (!bk.n) {
+        const int C = r->lsh_chunk;
+        int p = 0;
+        for (long long v = 2LL * (Lp / C); v > 1; v >>= 1)
+            p++; /* bit_length(v) - 1 */
+        const long long lim0 = (long long)sqrt((double)(m->cfg.max_position_embeddings / C));
+        const long long limit = 2 * (lim0 > C ? lim0 : C);
+        if ((1LL << p) > limit)
+            bk.n = 2, bk.f[0] = 1 << (p / 2), bk.f[1] = 1 << (p - p / 2);
+        else
+            bk.n = 1, bk.f[0] = 1 << p;
+    }
+    bk.NB = 1, bk.rot2 = 0;
+    for (int i = 0; i < bk.n; i++)
+        bk.NB *= bk.f[i], bk.rot2 += bk.f[i] / 2;
+    return bk;
+}
+
 /* B3: word embedding + position embedding (axial: concatenated rows of each axis, the
  * position split row-major over axial_pos_shape). */
 static void rf__embed(const eng_model *m, const rf__bufs *w, size_t Tp)
@@ -233,15 +262,13 @@ static int rf__bucket_factor(const float *y, const float *x, const float *rot, i
  * hash with rot ([nh, d, nH, rot/2]; rw: the same as the table's weights), sort, attend,
  * unsort and combine into att. */
 static ls_status rf__lsh_head(eng_ctx *c, const rf__bufs *w, int s0, int S, int hd,
-                              const float *rot, const rf__rot *rw, int nH, rf__lsh_ws *ws,
-                              char *err, size_t errlen)
+                              const float *rot, const rf__rot *rw, int nH,
+                              const eng__rf_buckets *bk, rf__lsh_ws *ws, char *err, size_t errlen)
 {
     const eng_model *m = c->m;
     const hf_reformer *r = &m->cfg.reformer;
     const int A = m->A, d = m->d, C = r->lsh_chunk;
-    int rot2 = 0, nb = 1; /* rotations per round / 2, buckets */
-    for (int i = 0; i < r->n_buckets; i++)
-        rot2 += r->num_buckets[i] / 2, nb *= r->num_buckets[i];
+    const int rot2 = bk->rot2, nb = bk->NB; /* rotations per round / 2, buckets */
     const int nrot = nH * rot2;
     size_t tot = 0;
     int nseg = 0;
@@ -274,11 +301,11 @@ static ls_status rf__lsh_head(eng_ctx *c, const rf__bufs *w, int s0, int S, int 
                 const float *x = ws->x + (size_t)t * d, *yt = ws->y + (size_t)t * nrot;
                 for (int h = 0; h < nH; h++) {
                     int b = 0, mul = 1, col = 0;
-                    for (int f = 0; f < r->n_buckets; f++) {
-                        const int half = r->num_buckets[f] / 2;
+                    for (int f = 0; f < bk->n; f++) {
+                        const int half = bk->f[f] / 2;
                         b += mul * rf__bucket_factor(yt + (size_t)h * rot2, x, rot, hd, d, nH, h,
                                                      rot2, col, half);
-                        mul *= r->num_buckets[f];
+                        mul *= bk->f[f];
                         col += half;
                     }
                     if (pad && !w->keep[lo + t0 + t]) b = nb;
@@ -296,6 +323,7 @@ static ls_status rf__lsh_head(eng_ctx *c, const rf__bufs *w, int s0, int S, int 
                     if (v > cl->bmax) cl->bmax = v;
                 }
             cl->has_bkt = 1;
+            w->st->bk = *bk;
         }
         /* counting sort by offset bucket, stable in (round, position) */
         const int nk = nH * nbp;
@@ -370,7 +398,7 @@ static ls_status rf__lsh_head(eng_ctx *c, const rf__bufs *w, int s0, int S, int 
 typedef struct {
     float *rot;
     int64_t seed;
-    int nH;
+    int nH, rot2;
     rf__rot rw;
     rf__lsh_ws ws;
 } rf__lsh_state;
@@ -407,12 +435,6 @@ static ls_status rf__layer(eng_ctx *c, const eng_rf_layer *y, const eng_batch *b
     if (y->lsh) {
         for (int s = 0; s < b->nseq; s++)
             if (w->off[s + 1] - w->off[s] > r->lsh_chunk) hashed = 1;
-        if (hashed && r->n_buckets == 0)
-            return ls_fail(err, errlen, LS_ERR_UNSUPPORTED,
-                           "a padded row longer than the LSH chunk (%d) needs hashing, and "
-                           "num_buckets is null in config.json (chosen on HF's first call): "
-                           "not supported yet",
-                           r->lsh_chunk);
         rf__lsh_keys(w->proj + 2 * A, Tp, 3 * A, nh, d);
         a.chunk = r->lsh_chunk, a.before = r->lsh_before, a.after = r->lsh_after;
         a.self_mask = 1, a.key_scale = 1.0f;
@@ -448,13 +470,17 @@ static ls_status rf__layer(eng_ctx *c, const eng_rf_layer *y, const eng_batch *b
     int rc;
     ENG_OP_RC(rc, c, k, chunk_attn, &a);
     if (rc) return ls_fail(err, errlen, LS_ERR_NOMEM, "chunked attention: out of scratch memory");
-    if (hashed) { /* per sequence: its rounds and seed (the request's, else the config's) */
-        int rot2 = 0;
-        for (int i = 0; i < r->n_buckets; i++)
-            rot2 += r->num_buckets[i] / 2;
+    if (hashed) { /* per sequence: its rounds, buckets and seed (the request's, else the
+                     config's) */
         ls_status st = LS_OK;
         for (int s = 0; s < b->nseq && !st; s++) {
             if (w->off[s + 1] - w->off[s] <= r->lsh_chunk) continue;
+            /* a decoding keeps the buckets of its first hashing, as HF's module keeps them */
+            const eng__rf_buckets bk = s == 0 && w->st && w->st->bk.n
+                                           ? w->st->bk
+                                           : rf__buckets(m, w->off[s + 1] - w->off[s]);
+            if (s == 0 && w->st) w->st->bk = bk;
+            const int rot2 = bk.rot2;
             const int nH = b->num_hashes && b->num_hashes[s] > 0 ? b->num_hashes[s] : r->num_hashes;
             const int64_t seed = b->hash_seed && b->hash_seed[s] >= 0 ? b->hash_seed[s]
                                  : r->has_hash_seed                   ? r->hash_seed
@@ -465,7 +491,7 @@ static ls_status rf__layer(eng_ctx *c, const eng_rf_layer *y, const eng_batch *b
                                                                      : NULL;
             /* HF re-seeds before each hashing: the same rotations in every layer for a seed;
              * a sequence without one draws the next rotations of its stream in every layer */
-            if (stream || !ls->rot || seed != ls->seed || nH != ls->nH) {
+            if (stream || !ls->rot || seed != ls->seed || nH != ls->nH || rot2 != ls->rot2) {
                 free(ls->rot);
                 ls->seed = -1;
                 if (!(ls->rot = malloc(sizeof(float) * nr))) {
@@ -481,10 +507,11 @@ static ls_status rf__layer(eng_ctx *c, const eng_rf_layer *y, const eng_batch *b
                     st = ls_fail(err, errlen, LS_ERR_NOMEM, "LSH rotations: out of memory");
                     break;
                 }
-                ls->seed = stream ? -1 : seed, ls->nH = nH;
+                ls->seed = stream ? -1 : seed, ls->nH = nH, ls->rot2 = rot2;
             }
             for (int h = 0; h < nh && !st; h++)
-                st = rf__lsh_head(c, w, s, s + 1, h, ls->rot, &ls->rw, nH, &ls->ws, err, errlen);
+                st = rf__lsh_head(c, w, s, s + 1, h, ls->rot, &ls->rw, nH, &bk, &ls->ws, err,
+                                  errlen);
         }
         if (st) return st;
     }
@@ -681,6 +708,7 @@ eng__rf_state *eng__rf_state_new(const eng_model *m, int nH, int64_t seed)
         return NULL;
     }
     s->L = m->L, s->nH = nH, s->seed = seed;
+    if (m->cfg.reformer.n_buckets) s->bk = rf__buckets(m, 0); /* null: the prefill chooses */
     eng_mt_seed(&s->rng, ENG_DEFAULT_HASH_SEED);
     return s;
 }
@@ -782,12 +810,13 @@ static float rf__dot(const float *a, const float *b, int d)
 
 /* The bucket of qk vector x (head hd, round h) under rotations rot ([nh, d, nH, rot/2]):
  * argmax of concat(y, -y) per factor, combined (B5.3), without the round's offset. */
-static int rf__bucket(const hf_reformer *r, const float *x, const float *rot, int hd, int h, int nH,
-                      int d, int rot2)
+static int rf__bucket(const eng__rf_buckets *bk, const float *x, const float *rot, int hd, int h,
+                      int nH, int d)
 {
+    const int rot2 = bk->rot2;
     int b = 0, mul = 1, col = 0;
-    for (int f = 0; f < r->n_buckets; f++) {
-        const int half = r->num_buckets[f] / 2;
+    for (int f = 0; f < bk->n; f++) {
+        const int half = bk->f[f] / 2;
         int best = 0;
         float bv = -INFINITY;
         for (int sign = 1; sign >= -1; sign -= 2)
@@ -799,7 +828,7 @@ static int rf__bucket(const hf_reformer *r, const float *x, const float *rot, in
                 if (v > bv) bv = v, best = (sign < 0 ? half : 0) + j;
             }
         b += mul * best;
-        mul *= r->num_buckets[f];
+        mul *= bk->f[f];
         col += half;
     }
     return b;
@@ -822,9 +851,7 @@ static void rf__lsh_step_head(const eng_model *m, eng__rf_state *s, int l, int h
     const int A = m->A, d = m->d, nH = s->nH, C = r->lsh_chunk, Lt = p + 1;
     const float *q = t->proj + (size_t)hd * d;
     float *o = t->att + (size_t)hd * d;
-    int NB = 1, rot2 = 0;
-    for (int f = 0; f < r->n_buckets; f++)
-        NB *= r->num_buckets[f], rot2 += r->num_buckets[f] / 2;
+    const int NB = s->bk.NB;
     /* keys: normalised query_key of each position (B5.1) */
     const float sd = sqrtf((float)d);
 #define RF__KEY(dst, pos)                                                                          \
@@ -854,7 +881,7 @@ static void rf__lsh_step_head(const eng_model *m, eng__rf_state *s, int l, int h
     const int K = C * (1 + r->lsh_before + r->lsh_after);
     for (int h = 0; h < nH; h++) {
         int32_t *row = cl->bkt + ((size_t)hd * nH + h) * s->cap;
-        row[p] = rf__bucket(r, q, t->rot, hd, h, nH, d, rot2) + h * (NB + inc);
+        row[p] = rf__bucket(&s->bk, q, t->rot, hd, h, nH, d) + h * (NB + inc);
         /* stable counting sort of the round's Lt bucket ids, the new one last */
         int hi = 0;
         for (int j = 0; j < Lt; j++)
@@ -915,11 +942,7 @@ static void rf__lsh_step_head(const eng_model *m, eng__rf_state *s, int l, int h
 static ls_status rf__step_rot(const eng_model *m, eng__rf_state *s, rf__step_bufs *t, char *err,
                               size_t errlen)
 {
-    const hf_reformer *r = &m->cfg.reformer;
-    int rot2 = 0;
-    for (int f = 0; f < r->n_buckets; f++)
-        rot2 += r->num_buckets[f] / 2;
-    const size_t nr = (size_t)m->nh * m->d * s->nH * rot2;
+    const size_t nr = (size_t)m->nh * m->d * s->nH * s->bk.rot2;
     if (s->seed >= 0) {
         if (!s->rot) {
             if (!(s->rot = malloc(sizeof(float) * nr)))
@@ -952,10 +975,7 @@ static ls_status rf__step_layer(eng_ctx *c, eng__rf_state *s, int l, rf__step_bu
         const int had = cl->has_bkt;
         int inc = 0;
         if (had) { /* a cached padding bucket widens the query's round offsets (HF's check) */
-            int NB = 1;
-            for (int f = 0; f < r->n_buckets; f++)
-                NB *= r->num_buckets[f];
-            inc = cl->bmax > s->nH * NB - 1;
+            inc = cl->bmax > s->nH * s->bk.NB - 1;
             ls_status st = rf__step_rot(m, s, t, err, errlen);
             if (st) return st;
         }
@@ -968,20 +988,22 @@ static ls_status rf__step_layer(eng_ctx *c, eng__rf_state *s, int l, rf__step_bu
                     if (v > cl->bmax) cl->bmax = v;
                 }
         } else if (Lt >= r->lsh_chunk) { /* the cache reaches a chunk: hash every position */
-            if (r->n_buckets == 0)
+            /* HF fails here when num_buckets is null and nothing chose it yet */
+            if (s->bk.n == 0)
                 return ls_fail(err, errlen, LS_ERR_UNSUPPORTED,
-                               "decoding past the LSH chunk needs num_buckets in config.json");
+                               "decoding reaches the LSH chunk (%d) and num_buckets is null in "
+                               "config.json with a prompt too short to choose it (Hugging Face "
+                               "fails there too): give a prompt longer than the chunk",
+                               r->lsh_chunk);
             ls_status st = rf__step_rot(m, s, t, err, errlen);
             if (st) return st;
-            int NB = 1, rot2 = 0;
-            for (int f = 0; f < r->n_buckets; f++)
-                NB *= r->num_buckets[f], rot2 += r->num_buckets[f] / 2;
+            const int NB = s->bk.NB;
             cl->bmax = 0;
             for (int hd = 0; hd < nh; hd++)
                 for (int h = 0; h < s->nH; h++)
                     for (int j = 0; j < Lt; j++) {
                         const float *x = cl->kv + (size_t)j * 2 * A + (size_t)hd * d;
-                        const int32_t v = rf__bucket(r, x, t->rot, hd, h, s->nH, d, rot2) + h * NB;
+                        const int32_t v = rf__bucket(&s->bk, x, t->rot, hd, h, s->nH, d) + h * NB;
                         cl->bkt[((size_t)hd * s->nH + h) * s->cap + j] = v;
                         if (v > cl->bmax) cl->bmax = v;
                     }
@@ -1046,9 +1068,7 @@ ls_status eng__reformer_step(eng_ctx *c, eng__rf_state *s, int32_t id, float *lo
         return ls_fail(err, errlen, LS_ERR_INVALID_INPUT, "num_hashes %d: at most 64", s->nH);
     ls_status st = rf__state_grow(m, s, p + 1, err, errlen);
     if (st) return st;
-    int NB = 1, rot2 = 0;
-    for (int f = 0; f < r->n_buckets; f++)
-        NB *= r->num_buckets[f], rot2 += r->num_buckets[f] / 2;
+    const int NB = s->bk.NB, rot2 = s->bk.rot2;
     const int K = r->lsh_chunk * (1 + r->lsh_before + r->lsh_after);
     const size_t nz = (size_t)(p + 1 > K ? p + 1 : K);
     const size_t nrange = (size_t)s->nH * (NB + 1) + 2;

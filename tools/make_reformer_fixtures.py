@@ -478,6 +478,44 @@ def make_qa_long():
     emit_cases(model, name, cases)
 
 
+def make_null_buckets():
+    """num_buckets null (B5.9): HF chooses the buckets on a module's first hashing call from
+    that call's padded length and keeps them; every case runs on a freshly loaded model, the
+    choice longserve reproduces per sequence."""
+    name = "rf_null_buckets"
+    cfg = reformer_config(
+        attn_layers=["lsh", "local", "lsh"], is_decoder=False, hidden_size=32,
+        num_attention_heads=2, attention_head_size=16, feed_forward_size=64, vocab_size=120,
+        hidden_act="gelu", num_buckets=None, num_hashes=2, lsh_attn_chunk_length=8,
+        lsh_num_chunks_before=1, lsh_num_chunks_after=1, local_attn_chunk_length=8,
+        local_num_chunks_before=1, local_num_chunks_after=0, axial_pos_embds=True,
+        axial_pos_shape=[16, 32], axial_pos_embds_dim=[16, 16], max_position_embeddings=512,
+        hash_seed=21)
+    model = build(name, ReformerModel, cfg, 1009,
+                  "ReformerModel with **num_buckets null** (lsh/local/lsh, hidden 32, 2 heads x "
+                  "16, 2 hashes, chunk 8 with 1 before and 1 after, max_pos 512, hash_seed 21): "
+                  "each case runs on a freshly loaded copy, since HF keeps the buckets its "
+                  "first call chose (L=40: [8]; L=200: factorised [4, 8], above 2*max(sqrt(512 "
+                  "div 8), 8) = 16).")
+    assert json.loads((OUT / name / "config.json").read_text()).get("num_buckets") is None
+    gen = torch.Generator().manual_seed(2009)
+    cases = []
+    for L, want in ((40, 8), (200, [4, 8]), (5, None)):
+        ids, _ = rows(gen, [L], cfg.vocab_size)
+        cases.append((Case(f"null_buckets_len{L}", ids,
+                           note=f"B=1, L={L}: buckets chosen as {want} on a fresh model."), want))
+    for case, want in cases:
+        fresh = ReformerModel.from_pretrained(OUT / name, dtype=torch.float32).eval()
+        out = run_reference(fresh, case)
+        chosen = [m.num_buckets for m in lsh_layers(fresh)]
+        assert all(c == want for c in chosen), (case.name, chosen, want)
+        again = run_reference(ReformerModel.from_pretrained(OUT / name, dtype=torch.float32)
+                              .eval(), case)
+        for k in out:
+            assert torch.equal(out[k], again[k]), f"{name}/{case.name}: not reproducible"
+        write_case(name, case, out, fresh.config, [])
+
+
 def make_runtime_seed():
     name = "rf_runtime_seed"
     cfg = reformer_config(
@@ -849,6 +887,7 @@ def main():
     make_local_dec()
     make_byte_lm()
     make_gen_noseed()
+    make_null_buckets()
     gen_prompts = json.loads((OUT / "generate.json").read_text())["prompts"]
     randn_counts = make_randn()
 
