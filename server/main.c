@@ -376,7 +376,8 @@ int main(int argc, char **argv)
         uv_signal_start(&s->sig_term, srv__on_signal, SIGTERM);
         uv_signal_start(&s->sig_int, srv__on_signal, SIGINT);
         uv_signal_start(&s->sig_hup, srv__on_hup, SIGHUP);
-        log_event("info", "listening", NULL, "listening on %s:%d", s->opt.hostname, s->port);
+        log_event("info", "listening", NULL, "listening on %s:%d%s", s->opt.hostname, s->port,
+                  s->opt.tls_cert_pem ? " (HTTPS)" : "");
         if (s->opt.port_file[0] && srv__write_port_file(s->opt.port_file, s->port)) {
             log_event("error", "listen", NULL, "cannot write --port-file %s", s->opt.port_file);
             ok = 0;
