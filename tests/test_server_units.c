@@ -16,6 +16,7 @@
 #include "../formats/json.h"
 #include "../formats/sbert.h"
 #include "../proto/tgi.h"
+#include "../proto/v2.h"
 #include "../proto/tei.h"
 #include "../server/options.h"
 #include "../server/scheduler.h"
@@ -464,6 +465,12 @@ START_TEST(json_nul_refused)
     const char *gen = "{\"inputs\":\"hi\",\"parameters\":{\"stop\":[\"\\u0000\"]}}";
     ck_assert_int_eq(tgi_request_parse(gen, strlen(gen), &g, err, sizeof err), LS_ERR_BAD_REQUEST);
     ck_assert_msg(strstr(err, "`parameters.stop[0]`: NUL") != NULL, "%s", err);
+    v2_request v;
+    const char *v2 = "{\"id\":\"a\\u0000b\",\"inputs\":[{\"name\":\"input_ids\",\"datatype\":"
+                     "\"INT64\",\"shape\":[1,1],\"data\":[0]}]}";
+    ck_assert_int_eq(v2_request_parse(v2, strlen(v2), strlen(v2), 1024, &v, err, sizeof err),
+                     LS_ERR_BAD_REQUEST);
+    ck_assert_msg(strstr(err, "`id`: NUL") != NULL, "%s", err);
 }
 END_TEST
 
