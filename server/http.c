@@ -116,6 +116,18 @@ static int http__inflate(srv_req *r)
     return 0;
 }
 
+/* With --tls-client-ca libmicrohttpd asks for a client certificate but leaves checking it to
+ * us: GnuTLS verifies it against that trust list. */
+static int http__client_cert_ok(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    unsigned status = 1;
+    return ci && ci->tls_session &&
+           gnutls_certificate_verify_peers2((gnutls_session_t)ci->tls_session, &status) == 0 &&
+           status == 0;
+}
+
 /* Admission that needs only the headers, cheapest first. May reply. */
 static void http__begin(srv_req *r, const char *url, const char *method)
 {
@@ -129,6 +141,11 @@ static void http__begin(srv_req *r, const char *url, const char *method)
                 : strncmp(url, "/v2", 3) == 0  ? HERR_FAM_KSERVE
                 : strncmp(url, "/v1/", 4) == 0 ? HERR_FAM_OPENAI
                                                : HERR_FAM_TEI;
+    if (s->opt.tls_ca_pem && !http__client_cert_ok(http__conn(r))) {
+        srv_reject(r, METRICS_REJ_UNAUTHORIZED, HERR_UNAUTHORIZED,
+                   "a client certificate signed by a --tls-client-ca authority is required");
+        return;
+    }
     if (r->method == SRV_OPTIONS && allow && s->opt.cors_allow_origin[0]) {
         r->allow = allow;
         srv_reply(r, 204, NULL, 0, NULL);
@@ -327,18 +344,6 @@ static enum MHD_Result http__send(srv_req *r)
     return rc;
 }
 
-/* With --tls-client-ca libmicrohttpd asks for a client certificate but leaves checking it to
- * us: GnuTLS verifies it against that trust list. */
-static int http__client_cert_ok(struct MHD_Connection *c)
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
-    unsigned status = 1;
-    return ci && ci->tls_session &&
-           gnutls_certificate_verify_peers2((gnutls_session_t)ci->tls_session, &status) == 0 &&
-           status == 0;
-}
-
 static enum MHD_Result http__access(void *cls, struct MHD_Connection *c, const char *url,
                                     const char *method, const char *version, const char *upload,
                                     size_t *upload_size, void **con_cls)
@@ -361,11 +366,7 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *c, const c
             snprintf(r->id, sizeof r->id, "%016llx", (unsigned long long)s->seq);
         s->seq++;
         *con_cls = r;
-        if (s->opt.tls_ca_pem && !http__client_cert_ok(c))
-            srv_reject(r, METRICS_REJ_UNAUTHORIZED, HERR_UNAUTHORIZED,
-                       "a client certificate signed by a --tls-client-ca authority is required");
-        else
-            http__begin(r, url, method);
+        http__begin(r, url, method);
         return r->state == SRV_REQ_REPLIED ? http__send(r) : MHD_YES;
     }
     if (r->streaming && !r->sent && r->sbuf.n && !*upload_size)
