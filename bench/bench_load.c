@@ -28,7 +28,7 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-static void die(const char *msg)
+_Noreturn static void die(const char *msg)
 {
     fprintf(stderr, "bench_load: %s\n", msg);
     exit(1);
@@ -205,9 +205,17 @@ static char *make_text(int tokens)
         "for", "each",  "text",  "with", "sparse",    "attention", "over",    "many", "pages"};
     const int nw = sizeof words / sizeof words[0];
     char *t = malloc((size_t)tokens * 12 + 16);
+    if (!t) die("out of memory");
     size_t k = 0;
-    for (int i = 0; i < tokens - 2; i++)
-        k += (size_t)sprintf(t + k, "%s%s", i ? " " : "", words[(i * 7 + i / nw) % nw]);
+    /* not sprintf(t + k, ...): with UBSan's checks GCC sees a NULL destination there
+     * (-Werror=format-overflow) */
+    for (int i = 0; i < tokens - 2; i++) {
+        const char *w = words[(i * 7 + i / nw) % nw];
+        size_t n = strlen(w);
+        if (i) t[k++] = ' ';
+        memcpy(t + k, w, n);
+        k += n;
+    }
     t[k] = 0;
     return t;
 }

@@ -676,6 +676,12 @@ static ls_status eng__load_text(eng_model *m, const char *dir, char *err, size_t
     if (stat(path, &sb) == 0) {
         ls_status st = tok_load(path, &m->tok, err, errlen);
         if (st) return st;
+        /* an id past the embedding table would read outside it */
+        if (tok_vocab_size(m->tok) > m->V)
+            return ls_fail(err, errlen, LS_ERR_CONFIG,
+                           "%s: ids go up to %d (model.vocab and added_tokens) but config.json "
+                           "vocab_size is %d",
+                           path, tok_vocab_size(m->tok) - 1, m->V);
         static const char *const masks[] = {"<mask>", "[MASK]", "<MASK>"};
         for (int i = 0; i < 3 && m->mask_id < 0; i++)
             m->mask_id = tok_token_to_id(m->tok, masks[i]);
@@ -887,9 +893,9 @@ void eng_model_get_info(const eng_model *m, eng_model_info *info)
         double keys = 0;
         for (int l = 0; l < m->L; l++) {
             info->lsh_layers += m->rf[l].lsh;
-            keys += m->rf[l].lsh ? (double)r->lsh_chunk * (1 + r->lsh_before + r->lsh_after) *
-                                       r->num_hashes
-                                 : (double)r->local_chunk * (1 + r->local_before + r->local_after);
+            keys += m->rf[l].lsh
+                        ? (double)r->lsh_chunk * (1 + r->lsh_before + r->lsh_after) * r->num_hashes
+                        : (double)r->local_chunk * (1 + r->local_before + r->local_after);
         }
         info->attn_keys = keys / m->L;
         info->num_hashes = m->cfg.reformer.num_hashes;

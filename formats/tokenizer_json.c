@@ -408,10 +408,10 @@ static void tj__vocab_map(tj__ctx *c, const cJSON *v, tj_model *m)
     int i = 0;
     cJSON_ArrayForEach(e, v)
     {
-        if (!tj__is_int(e, 0, 2147483647.0)) {
-            char p[64];
-            snprintf(p, sizeof p, "model.vocab entry %d", i);
-            tj__fail(c, p, "id must be a non-negative integer");
+        if (!tj__is_int(e, 0, TJ_MAX_ID)) {
+            char p[128];
+            snprintf(p, sizeof p, "model.vocab entry %d (\"%.40s\")", i, e->string);
+            tj__fail(c, p, "id must be an integer in 0..%d", TJ_MAX_ID);
             return;
         }
         m->vocab[i] = tj__dup(c, e->string);
@@ -601,8 +601,8 @@ static void tj__tok_pair(tj__ctx *c, const cJSON *o, const char *path, const cha
     const cJSON *v = tj__get(o, key);
     if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) != 2 ||
         !cJSON_IsString(cJSON_GetArrayItem(v, 0)) ||
-        !tj__is_int(cJSON_GetArrayItem(v, 1), 0, 2147483647.0)) {
-        tj__fail(c, path, "\"%s\" must be [token, id]", key);
+        !tj__is_int(cJSON_GetArrayItem(v, 1), 0, TJ_MAX_ID)) {
+        tj__fail(c, path, "\"%s\" must be [token, id] with an id in 0..%d", key, TJ_MAX_ID);
         return;
     }
     *s = tj__dup(c, cJSON_GetArrayItem(v, 0)->valuestring);
@@ -669,8 +669,9 @@ static void tj__specials(tj__ctx *c, const cJSON *o, const char *path, tj_post *
         if (!s->ids || !s->tokens) return;
         for (int k = 0; k < s->n; k++) {
             const cJSON *id = cJSON_GetArrayItem(ids, k), *tk = cJSON_GetArrayItem(toks, k);
-            if (!tj__is_int(id, 0, 2147483647.0) || !cJSON_IsString(tk)) {
-                tj__fail(c, q, "entry %d must be an integer id and a string token", k);
+            if (!tj__is_int(id, 0, TJ_MAX_ID) || !cJSON_IsString(tk)) {
+                tj__fail(c, q, "entry %d must be an integer id in 0..%d and a string token", k,
+                         TJ_MAX_ID);
                 return;
             }
             s->ids[k] = (int32_t)id->valuedouble;
@@ -798,8 +799,8 @@ static void tj__added(tj__ctx *c, const cJSON *a, tj_tokenizer *t)
         snprintf(p, sizeof p, "added_tokens[%d]", i);
         tj_added_token *k = &t->added[i];
         const cJSON *id = tj__get(e, "id");
-        if (!id || !tj__is_int(id, 0, 2147483647.0)) {
-            tj__fail(c, p, "\"id\" must be a non-negative integer");
+        if (!id || !tj__is_int(id, 0, TJ_MAX_ID)) {
+            tj__fail(c, p, "\"id\" must be an integer in 0..%d", TJ_MAX_ID);
             return;
         }
         k->id = (int32_t)id->valuedouble;
@@ -830,6 +831,31 @@ static void tj__truncation(tj__ctx *c, const cJSON *o, tj_tokenizer *t)
         }                                                                                          \
     } while (0)
 
+/* A sparse vocabulary (ids far over the number of entries) would size the id tables by its
+ * largest id: refused. */
+static void tj__ids_spread(tj__ctx *c, const tj_tokenizer *t)
+{
+    const tj_model *m = &t->model;
+    int32_t max_id = -1;
+    char where[128] = "";
+    if (m->ids && m->type != TJ_MODEL_UNIGRAM)
+        for (int i = 0; i < m->n_vocab; i++)
+            if (m->ids[i] > max_id) {
+                max_id = m->ids[i];
+                snprintf(where, sizeof where, "model.vocab \"%.40s\"", m->vocab[i]);
+            }
+    for (int i = 0; i < t->n_added; i++)
+        if (t->added[i].id > max_id) {
+            max_id = t->added[i].id;
+            snprintf(where, sizeof where, "added_tokens[%d]", i);
+        }
+    long long entries = (long long)m->n_vocab + t->n_added;
+    if (max_id >= 0 && max_id >= entries * TJ_ID_SPREAD + TJ_ID_SLACK)
+        tj__fail(c, where,
+                 "id %d is far over the %lld entries (ids must stay under %d x entries + %d)",
+                 max_id, entries, TJ_ID_SPREAD, TJ_ID_SLACK);
+}
+
 ls_status tj_tokenizer_parse(const char *json, size_t len, const char *file, tj_tokenizer *out,
                              char *err, size_t errlen)
 {
@@ -853,6 +879,7 @@ ls_status tj_tokenizer_parse(const char *json, size_t len, const char *file, tj_
     const cJSON *added = tj__get(root, "added_tokens");
     if (added && !c.st) tj__added(&c, added, out);
     if (!c.st) tj__truncation(&c, tj__get(root, "truncation"), out);
+    if (!c.st) tj__ids_spread(&c, out);
     cJSON_Delete(root);
     if (c.st) tj_tokenizer_free(out);
     return c.st;

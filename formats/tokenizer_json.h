@@ -199,6 +199,13 @@ typedef struct tj_decoder {
 
 /* ---- the whole file --------------------------------------------------------------------- */
 
+/* Token ids index tables sized by the largest id, so a file's ids are bounded: none over
+ * TJ_MAX_ID, and the largest under TJ_ID_SPREAD times the number of entries (vocab and
+ * added tokens) plus TJ_ID_SLACK (a vocabulary offset by 1e9 cost 12.7 GB of tables). */
+#define TJ_MAX_ID (1 << 24)
+#define TJ_ID_SPREAD 16
+#define TJ_ID_SLACK 1024
+
 typedef enum { TJ_TRUNC_RIGHT, TJ_TRUNC_LEFT } tj_trunc_dir;
 
 typedef struct {

@@ -595,7 +595,10 @@ ls_status tei_request_parse(tei_kind kind, const char *body, size_t len, int max
     cJSON *root = fmt_json_parse(body, len);
     if (!root) return ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "the body is not valid JSON");
     ls_status st = LS_OK;
-    if (!cJSON_IsObject(root))
+    char why[320];
+    if (fmt_json_check_strings(body, len, why, sizeof why))
+        st = ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "%s", why);
+    else if (!cJSON_IsObject(root))
         st = ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "the body must be a JSON object");
     else
         st = tei__parameters(out, root, err, errlen);

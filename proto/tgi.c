@@ -146,6 +146,11 @@ ls_status tgi_request_parse(const char *body, size_t len, tgi_request *r, char *
     cJSON *root = fmt_json_parse(body, len);
     if (!root) return ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "the body is not valid JSON");
     ls_status st = LS_OK;
+    char why[320];
+    if (fmt_json_check_strings(body, len, why, sizeof why)) {
+        st = ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "%s", why);
+        goto done;
+    }
     if (!cJSON_IsObject(root)) {
         st = ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "the body must be a JSON object");
         goto done;

@@ -206,6 +206,11 @@ ls_status v2_request_parse(const char *body, size_t len, size_t json_len, size_t
                        "says) is not valid JSON",
                        json_len);
     if (!root) return ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "request body is not valid JSON");
+    char why[320];
+    if (fmt_json_check_strings(body, json_len, why, sizeof why)) {
+        cJSON_Delete(root);
+        return ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "%s", why);
+    }
     v2__tail tail = {(const unsigned char *)body + json_len, len - json_len, 0};
     ls_status st = LS_OK;
     const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(root, "inputs");

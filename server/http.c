@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 
 #include "../proto/http_meta.h"
@@ -214,6 +215,18 @@ static int http__framing_check(srv_req *r, const char *version)
     return r->close ? -1 : 0;
 }
 
+/* With --tls-client-ca libmicrohttpd asks for a client certificate but leaves checking it to
+ * us: GnuTLS verifies it against that trust list. */
+static int http__client_cert_ok(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    unsigned status = 1;
+    return ci && ci->tls_session &&
+           gnutls_certificate_verify_peers2((gnutls_session_t)ci->tls_session, &status) == 0 &&
+           status == 0;
+}
+
 /* Admission that needs only the headers, cheapest first. May reply. */
 static void http__begin(srv_req *r, const char *url, const char *method, const char *version)
 {
@@ -228,6 +241,11 @@ static void http__begin(srv_req *r, const char *url, const char *method, const c
                 : strncmp(url, "/v1/", 4) == 0 ? HERR_FAM_OPENAI
                                                : HERR_FAM_TEI;
     if (http__framing_check(r, version)) return;
+    if (s->opt.tls_ca_pem && !http__client_cert_ok(http__conn(r))) {
+        srv_reject(r, METRICS_REJ_UNAUTHORIZED, HERR_UNAUTHORIZED,
+                   "a client certificate signed by a --tls-client-ca authority is required");
+        return;
+    }
     char q[300];
     if (r->method == SRV_OPTIONS && allow && s->opt.cors_allow_origin[0]) {
         r->allow = allow;
@@ -776,11 +794,51 @@ static int http__listen(const srv_server *s, int *port, char *err, size_t errlen
     return fd;
 }
 
+/* The PEM texts opt_parse read, checked with GnuTLS before libmicrohttpd gets them: its own
+ * failure says only that TLS could not be set up. */
+static int http__tls_check(const opt_options *o, char *err, size_t errlen)
+{
+    gnutls_certificate_credentials_t cred;
+    if (gnutls_certificate_allocate_credentials(&cred) < 0) {
+        snprintf(err, errlen, "TLS: out of memory");
+        return -1;
+    }
+    gnutls_datum_t cert = {(unsigned char *)o->tls_cert_pem, (unsigned)strlen(o->tls_cert_pem)},
+                   key = {(unsigned char *)o->tls_key_pem, (unsigned)strlen(o->tls_key_pem)};
+    int rc = gnutls_certificate_set_x509_key_mem(cred, &cert, &key, GNUTLS_X509_FMT_PEM);
+    if (rc < 0)
+        snprintf(err, errlen, "--tls-cert %s with --tls-key %s: %s", o->tls_cert, o->tls_key,
+                 gnutls_strerror(rc));
+    if (rc >= 0 && o->tls_ca_pem) {
+        gnutls_datum_t ca = {(unsigned char *)o->tls_ca_pem, (unsigned)strlen(o->tls_ca_pem)};
+        int n = gnutls_certificate_set_x509_trust_mem(cred, &ca, GNUTLS_X509_FMT_PEM);
+        if (n <= 0) {
+            snprintf(err, errlen, "--tls-client-ca %s: %s", o->tls_client_ca,
+                     n < 0 ? gnutls_strerror(n) : "no certificate in it");
+            rc = -1;
+        }
+    }
+    gnutls_certificate_free_credentials(cred);
+    return rc < 0 ? -1 : 0;
+}
+
 int http_start(srv_server *s, char *err, size_t errlen)
 {
+    const opt_options *o = &s->opt;
+    if (o->tls_cert_pem && http__tls_check(o, err, errlen)) return -1;
     int port = 0, fd = http__listen(s, &port, err, errlen);
     if (fd < 0) return -1;
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    struct MHD_OptionItem tls[4];
+    int nt = 0;
+    if (o->tls_cert_pem) { /* the texts outlive the daemon (opt_free after http_stop) */
+        flags |= MHD_USE_TLS;
+        tls[nt++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, o->tls_key_pem};
+        tls[nt++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, o->tls_cert_pem};
+        if (o->tls_ca_pem)
+            tls[nt++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, o->tls_ca_pem};
+    }
+    tls[nt] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     /* the logger first: libmicrohttpd reports problems with the later options through it */
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, 0, NULL, NULL, http__access, s, MHD_OPTION_EXTERNAL_LOGGER, http__log, s,
@@ -789,10 +847,11 @@ int http_start(srv_server *s, char *err, size_t errlen)
         http__uri_log, s, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->opt.idle_timeout,
         MHD_OPTION_CONNECTION_LIMIT, http__conn_limit(s), MHD_OPTION_PER_IP_CONNECTION_LIMIT,
         (unsigned)s->opt.max_connections_per_ip, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)s->opt.connection_memory, MHD_OPTION_END);
+        (size_t)s->opt.connection_memory, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
     if (!d) {
         close(fd);
-        snprintf(err, errlen, "libmicrohttpd cannot serve on %s:%d", s->opt.hostname, port);
+        snprintf(err, errlen, "libmicrohttpd cannot serve%s on %s:%d",
+                 o->tls_cert_pem ? " HTTPS" : "", s->opt.hostname, port);
         return -1;
     }
     const union MHD_DaemonInfo *ei = MHD_get_daemon_info(d, MHD_DAEMON_INFO_EPOLL_FD);

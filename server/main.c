@@ -1,7 +1,7 @@
 /* longserve: the HTTP server. Startup (options, the listener, then the models, each loaded
  * and warmed up on its worker thread while the loop answers probes), the loop, and shutdown:
  * SIGTERM/SIGINT flip readiness at once, in-flight requests drain up to --shutdown-timeout, then
- * the process exits (0 when nothing was abandoned). */
+ * the process exits (0 when nothing was abandoned); SIGHUP is logged and ignored. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -251,6 +251,7 @@ static void srv__finish(srv_server *s, int code)
     uv_close((uv_handle_t *)&s->drain_timer, srv_handle_closed);
     uv_close((uv_handle_t *)&s->sig_term, srv_handle_closed);
     uv_close((uv_handle_t *)&s->sig_int, srv_handle_closed);
+    uv_close((uv_handle_t *)&s->sig_hup, srv_handle_closed);
     uv_close((uv_handle_t *)&s->async, srv_handle_closed);
     uv_close((uv_handle_t *)&s->load_async, srv_handle_closed);
     http_stop(s);
@@ -277,11 +278,17 @@ static void srv__drain_tick(uv_timer_t *t)
         s->drain_deadline_ns = now + 2000000000u; /* let those replies go out */
         return;
     }
-    int running = 0;
+    /* the queued ones were answered: what is still in flight is on the engine; every live
+     * request, answered or not, loses its connection with the process */
+    int busy = 0, open = 0;
     for (int i = 0; i < s->nloaded; i++)
-        running += wk_holds_work(s->models[i].wk);
+        busy += wk_holds_work(s->models[i].wk);
+    for (const srv_req *r = s->reqs; r; r = r->next)
+        open++;
     log_event("error", "shutdown", NULL,
-              "%d requests still on the engine after the timeout: exiting without them", running);
+              "%d requests still on the engine (%d of %d models busy) after the timeout: "
+              "exiting without them, dropping %d open requests",
+              s->inflight, busy, s->nloaded, open);
     _exit(1); /* a forward pass cannot be interrupted; its thread dies with the process */
 }
 
@@ -299,6 +306,15 @@ static void srv__on_signal(uv_signal_t *h, int signum)
               s->inflight, s->opt.shutdown_timeout);
     s->drain_deadline_ns = sched_now_ns() + (uint64_t)s->opt.shutdown_timeout * 1000000000u;
     uv_timer_start(&s->drain_timer, srv__drain_tick, 0, 20);
+}
+
+/* SIGHUP (the terminal went away, or a supervisor's "reload") neither stops nor drains:
+ * there is nothing to reload, and the default action would kill the in-flight requests. */
+static void srv__on_hup(uv_signal_t *h, int signum)
+{
+    (void)h;
+    log_event("info", "signal", NULL, "signal %d (SIGHUP): ignored; SIGTERM drains and stops",
+              signum);
 }
 
 /* ---- main ------------------------------------------------------------------------------------ */
@@ -320,6 +336,7 @@ int main(int argc, char **argv)
     }
     log_init(s->opt.json_output);
     signal(SIGPIPE, SIG_IGN); /* a client that leaves is an error return, not a death */
+    signal(SIGHUP, SIG_IGN);  /* until srv__on_hup logs it, once listening */
     char conf[4096] = "";
     opt_visit(&s->opt, srv__log_option, conf);
     log_event("info", "config", NULL, "longserve %s:%s", LONGSERVE_VERSION, conf);
@@ -343,9 +360,10 @@ int main(int argc, char **argv)
     uv_timer_init(&loop, &s->drain_timer);
     uv_signal_init(&loop, &s->sig_term);
     uv_signal_init(&loop, &s->sig_int);
+    uv_signal_init(&loop, &s->sig_hup);
     s->async.data = s->load_async.data = s->drain_timer.data = s->sig_term.data = s->sig_int.data =
-        s;
-    s->handles += 5;
+        s->sig_hup.data = s;
+    s->handles += 6;
 
     /* listen first: a port in use fails before anything loads, and probes answer (/health
      * 200, /ready 503) while the models load */
@@ -357,7 +375,9 @@ int main(int argc, char **argv)
     if (ok) {
         uv_signal_start(&s->sig_term, srv__on_signal, SIGTERM);
         uv_signal_start(&s->sig_int, srv__on_signal, SIGINT);
-        log_event("info", "listening", NULL, "listening on %s:%d", s->opt.hostname, s->port);
+        uv_signal_start(&s->sig_hup, srv__on_hup, SIGHUP);
+        log_event("info", "listening", NULL, "listening on %s:%d%s", s->opt.hostname, s->port,
+                  s->opt.tls_cert_pem ? " (HTTPS)" : "");
         if (s->opt.port_file[0] && srv__write_port_file(s->opt.port_file, s->port)) {
             log_event("error", "listen", NULL, "cannot write --port-file %s", s->opt.port_file);
             ok = 0;

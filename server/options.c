@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "../common/file.h"
 #include "options.h"
 
 typedef struct {
@@ -226,6 +227,46 @@ static int opt__read_key_file(opt_options *o, char *err, size_t errlen)
     return 0;
 }
 
+/* One PEM file of a --tls-* flag, whole, into *out (owned by o). */
+static int opt__read_pem(opt_options *o, const char *flag, const char *path, const char *what,
+                         char **out, char *err, size_t errlen)
+{
+    char *text = NULL, msg[512];
+    size_t len = 0;
+    if (ls_read_file(path, 1 << 20, &text, &len, msg, sizeof msg)) {
+        snprintf(err, errlen, "--%s %s", flag, msg);
+        return -1;
+    }
+    int ok = len && memchr(text, 0, len) == NULL && strstr(text, "-----BEGIN ") != NULL;
+    if (ok && !(*out = opt__keep(o, text, len))) {
+        snprintf(err, errlen, "--%s: out of memory", flag);
+        ok = -1;
+    } else if (!ok) {
+        snprintf(err, errlen, "--%s %s: not a PEM file (no -----BEGIN line): expected %s", flag,
+                 path, what);
+    }
+    memset(text, 0, len);
+    free(text);
+    return ok == 1 ? 0 : -1;
+}
+
+static int opt__tls(opt_options *o, char *err, size_t errlen)
+{
+    if (!o->tls_cert[0] && !o->tls_key[0] && !o->tls_client_ca[0]) return 0;
+    if (!o->tls_cert[0] || !o->tls_key[0]) {
+        snprintf(err, errlen, "give --tls-cert and --tls-key together%s",
+                 o->tls_client_ca[0] ? " (--tls-client-ca needs both)" : "");
+        return -1;
+    }
+    if (opt__read_pem(o, "tls-cert", o->tls_cert, "a certificate", &o->tls_cert_pem, err, errlen) ||
+        opt__read_pem(o, "tls-key", o->tls_key, "a private key", &o->tls_key_pem, err, errlen))
+        return -1;
+    if (o->tls_client_ca[0] && opt__read_pem(o, "tls-client-ca", o->tls_client_ca,
+                                             "CA certificates", &o->tls_ca_pem, err, errlen))
+        return -1;
+    return 0;
+}
+
 int opt_parse(opt_options *o, int argc, char **argv, char *err, size_t errlen)
 {
     memset(o, 0, sizeof *o);
@@ -305,7 +346,7 @@ int opt_parse(opt_options *o, int argc, char **argv, char *err, size_t errlen)
         }
         if (opt__read_key_file(o, err, errlen)) return -1;
     }
-    return 0;
+    return opt__tls(o, err, errlen);
 }
 
 void opt_free(opt_options *o)
@@ -313,7 +354,8 @@ void opt_free(opt_options *o)
     if (!o) return;
     for (int i = 0; i < o->nstrings; i++) {
         /* secrets are wiped before the memory goes back */
-        if (o->strings[i] == o->api_key) memset(o->strings[i], 0, strlen(o->strings[i]));
+        if (o->strings[i] == o->api_key || o->strings[i] == o->tls_key_pem)
+            memset(o->strings[i], 0, strlen(o->strings[i]));
         free(o->strings[i]);
     }
     memset(o, 0, sizeof *o);

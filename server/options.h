@@ -1,7 +1,8 @@
 /* The server's configuration: ONE table (name, type, bounds, default, flags, help) drives
  * the command-line flags (--name VALUE or --name=VALUE), the environment variables
  * (LONGSERVE_NAME, '-' as '_'; flags win over the environment) and what /info shows.
- * Secrets (--api-key, the contents of --api-key-file) are never logged nor shown. */
+ * Secrets (--api-key, the contents of --api-key-file and --tls-key) are never logged nor
+ * shown. */
 #ifndef SRV_OPTIONS_H
 #define SRV_OPTIONS_H
 
@@ -50,6 +51,9 @@ enum {
     X("short-lane-weight",           short_lane_weight,       OPT_INT,  1,    1000,        "4",       0,          "share of engine cost the short lane gets against the long lane's 1") \
     X("api-key",                     api_key,                 OPT_STR,  0,    0,           "",        OPT_SECRET, "require 'Authorization: Bearer KEY' (all routes but health and metrics)") \
     X("api-key-file",                api_key_file,            OPT_STR,  0,    0,           "",        OPT_NOINFO, "read the API key from this file (first line)") \
+    X("tls-cert",                    tls_cert,                OPT_STR,  0,    0,           "",        0,          "serve HTTPS with this PEM certificate (chain) file; needs --tls-key") \
+    X("tls-key",                     tls_key,                 OPT_STR,  0,    0,           "",        0,          "the PEM private key file of --tls-cert (read at start; its contents are never logged)") \
+    X("tls-client-ca",               tls_client_ca,           OPT_STR,  0,    0,           "",        0,          "with --tls-cert: require client certificates signed by a CA of this PEM file (401 without)") \
     X("cors-allow-origin",           cors_allow_origin,       OPT_STR,  0,    0,           "",        0,          "send CORS headers for this origin ('*' for any); off when empty") \
     X("json-output",                 json_output,             OPT_BOOL, 0,    1,           "false",   0,          "log one JSON object per line") \
     X("shutdown-timeout",            shutdown_timeout,        OPT_INT,  0,    3600,        "30",      0,          "seconds to drain in-flight requests after SIGTERM/SIGINT") \
@@ -84,6 +88,9 @@ typedef struct {
 #define OPT__FIELD(flag, f, type, lo, hi, def, flags, help) OPT__FIELD_##type(f)
     OPT_LIST(OPT__FIELD)
 #undef OPT__FIELD
+    /* the contents of --tls-cert, --tls-key and --tls-client-ca, read by opt_parse (NULL
+     * without TLS); tls_key_pem is wiped by opt_free */
+    char *tls_cert_pem, *tls_key_pem, *tls_ca_pem;
     char *strings[64]; /* every string value is a copy owned here */
     int nstrings;
 } opt_options;

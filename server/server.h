@@ -73,7 +73,7 @@ struct srv_server {
     int port; /* bound */
     uv_async_t async;
     uv_async_t load_async; /* a model's worker has finished loading (main.c) */
-    uv_signal_t sig_term, sig_int;
+    uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t drain_timer;
     int handles;       /* open uv handles, to know when all close callbacks ran */
     srv_model *models; /* every model of the options, loaded or not (srv_model.loaded) */

@@ -300,8 +300,10 @@ static ls_status txt__id_rows(txt_job *j, int i, const txt_limits *lim, long lon
 /* ---- prepare: /tokenize and /decode (no engine) -----------------------------------------------
  */
 
-static ls_status txt__tokenize(txt_job *j, char **reply, size_t *reply_len, char *err,
-                               size_t errlen)
+/* --max-input-tokens bounds /tokenize like the engine routes: without it a 2 MB body
+ * gives a reply of a hundred megabytes (a JSON object per token). */
+static ls_status txt__tokenize(txt_job *j, const txt_limits *lim, char **reply, size_t *reply_len,
+                               char *err, size_t errlen)
 {
     const tei_request *rq = &j->rq;
     tei_token **lists = ls_arena_calloc(&j->arena, (size_t)rq->n, sizeof *lists);
@@ -324,6 +326,13 @@ static ls_status txt__tokenize(txt_job *j, char **reply, size_t *reply_len, char
         }
         counts[i] = (int)e->n;
         j->echo.tokens_in += (long long)e->n;
+        if (j->echo.tokens_in > lim->max_input_tokens) {
+            st = ls_fail(err, errlen, LS_ERR_TOO_LARGE,
+                         "the request has %lld tokens in inputs 0..%d; the limit is %lld "
+                         "(--max-input-tokens)",
+                         j->echo.tokens_in, i, lim->max_input_tokens);
+            break;
+        }
         for (size_t t = 0; t < e->n; t++) {
             tei_token *k = &lists[i][t];
             size_t tl;
@@ -385,7 +394,7 @@ ls_status txt_job_prepare(txt_job *j, tei_kind kind, const char *body, size_t le
     if ((st = txt__pick_model(j, models, nmodels, lim->any_model_name, err, errlen))) return st;
     if (!(j->enc = calloc((size_t)rq->n, sizeof *j->enc)))
         return ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory");
-    if (kind == TEI_TOKENIZE) return txt__tokenize(j, reply, reply_len, err, errlen);
+    if (kind == TEI_TOKENIZE) return txt__tokenize(j, lim, reply, reply_len, err, errlen);
     if (kind == TEI_DECODE) return txt__decode(j, reply, reply_len, err, errlen);
 
     if (rq->dimensions > j->m->info->hidden_size)

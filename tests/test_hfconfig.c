@@ -1,8 +1,10 @@
 /* config.json decoding (formats/hfconfig.c): the Reformer fields of hf-semantics B1 from
  * the fixtures' real configs, ReformerConfig's defaults, and refusals that name the key. */
 #include <check.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../engine/engine.h"
 #include "../formats/hfconfig.h"
@@ -196,6 +198,47 @@ START_TEST(reformer_byte_tokenizer)
 }
 END_TEST
 
+/* The loader checks tokenizer.json's ids against config.json's vocab_size (300 here): an id
+ * past the embedding table is a load error naming both. */
+START_TEST(tokenizer_ids_within_vocab_size)
+{
+    char dir[] = "/tmp/ls_vocab_XXXXXX", src[4096], dst[4096], err[512] = "";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    static const char *const files[] = {"config.json", "model.safetensors"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(src, sizeof src, "%s/reformer/rf_lsh_enc/%s", fixtures(), files[i]);
+        snprintf(dst, sizeof dst, "%s/%s", dir, files[i]);
+        ck_assert_int_eq(symlink(src, dst), 0);
+    }
+    eng_model *m = NULL;
+    for (int id = 299; id <= 300; id++) {
+        snprintf(dst, sizeof dst, "%s/tokenizer.json", dir);
+        FILE *f = fopen(dst, "w");
+        ck_assert_ptr_nonnull(f);
+        fprintf(f, "{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"[UNK]\": 0, \"a\": %d}}}",
+                id);
+        fclose(f);
+        ls_status st = eng_model_load(dir, NULL, &m, err, sizeof err);
+        if (id == 299) {
+            ck_assert_msg(st == LS_OK, "%s", err);
+            eng_model_free(m);
+        } else {
+            ck_assert_int_eq(st, LS_ERR_CONFIG);
+            ck_assert_msg(strstr(err, "tokenizer.json: ids go up to 300") &&
+                              strstr(err, "vocab_size is 300"),
+                          "%s", err);
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        snprintf(dst, sizeof dst, "%s/%s", dir, files[i]);
+        unlink(dst);
+    }
+    snprintf(dst, sizeof dst, "%s/tokenizer.json", dir);
+    unlink(dst);
+    rmdir(dir);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("hfconfig");
@@ -206,6 +249,7 @@ int main(void)
     tcase_add_test(tc, reformer_refusals_name_the_key);
     tcase_add_test(tc, reformer_model_info);
     tcase_add_test(tc, reformer_byte_tokenizer);
+    tcase_add_test(tc, tokenizer_ids_within_vocab_size);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

@@ -229,6 +229,9 @@ START_TEST(bad_parameters_are_422)
         {"{\"inputs\": \"x\", \"model\": \"nope\"}", "nope", 422},
         {"{\"inputs\": \"x\"", "JSON", 400},
         {"[1, 2]", "object", 400},
+        {"{\"inputs\": \"ab\\u0000 anything\"}", "`inputs`: NUL (\\\\u0000)", 400},
+        {"{\"inputs\": \"x\", \"parameters\": {\"stop\": [\"\\u0000\"]}}",
+         "`parameters.stop[0]`: NUL", 400},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         for (int route = 0; route < 2; route++) {

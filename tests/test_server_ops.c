@@ -304,6 +304,18 @@ static void bg_start(pthread_t *t, bg_req *b, int port, const char *body)
     ck_assert_int_eq(pthread_create(t, NULL, bg_main, b), 0);
 }
 
+/* Starts the server, then a v2 request (body returned) in the background, and returns once
+ * the engine runs it. */
+static char *start_busy(server *s, const char *const *extra, int rows, int len, int seed,
+                        pthread_t *t, bg_req *b)
+{
+    server_start(s, extra);
+    char *body = v2_body(rows, len, seed);
+    bg_start(t, b, s->port, body);
+    wait_metric_at_least(s->port, "longserve_engine_busy", 1);
+    return body;
+}
+
 START_TEST(overload_429)
 {
     const char *extra[] = {"--max-concurrent-requests", "2", "--debug-engine-delay-ms", "400",
@@ -381,12 +393,9 @@ START_TEST(deadline_504)
 {
     const char *extra[] = {"--debug-engine-delay-ms", "1500", "--request-timeout-ms", "300", NULL};
     server s;
-    server_start(&s, extra);
-    char *body = v2_body(1, 8, 3);
     pthread_t t;
     bg_req b;
-    bg_start(&t, &b, s.port, body); /* runs at once: within its deadline */
-    wait_metric_at_least(s.port, "longserve_engine_busy", 1);
+    char *body = start_busy(&s, extra, 1, 8, 3, &t, &b); /* within its deadline */
     hresp r;
     hreq(s.port, "POST", "/v2/models/lf_base/infer", NULL, body, &r);
     ck_assert_msg(r.status == 504, "%d %s", r.status, r.body);
@@ -404,12 +413,9 @@ START_TEST(sigterm_drains)
 {
     const char *extra[] = {"--debug-engine-delay-ms", "1000", "--shutdown-timeout", "30", NULL};
     server s;
-    server_start(&s, extra);
-    char *body = v2_body(2, 12, 4);
     pthread_t t;
     bg_req b;
-    bg_start(&t, &b, s.port, body);
-    wait_metric_at_least(s.port, "longserve_engine_busy", 1);
+    char *body = start_busy(&s, extra, 2, 12, 4, &t, &b);
     double t0 = now_s();
     kill(s.pid, SIGTERM);
     /* readiness fails at once (the loop answers while the engine works) */
@@ -439,6 +445,69 @@ START_TEST(sigterm_drains)
     ck_assert(strstr(b.r.body, "last_hidden_state") != NULL);
     hresp_free(&b.r);
     ck_assert_int_eq(server_stop(&s, 30), 0);
+    free(body);
+}
+END_TEST
+
+/* SIGHUP is logged and ignored: the running request completes, the server stays ready. */
+START_TEST(sighup_ignored)
+{
+    const char *extra[] = {"--debug-engine-delay-ms", "1000", NULL};
+    server s;
+    pthread_t t;
+    bg_req b;
+    char *body = start_busy(&s, extra, 1, 8, 5, &t, &b);
+    kill(s.pid, SIGHUP);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(b.r.status, 200);
+    hresp_free(&b.r);
+    hresp r;
+    hreq(s.port, "GET", "/ready", NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    hresp_free(&r);
+    hreq(s.port, "POST", "/v2/models/lf_base/infer", NULL, body, &r);
+    ck_assert_int_eq(r.status, 200);
+    hresp_free(&r);
+    free(body);
+    char *log = read_file(s.log_file);
+    ck_assert_msg(strstr(log, "(SIGHUP): ignored") != NULL, "%s", log);
+    free(log);
+    ck_assert_int_eq(server_stop(&s, 30), 0);
+}
+END_TEST
+
+/* Past --shutdown-timeout with a batch of 4 on the engine: the log counts the 4 requests on
+ * the engine and the 4 dropped (it used to count busy workers: "1 requests"). */
+START_TEST(shutdown_timeout_counts)
+{
+    const char *extra[] = {"--debug-engine-delay-ms", "4000", "--shutdown-timeout", "1", NULL};
+    server s;
+    pthread_t t;
+    bg_req b;
+    char *body = start_busy(&s, extra, 1, 8, 6, &t, &b);
+    /* four more queue while the first runs, then run as one batch */
+    int fd[4];
+    for (int i = 0; i < 4; i++) {
+        fd[i] = hconnect(s.port);
+        hsend_request(fd[i], "POST", "/v2/models/lf_base/infer", NULL, body, strlen(body));
+    }
+    wait_metric_at_least(s.port, "longserve_inflight_requests", 5);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(b.r.status, 200);
+    hresp_free(&b.r);
+    ck_assert_int_eq(metric(s.port, "longserve_inflight_requests"), 4);
+    ck_assert_int_eq(metric(s.port, "longserve_engine_busy"), 1);
+    kill(s.pid, SIGTERM);
+    ck_assert_int_eq(server_wait_exit(&s, 30), 1);
+    char *log = read_file(s.log_file);
+    const char *line = strstr(log, "still on the engine");
+    ck_assert_msg(line, "no forced-exit line: %.2000s", log);
+    ck_assert_msg(strstr(log, "4 requests still on the engine (1 of 3 models busy)") &&
+                      strstr(log, "dropping 4 open requests"),
+                  "%.300s", line > log + 100 ? line - 100 : log);
+    free(log);
+    for (int i = 0; i < 4; i++)
+        close(fd[i]);
     free(body);
 }
 END_TEST
@@ -622,6 +691,8 @@ int main(void)
     tcase_add_test(tc, client_disconnects);
     tcase_add_test(tc, deadline_504);
     tcase_add_test(tc, sigterm_drains);
+    tcase_add_test(tc, sighup_ignored);
+    tcase_add_test(tc, shutdown_timeout_counts);
     tcase_add_test(tc, port_in_use);
     tcase_add_test(tc, loading_then_ready);
     tcase_add_test(tc, load_failure_exits);

@@ -508,7 +508,7 @@ static void text_expect(int port, const char *path, const char *body, int status
 
 START_TEST(text_errors)
 {
-    const char *extra[] = {"--max-global-tokens", "4", NULL};
+    const char *extra[] = {"--max-global-tokens", "4", "--max-input-tokens", "600", NULL};
     server s;
     text_server(&s, extra);
     char lng[4096];
@@ -526,9 +526,25 @@ START_TEST(text_errors)
     text_expect(s.port, "/embed", "{\"inputs\":\"a\"", 400, "not valid JSON");
     text_expect(s.port, "/embed", "{\"inputs\":\"ab\xc3\x28\"}", 400, "byte offset 13");
     text_expect(s.port, "/embed", "{\"inputs\":\"a\",\"truncate\":\"middle\"}", 400, "truncate");
+    /* \u0000 would end the C string there (cJSON), silently cutting the text; an escaped
+     * backslash then the text u0000 is fine */
+    text_expect(s.port, "/embed", "{\"inputs\":\"ab\\u0000 anything\"}", 400,
+                "`inputs`: NUL (\\\\u0000) in a string is not accepted");
+    text_expect(s.port, "/tokenize", "{\"inputs\":[\"a\",\"b\\u0000c\"]}", 400,
+                "`inputs[1]`: NUL (\\\\u0000)");
+    text_expect(s.port, "/tokenize", "{\"inputs\":\"raw\x01byte\"}", 400, "raw control byte");
+    text_expect(s.port, "/tokenize", "{\"inputs\":\"ab\\\\u0000\"}", 200, "u0000");
+    text_expect(s.port, "/embed", "{\"inputs\":\"ab\\\\u0000\"}", 200, "[[");
     /* too many tokens: 413 with the counts, unless truncated (reported in headers) */
     snprintf(body, sizeof body, "%s}", lng);
     text_expect(s.port, "/predict", body, 413, "at most 128");
+    /* /tokenize runs no engine but is bounded by --max-input-tokens all the same */
+    k = snprintf(body, sizeof body, "{\"inputs\":[\"a b\",\"");
+    for (int i = 0; i < 700; i++)
+        k += snprintf(body + k, sizeof body - (size_t)k, "a ");
+    snprintf(body + k, sizeof body - (size_t)k, "\"]}");
+    text_expect(s.port, "/tokenize", body, 413, "tokens in inputs 0..1; the limit is 600");
+    text_expect(s.port, "/tokenize", "{\"inputs\":\"a b c\"}", 200, "\"id\"");
     ck_assert(metric(s.port, "longserve_truncated_requests_total") == 0);
     snprintf(body, sizeof body, "%s,\"truncate\":true}", lng);
     hresp r;

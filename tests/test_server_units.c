@@ -13,7 +13,10 @@
 #include "../common/arena.h"
 #include "../common/utf8.h"
 #include "../proto/openai.h"
+#include "../formats/json.h"
 #include "../formats/sbert.h"
+#include "../proto/tgi.h"
+#include "../proto/v2.h"
 #include "../proto/tei.h"
 #include "../server/options.h"
 #include "../server/scheduler.h"
@@ -432,6 +435,45 @@ START_TEST(tei_input_forms)
 }
 END_TEST
 
+/* cJSON ends a string at \u0000: "ab\u0000 anything" would embed as "ab". */
+START_TEST(json_nul_refused)
+{
+    parse_fails(TEI_EMBED, "{\"inputs\":\"ab\\u0000 anything\"}", LS_ERR_BAD_REQUEST,
+                "`inputs`: NUL (\\u0000) in a string is not accepted");
+    parse_fails(TEI_EMBED, "{\"inputs\":[\"a\",\"b\\u0000\"]}", LS_ERR_BAD_REQUEST,
+                "`inputs[1]`: NUL");
+    parse_fails(TEI_EMBED, "{\"inputs\":\"x\",\"parameters\":{\"k\":[1,{\"a\":\"\\u0000\"}]}}",
+                LS_ERR_BAD_REQUEST, "`parameters.k[1].a`: NUL");
+    parse_fails(TEI_EMBED, "{\"inputs\":\"x\",\"\\u0000\":1}", LS_ERR_BAD_REQUEST, "(a key)`: NUL");
+    parse_fails(TEI_TOKENIZE, "{\"inputs\":\"tab\there\"}", LS_ERR_BAD_REQUEST,
+                "`inputs`: a raw control byte (0x09)");
+    /* an escaped backslash then the text u0000 is six plain characters */
+    tei_request r = parse_ok(TEI_EMBED, "{\"inputs\":\"a\\\\u0000b\"}");
+    ck_assert_str_eq(r.in[0].text, "a\\u0000b");
+    tei_request_free(&r);
+    r = parse_ok(TEI_EMBED, "{\"inputs\":\"\\\\\\\"u0000\\t\"}");
+    ck_assert_str_eq(r.in[0].text, "\\\"u0000\t");
+    tei_request_free(&r);
+    char why[320];
+    const char *ok = "[\"\\u0001\", {\"a\" : \"\\\\u0000\"}]";
+    ck_assert_int_eq(fmt_json_check_strings(ok, strlen(ok), why, sizeof why), 0);
+    const char *top = "\"\\u0000\"";
+    ck_assert_int_eq(fmt_json_check_strings(top, strlen(top), why, sizeof why), 1);
+    ck_assert_msg(strstr(why, "`the body`") != NULL, "%s", why);
+    tgi_request g;
+    char err[256] = "";
+    const char *gen = "{\"inputs\":\"hi\",\"parameters\":{\"stop\":[\"\\u0000\"]}}";
+    ck_assert_int_eq(tgi_request_parse(gen, strlen(gen), &g, err, sizeof err), LS_ERR_BAD_REQUEST);
+    ck_assert_msg(strstr(err, "`parameters.stop[0]`: NUL") != NULL, "%s", err);
+    v2_request v;
+    const char *v2 = "{\"id\":\"a\\u0000b\",\"inputs\":[{\"name\":\"input_ids\",\"datatype\":"
+                     "\"INT64\",\"shape\":[1,1],\"data\":[0]}]}";
+    ck_assert_int_eq(v2_request_parse(v2, strlen(v2), strlen(v2), 1024, &v, err, sizeof err),
+                     LS_ERR_BAD_REQUEST);
+    ck_assert_msg(strstr(err, "`id`: NUL") != NULL, "%s", err);
+}
+END_TEST
+
 START_TEST(tei_encoders)
 {
     const float a[2] = {1.5f, -0.25f}, b[2] = {0, 2};
@@ -510,6 +552,7 @@ int main(void)
     tcase_add_test(tc, arena_allocs);
     tcase_add_test(tc, utf8_check);
     tcase_add_test(tc, tei_input_forms);
+    tcase_add_test(tc, json_nul_refused);
     tcase_add_test(tc, tei_encoders);
     tcase_add_test(tc, sbert_files);
     suite_add_tcase(s, tc);

