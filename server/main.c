@@ -161,7 +161,9 @@ static void srv__model_loaded(srv_server *s, srv_model *m)
               m->name, m->path, m->files, m->files == 1 ? "" : "s", (unsigned long long)m->bytes,
               (unsigned long long)m->tensors, m->load_s, m->warm_s, m->info.model_type, m->task,
               m->info.num_layers, m->info.hidden_size, m->info.max_window, m->info.max_tokens,
-              m->tm.tok ? "tokenizer.json" : "no tokenizer (v2 route only)",
+              !m->tm.tok                                    ? "no tokenizer (v2 route only)"
+              : tok_get_model(m->tm.tok) == TOK_MODEL_BYTES ? "byte tokenizer"
+                                                            : "tokenizer.json",
               eng_pooling_name(m->info.pooling), m->info.st_normalize ? " + normalize" : "",
               m->info.st_config ? " (sentence-transformers)" : "", m->info.backend, m->info.isa);
 }
