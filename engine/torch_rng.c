@@ -82,7 +82,7 @@ static float u2f(uint32_t u)
 }
 
 /* log256_ps for x > 0 (u1 = 1 - u lies in (0, 1]). */
-static float cephes_logf(float x)
+static inline __attribute__((always_inline)) float cephes_logf(float x)
 {
     if (x < 1.17549435e-38f) x = 1.17549435e-38f; /* _mm256_max_ps(x, min_norm_pos) */
     int32_t ei = (int32_t)(f2u(x) >> 23) - 0x7f;
@@ -112,7 +112,7 @@ static float cephes_logf(float x)
 }
 
 /* sincos256_ps for x >= 0 (theta = 2*pi*u lies in [0, 2*pi)). */
-static void cephes_sincosf(float x, float *s, float *c)
+static inline __attribute__((always_inline)) void cephes_sincosf(float x, float *s, float *c)
 {
     float y = x * 1.27323954473516f; /* 4 / pi */
     int32_t j = (int32_t)y;          /* cvttps: truncation */
@@ -142,18 +142,31 @@ static void cephes_sincosf(float x, float *s, float *c)
     *c = cos_neg ? -cv : cv;
 }
 
+#define FILL16_AVX2_BODY                                                                           \
+    const float two_pi = (float)(2.0f * 3.14159265358979323846);                                   \
+    for (int j = 0; j < 8; j++) {                                                                  \
+        float u1 = 1.0f - d[j], u2 = d[j + 8];                                                     \
+        float radius = sqrtf(-2.0f * cephes_logf(u1));                                             \
+        float s, c;                                                                                \
+        cephes_sincosf(two_pi *u2, &s, &c);                                                        \
+        d[j] = radius * c + 0.0f; /* fmadd(n, std 1, mean 0): -0 becomes +0 */                     \
+        d[j + 8] = radius * s + 0.0f;                                                              \
+    }
+
 static void fill16_avx2(float *d)
 {
-    const float two_pi = (float)(2.0f * 3.14159265358979323846);
-    for (int j = 0; j < 8; j++) {
-        float u1 = 1.0f - d[j], u2 = d[j + 8];
-        float radius = sqrtf(-2.0f * cephes_logf(u1));
-        float s, c;
-        cephes_sincosf(two_pi * u2, &s, &c);
-        d[j] = radius * c + 0.0f; /* fmadd(n, std 1, mean 0): -0 becomes +0 */
-        d[j + 8] = radius * s + 0.0f;
-    }
+    FILL16_AVX2_BODY
 }
+
+#if defined(__x86_64__) || defined(__i386__)
+/* The same on a CPU with FMA: fmaf (correctly rounded either way) becomes the instruction
+ * instead of a libm call, the same bits at twice the speed (-std=c11 keeps every other
+ * multiply-add unfused: contraction is off in ISO C mode). */
+__attribute__((target("fma"))) static void fill16_avx2_fma(float *d)
+{
+    FILL16_AVX2_BODY
+}
+#endif
 
 /* ---- the scalar kernel (DEFAULT and AVX512 capabilities) -------------------------------- */
 
@@ -193,6 +206,9 @@ void eng_torch_randn_next(eng_mt19937 *st, float *out, size_t n, eng_randn_path 
         return;
     }
     void (*fill16)(float *) = path == ENG_RANDN_PATH_AVX2 ? fill16_avx2 : fill16_scalar;
+#if defined(__x86_64__) || defined(__i386__)
+    if (path == ENG_RANDN_PATH_AVX2 && __builtin_cpu_supports("fma")) fill16 = fill16_avx2_fma;
+#endif
     for (size_t i = 0; i < n; i++)
         out[i] = uniform_f32(st);
     for (size_t i = 0; i + 16 <= n; i += 16)

@@ -122,8 +122,38 @@ struct kn_gemm_w {
         }                                                                                          \
     }
 
+/* One row (a decoding step) against the packed panels, summed exactly as a micro-kernel
+ * sums one row of its tile (the same ISA, so the same fused or unfused steps in k order, then
+ * + bias or c + acc), so a row's numbers do not depend on how many rows the call has. */
+#define KN__GEMV(NAME, ATTR)                                                                       \
+    ATTR static void NAME(const float *restrict x, const float *restrict pb, int N, int K,         \
+                          int Npad, int NR, int KC, const float *restrict bias, float *restrict y) \
+    {                                                                                              \
+        float acc[64] __attribute__((aligned(64)));                                                \
+        for (int p0 = 0; p0 < K; p0 += KC) {                                                       \
+            const int kc = K - p0 < KC ? K - p0 : KC;                                              \
+            const float *blk = pb + (size_t)p0 * Npad, *xa = x + p0;                               \
+            for (int j0 = 0; j0 < N; j0 += NR) {                                                   \
+                const int n = N - j0 < NR ? N - j0 : NR;                                           \
+                const float *bp = blk + (size_t)j0 * kc;                                           \
+                for (int j = 0; j < NR; j++)                                                       \
+                    acc[j] = 0;                                                                    \
+                for (int k = 0; k < kc; k++)                                                       \
+                    for (int j = 0; j < NR; j++)                                                   \
+                        acc[j] += xa[k] * bp[(size_t)k * NR + j];                                  \
+                for (int j = 0; j < n; j++)                                                        \
+                    y[j0 + j] = p0 ? y[j0 + j] + acc[j] : bias ? acc[j] + bias[j0 + j] : acc[j];   \
+            }                                                                                      \
+        }                                                                                          \
+    }
+
+typedef void (*kn__gemv_fn)(const float *, const float *, int, int, int, int, int, const float *,
+                            float *);
+
 #if defined(__x86_64__) && defined(__GNUC__)
 #define KN__X86 1
+KN__GEMV(kn__gemv_avx512, __attribute__((target("avx512f"))))
+KN__GEMV(kn__gemv_fma, __attribute__((target("avx2,fma"))))
 KN__MICRO(kn__micro_avx512, __attribute__((target("avx512f"))), 16, 12)
 KN__MICRO(kn__micro_avx2, __attribute__((target("avx2,fma"))), 8, 6)
 KN__MICRO(kn__micro_avx512_emu, __attribute__((target("avx2,fma"))), 16, 12)
@@ -131,6 +161,7 @@ KN__MICRO_DA(kn__tile_avx512, __attribute__((target("avx512f"))), 16, 12)
 KN__MICRO_DA(kn__tile_avx2, __attribute__((target("avx2,fma"))), 8, 6)
 KN__MICRO_DA(kn__tile_avx512_emu, __attribute__((target("avx2,fma"))), 16, 12)
 #endif
+KN__GEMV(kn__gemv_portable, )
 KN__MICRO(kn__micro_portable, , 4, 6)
 KN__MICRO_DA(kn__tile_portable, , 4, 6)
 
@@ -147,6 +178,7 @@ typedef struct {
     int mr, nr, mc, kc;
     kn__micro_fn micro;
     kn__tile_fn tile;
+    kn__gemv_fn gemv;
 } kn__isa_cfg;
 
 #ifdef KN__X86
@@ -155,12 +187,14 @@ typedef struct {
 #define KN__FN(f) NULL
 #endif
 static const kn__isa_cfg kn__cfg[KN_ISA_COUNT] = {
-    [KN_ISA_PORTABLE] = {"portable", 6, 8, 96, 256, kn__micro_portable, kn__tile_portable},
-    [KN_ISA_AVX2] = {"avx2", 6, 16, 96, 512, KN__FN(kn__micro_avx2), KN__FN(kn__tile_avx2)},
+    [KN_ISA_PORTABLE] = {"portable", 6, 8, 96, 256, kn__micro_portable, kn__tile_portable,
+                         kn__gemv_portable},
+    [KN_ISA_AVX2] = {"avx2", 6, 16, 96, 512, KN__FN(kn__micro_avx2), KN__FN(kn__tile_avx2),
+                     KN__FN(kn__gemv_fma)},
     [KN_ISA_AVX512] = {"avx512", 12, 32, 192, 256, KN__FN(kn__micro_avx512),
-                       KN__FN(kn__tile_avx512)},
+                       KN__FN(kn__tile_avx512), KN__FN(kn__gemv_avx512)},
     [KN_ISA_AVX512_EMU] = {"avx512-emu", 12, 32, 192, 256, KN__FN(kn__micro_avx512_emu),
-                           KN__FN(kn__tile_avx512_emu)},
+                           KN__FN(kn__tile_avx512_emu), KN__FN(kn__gemv_fma)},
 };
 
 /* ---- which ISA --------------------------------------------------------------------------- */
@@ -309,6 +343,10 @@ int kn_gemm(const kn_gemm_w *pw, const float *x, int M, const float *bias, float
     int nch = (4 * threads + nmc - 1) / nmc;
     if (nch > npanels) nch = npanels;
     if (nch < 1) nch = 1;
+    if (M == 1 && g->gemv) { /* one row: the panels streamed once, x not packed */
+        g->gemv(x, pw->b, N, K, Npad, NR, KC, bias, y);
+        return 0;
+    }
     const long items = (long)nmc * nch;
     int failed = 0;
     /* a small product (one decoding step's row) runs on the calling thread: a parallel
