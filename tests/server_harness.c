@@ -5,6 +5,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -306,6 +307,18 @@ void hreq(int port, const char *method, const char *path, const char *headers, c
     hread(fd, r);
     close(fd);
     spec_check(method, path, r);
+}
+
+double json_rel_err(const cJSON *a, const cJSON *b)
+{
+    ck_assert_int_eq(cJSON_GetArraySize(a), cJSON_GetArraySize(b));
+    double diff = 0, mag = 1e-30;
+    for (int i = 0; i < cJSON_GetArraySize(b); i++) {
+        double x = cJSON_GetArrayItem(a, i)->valuedouble, y = cJSON_GetArrayItem(b, i)->valuedouble;
+        diff = fmax(diff, fabs(x - y));
+        mag = fmax(mag, fabs(y));
+    }
+    return diff / mag;
 }
 
 cJSON *hjson(const hresp *r)

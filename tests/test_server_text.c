@@ -18,19 +18,6 @@
  * sentence-transformers BERT and tiny Longformer heads with tokenizers, with the outputs of
  * sentence-transformers and of the Hugging Face pipelines for the same texts. */
 
-/* max |a - b| / max |b| over n floats of two JSON arrays. */
-static double json_rel_err(const cJSON *a, const cJSON *b)
-{
-    ck_assert_int_eq(cJSON_GetArraySize(a), cJSON_GetArraySize(b));
-    double diff = 0, mag = 1e-30;
-    for (int i = 0; i < cJSON_GetArraySize(b); i++) {
-        double x = cJSON_GetArrayItem(a, i)->valuedouble, y = cJSON_GetArrayItem(b, i)->valuedouble;
-        diff = fmax(diff, fabs(x - y));
-        mag = fmax(mag, fabs(y));
-    }
-    return diff / mag;
-}
-
 static double vec_rel_err(const double *a, const double *b, int n)
 {
     double diff = 0, mag = 1e-30;
