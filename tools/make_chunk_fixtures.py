@@ -347,6 +347,11 @@ def cases(lf, st):
     add("lf_long_sentences", lf, "/v1/embeddings",
         {"input": LONG, "chunks": {"sentences": 1}, "long_document": {"window": 40},
          "global_attention": {"chunk_starts": True}}, [LONG])
+    # short chunks everywhere: most lie in two or three windows, and the most central one is
+    # often not the first that holds them
+    add("lf_long_tokens", lf, "/embed",
+        {"inputs": LONG, "chunks": {"tokens": 3}, "long_document": {"window": 40, "stride": 16}},
+        [LONG])
     trunc_spans = [[0, 20], [60, 120], [150, 190]]
     add("lf_truncated", lf, "/embed", {"inputs": LONG, "chunks": trunc_spans, "truncate": True},
         [LONG], trunc_spans, flags=["--max-input-tokens", "64"])
