@@ -638,11 +638,7 @@ static ls_status txt__keep(txt_job *j, txt_row *r, const eng_outputs *o, size_t 
         }
         if (!(r->out = ls_arena_alloc(&j->arena, H * sizeof *r->out))) return LS_ERR_NOMEM;
         eng_pipe_pool(x, n, H, txt__pooling(j), r->out);
-        if (j->ck) { /* the chunks are pooled from the token states when encoding */
-            if (!(r->states = ls_arena_alloc(&j->arena, n * H * sizeof *r->states)))
-                return LS_ERR_NOMEM;
-            memcpy(r->states, x, n * H * sizeof *r->states);
-        }
+        r->states = x; /* the chunks are pooled from it once every row is kept */
         return LS_OK;
     }
     case TEI_PREDICT:
@@ -709,58 +705,6 @@ static void txt__fail(void *job, ls_status st, const char *msg)
     txt_job *j = job;
     j->st = st;
     snprintf(j->err, sizeof j->err, "%s", msg);
-}
-
-static void txt__keep_rows(void *job, const eng_outputs *out, size_t tok0, size_t seq0)
-{
-    txt_job *j = job;
-    size_t t = tok0, s = seq0;
-    for (int k = 0; k < j->nrows; k++) {
-        txt_row *r = &j->rows[k];
-        ls_status rs = txt__keep(j, r, out, t, s);
-        if (rs && !j->st)
-            j->st = ls_fail(j->err, sizeof j->err, rs, "keeping the results of row %d: %s", k,
-                            ls_strerror(rs));
-        t += (size_t)r->n;
-        s++;
-    }
-}
-
-static const bt_ops txt__ops = {.nrows = txt__nrows,
-                                .row = txt__row,
-                                .reset = txt__reset,
-                                .keep = txt__keep_rows,
-                                .fail = txt__fail};
-
-ls_status txt_batch_run(eng_ctx *ctx, txt_job *const *jobs, int n, bt_stats *stats, char *err,
-                        size_t errlen)
-{
-    return bt_run(ctx, &txt__ops, (void *const *)jobs, n, stats, err, errlen);
-}
-
-/* ---- encode: post-processing and the protocol's answer
- * --------------------------------------------- */
-
-/* Per input: its windows' pooled vectors aggregated, cut to the first `dimensions` values
- * when asked (sentence-transformers' truncate_dim, OpenAI's dimensions), then L2-normalised
- * when asked. vecs[i] points into the returned block. */
-static float *txt__embeddings(txt_job *j, const float **vecs)
-{
-    const int H = j->m->info->hidden_size, n = j->rq.n;
-    float *all = ls_arena_calloc(&j->arena, (size_t)n * (size_t)H, sizeof *all);
-    const float **wv = ls_arena_calloc(&j->arena, (size_t)j->nrows + 1, sizeof *wv); /* windows */
-    int *wn = ls_arena_calloc(&j->arena, (size_t)j->nrows + 1, sizeof *wn);
-    const int normalize = j->rq.normalize < 0 ? 1 : j->rq.normalize;
-    for (int i = 0; all && wv && wn && i < n; i++) {
-        int nwin = 0;
-        for (int k = 0; k < j->nrows; k++)
-            if (j->rows[k].input == i) wv[nwin] = j->rows[k].out, wn[nwin++] = j->rows[k].n;
-        float *v = all + (size_t)i * (size_t)H;
-        eng_pipe_windows(wv, wn, nwin, H, v);
-        if (normalize) eng_pipe_l2_normalize(v, j->rq.dimensions ? j->rq.dimensions : H);
-        vecs[i] = v;
-    }
-    return wv && wn ? all : NULL;
 }
 
 /* Input i's chunk vectors: each pooled over its tokens' states from the window where it is
@@ -833,6 +777,64 @@ static tei_chunk_list *txt__chunk_lists(txt_job *j)
         l[i] = (tei_chunk_list){c, j->ck[i].n};
     }
     return l;
+}
+
+static void txt__keep_rows(void *job, const eng_outputs *out, size_t tok0, size_t seq0)
+{
+    txt_job *j = job;
+    size_t t = tok0, s = seq0;
+    for (int k = 0; k < j->nrows; k++) {
+        txt_row *r = &j->rows[k];
+        ls_status rs = txt__keep(j, r, out, t, s);
+        if (rs && !j->st)
+            j->st = ls_fail(j->err, sizeof j->err, rs, "keeping the results of row %d: %s", k,
+                            ls_strerror(rs));
+        t += (size_t)r->n;
+        s++;
+    }
+    /* every row of the job is in this batch's outputs: pool the chunks now, so that no
+     * token states outlive the batch */
+    if (j->ck && !j->st && !(j->cklists = txt__chunk_lists(j)))
+        j->st = ls_fail(j->err, sizeof j->err, LS_ERR_NOMEM, "out of memory pooling the chunks");
+    for (int k = 0; k < j->nrows; k++)
+        j->rows[k].states = NULL;
+}
+
+static const bt_ops txt__ops = {.nrows = txt__nrows,
+                                .row = txt__row,
+                                .reset = txt__reset,
+                                .keep = txt__keep_rows,
+                                .fail = txt__fail};
+
+ls_status txt_batch_run(eng_ctx *ctx, txt_job *const *jobs, int n, bt_stats *stats, char *err,
+                        size_t errlen)
+{
+    return bt_run(ctx, &txt__ops, (void *const *)jobs, n, stats, err, errlen);
+}
+
+/* ---- encode: post-processing and the protocol's answer
+ * --------------------------------------------- */
+
+/* Per input: its windows' pooled vectors aggregated, cut to the first `dimensions` values
+ * when asked (sentence-transformers' truncate_dim, OpenAI's dimensions), then L2-normalised
+ * when asked. vecs[i] points into the returned block. */
+static float *txt__embeddings(txt_job *j, const float **vecs)
+{
+    const int H = j->m->info->hidden_size, n = j->rq.n;
+    float *all = ls_arena_calloc(&j->arena, (size_t)n * (size_t)H, sizeof *all);
+    const float **wv = ls_arena_calloc(&j->arena, (size_t)j->nrows + 1, sizeof *wv); /* windows */
+    int *wn = ls_arena_calloc(&j->arena, (size_t)j->nrows + 1, sizeof *wn);
+    const int normalize = j->rq.normalize < 0 ? 1 : j->rq.normalize;
+    for (int i = 0; all && wv && wn && i < n; i++) {
+        int nwin = 0;
+        for (int k = 0; k < j->nrows; k++)
+            if (j->rows[k].input == i) wv[nwin] = j->rows[k].out, wn[nwin++] = j->rows[k].n;
+        float *v = all + (size_t)i * (size_t)H;
+        eng_pipe_windows(wv, wn, nwin, H, v);
+        if (normalize) eng_pipe_l2_normalize(v, j->rq.dimensions ? j->rq.dimensions : H);
+        vecs[i] = v;
+    }
+    return wv && wn ? all : NULL;
 }
 
 static int txt__fn(const tei_request *rq)
@@ -1006,10 +1008,8 @@ char *txt_job_encode(txt_job *j, size_t *len)
         const float **vecs = ls_arena_calloc(&j->arena, (size_t)rq->n, sizeof *vecs);
         float *all = vecs ? txt__embeddings(j, vecs) : NULL;
         const int dim = rq->dimensions ? rq->dimensions : j->m->info->hidden_size;
-        const tei_chunk_list *ck = all && j->ck ? txt__chunk_lists(j) : NULL;
-        if (all && j->ck && !ck)
-            all = NULL;
-        else if (all && rq->kind == TEI_EMBED)
+        const tei_chunk_list *ck = j->cklists;
+        if (all && rq->kind == TEI_EMBED)
             body = ck ? tei_embed_chunks_encode(vecs, ck, rq->n, dim, len)
                       : tei_embed_encode(vecs, rq->n, dim, len);
         else if (all)

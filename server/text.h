@@ -54,9 +54,9 @@ typedef struct {
     int32_t *ids, *type_ids; /* [n], in the job's arena with glob */
     uint8_t *glob;           /* [n] 1 global, or NULL: the head's automatic choice */
     int n, input, mask_pos;
-    int lead, c0, nc; /* special tokens before the content; its content tokens [c0, c0 + nc) */
-    float *out;       /* the row's results after the run (the job's arena) */
-    float *states;    /* (n, H) token states, kept when the request has chunks */
+    int lead, c0, nc;    /* special tokens before the content; its content tokens [c0, c0 + nc) */
+    float *out;          /* the row's results after the run (the job's arena) */
+    const float *states; /* (n, H) its token states in the batch's outputs, while kept */
 } txt_row;
 
 /* An input's chunks (late chunking): spans, tokens, bytes and what truncation cut. */
@@ -73,7 +73,8 @@ typedef struct {
     tok_encoding **enc; /* [rq.n]; NULL entries for token-id inputs */
     txt_row *rows;
     int nrows;
-    txt_chunks *ck; /* [rq.n] when the request has chunks, else NULL (the arena) */
+    txt_chunks *ck;          /* [rq.n] when the request has chunks, else NULL (the arena) */
+    tei_chunk_list *cklists; /* [rq.n] their vectors, pooled when the rows are kept */
     tei_echo echo;
     ls_status st; /* the run's verdict for this job */
     char err[512];

@@ -138,6 +138,7 @@ START_TEST(chunks_errors_and_cost)
     server s;
     server_start_models(&s, models, flags);
     hresp r;
+    char body[512];
     struct {
         const char *path, *body, *needle;
         int status;
@@ -188,10 +189,41 @@ START_TEST(chunks_errors_and_cost)
     cJSON_Delete(j);
     hresp_free(&r);
 
+    /* OpenAI's base64: each chunk vector the same float32 values, null stays null */
+    hresp rb;
+    const char *ob = "{\"input\":\"ab cd. ef\",\"chunks\":[[0,5],[5,5],[6,8]]%s}";
+    snprintf(body, sizeof body, ob, "");
+    post_expect(s.port, "/v1/embeddings", body, 200, &r);
+    snprintf(body, sizeof body, ob, ",\"encoding_format\":\"base64\"");
+    post_expect(s.port, "/v1/embeddings", body, 200, &rb);
+    spec_expect("POST", "/v1/embeddings", &rb);
+    cJSON *jf = hjson(&r), *jb = hjson(&rb);
+    const cJSON *cf =
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(jf, "data"), 0), "chunks");
+    const cJSON *cb =
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(jb, "data"), 0), "chunks");
+    ck_assert_int_eq(cJSON_GetArraySize(cb), 3);
+    for (int k = 0; k < 3; k++) {
+        const cJSON *ef = cJSON_GetObjectItem(cJSON_GetArrayItem(cf, k), "embedding");
+        const cJSON *eb = cJSON_GetObjectItem(cJSON_GetArrayItem(cb, k), "embedding");
+        if (k == 1) {
+            ck_assert(cJSON_IsNull(ef) && cJSON_IsNull(eb));
+            continue;
+        }
+        float f[64];
+        ck_assert_int_eq(b64_floats(eb->valuestring, f, 64), cJSON_GetArraySize(ef));
+        for (int d = 0; d < cJSON_GetArraySize(ef); d++)
+            ck_assert((double)f[d] == (double)(float)cJSON_GetArrayItem(ef, d)->valuedouble);
+    }
+    cJSON_Delete(jf);
+    cJSON_Delete(jb);
+    hresp_free(&r);
+    hresp_free(&rb);
+
     /* the document vector with chunks is the plain /embed vector, and the request costs the
      * document's forward: the same tokens computed */
     const char *text = "The Tenant pays the rent. It is due monthly.";
-    char body[512], h1[32], h2[32];
+    char h1[32], h2[32];
     snprintf(body, sizeof body, "{\"inputs\":\"%s\"}", text);
     post_expect(s.port, "/embed", body, 200, &r);
     cJSON *plain = hjson(&r);

@@ -194,11 +194,11 @@ class Served:
             return self.model(ids_t, **kw).last_hidden_state[0].numpy()
 
 
-def encode(served, text, truncate, max_tokens):
+def encode(served, text, truncate, max_tokens, direction="right"):
     tok = served.tok
     tok.no_truncation()
     if truncate:
-        tok.enable_truncation(max_tokens)
+        tok.enable_truncation(max_tokens, direction=direction)
     enc = tok.encode(text)
     tok.no_truncation()
     full = tok.encode(text)
@@ -221,7 +221,10 @@ def reference(served, text, chunks, body, spans=None, max_tokens=None):
     truncate = bool(body.get("truncate"))
     ga = body.get("global_attention")
     pooling = body.get("pooling", served.pooling)
-    enc, full = encode(served, text, truncate, max_tokens or served.max_tokens)
+    left = body.get("truncation_direction") == "left"
+    enc, full = encode(served, text, truncate, max_tokens or served.max_tokens,
+                       "left" if left else "right")
+    dim = body.get("dimensions")
     lead, trail, ts, te = content(enc)
     n = len(ts)
     if "tokens" in chunks if isinstance(chunks, dict) else False:
@@ -237,9 +240,10 @@ def reference(served, text, chunks, body, spans=None, max_tokens=None):
     cut = [False] * len(ck)
     if len(enc.ids) != len(full.ids) and not (isinstance(chunks, dict) and "tokens" in chunks):
         _, _, fs, fe = content(full)
+        keep0 = len(fs) - n if left else 0
         for k, (s, e, _, _) in enumerate(ck):
             f0, f1 = span_tokens(fs, fe, s, e)
-            cut[k] = f1 > f0 and f1 > n  # right truncation only in these cases
+            cut[k] = f1 > f0 and (f0 < keep0 or f1 > keep0 + n)
     # windows, as the server cuts them
     ids = enc.ids
     ld = body.get("long_document")
@@ -271,7 +275,8 @@ def reference(served, text, chunks, body, spans=None, max_tokens=None):
         doc = pooled[0]
     else:
         doc = sum(nt * p for nt, p in zip(ntoks, pooled)) / sum(ntoks)
-    out = {"embedding": l2(doc.astype(np.float32).astype(np.float64)).tolist(), "chunks": []}
+    out = {"embedding": l2(doc.astype(np.float32).astype(np.float64)[:dim]).tolist(),
+           "chunks": []}
     for k, (s, e, t0, t1) in enumerate(ck):
         c = {"start": s, "end": e, "tokens": t1 - t0, "truncated": cut[k], "embedding": None}
         if body.get("return_text"):
@@ -288,7 +293,7 @@ def reference(served, text, chunks, body, spans=None, max_tokens=None):
                     rows.append(states[tw][lead + t - wins[tw][0]])
                 x = np.stack(rows)
                 c["window"] = "per-token"
-            c["embedding"] = l2(pool(x, pooling).astype(np.float32).astype(np.float64)).tolist()
+            c["embedding"] = l2(pool(x, pooling).astype(np.float32).astype(np.float64)[:dim]).tolist()
         out["chunks"].append(c)
     out["tokens"] = len(enc.ids)
     out["windows"] = nwin
@@ -355,6 +360,10 @@ def cases(lf, st):
     trunc_spans = [[0, 20], [60, 120], [150, 190]]
     add("lf_truncated", lf, "/embed", {"inputs": LONG, "chunks": trunc_spans, "truncate": True},
         [LONG], trunc_spans, flags=["--max-input-tokens", "64"])
+    add("lf_truncated_left_dims", lf, "/v1/embeddings",
+        {"input": LONG, "chunks": trunc_spans, "truncate": True, "truncation_direction": "left",
+         "dimensions": 12, "return_text": True}, [LONG], trunc_spans,
+        flags=["--max-input-tokens", "64"])
     # BERT with Longformer attention (window 8) on inputs longer than its 64 positions
     add("bert_sentences", st, "/embed", {"inputs": LONG, "chunks": {"sentences": 2}}, [LONG],
         flags=["--window", "8"])
