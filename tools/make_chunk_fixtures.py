@@ -275,7 +275,8 @@ def reference(served, text, chunks, body, spans=None, max_tokens=None):
         doc = pooled[0]
     else:
         doc = sum(nt * p for nt, p in zip(ntoks, pooled)) / sum(ntoks)
-    out = {"embedding": l2(doc.astype(np.float32).astype(np.float64)[:dim]).tolist(),
+    norm = l2 if body.get("normalize", True) else (lambda v: v)
+    out = {"embedding": norm(doc.astype(np.float32).astype(np.float64)[:dim]).tolist(),
            "chunks": []}
     for k, (s, e, t0, t1) in enumerate(ck):
         c = {"start": s, "end": e, "tokens": t1 - t0, "truncated": cut[k], "embedding": None}
@@ -293,7 +294,7 @@ def reference(served, text, chunks, body, spans=None, max_tokens=None):
                     rows.append(states[tw][lead + t - wins[tw][0]])
                 x = np.stack(rows)
                 c["window"] = "per-token"
-            c["embedding"] = l2(pool(x, pooling).astype(np.float32).astype(np.float64)[:dim]).tolist()
+            c["embedding"] = norm(pool(x, pooling).astype(np.float32).astype(np.float64)[:dim]).tolist()
         out["chunks"].append(c)
     out["tokens"] = len(enc.ids)
     out["windows"] = nwin
@@ -333,6 +334,8 @@ def cases(lf, st):
     uspans = [[0, 4], [5, 9], [14, 17], [23, 24], [25, 30], [34, 46], [48, 55], [0, len(UNI)]]
     add("lf_unicode_spans", lf, "/embed", {"inputs": UNI, "chunks": uspans, "return_text": True},
         [UNI], uspans)
+    add("lf_unicode_max_nonorm", lf, "/embed",
+        {"inputs": UNI, "chunks": uspans, "pooling": "max", "normalize": False}, [UNI], uspans)
     add("lf_tokens", lf, "/embed", {"inputs": DOC[:120], "chunks": {"tokens": 7, "overlap": 2}},
         [DOC[:120]])
     add("lf_sentences", lf, "/embed", {"inputs": DOC[:110], "chunks": {"sentences": 2},
