@@ -7,6 +7,14 @@
 char *oai_embeddings_encode(const float *const *vecs, int n, int dim, int base64, const char *model,
                             long long prompt_tokens, const tei_echo *echo, size_t *len)
 {
+    return oai_embeddings_chunks_encode(vecs, NULL, n, dim, base64, model, prompt_tokens, echo,
+                                        len);
+}
+
+char *oai_embeddings_chunks_encode(const float *const *vecs, const tei_chunk_list *chunks, int n,
+                                   int dim, int base64, const char *model, long long prompt_tokens,
+                                   const tei_echo *echo, size_t *len)
+{
     ls_buf b = {0};
     ls_buf_reserve(&b, (size_t)n * (size_t)dim * 16 + 256);
     ls_buf_puts(&b, "{\"object\":\"list\",\"data\":[");
@@ -17,6 +25,7 @@ char *oai_embeddings_encode(const float *const *vecs, int n, int dim, int base64
             ls_buf_floats_b64(&b, vecs[i], (size_t)dim);
         else
             ls_buf_floats(&b, vecs[i], (size_t)dim);
+        if (chunks) tei_buf_chunks(&b, &chunks[i], dim, base64);
         ls_buf_puts(&b, "}");
     }
     ls_buf_puts(&b, "],\"model\":");

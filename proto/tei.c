@@ -28,6 +28,10 @@ void tei_request_free(tei_request *r)
     free(r->ignore_labels);
     free(r->ga_idx);
     free(r->ga_spans);
+    free(r->ck_spans);
+    free(r->ck_first);
+    free(r->ck_count);
+    free(r->ck_sep);
     memset(r, 0, sizeof *r);
 }
 
@@ -221,6 +225,7 @@ static ls_status tei__global(tei_request *r, const cJSON *g, char *err, size_t e
                         "`global_attention`");
     r->ga_given = 1;
     ls_status st = tei__bool(g, "cls", &r->ga_cls, err, errlen);
+    if (!st) st = tei__bool(g, "chunk_starts", &r->ga_chunk_starts, err, errlen);
     if (st) return st;
     const cJSON *idx = cJSON_GetObjectItemCaseSensitive(g, "token_indices");
     const cJSON *spans = cJSON_GetObjectItemCaseSensitive(g, "spans");
@@ -295,6 +300,119 @@ static ls_status tei__long_doc(tei_request *r, const cJSON *d, char *err, size_t
     return LS_OK;
 }
 
+/* One list of [start, end] character spans into ck_spans from index *at. */
+static ls_status tei__chunk_spans(tei_request *r, const cJSON *a, const char *where, int *at,
+                                  char *err, size_t errlen)
+{
+    int k = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, a)
+    {
+        const cJSON *s = cJSON_GetArrayItem(e, 0), *t = cJSON_GetArrayItem(e, 1);
+        if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) != 2 || !tei__is_int(s, 0, 2147483647.0) ||
+            !tei__is_int(t, 0, 2147483647.0))
+            return ls_fail(err, errlen, LS_ERR_BAD_REQUEST,
+                           "`%s[%d]` must be [start, end] with non-negative integer character "
+                           "offsets",
+                           where, k);
+        if (s->valuedouble > t->valuedouble)
+            return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                           "`%s[%d]`: start %.0f is after end %.0f", where, k, s->valuedouble,
+                           t->valuedouble);
+        r->ck_spans[2 * *at] = (int32_t)s->valuedouble;
+        r->ck_spans[2 * *at + 1] = (int32_t)t->valuedouble;
+        (*at)++, k++;
+    }
+    return LS_OK;
+}
+
+/* "chunks": [[start, end], ...] for every input, [[[start, end], ...], ...] one list per
+ * input, or a chunker {"tokens": N, "overlap": M} / {"sentences": K} / {"separator": S}. */
+static ls_status tei__chunks(tei_request *r, const cJSON *root, char *err, size_t errlen)
+{
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(root, "chunks");
+    if (!c || cJSON_IsNull(c)) return LS_OK;
+    ls_status st = tei__bool(root, "return_text", &r->return_text, err, errlen);
+    if (st) return st;
+    if (cJSON_IsObject(c)) {
+        const char *const keys[] = {"tokens", "sentences", "separator"};
+        int given = 0;
+        for (int k = 0; k < 3; k++)
+            given += cJSON_GetObjectItemCaseSensitive(c, keys[k]) != NULL;
+        if (given != 1)
+            return ls_fail(err, errlen, LS_ERR_BAD_REQUEST,
+                           "`chunks` must name one chunker: {\"tokens\": N, \"overlap\": M}, "
+                           "{\"sentences\": K} or {\"separator\": \"...\"}");
+        const cJSON *sep = cJSON_GetObjectItemCaseSensitive(c, "separator");
+        if (cJSON_GetObjectItemCaseSensitive(c, "tokens")) {
+            r->ck_kind = TEI_CHUNKS_TOKENS;
+            if (!tei__is_int(cJSON_GetObjectItemCaseSensitive(c, "tokens"), -1e9, 1e9))
+                return tei__bad(err, errlen, "%s must be an integer", "`chunks.tokens`");
+            st = tei__int(c, "tokens", 1, 1 << 22, &r->ck_tokens, err, errlen);
+            if (!st) st = tei__int(c, "overlap", 0, 1 << 22, &r->ck_overlap, err, errlen);
+            if (!st && r->ck_overlap >= r->ck_tokens)
+                st = ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                             "`chunks.overlap` %d must be below `chunks.tokens` %d", r->ck_overlap,
+                             r->ck_tokens);
+            return st;
+        }
+        if (!sep) {
+            r->ck_kind = TEI_CHUNKS_SENTENCES;
+            if (!tei__is_int(cJSON_GetObjectItemCaseSensitive(c, "sentences"), -1e9, 1e9))
+                return tei__bad(err, errlen, "%s must be an integer", "`chunks.sentences`");
+            return tei__int(c, "sentences", 1, 1 << 22, &r->ck_sentences, err, errlen);
+        }
+        r->ck_kind = TEI_CHUNKS_SEPARATOR;
+        return tei__dup(sep, "`chunks.separator`", 0, &r->ck_sep, &r->ck_seplen, err, errlen);
+    }
+    if (!cJSON_IsArray(c))
+        return tei__bad(err, errlen,
+                        "%s must be [[start, end], ...], one such list per input, or a chunker "
+                        "object",
+                        "`chunks`");
+    r->ck_kind = TEI_CHUNKS_SPANS;
+    const cJSON *e0 = cJSON_GetArrayItem(c, 0), *e00 = cJSON_GetArrayItem(e0, 0);
+    const int per_input = cJSON_IsArray(e00) || (cJSON_IsArray(e0) && !e00 && r->n > 1);
+    int total = 0;
+    const cJSON *e;
+    if (per_input) {
+        if (cJSON_GetArraySize(c) != r->n)
+            return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                           "`chunks` has %d span lists for %d inputs", cJSON_GetArraySize(c), r->n);
+        cJSON_ArrayForEach(e, c)
+        {
+            if (!cJSON_IsArray(e))
+                return tei__bad(err, errlen, "%s must be a list of [start, end] spans",
+                                "each entry of `chunks`");
+            total += cJSON_GetArraySize(e);
+        }
+    } else {
+        total = cJSON_GetArraySize(c);
+    }
+    r->ck_spans = malloc(((size_t)total + 1) * 2 * sizeof *r->ck_spans);
+    r->ck_first = calloc((size_t)r->n, sizeof *r->ck_first);
+    r->ck_count = calloc((size_t)r->n, sizeof *r->ck_count);
+    if (!r->ck_spans || !r->ck_first || !r->ck_count)
+        return ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory");
+    int at = 0;
+    if (!per_input) {
+        for (int i = 0; i < r->n; i++)
+            r->ck_count[i] = total;
+        return tei__chunk_spans(r, c, "chunks", &at, err, errlen);
+    }
+    int i = 0;
+    cJSON_ArrayForEach(e, c)
+    {
+        char where[32];
+        snprintf(where, sizeof where, "chunks[%d]", i);
+        r->ck_first[i] = at;
+        r->ck_count[i] = cJSON_GetArraySize(e);
+        if ((st = tei__chunk_spans(r, e, where, &at, err, errlen))) return st;
+        i++;
+    }
+    return LS_OK;
+}
+
 static ls_status tei__common(tei_request *r, const cJSON *root, char *err, size_t errlen)
 {
     const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "model");
@@ -362,8 +480,10 @@ static ls_status tei__route(tei_request *r, const cJSON *root, int max_inputs, c
     switch (r->kind) {
     case TEI_EMBED:
         if ((st = tei__int(root, "dimensions", 1, 1 << 24, &r->dimensions, err, errlen))) return st;
-        return tei__texts(r, cJSON_GetObjectItemCaseSensitive(root, "inputs"), "inputs", 1, 0,
-                          max_inputs, err, errlen);
+        if ((st = tei__texts(r, cJSON_GetObjectItemCaseSensitive(root, "inputs"), "inputs", 1, 0,
+                             max_inputs, err, errlen)))
+            return st;
+        return tei__chunks(r, root, err, errlen);
     case TEI_EMBED_ALL:
         return tei__texts(r, cJSON_GetObjectItemCaseSensitive(root, "inputs"), "inputs", 1, 0,
                           max_inputs, err, errlen);
@@ -377,8 +497,10 @@ static ls_status tei__route(tei_request *r, const cJSON *root, int max_inputs, c
                                 "`encoding_format`");
         }
         if ((st = tei__int(root, "dimensions", 1, 1 << 24, &r->dimensions, err, errlen))) return st;
-        return tei__texts(r, cJSON_GetObjectItemCaseSensitive(root, "input"), "input", 1, 0,
-                          max_inputs, err, errlen);
+        if ((st = tei__texts(r, cJSON_GetObjectItemCaseSensitive(root, "input"), "input", 1, 0,
+                             max_inputs, err, errlen)))
+            return st;
+        return tei__chunks(r, root, err, errlen);
     }
     case TEI_PREDICT: {
         st = tei__bool(root, "raw_scores", &r->raw_scores, err, errlen);
@@ -620,6 +742,49 @@ char *tei_embed_encode(const float *const *vecs, int n, int dim, size_t *len)
     for (int i = 0; i < n; i++) {
         if (i) ls_buf_puts(&b, ",");
         ls_buf_floats(&b, vecs[i], (size_t)dim);
+    }
+    ls_buf_puts(&b, "]");
+    return ls_buf_finish(&b, len);
+}
+
+void tei_buf_chunks(ls_buf *b, const tei_chunk_list *l, int dim, int base64)
+{
+    ls_buf_puts(b, ",\"chunks\":[");
+    for (int k = 0; k < l->n; k++) {
+        const tei_chunk *c = &l->c[k];
+        ls_buf_printf(b,
+                      "%s{\"index\":%d,\"start\":%d,\"end\":%d,\"tokens\":%d,\"truncated\":%s,"
+                      "\"embedding\":",
+                      k ? "," : "", k, c->start, c->end, c->tokens,
+                      c->truncated ? "true" : "false");
+        if (!c->vec)
+            ls_buf_puts(b, "null");
+        else if (base64)
+            ls_buf_floats_b64(b, c->vec, (size_t)dim);
+        else
+            ls_buf_floats(b, c->vec, (size_t)dim);
+        if (c->text) {
+            ls_buf_puts(b, ",\"text\":");
+            ls_buf_str(b, c->text, c->text_len);
+        }
+        ls_buf_puts(b, "}");
+    }
+    ls_buf_puts(b, "],\"truncated_chunks\":[");
+    for (int k = 0, first = 1; k < l->n; k++)
+        if (l->c[k].truncated) ls_buf_printf(b, "%s%d", first ? "" : ",", k), first = 0;
+    ls_buf_puts(b, "]");
+}
+
+char *tei_embed_chunks_encode(const float *const *vecs, const tei_chunk_list *chunks, int n,
+                              int dim, size_t *len)
+{
+    ls_buf b = {0};
+    ls_buf_puts(&b, "[");
+    for (int i = 0; i < n; i++) {
+        ls_buf_puts(&b, i ? ",{\"embedding\":" : "{\"embedding\":");
+        ls_buf_floats(&b, vecs[i], (size_t)dim);
+        tei_buf_chunks(&b, &chunks[i], dim, 0);
+        ls_buf_puts(&b, "}");
     }
     ls_buf_puts(&b, "]");
     return ls_buf_finish(&b, len);

@@ -35,6 +35,15 @@ typedef enum {
     TEI_FN_SOFTMAX
 } tei_fn;
 
+/* How a request cuts its documents into chunks (late chunking). */
+typedef enum {
+    TEI_CHUNKS_NONE,
+    TEI_CHUNKS_SPANS,     /* [[start, end], ...] */
+    TEI_CHUNKS_TOKENS,    /* {"tokens": N, "overlap": M} */
+    TEI_CHUNKS_SENTENCES, /* {"sentences": K} */
+    TEI_CHUNKS_SEPARATOR  /* {"separator": "\n\n"} */
+} tei_chunking;
+
 typedef enum { TEI_TRUNC_DEFAULT = -1, TEI_TRUNC_NONE, TEI_TRUNC_RIGHT, TEI_TRUNC_LEFT } tei_trunc;
 /* Per-request pooling; TEI_POOL_DEFAULT: the model's (sentence-transformers config). */
 typedef enum { TEI_POOL_DEFAULT = -1, TEI_POOL_CLS, TEI_POOL_MEAN, TEI_POOL_MAX } tei_pool;
@@ -62,7 +71,7 @@ typedef struct {
     int skip_special_tokens; /* /decode, default 1 */
     int raw_scores;          /* /predict, /rerank */
     tei_fn fn;               /* /predict "function_to_apply" */
-    int return_text;         /* /rerank */
+    int return_text;         /* /rerank; /embed, /v1/embeddings with chunks: each chunk's text */
     int top_k;               /* /fill_mask (default 5), /predict (0: every label) */
     int hf_params;           /* the body had "parameters" (Hugging Face's Inference API) */
     int base64;              /* /v1/embeddings encoding_format */
@@ -76,6 +85,16 @@ typedef struct {
     int ga_nidx;
     int32_t *ga_spans; /* [2 * ga_nspans] */
     int ga_nspans;
+    /* "chunks" (late chunking, /embed and /v1/embeddings): explicit character spans
+     * [[start, end)] in code points, the same for every input or one list per input
+     * (ck_spans + 2 * ck_first[i], ck_count[i] of them), or a chunker */
+    tei_chunking ck_kind;
+    int32_t *ck_spans;        /* [2 * total] */
+    int *ck_first, *ck_count; /* [n] */
+    int ck_tokens, ck_overlap, ck_sentences;
+    char *ck_sep; /* "separator" (owned) */
+    size_t ck_seplen;
+    int ga_chunk_starts; /* "global_attention": {"chunk_starts": true} */
     /* "long_document": {"window", "stride", "aggregate": "mean"} */
     int ld_given, ld_window, ld_stride;
     /* Reformer LSH: "num_hashes" (0: absent), "hash_seed" (has_hash_seed) */
@@ -102,6 +121,25 @@ void tei_root_peek(const char *body, size_t len, char *model, size_t model_len, 
 
 /* /embed: [[f32 x dim] x n] */
 char *tei_embed_encode(const float *const *vecs, int n, int dim, size_t *len);
+/* One chunk of a late-chunking response. */
+typedef struct {
+    int start, end;   /* characters (code points) of the input */
+    int tokens;       /* tokens pooled */
+    int truncated;    /* truncation cut some of its tokens */
+    const float *vec; /* [dim], NULL (null) when the chunk has no tokens */
+    const char *text; /* the chunk's text (text_len bytes), NULL: not asked for */
+    size_t text_len;
+} tei_chunk;
+typedef struct {
+    const tei_chunk *c;
+    int n;
+} tei_chunk_list;
+/* ,"chunks":[{"index","start","end","tokens","truncated","embedding","text"?}...],
+ * "truncated_chunks":[k...] (float arrays, or base64 of little-endian float32). */
+void tei_buf_chunks(ls_buf *b, const tei_chunk_list *l, int dim, int base64);
+/* /embed with "chunks": [{"embedding":[f32 x dim],"chunks":[...],"truncated_chunks":[...]} x n] */
+char *tei_embed_chunks_encode(const float *const *vecs, const tei_chunk_list *chunks, int n,
+                              int dim, size_t *len);
 /* /embed_all: [[[f32 x dim] x ntok[i]] x n] */
 char *tei_embed_all_encode(const float *const *rows, const int *ntok, int n, int dim, size_t *len);
 

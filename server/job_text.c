@@ -23,6 +23,7 @@ void *srv_job_text_prepare(const srv_req *r, int kind, srv_job_reply *rep)
         .max_global = (int)s->opt.max_global_tokens,
         .auto_truncate = s->opt.auto_truncate,
         .any_model_name = s->opt.accept_any_model_name,
+        .max_chunks = (int)s->opt.max_chunks,
     };
     rep->st = txt_job_prepare(j, (tei_kind)kind, r->body, r->len, s->tms, s->nmodels, &lim,
                               &rep->body, &rep->len, rep->err, sizeof rep->err);

@@ -37,6 +37,7 @@ enum {
     X("max-concurrent-requests",     max_concurrent_requests, OPT_INT,  1,    1 << 20,     "512",     0,          "requests admitted at once (queued or running); beyond it 429 with Retry-After") \
     X("max-input-tokens",            max_input_tokens,        OPT_INT,  1,    1 << 22,     "131072",  0,          "tokens one request may carry (rows x length)") \
     X("max-client-batch-size",       max_client_batch_size,   OPT_INT,  1,    1 << 16,     "32",      0,          "inputs one text request may carry (413 beyond)") \
+    X("max-chunks",                  max_chunks,              OPT_INT,  1,    1 << 20,     "1024",    0,          "chunks one /embed or /v1/embeddings request may ask for, all inputs together (413 beyond)") \
     X("max-global-tokens",           max_global_tokens,       OPT_INT,  0,    1 << 20,     "512",     0,          "global-attention tokens one sequence may ask for (422 beyond)") \
     X("auto-truncate",               auto_truncate,           OPT_BOOL, 0,    1,           "false",   0,          "truncate over-long text inputs (right) when the request does not say; otherwise they are refused (413)") \
     X("payload-limit",               payload_limit,           OPT_INT,  1,    1LL << 31,   "2000000", 0,          "largest request body in bytes (413 beyond, checked before reading it)") \

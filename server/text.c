@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../engine/chunk.h"
 #include "../engine/pipeline.h"
 #include "../proto/openai.h"
 #include "text.h"
@@ -125,11 +126,15 @@ static txt_row *txt__row_new(txt_job *j, int n, int input, int with_glob)
 
 /* Fills row r's explicit global mask from the request; 422 for positions outside the
  * row or more globals than the limit. */
-static ls_status txt__global(const tei_request *rq, txt_row *r, int max_global, long long *count,
-                             char *err, size_t errlen)
+static ls_status txt__global(const tei_request *rq, const txt_chunks *ck, txt_row *r,
+                             int max_global, long long *count, char *err, size_t errlen)
 {
     const int n = r->n;
     if (rq->ga_cls && n > 0) r->glob[0] = 1;
+    for (int k = 0; rq->ga_chunk_starts && ck && k < ck->n; k++) { /* in this row's content */
+        const int t = ck->c[k].t0;
+        if (ck->c[k].t1 > t && t >= r->c0 && t < r->c0 + r->nc) r->glob[r->lead + t - r->c0] = 1;
+    }
     for (int k = 0; k < rq->ga_nidx; k++) {
         if (rq->ga_idx[k] >= n)
             return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
@@ -162,6 +167,129 @@ static ls_status txt__global(const tei_request *rq, txt_row *r, int max_global, 
 /* ---- prepare: tokenize and build rows
  * ------------------------------------------------------------ */
 
+/* The content tokens of an encoding: all but the *lead special tokens before them and the
+ * *trail after them. */
+static int txt__content(const tok_encoding *e, int *lead, int *trail)
+{
+    const int n = (int)e->n;
+    *lead = *trail = 0;
+    while (*lead < n && e->special_mask[*lead])
+        (*lead)++;
+    while (*trail < n - *lead && e->special_mask[n - 1 - *trail])
+        (*trail)++;
+    return n - *lead - *trail;
+}
+
+/* ---- prepare: chunks (late chunking) ------------------------------------------------------ */
+
+/* Input i's chunks from the request: explicit spans (checked against the text's characters)
+ * or a chunker, their content tokens, the bytes of their spans, and which ones truncation
+ * cut (a second, untruncated tokenization tells, only when the input was truncated).
+ * lead: special tokens before the content; content: the content tokens kept; left: the
+ * truncation cut the text's start. */
+static ls_status txt__chunk_input(txt_job *j, int i, const txt_limits *lim, int lead, int content,
+                                  int left, char *err, size_t errlen)
+{
+    const tei_request *rq = &j->rq;
+    const tei_input *in = &rq->in[i];
+    const tok_encoding *e = j->enc[i];
+    if (!j->ck && !(j->ck = ls_arena_calloc(&j->arena, (size_t)rq->n, sizeof *j->ck)))
+        return ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory");
+    txt_chunks *ck = &j->ck[i];
+    /* code point -> byte offset, [nchar + 1] */
+    int32_t *at = ls_arena_alloc(&j->arena, (in->len + 1) * sizeof *at);
+    int32_t *ts = ls_arena_alloc(&j->arena, ((size_t)content + 1) * sizeof *ts);
+    int32_t *te = ls_arena_alloc(&j->arena, ((size_t)content + 1) * sizeof *te);
+    if (!at || !ts || !te) return ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory");
+    int nchar = 0;
+    for (size_t b = 0; b < in->len; b++)
+        if (((unsigned char)in->text[b] & 0xC0) != 0x80) at[nchar++] = (int32_t)b;
+    at[nchar] = (int32_t)in->len;
+    for (int t = 0; t < content; t++)
+        ts[t] = e->offsets[lead + t].char_start, te[t] = e->offsets[lead + t].char_end;
+    int n = 0;
+    switch (rq->ck_kind) {
+    case TEI_CHUNKS_TOKENS:
+        n = eng_chunk_by_tokens(ts, te, content, rq->ck_tokens, rq->ck_overlap, NULL, 0);
+        break;
+    case TEI_CHUNKS_SENTENCES:
+        n = eng_chunk_by_sentences(in->text, in->len, rq->ck_sentences, NULL, 0);
+        break;
+    case TEI_CHUNKS_SEPARATOR:
+        n = eng_chunk_by_separator(in->text, in->len, rq->ck_sep, rq->ck_seplen, NULL, 0);
+        break;
+    default:
+        n = rq->ck_count[i];
+        break;
+    }
+    long long total = n;
+    for (int k = 0; k < i; k++)
+        total += j->ck[k].n;
+    if (total > lim->max_chunks)
+        return ls_fail(err, errlen, LS_ERR_TOO_LARGE,
+                       "the request asks for %lld chunks (inputs 0..%d); the limit is %d "
+                       "(--max-chunks)",
+                       total, i, lim->max_chunks);
+    ck->n = n;
+    ck->c = ls_arena_calloc(&j->arena, (size_t)n + 1, sizeof *ck->c);
+    ck->bstart = ls_arena_calloc(&j->arena, (size_t)n + 1, sizeof *ck->bstart);
+    ck->bend = ls_arena_calloc(&j->arena, (size_t)n + 1, sizeof *ck->bend);
+    ck->cut = ls_arena_calloc(&j->arena, (size_t)n + 1, 1);
+    if (!ck->c || !ck->bstart || !ck->bend || !ck->cut)
+        return ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory");
+    switch (rq->ck_kind) {
+    case TEI_CHUNKS_TOKENS:
+        eng_chunk_by_tokens(ts, te, content, rq->ck_tokens, rq->ck_overlap, ck->c, n);
+        break;
+    case TEI_CHUNKS_SENTENCES:
+        eng_chunk_by_sentences(in->text, in->len, rq->ck_sentences, ck->c, n);
+        break;
+    case TEI_CHUNKS_SEPARATOR:
+        eng_chunk_by_separator(in->text, in->len, rq->ck_sep, rq->ck_seplen, ck->c, n);
+        break;
+    default:
+        for (int k = 0; k < n; k++) {
+            const int32_t *sp = rq->ck_spans + 2 * (rq->ck_first[i] + k);
+            if (sp[1] > nchar)
+                return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                               "chunks[%d] = [%d, %d) is outside the %d characters (code points) "
+                               "of input %d",
+                               k, sp[0], sp[1], nchar, i);
+            ck->c[k] = (eng_chunk){sp[0], sp[1], 0, 0};
+        }
+        break;
+    }
+    if (rq->ck_kind != TEI_CHUNKS_TOKENS) eng_chunk_tokens(ts, te, content, ck->c, n);
+    for (int k = 0; k < n; k++)
+        ck->bstart[k] = at[ck->c[k].start], ck->bend[k] = at[ck->c[k].end];
+    if (e->n == e->n_untruncated || rq->ck_kind == TEI_CHUNKS_TOKENS) return LS_OK;
+    /* truncated: the chunks' tokens in the whole text tell which ones lost some */
+    tok_encode_params p = tok_encode_default_params();
+    tok_encoding *full = NULL;
+    char msg[256];
+    ls_status st = tok_encode(j->m->tok, in->text, in->len, NULL, 0, &p, &full, msg, sizeof msg);
+    if (st) return ls_fail(err, errlen, st, "input %d: %s", i, msg);
+    int flead, ftrail;
+    const int fcontent = txt__content(full, &flead, &ftrail);
+    int32_t *fs = malloc(((size_t)fcontent + 1) * sizeof *fs);
+    int32_t *fe = malloc(((size_t)fcontent + 1) * sizeof *fe);
+    eng_chunk *fc = malloc(((size_t)n + 1) * sizeof *fc);
+    if (fs && fe && fc) {
+        for (int t = 0; t < fcontent; t++)
+            fs[t] = full->offsets[flead + t].char_start, fe[t] = full->offsets[flead + t].char_end;
+        memcpy(fc, ck->c, (size_t)n * sizeof *fc);
+        eng_chunk_tokens(fs, fe, fcontent, fc, n);
+        const int keep0 = left ? fcontent - content : 0;
+        for (int k = 0; k < n; k++)
+            ck->cut[k] = fc[k].t1 > fc[k].t0 && (fc[k].t0 < keep0 || fc[k].t1 > keep0 + content);
+    } else {
+        st = ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory");
+    }
+    free(fs), free(fe), free(fc);
+    tok_encoding_free(full);
+    return st;
+}
+
 /* Rows of input i when it is text. */
 static ls_status txt__text_rows(txt_job *j, int i, const txt_limits *lim, long long max_seq,
                                 char *err, size_t errlen)
@@ -190,12 +318,11 @@ static ls_status txt__text_rows(txt_job *j, int i, const txt_limits *lim, long l
                        "input %d has %zu tokens; the model accepts at most %lld (send "
                        "\"truncate\": true or \"long_document\")",
                        i, e->n, max_seq);
-    int lead = 0, trail = 0, n = (int)e->n;
-    while (lead < n && e->special_mask[lead])
-        lead++;
-    while (trail < n - lead && e->special_mask[n - 1 - trail])
-        trail++;
-    const int content = n - lead - trail;
+    int lead, trail, n = (int)e->n;
+    const int content = txt__content(e, &lead, &trail);
+    if (rq->ck_kind != TEI_CHUNKS_NONE &&
+        (st = txt__chunk_input(j, i, lim, lead, content, tr == TEI_TRUNC_LEFT, err, errlen)))
+        return st;
     int C = n, S = n; /* content tokens per window and the step between windows */
     if (rq->ld_given) {
         if (rq->ld_window > max_seq)
@@ -224,6 +351,7 @@ static ls_status txt__text_rows(txt_job *j, int i, const txt_limits *lim, long l
         const int rn = lead + (c1 - c0) + trail;
         txt_row *r = txt__row_new(j, rn, i, explicit_glob);
         if (!r) return ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory");
+        r->lead = lead, r->c0 = c0, r->nc = c1 - c0;
         int k = 0;
         for (int t = 0; t < lead; t++, k++)
             r->ids[k] = e->ids[t], r->type_ids[k] = e->type_ids[t];
@@ -232,8 +360,8 @@ static ls_status txt__text_rows(txt_job *j, int i, const txt_limits *lim, long l
         for (int t = n - trail; t < n; t++, k++)
             r->ids[k] = e->ids[t], r->type_ids[k] = e->type_ids[t];
         j->echo.tokens_used += rn;
-        if (explicit_glob &&
-            (st = txt__global(rq, r, lim->max_global, &j->echo.global_tokens, err, errlen)))
+        if (explicit_glob && (st = txt__global(rq, j->ck ? &j->ck[i] : NULL, r, lim->max_global,
+                                               &j->echo.global_tokens, err, errlen)))
             return st;
     }
     j->echo.windows += nwin;
@@ -259,9 +387,10 @@ static ls_status txt__id_rows(txt_job *j, int i, const txt_limits *lim, long lon
 {
     const tei_request *rq = &j->rq;
     const tei_input *in = &rq->in[i];
-    if (rq->ld_given)
+    if (rq->ld_given || rq->ck_kind != TEI_CHUNKS_NONE)
         return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
-                       "long_document needs text inputs (input %d is token ids)", i);
+                       "%s needs text inputs (input %d is token ids)",
+                       rq->ld_given ? "long_document" : "chunks", i);
     for (size_t t = 0; t < in->nids; t++)
         if (in->ids[t] >= j->m->info->vocab_size)
             return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
@@ -293,7 +422,7 @@ static ls_status txt__id_rows(txt_job *j, int i, const txt_limits *lim, long lon
     j->echo.tokens_used += (long long)n;
     j->echo.windows++;
     if (rq->ga_given)
-        return txt__global(rq, r, lim->max_global, &j->echo.global_tokens, err, errlen);
+        return txt__global(rq, NULL, r, lim->max_global, &j->echo.global_tokens, err, errlen);
     return LS_OK;
 }
 
@@ -382,6 +511,14 @@ static ls_status txt__decode(txt_job *j, char **reply, size_t *reply_len, char *
 /* ---- prepare ----------------------------------------------------------------------------------
  */
 
+static long long txt__nchunks(const txt_job *j)
+{
+    long long n = 0;
+    for (int i = 0; j->ck && i < j->rq.n; i++)
+        n += j->ck[i].n;
+    return n;
+}
+
 ls_status txt_job_prepare(txt_job *j, tei_kind kind, const char *body, size_t len,
                           const txt_model *const *models, int nmodels, const txt_limits *lim,
                           char **reply, size_t *reply_len, char *err, size_t errlen)
@@ -409,6 +546,9 @@ ls_status txt_job_prepare(txt_job *j, tei_kind kind, const char *body, size_t le
         return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
                        "global_attention.token_indices/spans cannot be combined with "
                        "long_document (positions would differ per window); \"cls\" can");
+    if (rq->ga_chunk_starts && rq->ck_kind == TEI_CHUNKS_NONE)
+        return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                       "global_attention.chunk_starts needs \"chunks\"");
     long long max_seq = j->m->info->max_tokens;
     if (max_seq > lim->max_input_tokens) max_seq = lim->max_input_tokens;
     for (int i = 0; i < rq->n; i++) {
@@ -427,6 +567,7 @@ ls_status txt_job_prepare(txt_job *j, tei_kind kind, const char *body, size_t le
     txt__header(j, "x-truncated", j->echo.truncated);
     if (rq->ga_given) txt__header(j, "x-global-tokens", j->echo.global_tokens);
     if (rq->ld_given) txt__header(j, "x-long-document-windows", j->echo.windows);
+    if (j->ck) txt__header(j, "x-chunks", txt__nchunks(j));
     if (rq->num_hashes) txt__header(j, "x-num-hashes", rq->num_hashes);
     if (rq->has_hash_seed) txt__header(j, "x-hash-seed", rq->hash_seed);
     return LS_OK;
@@ -497,6 +638,7 @@ static ls_status txt__keep(txt_job *j, txt_row *r, const eng_outputs *o, size_t 
         }
         if (!(r->out = ls_arena_alloc(&j->arena, H * sizeof *r->out))) return LS_ERR_NOMEM;
         eng_pipe_pool(x, n, H, txt__pooling(j), r->out);
+        r->states = x; /* the chunks are pooled from it once every row is kept */
         return LS_OK;
     }
     case TEI_PREDICT:
@@ -565,6 +707,78 @@ static void txt__fail(void *job, ls_status st, const char *msg)
     snprintf(j->err, sizeof j->err, "%s", msg);
 }
 
+/* Input i's chunk vectors: each pooled over its tokens' states from the window where it is
+ * most central (eng_chunk_window; a chunk no window holds whole takes each token from the
+ * window where that token is most central), cut to `dimensions` and normalised as the
+ * document vector. out[k].vec is NULL for a chunk without tokens. */
+static ls_status txt__chunk_vectors(txt_job *j, int i, tei_chunk *out)
+{
+    const txt_chunks *ck = &j->ck[i];
+    const int H = j->m->info->hidden_size, dim = j->rq.dimensions ? j->rq.dimensions : H;
+    const int normalize = j->rq.normalize < 0 ? 1 : j->rq.normalize;
+    int nwin = 0, ntok = 0, maxc = 1;
+    for (int k = 0; k < j->nrows; k++)
+        if (j->rows[k].input == i) nwin++;
+    const txt_row **win = ls_arena_calloc(&j->arena, (size_t)nwin + 1, sizeof *win);
+    int *c0 = ls_arena_calloc(&j->arena, (size_t)nwin + 1, sizeof *c0);
+    int *c1 = ls_arena_calloc(&j->arena, (size_t)nwin + 1, sizeof *c1);
+    if (!win || !c0 || !c1) return LS_ERR_NOMEM;
+    nwin = 0;
+    for (int k = 0; k < j->nrows; k++) {
+        const txt_row *r = &j->rows[k];
+        if (r->input != i) continue;
+        win[nwin] = r, c0[nwin] = r->c0, c1[nwin] = r->c0 + r->nc;
+        if (c1[nwin] > ntok) ntok = c1[nwin];
+        nwin++;
+    }
+    for (int k = 0; k < ck->n; k++)
+        if (ck->c[k].t1 - ck->c[k].t0 > maxc) maxc = ck->c[k].t1 - ck->c[k].t0;
+    float *gather = ls_arena_alloc(&j->arena, (size_t)maxc * (size_t)H * sizeof *gather);
+    if (!gather) return LS_ERR_NOMEM;
+    for (int k = 0; k < ck->n; k++) {
+        const eng_chunk *c = &ck->c[k];
+        const int nt = c->t1 - c->t0;
+        out[k] = (tei_chunk){.start = c->start,
+                             .end = c->end,
+                             .tokens = nt,
+                             .truncated = ck->cut[k],
+                             .text = j->rq.return_text ? j->rq.in[i].text + ck->bstart[k] : NULL,
+                             .text_len = (size_t)(ck->bend[k] - ck->bstart[k])};
+        if (nt == 0) continue;
+        float *v = ls_arena_alloc(&j->arena, (size_t)H * sizeof *v);
+        if (!v) return LS_ERR_NOMEM;
+        const int w = eng_chunk_window(c0, c1, nwin, ntok, c->t0, c->t1);
+        const float *x; /* (nt, H) */
+        if (w >= 0) {
+            x = win[w]->states + (size_t)(win[w]->lead + c->t0 - c0[w]) * (size_t)H;
+        } else {
+            for (int t = c->t0; t < c->t1; t++) {
+                const int tw = eng_chunk_window(c0, c1, nwin, ntok, t, t + 1);
+                memcpy(gather + (size_t)(t - c->t0) * (size_t)H,
+                       win[tw]->states + (size_t)(win[tw]->lead + t - c0[tw]) * (size_t)H,
+                       (size_t)H * sizeof *gather);
+            }
+            x = gather;
+        }
+        eng_pipe_pool(x, (size_t)nt, (size_t)H, txt__pooling(j), v);
+        if (normalize) eng_pipe_l2_normalize(v, dim);
+        out[k].vec = v;
+    }
+    return LS_OK;
+}
+
+/* Every input's chunks for the encoders (NULL when out of memory). */
+static tei_chunk_list *txt__chunk_lists(txt_job *j)
+{
+    tei_chunk_list *l = ls_arena_calloc(&j->arena, (size_t)j->rq.n, sizeof *l);
+    for (int i = 0; l && i < j->rq.n; i++) {
+        tei_chunk *c = ls_arena_calloc(&j->arena, (size_t)j->ck[i].n + 1, sizeof *c);
+        if (!c || txt__chunk_vectors(j, i, c)) return NULL;
+        l[i] = (tei_chunk_list){c, j->ck[i].n};
+    }
+    return l;
+}
+
 static void txt__keep_rows(void *job, const eng_outputs *out, size_t tok0, size_t seq0)
 {
     txt_job *j = job;
@@ -578,6 +792,12 @@ static void txt__keep_rows(void *job, const eng_outputs *out, size_t tok0, size_
         t += (size_t)r->n;
         s++;
     }
+    /* every row of the job is in this batch's outputs: pool the chunks now, so that no
+     * token states outlive the batch */
+    if (j->ck && !j->st && !(j->cklists = txt__chunk_lists(j)))
+        j->st = ls_fail(j->err, sizeof j->err, LS_ERR_NOMEM, "out of memory pooling the chunks");
+    for (int k = 0; k < j->nrows; k++)
+        j->rows[k].states = NULL;
 }
 
 static const bt_ops txt__ops = {.nrows = txt__nrows,
@@ -788,12 +1008,14 @@ char *txt_job_encode(txt_job *j, size_t *len)
         const float **vecs = ls_arena_calloc(&j->arena, (size_t)rq->n, sizeof *vecs);
         float *all = vecs ? txt__embeddings(j, vecs) : NULL;
         const int dim = rq->dimensions ? rq->dimensions : j->m->info->hidden_size;
+        const tei_chunk_list *ck = j->cklists;
         if (all && rq->kind == TEI_EMBED)
-            body = tei_embed_encode(vecs, rq->n, dim, len);
+            body = ck ? tei_embed_chunks_encode(vecs, ck, rq->n, dim, len)
+                      : tei_embed_encode(vecs, rq->n, dim, len);
         else if (all)
-            body = oai_embeddings_encode(vecs, rq->n, dim, rq->base64,
-                                         rq->model[0] ? rq->model : j->m->name, j->echo.tokens_used,
-                                         &j->echo, len);
+            body = oai_embeddings_chunks_encode(vecs, ck, rq->n, dim, rq->base64,
+                                                rq->model[0] ? rq->model : j->m->name,
+                                                j->echo.tokens_used, &j->echo, len);
         break;
     }
     case TEI_SIMILARITY: { /* cosine of the source's embedding with each sentence's */

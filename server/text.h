@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "../common/arena.h"
+#include "../engine/chunk.h"
 #include "../engine/engine.h"
 #include "../tokenizer/tokenizer.h"
 #include "../proto/tei.h"
@@ -46,14 +47,25 @@ typedef struct {
     int max_global;             /* global tokens per sequence (--max-global-tokens) */
     int auto_truncate;          /* truncate when the request does not say (--auto-truncate) */
     int any_model_name;         /* one model: any "model" is it (--accept-any-model-name) */
+    int max_chunks;             /* chunks per request, all inputs together (--max-chunks) */
 } txt_limits;
 
 typedef struct {
     int32_t *ids, *type_ids; /* [n], in the job's arena with glob */
     uint8_t *glob;           /* [n] 1 global, or NULL: the head's automatic choice */
     int n, input, mask_pos;
-    float *out; /* the row's results after the run (the job's arena) */
+    int lead, c0, nc;    /* special tokens before the content; its content tokens [c0, c0 + nc) */
+    float *out;          /* the row's results after the run (the job's arena) */
+    const float *states; /* (n, H) its token states in the batch's outputs, while kept */
 } txt_row;
+
+/* An input's chunks (late chunking): spans, tokens, bytes and what truncation cut. */
+typedef struct {
+    eng_chunk *c;           /* [n] characters and content tokens */
+    int32_t *bstart, *bend; /* [n] the spans in bytes of the input's text */
+    uint8_t *cut;           /* [n] 1: truncation cut some of the chunk's tokens */
+    int n;
+} txt_chunks;
 
 typedef struct {
     tei_request rq;
@@ -61,6 +73,8 @@ typedef struct {
     tok_encoding **enc; /* [rq.n]; NULL entries for token-id inputs */
     txt_row *rows;
     int nrows;
+    txt_chunks *ck;          /* [rq.n] when the request has chunks, else NULL (the arena) */
+    tei_chunk_list *cklists; /* [rq.n] their vectors, pooled when the rows are kept */
     tei_echo echo;
     ls_status st; /* the run's verdict for this job */
     char err[512];

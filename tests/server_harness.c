@@ -5,8 +5,10 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -306,6 +308,47 @@ void hreq(int port, const char *method, const char *path, const char *headers, c
     hread(fd, r);
     close(fd);
     spec_check(method, path, r);
+}
+
+double json_rel_err(const cJSON *a, const cJSON *b)
+{
+    ck_assert_int_eq(cJSON_GetArraySize(a), cJSON_GetArraySize(b));
+    double diff = 0, mag = 1e-30;
+    for (int i = 0; i < cJSON_GetArraySize(b); i++) {
+        double x = cJSON_GetArrayItem(a, i)->valuedouble, y = cJSON_GetArrayItem(b, i)->valuedouble;
+        diff = fmax(diff, fabs(x - y));
+        mag = fmax(mag, fabs(y));
+    }
+    return diff / mag;
+}
+
+int b64_floats(const char *s, float *out, int cap)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const size_t len = strlen(s);
+    unsigned char *bytes = malloc(len / 4 * 3 + 3);
+    ck_assert_ptr_nonnull(bytes);
+    size_t nb = 0, pad = 0;
+    for (size_t q = 0; q + 4 <= len; q += 4) {
+        unsigned v = 0;
+        for (int c = 0; c < 4; c++) {
+            const char *pos = s[q + c] == '=' ? tab : strchr(tab, s[q + c]);
+            ck_assert_msg(pos != NULL && s[q + c], "base64 character %zu", q + (size_t)c);
+            pad += s[q + c] == '=';
+            v = v << 6 | (unsigned)(pos - tab);
+        }
+        bytes[nb++] = (unsigned char)(v >> 16);
+        bytes[nb++] = (unsigned char)(v >> 8);
+        bytes[nb++] = (unsigned char)v;
+    }
+    int n = (int)((nb - pad) / 4);
+    for (int k = 0; k < n && k < cap; k++) {
+        uint32_t bits = (uint32_t)bytes[4 * k] | (uint32_t)bytes[4 * k + 1] << 8 |
+                        (uint32_t)bytes[4 * k + 2] << 16 | (uint32_t)bytes[4 * k + 3] << 24;
+        memcpy(&out[k], &bits, 4);
+    }
+    free(bytes);
+    return n;
 }
 
 cJSON *hjson(const hresp *r)

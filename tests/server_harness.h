@@ -66,6 +66,11 @@ void hreq(int port, const char *method, const char *path, const char *headers, c
           hresp *r);
 /* POST a cJSON body (deleted here). */
 void post_json(int port, const char *path, cJSON *body, hresp *r);
+/* max |a - b| / max |b| over two JSON arrays of numbers of the same length. */
+double json_rel_err(const cJSON *a, const cJSON *b);
+/* The float32 values of OpenAI's base64 (of little-endian bytes) into out[0..cap): their
+ * count (fails the test on a character outside the alphabet). */
+int b64_floats(const char *s, float *out, int cap);
 /* The body as JSON (it must be). */
 cJSON *hjson(const hresp *r);
 /* GET /metrics and the value of one series (exact name with labels), -1 when absent; a

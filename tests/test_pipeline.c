@@ -10,6 +10,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "../engine/chunk.h"
 #include "../engine/pipeline.h"
 #include "../tokenizer/tokenizer.h"
 #include "testutil.h"
@@ -557,6 +558,63 @@ START_TEST(hf_answer)
 }
 END_TEST
 
+/* ---- engine/chunk.h: the chunkers, spans to tokens, the window of a chunk ---------------- */
+
+static void expect_spans(const eng_chunk *c, int n, const int *want, int nwant)
+{
+    ck_assert_int_eq(n, nwant);
+    for (int k = 0; k < n; k++) {
+        ck_assert_msg(c[k].start == want[2 * k] && c[k].end == want[2 * k + 1],
+                      "chunk %d is [%d, %d), not [%d, %d)", k, c[k].start, c[k].end, want[2 * k],
+                      want[2 * k + 1]);
+    }
+}
+
+START_TEST(chunk_rules)
+{
+    eng_chunk c[16];
+    /* sentences: ". " "! " "?" at the end; "3.5" and "e.g.x" are not ends; closing quotes
+     * stay with their sentence; positions are code points ("é" is 2 bytes, 1 character) */
+    const char *t = "Café one. It is 3.5 \"big.\" Two! \n Three?";
+    int n = eng_chunk_by_sentences(t, strlen(t), 1, c, 16);
+    const int s1[] = {0, 9, 10, 26, 27, 31, 34, 40};
+    expect_spans(c, n, s1, 4);
+    ck_assert_int_eq(eng_chunk_by_sentences(t, strlen(t), 3, c, 16), 2);
+    ck_assert_int_eq(c[1].start, 34);
+    ck_assert_int_eq(eng_chunk_by_sentences(t, strlen(t), 1, NULL, 0), 4); /* sizing */
+    ck_assert_int_eq(eng_chunk_by_sentences("  ", 2, 1, c, 16), 0);
+    ck_assert_int_eq(eng_chunk_by_sentences("no end", 6, 2, c, 16), 1);
+    /* separator: pieces trimmed, empty ones dropped */
+    const char *p = "a\n\n\n\n  \n\nbé c \n\n";
+    n = eng_chunk_by_separator(p, strlen(p), "\n\n", 2, c, 16);
+    const int s2[] = {0, 1, 9, 13};
+    expect_spans(c, n, s2, 2);
+    /* tokens of a span: tokens meeting it; a zero-width token inside counts; none: 0, 0 */
+    const int32_t ts[] = {0, 2, 2, 5, 9}, te[] = {2, 2, 4, 9, 10};
+    eng_chunk q[] = {{0, 1, 0, 0}, {2, 3, 0, 0}, {4, 5, 0, 0}, {4, 4, 0, 0}, {3, 9, 0, 0}};
+    eng_chunk_tokens(ts, te, 5, q, 5);
+    const int tok[][2] = {{0, 1}, {1, 3}, {0, 0}, {0, 0}, {2, 4}};
+    for (int k = 0; k < 5; k++)
+        ck_assert_msg(q[k].t0 == tok[k][0] && q[k].t1 == tok[k][1], "span %d: tokens [%d, %d)", k,
+                      q[k].t0, q[k].t1);
+    /* tokens chunker: 5 tokens, 2 with overlap 1 -> [0,2) [1,3) [2,4) [3,5) */
+    n = eng_chunk_by_tokens(ts, te, 5, 2, 1, c, 16);
+    ck_assert_int_eq(n, 4);
+    ck_assert_int_eq(c[3].t0, 3);
+    ck_assert_int_eq(c[3].t1, 5);
+    ck_assert_int_eq(c[3].start, 5);
+    ck_assert_int_eq(c[3].end, 10);
+    ck_assert_int_eq(eng_chunk_by_tokens(ts, te, 5, 9, 0, c, 16), 1);
+    /* windows [0,10) [5,15) [10,20) of 20 tokens */
+    const int c0[] = {0, 5, 10}, c1[] = {10, 15, 20};
+    ck_assert_int_eq(eng_chunk_window(c0, c1, 3, 20, 0, 2), 0);   /* the document's start */
+    ck_assert_int_eq(eng_chunk_window(c0, c1, 3, 20, 8, 10), 1);  /* margins 3/5 vs 0 */
+    ck_assert_int_eq(eng_chunk_window(c0, c1, 3, 20, 11, 13), 1); /* margins 6/2 vs 1/end */
+    ck_assert_int_eq(eng_chunk_window(c0, c1, 3, 20, 12, 14), 2); /* 7/1 vs 2/end */
+    ck_assert_int_eq(eng_chunk_window(c0, c1, 3, 20, 4, 12), -1); /* no window holds it */
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("pipeline");
@@ -569,6 +627,7 @@ int main(void)
     tcase_add_test(u, top_k_selection);
     tcase_add_test(u, answer_span);
     tcase_add_test(u, outputs_table);
+    tcase_add_test(u, chunk_rules);
     suite_add_tcase(s, u);
     TCase *l = tcase_create("loader");
     tcase_add_test(l, loader_text_side);

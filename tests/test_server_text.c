@@ -18,19 +18,6 @@
  * sentence-transformers BERT and tiny Longformer heads with tokenizers, with the outputs of
  * sentence-transformers and of the Hugging Face pipelines for the same texts. */
 
-/* max |a - b| / max |b| over n floats of two JSON arrays. */
-static double json_rel_err(const cJSON *a, const cJSON *b)
-{
-    ck_assert_int_eq(cJSON_GetArraySize(a), cJSON_GetArraySize(b));
-    double diff = 0, mag = 1e-30;
-    for (int i = 0; i < cJSON_GetArraySize(b); i++) {
-        double x = cJSON_GetArrayItem(a, i)->valuedouble, y = cJSON_GetArrayItem(b, i)->valuedouble;
-        diff = fmax(diff, fabs(x - y));
-        mag = fmax(mag, fabs(y));
-    }
-    return diff / mag;
-}
-
 static double vec_rel_err(const double *a, const double *b, int n)
 {
     double diff = 0, mag = 1e-30;
@@ -220,32 +207,13 @@ START_TEST(text_embed_sentence_transformers)
                 continue;
             }
             /* base64 of little-endian float32 */
-            const char *p = e->valuestring;
-            size_t len = strlen(p);
-            ck_assert_int_eq(len, (size_t)(32 * 4 + 2) / 3 * 4);
-            unsigned char bytes[160];
-            size_t nb = 0;
-            for (size_t q = 0; q + 4 <= len; q += 4) {
-                unsigned v = 0;
-                for (int c = 0; c < 4; c++) {
-                    const char *tab =
-                        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-                    const char *pos = p[q + c] == '=' ? tab : strchr(tab, p[q + c]);
-                    ck_assert(pos != NULL);
-                    v = v << 6 | (unsigned)(pos - tab);
-                }
-                bytes[nb++] = (unsigned char)(v >> 16);
-                bytes[nb++] = (unsigned char)(v >> 8);
-                bytes[nb++] = (unsigned char)v;
-            }
-            for (int k = 0; k < 32; k++) {
-                uint32_t bits = (uint32_t)bytes[4 * k] | (uint32_t)bytes[4 * k + 1] << 8 |
-                                (uint32_t)bytes[4 * k + 2] << 16 | (uint32_t)bytes[4 * k + 3] << 24;
-                float f;
-                memcpy(&f, &bits, 4);
-                ck_assert_msg((double)f == (double)(float)cJSON_GetArrayItem(want, k)->valuedouble,
+            ck_assert_int_eq(strlen(e->valuestring), (size_t)(32 * 4 + 2) / 3 * 4);
+            float f[40];
+            ck_assert_int_eq(b64_floats(e->valuestring, f, 40), 32);
+            for (int k = 0; k < 32; k++)
+                ck_assert_msg((double)f[k] ==
+                                  (double)(float)cJSON_GetArrayItem(want, k)->valuedouble,
                               "base64 element %d", k);
-            }
         }
         cJSON_Delete(j);
         hresp_free(&r);
