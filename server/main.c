@@ -74,6 +74,7 @@ static int srv__model_init(void *arg, char *err, size_t errlen)
     if (o->debug_load_delay_ms) srv__sleep_ms(o->debug_load_delay_ms);
     eng_model_params mp = eng_model_default_params();
     if (o->window > 0) mp.window = (int)o->window; /* 0: the engine's default */
+    mp.full_attention = (int)o->full_attention;
     mp.threads = (int)o->threads;
     mp.backend = o->backend;
     mp.on_file = srv__on_file;

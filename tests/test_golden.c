@@ -21,8 +21,8 @@
 
 typedef struct {
     char model[64], name[96];
-    int window;
-    char opt[64]; /* the index's options column ('-', window=N, hash_seed=S,...) */
+    int window, full; /* window=N[,full=K] (full: eng_model_params.full_attention) */
+    char opt[64];     /* the index's options column ('-', window=N, hash_seed=S,...) */
 } gcase;
 
 /* Cases of <fixtures>/<dir>index.txt ("<model> <case> <options>"); models are named
@@ -42,7 +42,10 @@ static int load_index(const char *dir, gcase *cases, int max)
         if (sscanf(line, "%47s %95s %63s", model, c->name, c->opt) != 3) continue;
         snprintf(c->model, sizeof c->model, "%s%s", dir, model);
         c->window = 512;
+        c->full = -1;
         if (strncmp(c->opt, "window=", 7) == 0) c->window = atoi(c->opt + 7);
+        const char *full = strstr(c->opt, "full=");
+        if (full) c->full = atoi(full + 5);
         n++;
     }
     fclose(f);
@@ -55,6 +58,7 @@ static eng_model *load_model(const gcase *c, const char *backend)
     snprintf(dir, sizeof dir, "%s/%s", fixtures(), c->model);
     eng_model_params p = eng_model_default_params();
     p.window = c->window;
+    p.full_attention = c->full;
     p.backend = backend;
     eng_model *m = NULL;
     ls_status st = eng_model_load(dir, &p, &m, err, sizeof err);
@@ -227,7 +231,7 @@ static void golden_generate(const char *backend, const char *file)
     char *text = slurp(path, &len);
     cJSON *doc = cJSON_ParseWithLength(text, len);
     ck_assert_ptr_nonnull(doc);
-    gcase c = {"", "-", 512, "-"};
+    gcase c = {"", "-", 512, -1, "-"};
     snprintf(c.model, sizeof c.model, "reformer/%s",
              cJSON_GetObjectItem(doc, "model")->valuestring);
     eng_model *m = load_model(&c, backend);
@@ -300,7 +304,7 @@ END_TEST
 /* Bad per-request LSH parameters are the request's fault (422) and name the field. */
 START_TEST(reformer_bad_parameters)
 {
-    gcase c = {"reformer/rf_lsh_enc", "-", 512, "-"};
+    gcase c = {"reformer/rf_lsh_enc", "-", 512, -1, "-"};
     eng_model *m = load_model(&c, "cpu");
     static const struct {
         const char *params, *field;
@@ -336,7 +340,7 @@ START_TEST(reformer_rows_alone_equal_batch)
     const int len[3] = {70, 33, 7};
     for (size_t mi = 0; mi < 3; mi++)
         for (int be = 0; be < 2; be++) {
-            gcase c = {"", "-", 512, "-"};
+            gcase c = {"", "-", 512, -1, "-"};
             snprintf(c.model, sizeof c.model, "%s", models[mi]);
             eng_model *m = load_model(&c, be ? "ref" : "cpu");
             eng_model_info info;
@@ -497,7 +501,7 @@ START_TEST(long_sequences_invariant_and_exact)
     /* bert_tiny tiles its position table, so it takes sequences longer than the FFN chunk
      * (2048 rows): a 5000-token sequence must give the same bits alone and batched with
      * others, and match the reference backend */
-    gcase c = {"bert_tiny", "long", 16, "-"};
+    gcase c = {"bert_tiny", "long", 16, -1, "-"};
     eng_model *fast = load_model(&c, "cpu"), *ref = load_model(&c, "ref");
     enum { NL = 5000 };
     const int lens[] = {30, NL, 2100};
@@ -600,9 +604,9 @@ START_TEST(perturbed_ops_are_caught)
 {
     /* lf_base with padding and global tokens uses every Longformer op (tanh in the
      * pooler); a padded Reformer with local and LSH layers and relu uses the others */
-    const gcase lf = {"lf_base", "padded_mixed_global", 512, "-"};
-    const gcase rf = {"reformer/rf_lsh_enc", "eq_chunk8", 512, "-"};
-    const gcase rfl = {"reformer/rf_local_dec", "padded30", 512, "-"};
+    const gcase lf = {"lf_base", "padded_mixed_global", 512, -1, "-"};
+    const gcase rf = {"reformer/rf_lsh_enc", "eq_chunk8", 512, -1, "-"};
+    const gcase rfl = {"reformer/rf_local_dec", "padded30", 512, -1, "-"};
     for (int op = 0; op < kn_op_count; op++) {
         const gcase c = op == KN_OP_relu ? rf : op == KN_OP_chunk_attn ? rfl : lf;
         eng_model *m = load_model(&c, "cpu");
