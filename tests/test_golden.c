@@ -536,6 +536,57 @@ START_TEST(long_sequences_invariant_and_exact)
 }
 END_TEST
 
+/* ---- full attention and Longformer attention in one batch ------------------------------ */
+
+START_TEST(mixed_attention_batch_invariant)
+{
+    /* bert_tiny (trained on 40 positions), window 8: rows of 12 and 40 tokens attend fully,
+     * rows of 41 and 100 slide; batched together each row gives the bits it gives alone,
+     * and the full rows equal the reference backend's */
+    gcase c = {"bert_tiny", "mixed", 8, -1, "-"};
+    eng_model *fast = load_model(&c, "cpu"), *ref = load_model(&c, "ref");
+    const int lens[] = {12, 100, 40, 41};
+    enum { NS = 4, TT = 12 + 100 + 40 + 41 };
+    int32_t ids[TT], off[NS + 1] = {0};
+    for (int i = 0; i < TT; i++)
+        ids[i] = 5 + (i * 7919) % 150;
+    for (int s = 0; s < NS; s++)
+        off[s + 1] = off[s] + lens[s];
+    eng_batch batch = {.nseq = NS, .offsets = off, .ids = ids};
+    char err[512];
+    eng_outputs o;
+    eng_ctx *cb = eng_ctx_new(fast), *ca = eng_ctx_new(fast), *cr = eng_ctx_new(ref);
+    ck_assert_msg(eng_ctx_forward(cb, &batch, &o, err, sizeof err) == LS_OK, "%s", err);
+    const int H = o.t[0].width;
+    const float *all = o.t[0].data;
+    for (int s = 0; s < NS; s++) {
+        int32_t one[2] = {0, lens[s]};
+        eng_batch alone = {.nseq = 1, .offsets = one, .ids = ids + off[s]};
+        ck_assert_msg(eng_ctx_forward(ca, &alone, &o, err, sizeof err) == LS_OK, "%s", err);
+        ck_assert_msg(
+            memcmp(o.t[0].data, all + (size_t)off[s] * H, sizeof(float) * (size_t)lens[s] * H) == 0,
+            "row %d (%d tokens) differs alone and batched", s, lens[s]);
+    }
+    ck_assert_msg(eng_ctx_forward(cr, &batch, &o, err, sizeof err) == LS_OK, "%s", err);
+    double md = 0, mx = 0;
+    for (size_t i = 0; i < (size_t)TT * H; i++) {
+        md = fmax(md, fabs((double)all[i] - o.t[0].data[i]));
+        mx = fmax(mx, fabs(o.t[0].data[i]));
+    }
+    ck_assert_double_le(md / mx, 1e-5);
+    eng_model_info info;
+    eng_model_get_info(fast, &info);
+    ck_assert_int_eq(info.full_attention_tokens, 40);
+    ck_assert_str_eq(eng_model_attention(&info, 40), "full");
+    ck_assert_str_eq(eng_model_attention(&info, 41), "sliding_window");
+    /* a full row costs its length in keys per token, a sliding one its window */
+    ck_assert(eng_model_cost(&info, 1, 40, 0) == 40.0 * (6.0 * H + 40));
+    ck_assert(eng_model_cost(&info, 1, 41, 1) == 41.0 * (6.0 * H + 9) + 41.0 * 2);
+    eng_ctx_free(ca), eng_ctx_free(cb), eng_ctx_free(cr);
+    eng_model_free(fast), eng_model_free(ref);
+}
+END_TEST
+
 /* ---- mutation: a perturbed op must make the comparison fail ------------------------------ */
 
 static kn_ops real;
@@ -665,6 +716,7 @@ int main(void)
     tcase_add_test(tc, reformer_rows_alone_equal_batch);
     tcase_add_test(tc, rows_alone_equal_batch);
     tcase_add_test(tc, long_sequences_invariant_and_exact);
+    tcase_add_test(tc, mixed_attention_batch_invariant);
     tcase_add_test(tc, perturbed_ops_are_caught);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
