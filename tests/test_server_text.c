@@ -1013,6 +1013,30 @@ START_TEST(text_attention_report)
     ck_assert_str_eq(cJSON_GetObjectItem(ls, "attention")->valuestring, "sliding_window");
     ck_assert_int_gt(cJSON_GetObjectItem(ls, "attention_window")->valueint, 0);
     cJSON_Delete(j);
+    /* /info says it per model: st_tiny attends fully up to its 64 trained positions */
+    hreq(s.port, "GET", "/info", NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    spec_expect("GET", "/info", &r);
+    j = hjson(&r);
+    hresp_free(&r);
+    int seen = 0;
+    const cJSON *mi;
+    cJSON_ArrayForEach(mi, cJSON_GetObjectItem(j, "models"))
+    {
+        const char *id = cJSON_GetObjectItem(mi, "model_id")->valuestring;
+        const int fa = cJSON_GetObjectItem(mi, "full_attention_tokens")->valueint;
+        ck_assert_str_eq(cJSON_GetObjectItem(mi, "attention")->valuestring, "sliding_window");
+        if (strcmp(id, "st_tiny") == 0) {
+            ck_assert_int_eq(fa, 64);
+            seen++;
+        }
+        if (strcmp(id, "qa") == 0) { /* a Longformer */
+            ck_assert_int_eq(fa, 0);
+            seen++;
+        }
+    }
+    ck_assert_int_eq(seen, 2);
+    cJSON_Delete(j);
     hreq(s.port, "POST", "/predict", "Content-Type: application/json\r\n",
          "{\"model\":\"seqcls\",\"inputs\":\"i like it\"}", &r);
     ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
