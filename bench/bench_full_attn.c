@@ -162,9 +162,12 @@ int main(int argc, char **argv)
             diff = fmax(diff, fabs((double)out[1][e] - out[0][e]));
         printf("  %-10s best %.5f s  median %.5f s  vs band %.3f%s", names[k], best, med,
                best / band, k == 2 ? "  (window " : "");
-        if (k == 2) printf("%d, first token global)\n", w);
-        else if (k == 1) printf("  max|dense - band| %.3e\n", diff);
-        else printf("\n");
+        if (k == 2)
+            printf("%d, first token global)\n", w);
+        else if (k == 1)
+            printf("  max|dense - band| %.3e\n", diff);
+        else
+            printf("\n");
     }
     for (int k = 0; k < 3; k++)
         free(out[k]);
