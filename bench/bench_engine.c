@@ -34,6 +34,7 @@ static void usage(FILE *f)
                "               [--max-pos 16386] [--seed 1]\n"
                "  bench_engine --model DIR --lengths 512,1024,... [--backend cpu|blas|ref]\n"
                "               [--reps N] [--threads N] [--globals G] [--warmup 0|1]\n"
+               "               [--full-attention N]  (bert/roberta, as longserve's)\n"
                "               [--dump-ids FILE] [--dump-output FILE] [--compare FILE]\n"
                "\n"
                "Input of length n: ids 0, then uniform ids in [3, vocab), then 2; global\n"
@@ -395,7 +396,7 @@ typedef struct {
     const char *model;
     const char *backend; /* eng_model_params.backend: cpu, blas, ref */
     int lengths[64], nlen;
-    int reps, threads, globals, warmup;
+    int reps, threads, globals, warmup, full_attention;
     const char *dump_ids, *dump_out, *compare;
 } bench_opts;
 
@@ -615,6 +616,7 @@ static int run_bench(const bench_opts *o)
     eng_model_params mp = eng_model_default_params();
     mp.threads = o->threads;
     mp.backend = o->backend;
+    mp.full_attention = o->full_attention;
     eng_model *m = NULL;
     double t0 = bench_now_s(CLOCK_MONOTONIC);
     ls_status st = eng_model_load(o->model, &mp, &m, err, sizeof err);
@@ -704,7 +706,8 @@ int main(int argc, char **argv)
                       .vocab = 50265,
                       .max_pos = 16386,
                       .seed = 1};
-    bench_opts o = {.backend = "cpu", .reps = 0, .threads = 0, .globals = 1, .warmup = 1};
+    bench_opts o = {
+        .backend = "cpu", .reps = 0, .threads = 0, .globals = 1, .warmup = 1, .full_attention = -1};
     const char *write_dir = NULL;
     int bad = 0;
     for (int i = 1; i < argc && !bad; i++) {
@@ -733,6 +736,8 @@ int main(int argc, char **argv)
             bad = bench_parse_int(a, v, 0, 1 << 24, &o.globals);
         else if (strcmp(a, "--warmup") == 0)
             bad = bench_parse_int(a, v, 0, 1, &o.warmup);
+        else if (strcmp(a, "--full-attention") == 0)
+            bad = bench_parse_int(a, v, -1, 1 << 24, &o.full_attention);
         else if (strcmp(a, "--dump-ids") == 0)
             o.dump_ids = v;
         else if (strcmp(a, "--dump-output") == 0)

@@ -45,6 +45,8 @@ static void eng__ctx_release(eng_ctx *c)
 {
     free(c->pos);
     free(c->kind);
+    free(c->full);
+    free(c->seq_w);
     free(c->x);
     free(c->qkv);
     free(c->att);
@@ -113,6 +115,8 @@ ls_status eng__reserve(eng_ctx *c, size_t T, size_t G, size_t S, char *err, size
     if (S > c->cap_s || !c->glob_off) {
         bad |= eng__grow((void **)&c->glob_off, (S + 1) * sizeof(int32_t));
         bad |= eng__grow((void **)&c->each, (S + 1) * sizeof(int32_t));
+        bad |= eng__grow((void **)&c->full, S ? S : 1);
+        bad |= eng__grow((void **)&c->seq_w, (S ? S : 1) * sizeof(int32_t));
         if (!bad)
             for (size_t i = 0; i <= S; i++)
                 c->each[i] = (int32_t)i;

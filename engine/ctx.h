@@ -36,6 +36,8 @@ struct eng_ctx {
     float *qg;     /* (G, H) query_global */
     /* per sequence */
     int32_t *glob_off;    /* (nseq+1) */
+    uint8_t *full;        /* (nseq) 1: the sequence attends fully (bert/roberta, full_upto) */
+    int32_t *seq_w;       /* (nseq) one-sided window of each sequence in the current layer */
     int32_t *each;        /* (nseq+1) 0, 1, …, nseq: one linear-layer group per sequence row */
     float *seq_a, *seq_b; /* (nseq, H) pooler / classifier rows */
     float *seq_out;       /* (nseq, labels) */

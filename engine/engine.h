@@ -56,9 +56,17 @@ typedef struct {
 } eng_load_file;
 
 typedef struct {
-    /* Attention window (both sides together, even) for bert/roberta checkpoints served
-     * with Longformer attention; Longformer checkpoints use their config's windows. */
+    /* Attention window (both sides together, even) for bert/roberta sequences longer than
+     * full_attention (Longformer attention); Longformer checkpoints use their config's. */
     int window;
+    /* bert/roberta: a sequence of at most this many tokens attends fully, exactly as
+     * Hugging Face's BertModel/RobertaModel compute it (no window, no global token, a
+     * plain softmax over its tokens; padding rows attend too); longer ones get Longformer
+     * attention with `window`. -1 (default): the trained length (bert:
+     * max_position_embeddings; roberta: max_position_embeddings - pad_token_id - 1);
+     * 0: never (Longformer attention at every length). Past the trained length positions
+     * tile. Longformer and Reformer models ignore it. */
+    int full_attention;
     /* Backend: "cpu" (default: our GEMM, the ISA by cpuid or LONGSERVE_ISA), "blas"
      * (OpenBLAS's sgemm for linear layers), "ref" (plain loops, for tests), "cuda". */
     const char *backend;
@@ -112,7 +120,16 @@ typedef struct {
     /* keys each token attends per layer on average (eng_model_cost): Longformer 2w+1 of its
      * widest layer; Reformer chunk x (1 + before + after), times num_hashes for LSH */
     double attn_keys;
+    /* How the model attends: sequences of at most full_attention_tokens tokens attend
+     * fully (bert/roberta; 0: none do), longer ones as `attention` says:
+     * "sliding_window" (Longformer attention, max_window), "lsh", "local" or "lsh+local"
+     * (Reformer). eng_model_attention gives a sequence's. */
+    int full_attention_tokens;
+    const char *attention;
 } eng_model_info;
+
+/* How a sequence of len tokens attends: "full" or info->attention. */
+const char *eng_model_attention(const eng_model_info *info, size_t len);
 
 void eng_model_get_info(const eng_model *m, eng_model_info *info);
 
@@ -126,7 +143,8 @@ const char *eng_model_label(const eng_model_info *info, int k, char *buf, size_t
  * are ~12H^2 multiply-adds per token, attention ~2H per token-key pair), so a batch of long
  * documents with many global tokens is charged for what it will take to compute; a Reformer
  * token attends chunk x (1 + before + after) keys per local layer and that times
- * num_hashes per LSH layer (attn_keys, their mean over the layers). Behind the model so
+ * num_hashes per LSH layer (attn_keys, their mean over the layers); a row that attends fully
+ * (len <= full_attention_tokens) costs L x (dense + L) and has no global token. Behind the model so
  * that another family can bring its own. */
 double eng_model_cost(const eng_model_info *info, size_t rows, size_t len, size_t globals);
 

@@ -53,9 +53,25 @@ static ls_status eng__prepare(eng_ctx *c, const eng_batch *b, size_t *nglob, cha
             return ls_fail(err, errlen, LS_ERR_TOO_LARGE,
                            "sequence %d has %d tokens; the model accepts at most %d", s, n,
                            m->max_tokens);
+        /* bert/roberta within full_upto tokens: full attention as BertModel/RobertaModel
+         * (every token attends every non-padding token, padding rows included; no global
+         * token: global_mask changes nothing there) */
+        const int full = m->full_upto > 0 && n <= m->full_upto;
+        c->full[s] = (uint8_t)full;
+        if (full) {
+            int keep_any = 0;
+            for (int t = lo; t < hi; t++)
+                keep_any |= b->attn_mask ? b->attn_mask[t] != 0 : 1;
+            /* a row with no token to attend keeps Longformer's zero rows (HF would spread
+             * its rows evenly over the masked keys) */
+            for (int t = lo; t < hi; t++)
+                c->kind[t] = (uint8_t)(!b->attn_mask || b->attn_mask[t]
+                                           ? KN_TOK_LOCAL
+                                           : (keep_any ? KN_TOK_PAD_QUERY : KN_TOK_PAD));
+        }
         /* automatic global attention, exactly where Hugging Face puts it */
         int auto_upto = 0; /* positions lo .. lo+auto_upto-1 become global */
-        if (!b->global_mask && n > 0) {
+        if (!full && !b->global_mask && n > 0) {
             if (m->fam != ENG_FAM_LONGFORMER || m->head == ENG_HEAD_SEQCLS) auto_upto = 1;
             if (m->fam == ENG_FAM_LONGFORMER && m->head == ENG_HEAD_QA) {
                 int nsep = 0, first = -1;
@@ -71,7 +87,7 @@ static ls_status eng__prepare(eng_ctx *c, const eng_batch *b, size_t *nglob, cha
             }
         }
         /* merged mask: 0 padding, 1 local, 2 global; padding stays padding */
-        for (int t = lo; t < hi; t++) {
+        for (int t = lo; t < hi && !full; t++) {
             int keep = b->attn_mask ? b->attn_mask[t] != 0 : 1;
             int glob = b->global_mask ? b->global_mask[t] != 0 : t - lo < auto_upto;
             c->kind[t] = (uint8_t)(keep ? (glob ? KN_TOK_GLOBAL : KN_TOK_LOCAL) : KN_TOK_PAD);
@@ -114,6 +130,14 @@ static ls_status eng__layer(eng_ctx *c, const eng_layer *y, const eng_batch *b, 
     /* q | k | v for every token: (T, 3H) */
     ENG_OP(c, k, linear, c->x, &y->qkv, y->qkv_b, c->qkv, T, 3 * H, H, b->offsets, b->nseq);
 
+    /* per-sequence windows only when a sequence attends fully (else every kernel call is
+     * the one it was before full attention existed) */
+    int any_full = 0;
+    for (int s = 0; s < b->nseq; s++) {
+        const int n = b->offsets[s + 1] - b->offsets[s];
+        c->seq_w[s] = c->full[s] ? (n > 1 ? n - 1 : 1) : y->window / 2;
+        any_full |= c->full[s];
+    }
     kn_attn_args a = {
         .q = c->qkv,
         .k = c->qkv + H,
@@ -129,6 +153,7 @@ static ls_status eng__layer(eng_ctx *c, const eng_layer *y, const eng_batch *b, 
         .nh = m->nh,
         .d = m->d,
         .w = y->window / 2,
+        .seq_w = any_full ? c->seq_w : NULL,
         .scale = 1.0f / sqrtf((float)m->d),
     };
     int rc;

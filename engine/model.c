@@ -17,7 +17,7 @@
 
 eng_model_params eng_model_default_params(void)
 {
-    return (eng_model_params){.window = 512, .backend = "cpu", .threads = 0};
+    return (eng_model_params){.window = 512, .full_attention = -1, .backend = "cpu", .threads = 0};
 }
 
 const char *eng_pooling_name(eng_pooling p)
@@ -368,6 +368,17 @@ static ls_status eng__check_config(eng__loader *ld, const eng_model_params *p)
             return ls_fail(ld->err, ld->errlen, LS_ERR_CONFIG,
                            "%s/config.json: max_position_embeddings %d leaves no positions", f,
                            c->max_position_embeddings);
+        /* the trained length: RoBERTa's positions start at pad + 1 (HF's
+         * create_position_ids_from_input_ids), BERT's at 0 */
+        const int trained = m->fam == ENG_FAM_ROBERTA
+                                ? c->max_position_embeddings - c->pad_token_id - 1
+                                : c->max_position_embeddings;
+        if (p->full_attention < -1)
+            return ls_fail(ld->err, ld->errlen, LS_ERR_CONFIG,
+                           "%s: full attention length %d (--full-attention) must be -1 (the "
+                           "trained length), 0 (never) or positive",
+                           f, p->full_attention);
+        m->full_upto = p->full_attention < 0 ? trained : p->full_attention;
     }
     return LS_OK;
 }
@@ -886,6 +897,8 @@ void eng_model_get_info(const eng_model *m, eng_model_info *info)
         .st_config = m->st_config,
         .st_normalize = m->st_normalize,
         .mask_id = m->mask_id,
+        .full_attention_tokens = m->full_upto,
+        .attention = "sliding_window",
     };
     info->attn_keys = maxw + 1;
     if (m->rf) {
@@ -898,6 +911,9 @@ void eng_model_get_info(const eng_model *m, eng_model_info *info)
                         : (double)r->local_chunk * (1 + r->local_before + r->local_after);
         }
         info->attn_keys = keys / m->L;
+        info->attention = info->lsh_layers == m->L ? "lsh"
+                          : info->lsh_layers       ? "lsh+local"
+                                                   : "local";
         info->num_hashes = m->cfg.reformer.num_hashes;
         info->has_hash_seed = m->cfg.reformer.has_hash_seed;
         info->hash_seed = m->cfg.reformer.hash_seed;
@@ -917,10 +933,17 @@ const char *eng_model_label(const eng_model_info *info, int k, char *buf, size_t
     return buf;
 }
 
+const char *eng_model_attention(const eng_model_info *info, size_t len)
+{
+    return len <= (size_t)info->full_attention_tokens ? "full" : info->attention;
+}
+
 double eng_model_cost(const eng_model_info *info, size_t rows, size_t len, size_t globals)
 {
     const double dense = 6.0 * info->hidden_size, local = info->attn_keys;
     const double tokens = (double)rows * (double)len;
+    /* full attention: every token attends the whole row, and no token is global */
+    if (len <= (size_t)info->full_attention_tokens) return tokens * (dense + (double)len);
     /* every token attends its window and the globals; each global token attends its row */
     return tokens * (dense + local) + (double)globals * (double)len * 2.0;
 }

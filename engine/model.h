@@ -48,6 +48,7 @@ struct eng_model {
     int H, I, nh, d, L, V;
     int max_tokens;
     int tile_positions; /* bert/roberta: reuse the position table past its trained length */
+    int full_upto;      /* bert/roberta: sequences of at most this many tokens attend fully */
 
     float *word; /* (V, H) */
     float *pos;  /* (max_pos, H) */

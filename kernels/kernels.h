@@ -19,8 +19,11 @@ extern "C" {
 #endif
 
 /* Token kinds for attention, as Hugging Face's merged mask: 0 = padding (not attended,
- * output zero), 1 = local (sliding window), 2 = global (attends and is attended by all). */
-enum { KN_TOK_PAD = 0, KN_TOK_LOCAL = 1, KN_TOK_GLOBAL = 2 };
+ * output zero), 1 = local (sliding window), 2 = global (attends and is attended by all),
+ * 3 = a padding query that still attends (not attended as a key, but its row is computed
+ * over the window's keys like a local query's: BERT/RoBERTa's full attention computes the
+ * rows of masked tokens; its window must hold at least one local key). */
+enum { KN_TOK_PAD = 0, KN_TOK_LOCAL = 1, KN_TOK_GLOBAL = 2, KN_TOK_PAD_QUERY = 3 };
 
 typedef struct {
     /* Local projections for all T tokens; head h is columns h*d .. h*d+d-1; row stride ld. */
@@ -36,7 +39,10 @@ typedef struct {
     const int32_t *glob;
     const int32_t *glob_off; /* [nseq+1] */
     int nh, d;
-    int w;       /* one-sided window: query i sees keys i-w .. i+w */
+    int w; /* one-sided window: query i sees keys i-w .. i+w */
+    /* [nseq] one-sided window of each sequence (overrides w), or NULL: w for every one.
+     * A window covering its sequence with no global token is full attention. */
+    const int32_t *seq_w;
     float scale; /* multiplies q before the dot product (1/sqrt(d)) */
     /* Used by global_attn only. qg: query_global of the global tokens, one row per global
      * token in glob order (row stride ldqg). The global keys and values of token j are

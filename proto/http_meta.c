@@ -224,6 +224,8 @@ static int hm__model_info(cJSON *o, const hm_model *m)
              cJSON_AddNumberToObject(o, "vocab_size", m->vocab_size) &&
              cJSON_AddNumberToObject(o, "num_layers", m->num_layers) &&
              cJSON_AddNumberToObject(o, "window", m->window) &&
+             cJSON_AddNumberToObject(o, "full_attention_tokens", m->full_attention_tokens) &&
+             cJSON_AddStringToObject(o, "attention", m->attention ? m->attention : "") &&
              cJSON_AddNumberToObject(o, "num_labels", m->num_labels) &&
              cJSON_AddStringToObject(o, "backend", m->backend ? m->backend : "") &&
              cJSON_AddStringToObject(o, "isa", m->isa ? m->isa : "");

@@ -24,6 +24,10 @@ typedef struct {
     const char *task;         /* feature-extraction, fill-mask, text-classification, ... */
     int ready;
     int max_input_tokens, hidden_size, vocab_size, num_layers, window, num_labels;
+    /* sequences of at most full_attention_tokens attend fully (0: none), longer ones as
+     * attention says (eng_model_info) */
+    int full_attention_tokens;
+    const char *attention;
     const char *const *labels; /* num_labels names, or NULL */
     const char *backend;       /* cpu, blas, ref, cuda */
     const char *isa;           /* what its matrix products run on ("avx2 (cpuid features)") */

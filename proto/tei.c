@@ -882,9 +882,15 @@ void tei_buf_echo(ls_buf *b, const tei_echo *e)
 {
     ls_buf_printf(b,
                   ",\"longserve\":{\"tokens_in\":%lld,\"tokens_used\":%lld,\"truncated\":%s,"
-                  "\"global_tokens\":%lld,\"windows\":%d}",
+                  "\"global_tokens\":%lld,\"windows\":%d,\"tokens\":%lld",
                   e->tokens_in, e->tokens_used, e->truncated ? "true" : "false", e->global_tokens,
-                  e->windows);
+                  e->windows, e->tokens);
+    if (e->attention) {
+        ls_buf_puts(b, ",\"attention\":");
+        ls_buf_str(b, e->attention, strlen(e->attention));
+    }
+    if (e->attention_window) ls_buf_printf(b, ",\"attention_window\":%d", e->attention_window);
+    ls_buf_puts(b, "}");
 }
 
 char *tei_answer_encode(const char *answer, size_t answer_len, float score, int start, int end,

@@ -176,6 +176,13 @@ char *tei_fill_encode(const tei_fill *const *lists, const int *counts, int n, in
 typedef struct tei_echo {
     long long tokens_in, tokens_used, global_tokens;
     int truncated, windows;
+    /* how it was computed: the input tokens the model read, each once (window overlap not
+     * counted: usage.prompt_tokens), and the attention its sequences got ("full",
+     * "sliding_window", "full+sliding_window" for a mix, "lsh", "local", "lsh+local";
+     * NULL: not said) with the sliding window's size, both sides (0: no sequence had one) */
+    long long tokens;
+    const char *attention;
+    int attention_window;
 } tei_echo;
 /* ,"longserve":{...}: what the long-document knobs did, for object responses (TEI's
  * /answer, OpenAI's embeddings). */

@@ -137,6 +137,10 @@ static void *gen_prepare(const srv_req *r, srv_job_reply *rep)
     }
     rep->model = j->model;
     rep->stream = j->route == SRV_GEN_STREAM;
+    /* how it is computed, as the text routes say it (a Reformer: lsh, local or both) */
+    snprintf(rep->headers, sizeof rep->headers,
+             "x-longserve-attention: %s; tokens=%d; windows=1\r\n", j->model->info.attention,
+             j->nprompt);
     return j;
 }
 

@@ -12,12 +12,14 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: longserve-run --model DIR [--name NAME] [--window N] [--threads N]\n"
-               "                     [--backend cpu|blas|ref|cuda] [--timings]\n"
+               "                     [--full-attention N] [--backend cpu|blas|ref|cuda]\n"
+               "                     [--timings]\n"
                "                     < request.json > response.json\n"
                "Reads one KServe v2 (Open Inference Protocol) infer request body on stdin and\n"
                "writes the response body on stdout. Errors go to stderr; exit status 2 for a\n"
                "malformed request (HTTP 400), 3 for an impossible one (422), 4 for too large\n"
-               "(413), 1 for everything else. --timings: the load and infer seconds (infer: the\n"
+               "(413), 1 for everything else. --window and --full-attention as longserve's. "
+               "--timings: the load and infer seconds (infer: the\n"
                "request's parsing, the forward and the response's encoding), the forward's and\n"
                "each kernel op's on stderr.\n");
 }
@@ -113,6 +115,9 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--window") == 0 && parse_int(v, &mp.window) == 0)
             continue;
         else if (strcmp(a, "--threads") == 0 && parse_int(v, &mp.threads) == 0)
+            continue;
+        else if (strcmp(a, "--full-attention") == 0 &&
+                 (strcmp(v, "-1") == 0 || parse_int(v, &mp.full_attention) == 0))
             continue;
         else {
             fprintf(stderr, "longserve-run: bad option %s %s\n", a, v);

@@ -74,6 +74,7 @@ static int srv__model_init(void *arg, char *err, size_t errlen)
     if (o->debug_load_delay_ms) srv__sleep_ms(o->debug_load_delay_ms);
     eng_model_params mp = eng_model_default_params();
     if (o->window > 0) mp.window = (int)o->window; /* 0: the engine's default */
+    mp.full_attention = (int)o->full_attention;
     mp.threads = (int)o->threads;
     mp.backend = o->backend;
     mp.on_file = srv__on_file;
@@ -156,11 +157,13 @@ static void srv__model_loaded(srv_server *s, srv_model *m)
     m->loaded = 1;
     log_event("info", "model_loaded", NULL,
               "model %s from %s: %d weights file%s, %llu bytes, %llu tensors, loaded in %.3f s, "
-              "warmed up in %.3f s; %s %s, %d layers, hidden %d, window %d, max %d tokens, %s, "
+              "warmed up in %.3f s; %s %s, %d layers, hidden %d, full attention up to %d tokens, "
+              "then %s window %d, max %d tokens, %s, "
               "pooling %s%s%s, backend %s: %s",
               m->name, m->path, m->files, m->files == 1 ? "" : "s", (unsigned long long)m->bytes,
               (unsigned long long)m->tensors, m->load_s, m->warm_s, m->info.model_type, m->task,
-              m->info.num_layers, m->info.hidden_size, m->info.max_window, m->info.max_tokens,
+              m->info.num_layers, m->info.hidden_size, m->info.full_attention_tokens,
+              m->info.attention, m->info.max_window, m->info.max_tokens,
               !m->tm.tok                                    ? "no tokenizer (v2 route only)"
               : tok_get_model(m->tm.tok) == TOK_MODEL_BYTES ? "byte tokenizer"
                                                             : "tokenizer.json",

@@ -58,7 +58,8 @@ enum {
     X("cors-allow-origin",           cors_allow_origin,       OPT_STR,  0,    0,           "",        0,          "send CORS headers for this origin ('*' for any); off when empty") \
     X("json-output",                 json_output,             OPT_BOOL, 0,    1,           "false",   0,          "log one JSON object per line") \
     X("shutdown-timeout",            shutdown_timeout,        OPT_INT,  0,    3600,        "30",      0,          "seconds to drain in-flight requests after SIGTERM/SIGINT") \
-    X("window",                      window,                  OPT_INT,  0,    1 << 20,     "0",       0,          "attention window for bert/roberta models (0: the engine's default)") \
+    X("window",                      window,                  OPT_INT,  0,    1 << 20,     "0",       0,          "attention window (both sides) of bert/roberta sequences longer than --full-attention (Longformer attention; 0: the engine's default, 512)") \
+    X("full-attention",              full_attention,          OPT_INT,  -1,   1 << 20,     "-1",      0,          "bert/roberta: sequences of at most this many tokens attend fully, exactly as the original model (-1: its trained length, max_position_embeddings; 0: never, Longformer attention at every length)") \
     X("threads",                     threads,                 OPT_INT,  0,    1024,        "0",       0,          "CPU threads of the engine (0: OpenMP's default)") \
     X("backend",                     backend,                 OPT_STR,  0,    0,           "cpu",     0,          "engine backend: cpu (our GEMM, ISA by cpuid; LONGSERVE_ISA forces portable/avx2/avx512), blas (OpenBLAS linear layers), ref, cuda") \
     X("debug-engine-delay-ms",       debug_engine_delay_ms,   OPT_INT,  0,    600000,      "0",       OPT_NOINFO, "testing aid: the engine sleeps this long before each batch") \

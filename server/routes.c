@@ -33,6 +33,8 @@ static void srv__describe(const srv_model *m, int ready, hm_model *h)
     h->vocab_size = in->vocab_size;
     h->num_layers = in->num_layers;
     h->window = in->max_window;
+    h->full_attention_tokens = in->full_attention_tokens;
+    h->attention = in->attention;
     h->num_labels = in->num_labels;
     h->labels = in->labels;
     h->backend = in->backend;

@@ -103,6 +103,33 @@ static void txt__header(txt_job *j, const char *name, long long v)
     snprintf(j->headers + k, sizeof j->headers - k, "%s: %lld\r\n", name, v);
 }
 
+/* How the job's rows attend (engine: eng_model_attention), into its echo and the
+ * x-longserve-attention header: "<attention>[; window=W]; tokens=N; windows=K". Tokens are
+ * the inputs' tokens each once: long_document windows overlap, and the overlap is compute,
+ * not input. */
+static void txt__attention(txt_job *j)
+{
+    const eng_model_info *info = j->m->info;
+    int full = 0, other = 0;
+    for (int k = 0; k < j->nrows; k++) {
+        if (strcmp(eng_model_attention(info, (size_t)j->rows[k].n), "full") == 0)
+            full++;
+        else
+            other++;
+    }
+    tei_echo *e = &j->echo;
+    e->tokens = j->rq.ld_given ? e->tokens_in : e->tokens_used;
+    const int sliding = other && strcmp(info->attention, "sliding_window") == 0;
+    e->attention = !other ? "full" : full && sliding ? "full+sliding_window" : info->attention;
+    e->attention_window = sliding ? info->max_window : 0;
+    size_t k = strlen(j->headers);
+    char win[32] = "";
+    if (e->attention_window) snprintf(win, sizeof win, "; window=%d", e->attention_window);
+    snprintf(j->headers + k, sizeof j->headers - k,
+             "x-longserve-attention: %s%s; tokens=%lld; windows=%d\r\n", e->attention, win,
+             e->tokens, e->windows);
+}
+
 static txt_row *txt__row_new(txt_job *j, int n, int input, int with_glob)
 {
     txt_row *r = &j->rows[j->nrows];
@@ -561,7 +588,8 @@ ls_status txt_job_prepare(txt_job *j, tei_kind kind, const char *body, size_t le
                        "the request has %lld tokens in all; the limit is %lld "
                        "(--max-input-tokens)",
                        j->echo.tokens_used, lim->max_input_tokens);
-    txt__header(j, "x-compute-tokens", j->echo.tokens_used);
+    txt__attention(j);
+    txt__header(j, "x-compute-tokens", j->echo.tokens);
     txt__header(j, "x-tokens-in", j->echo.tokens_in);
     txt__header(j, "x-tokens-used", j->echo.tokens_used);
     txt__header(j, "x-truncated", j->echo.truncated);
@@ -1015,7 +1043,7 @@ char *txt_job_encode(txt_job *j, size_t *len)
         else if (all)
             body = oai_embeddings_chunks_encode(vecs, ck, rq->n, dim, rq->base64,
                                                 rq->model[0] ? rq->model : j->m->name,
-                                                j->echo.tokens_used, &j->echo, len);
+                                                j->echo.tokens, &j->echo, len);
         break;
     }
     case TEI_SIMILARITY: { /* cosine of the source's embedding with each sentence's */

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <regex.h>
 
 #include <yaml.h>
 
@@ -450,8 +452,9 @@ int oa_validate(const cJSON *spec, const char *method, const char *path_template
     return rc;
 }
 
-int oa_documents(const cJSON *spec, const char *method, const char *path_template, int status,
-                 const char *content_type)
+/* paths[path_template][method].responses[status], $refs followed; NULL when absent. */
+static const cJSON *oa__response(const cJSON *spec, const char *method, const char *path_template,
+                                 int status)
 {
     char m[16];
     size_t i = 0;
@@ -463,10 +466,80 @@ int oa_documents(const cJSON *spec, const char *method, const char *path_templat
     const cJSON *item =
         deref(spec, cJSON_GetObjectItemCaseSensitive(
                         cJSON_GetObjectItemCaseSensitive(spec, "paths"), path_template));
-    const cJSON *resp = deref(spec, cJSON_GetObjectItemCaseSensitive(
-                                        cJSON_GetObjectItemCaseSensitive(
-                                            cJSON_GetObjectItemCaseSensitive(item, m), "responses"),
-                                        st));
+    return deref(spec, cJSON_GetObjectItemCaseSensitive(
+                           cJSON_GetObjectItemCaseSensitive(
+                               cJSON_GetObjectItemCaseSensitive(item, m), "responses"),
+                           st));
+}
+
+int oa_documents(const cJSON *spec, const char *method, const char *path_template, int status,
+                 const char *content_type)
+{
+    const cJSON *resp = oa__response(spec, method, path_template, status);
     return cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(resp, "content"),
                                             content_type) != NULL;
+}
+
+int oa_validate_header(const cJSON *spec, const char *method, const char *path_template, int status,
+                       const char *name, const char *value, char *err, size_t errlen)
+{
+    const cJSON *headers = cJSON_GetObjectItemCaseSensitive(
+        oa__response(spec, method, path_template, status), "headers");
+    const cJSON *h = NULL, *e;
+    cJSON_ArrayForEach(e, headers)
+    {
+        if (e->string && strcasecmp(e->string, name) == 0) h = deref(spec, e);
+    }
+    if (!h) return OA_UNDOCUMENTED;
+    if (!value) {
+        const cJSON *req = cJSON_GetObjectItemCaseSensitive(h, "required");
+        if (!cJSON_IsTrue(req)) return OA_OK;
+        snprintf(err, errlen, "header %s is required and absent", name);
+        return OA_MISMATCH;
+    }
+    const cJSON *schema = deref(spec, cJSON_GetObjectItemCaseSensitive(h, "schema"));
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(schema, "type");
+    const cJSON *pattern = cJSON_GetObjectItemCaseSensitive(schema, "pattern");
+    if (cJSON_IsString(type) && strcmp(type->valuestring, "integer") == 0) {
+        char *end;
+        strtoll(value, &end, 10);
+        if (!*value || *end) {
+            snprintf(err, errlen, "header %s: '%s' is not an integer", name, value);
+            return OA_MISMATCH;
+        }
+    }
+    if (cJSON_IsString(pattern)) {
+        regex_t re;
+        if (regcomp(&re, pattern->valuestring, REG_EXTENDED | REG_NOSUB)) {
+            snprintf(err, errlen, "header %s: pattern '%s' does not compile", name,
+                     pattern->valuestring);
+            return OA_MISMATCH;
+        }
+        const int miss = regexec(&re, value, 0, NULL, 0);
+        regfree(&re);
+        if (miss) {
+            snprintf(err, errlen, "header %s: '%s' does not match '%s'", name, value,
+                     pattern->valuestring);
+            return OA_MISMATCH;
+        }
+    }
+    return OA_OK;
+}
+
+int oa_check_headers(const cJSON *spec, const char *method, const char *path_template, int status,
+                     oa_header_fn get, const void *ctx, char *err, size_t errlen)
+{
+    const cJSON *headers = cJSON_GetObjectItemCaseSensitive(
+        oa__response(spec, method, path_template, status), "headers");
+    const cJSON *e;
+    cJSON_ArrayForEach(e, headers)
+    {
+        if (!e->string) continue;
+        char value[512];
+        const char *v = get(ctx, e->string, value, sizeof value);
+        if (oa_validate_header(spec, method, path_template, status, e->string, v, err, errlen) ==
+            OA_MISMATCH)
+            return OA_MISMATCH;
+    }
+    return OA_OK;
 }

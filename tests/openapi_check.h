@@ -33,6 +33,20 @@ int oa_validate(const cJSON *spec, const char *method, const char *path_template
 int oa_documents(const cJSON *spec, const char *method, const char *path_template, int status,
                  const char *content_type);
 
+/* Validates one response header's value (NULL: absent) against the header object that
+ * paths[path_template][method].responses[status].headers documents for it (name matched
+ * case-insensitively): an absent one only fails when documented `required: true`; a value
+ * must match its schema's `type: integer` and `pattern` (POSIX extended). OA_UNDOCUMENTED
+ * when the response documents no such header. */
+int oa_validate_header(const cJSON *spec, const char *method, const char *path_template, int status,
+                       const char *name, const char *value, char *err, size_t errlen);
+/* A response's header `name` into out (n bytes), or NULL when it has none. */
+typedef const char *(*oa_header_fn)(const void *ctx, const char *name, char *out, size_t n);
+/* Every header the response documents, checked as oa_validate_header with the values
+ * get(ctx, name) gives; OA_OK or OA_MISMATCH. */
+int oa_check_headers(const cJSON *spec, const char *method, const char *path_template, int status,
+                     oa_header_fn get, const void *ctx, char *err, size_t errlen);
+
 /* Validates an already parsed instance against a schema of spec (for tests of the checker). */
 int oa_validate_json(const cJSON *spec, const cJSON *schema, const cJSON *instance, char *err,
                      size_t errlen);

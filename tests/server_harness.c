@@ -196,6 +196,11 @@ const cJSON *spec(void)
     return g_spec;
 }
 
+static const char *spec__header(const void *r, const char *name, char *out, size_t n)
+{
+    return hheader(r, name, out, n);
+}
+
 /* Validates a response against the spec where the spec documents a JSON body for its route,
  * method and status (silently skipped otherwise); returns OA_OK or OA_UNDOCUMENTED. */
 int spec_check(const char *method, const char *path, const hresp *r)
@@ -233,6 +238,10 @@ int spec_check(const char *method, const char *path, const hresp *r)
         plain.body = head;
     }
     char err[600];
+    ck_assert_msg(oa_check_headers(spec(), method, tmpl, r->status, spec__header, r, err,
+                                   sizeof err) == OA_OK,
+                  "%s %s -> %d: headers do not match proto/openapi.yaml (%s): %s", method, path,
+                  r->status, tmpl, err);
     int rc = oa_validate(spec(), method, tmpl, r->status, plain.body, err, sizeof err);
     ck_assert_msg(rc != OA_MISMATCH,
                   "%s %s -> %d does not match proto/openapi.yaml (%s): %s; body %.300s", method,

@@ -21,8 +21,8 @@
 
 typedef struct {
     char model[64], name[96];
-    int window;
-    char opt[64]; /* the index's options column ('-', window=N, hash_seed=S,...) */
+    int window, full; /* window=N[,full=K] (full: eng_model_params.full_attention) */
+    char opt[64];     /* the index's options column ('-', window=N, hash_seed=S,...) */
 } gcase;
 
 /* Cases of <fixtures>/<dir>index.txt ("<model> <case> <options>"); models are named
@@ -42,7 +42,10 @@ static int load_index(const char *dir, gcase *cases, int max)
         if (sscanf(line, "%47s %95s %63s", model, c->name, c->opt) != 3) continue;
         snprintf(c->model, sizeof c->model, "%s%s", dir, model);
         c->window = 512;
+        c->full = -1;
         if (strncmp(c->opt, "window=", 7) == 0) c->window = atoi(c->opt + 7);
+        const char *full = strstr(c->opt, "full=");
+        if (full) c->full = atoi(full + 5);
         n++;
     }
     fclose(f);
@@ -55,6 +58,7 @@ static eng_model *load_model(const gcase *c, const char *backend)
     snprintf(dir, sizeof dir, "%s/%s", fixtures(), c->model);
     eng_model_params p = eng_model_default_params();
     p.window = c->window;
+    p.full_attention = c->full;
     p.backend = backend;
     eng_model *m = NULL;
     ls_status st = eng_model_load(dir, &p, &m, err, sizeof err);
@@ -227,7 +231,7 @@ static void golden_generate(const char *backend, const char *file)
     char *text = slurp(path, &len);
     cJSON *doc = cJSON_ParseWithLength(text, len);
     ck_assert_ptr_nonnull(doc);
-    gcase c = {"", "-", 512, "-"};
+    gcase c = {"", "-", 512, -1, "-"};
     snprintf(c.model, sizeof c.model, "reformer/%s",
              cJSON_GetObjectItem(doc, "model")->valuestring);
     eng_model *m = load_model(&c, backend);
@@ -300,7 +304,7 @@ END_TEST
 /* Bad per-request LSH parameters are the request's fault (422) and name the field. */
 START_TEST(reformer_bad_parameters)
 {
-    gcase c = {"reformer/rf_lsh_enc", "-", 512, "-"};
+    gcase c = {"reformer/rf_lsh_enc", "-", 512, -1, "-"};
     eng_model *m = load_model(&c, "cpu");
     static const struct {
         const char *params, *field;
@@ -336,7 +340,7 @@ START_TEST(reformer_rows_alone_equal_batch)
     const int len[3] = {70, 33, 7};
     for (size_t mi = 0; mi < 3; mi++)
         for (int be = 0; be < 2; be++) {
-            gcase c = {"", "-", 512, "-"};
+            gcase c = {"", "-", 512, -1, "-"};
             snprintf(c.model, sizeof c.model, "%s", models[mi]);
             eng_model *m = load_model(&c, be ? "ref" : "cpu");
             eng_model_info info;
@@ -497,7 +501,7 @@ START_TEST(long_sequences_invariant_and_exact)
     /* bert_tiny tiles its position table, so it takes sequences longer than the FFN chunk
      * (2048 rows): a 5000-token sequence must give the same bits alone and batched with
      * others, and match the reference backend */
-    gcase c = {"bert_tiny", "long", 16, "-"};
+    gcase c = {"bert_tiny", "long", 16, -1, "-"};
     eng_model *fast = load_model(&c, "cpu"), *ref = load_model(&c, "ref");
     enum { NL = 5000 };
     const int lens[] = {30, NL, 2100};
@@ -529,6 +533,57 @@ START_TEST(long_sequences_invariant_and_exact)
     eng_ctx_free(ca), eng_ctx_free(cb), eng_ctx_free(cr);
     eng_model_free(fast), eng_model_free(ref);
     free(ids);
+}
+END_TEST
+
+/* ---- full attention and Longformer attention in one batch ------------------------------ */
+
+START_TEST(mixed_attention_batch_invariant)
+{
+    /* bert_tiny (trained on 40 positions), window 8: rows of 12 and 40 tokens attend fully,
+     * rows of 41 and 100 slide; batched together each row gives the bits it gives alone,
+     * and the full rows equal the reference backend's */
+    gcase c = {"bert_tiny", "mixed", 8, -1, "-"};
+    eng_model *fast = load_model(&c, "cpu"), *ref = load_model(&c, "ref");
+    const int lens[] = {12, 100, 40, 41};
+    enum { NS = 4, TT = 12 + 100 + 40 + 41 };
+    int32_t ids[TT], off[NS + 1] = {0};
+    for (int i = 0; i < TT; i++)
+        ids[i] = 5 + (i * 7919) % 150;
+    for (int s = 0; s < NS; s++)
+        off[s + 1] = off[s] + lens[s];
+    eng_batch batch = {.nseq = NS, .offsets = off, .ids = ids};
+    char err[512];
+    eng_outputs o;
+    eng_ctx *cb = eng_ctx_new(fast), *ca = eng_ctx_new(fast), *cr = eng_ctx_new(ref);
+    ck_assert_msg(eng_ctx_forward(cb, &batch, &o, err, sizeof err) == LS_OK, "%s", err);
+    const int H = o.t[0].width;
+    const float *all = o.t[0].data;
+    for (int s = 0; s < NS; s++) {
+        int32_t one[2] = {0, lens[s]};
+        eng_batch alone = {.nseq = 1, .offsets = one, .ids = ids + off[s]};
+        ck_assert_msg(eng_ctx_forward(ca, &alone, &o, err, sizeof err) == LS_OK, "%s", err);
+        ck_assert_msg(
+            memcmp(o.t[0].data, all + (size_t)off[s] * H, sizeof(float) * (size_t)lens[s] * H) == 0,
+            "row %d (%d tokens) differs alone and batched", s, lens[s]);
+    }
+    ck_assert_msg(eng_ctx_forward(cr, &batch, &o, err, sizeof err) == LS_OK, "%s", err);
+    double md = 0, mx = 0;
+    for (size_t i = 0; i < (size_t)TT * H; i++) {
+        md = fmax(md, fabs((double)all[i] - o.t[0].data[i]));
+        mx = fmax(mx, fabs(o.t[0].data[i]));
+    }
+    ck_assert_double_le(md / mx, 1e-5);
+    eng_model_info info;
+    eng_model_get_info(fast, &info);
+    ck_assert_int_eq(info.full_attention_tokens, 40);
+    ck_assert_str_eq(eng_model_attention(&info, 40), "full");
+    ck_assert_str_eq(eng_model_attention(&info, 41), "sliding_window");
+    /* a full row costs its length in keys per token, a sliding one its window */
+    ck_assert(eng_model_cost(&info, 1, 40, 0) == 40.0 * (6.0 * H + 40));
+    ck_assert(eng_model_cost(&info, 1, 41, 1) == 41.0 * (6.0 * H + 9) + 41.0 * 2);
+    eng_ctx_free(ca), eng_ctx_free(cb), eng_ctx_free(cr);
+    eng_model_free(fast), eng_model_free(ref);
 }
 END_TEST
 
@@ -600,9 +655,9 @@ START_TEST(perturbed_ops_are_caught)
 {
     /* lf_base with padding and global tokens uses every Longformer op (tanh in the
      * pooler); a padded Reformer with local and LSH layers and relu uses the others */
-    const gcase lf = {"lf_base", "padded_mixed_global", 512, "-"};
-    const gcase rf = {"reformer/rf_lsh_enc", "eq_chunk8", 512, "-"};
-    const gcase rfl = {"reformer/rf_local_dec", "padded30", 512, "-"};
+    const gcase lf = {"lf_base", "padded_mixed_global", 512, -1, "-"};
+    const gcase rf = {"reformer/rf_lsh_enc", "eq_chunk8", 512, -1, "-"};
+    const gcase rfl = {"reformer/rf_local_dec", "padded30", 512, -1, "-"};
     for (int op = 0; op < kn_op_count; op++) {
         const gcase c = op == KN_OP_relu ? rf : op == KN_OP_chunk_attn ? rfl : lf;
         eng_model *m = load_model(&c, "cpu");
@@ -661,6 +716,7 @@ int main(void)
     tcase_add_test(tc, reformer_rows_alone_equal_batch);
     tcase_add_test(tc, rows_alone_equal_batch);
     tcase_add_test(tc, long_sequences_invariant_and_exact);
+    tcase_add_test(tc, mixed_attention_batch_invariant);
     tcase_add_test(tc, perturbed_ops_are_caught);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

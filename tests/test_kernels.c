@@ -410,6 +410,54 @@ START_TEST(window_attn_matches_dense_when_window_covers)
 }
 END_TEST
 
+/* Per-sequence windows (seq_w: one covering its sequence, i.e. full attention, beside
+ * sliding ones) and padding queries that still attend (KN_TOK_PAD_QUERY, BERT's masked
+ * rows): cpu equals ref, padding keys take no weight, and each sequence's rows are the
+ * ones it gets alone (batch invariance). */
+START_TEST(window_attn_seq_windows_and_pad_queries)
+{
+    const int lens[] = {150, 70, 9, 1};
+    attn_case c;
+    attn_case_make(&c, 4, lens, 4, 0);
+    for (int t = c.off[1]; t < c.off[2]; t++) /* sequence 1's trailing padding queries */
+        if (c.kind[t] == KN_TOK_PAD) c.kind[t] = KN_TOK_PAD_QUERY;
+    const int32_t seq_w[] = {149, 69, 2, 0}; /* full, full, sliding, a lone token */
+    const size_t n = (size_t)c.T * c.H;
+    float *a = calloc(n, 4), *b = calloc(n, 4), *alone = calloc(n, 4);
+    for (size_t i = 0; i < n; i++)
+        b[i] = NAN;
+    kn_attn_args ra = attn_args(&c, a), ca = attn_args(&c, b);
+    ra.seq_w = ca.seq_w = seq_w;
+    ck_assert_int_eq(ref.window_attn(&ra), 0);
+    ck_assert_int_eq(cpu.window_attn(&ca), 0);
+    ck_assert_double_lt(rel_err(b, a, n), 1e-5);
+    /* sequence 1 alone: its rows bit for bit; a padding query's row is the softmax over the
+     * non-padding keys, so changing a padding key's value changes nothing */
+    kn_attn_args one = ca;
+    one.nseq = 1;
+    one.offsets = c.off + 1;
+    one.glob_off = c.goff + 1;
+    one.seq_w = seq_w + 1;
+    one.out = alone;
+    ck_assert_int_eq(cpu.window_attn(&one), 0);
+    for (size_t i = (size_t)c.off[1] * c.H; i < (size_t)c.off[2] * c.H; i++)
+        ck_assert(alone[i] == b[i]);
+    const int last = c.off[2] - 1;
+    ck_assert_int_eq(c.kind[last], KN_TOK_PAD_QUERY);
+    for (int e = 0; e < c.H; e++)
+        c.q[(size_t)last * 3 * c.H + c.H + e] += 3.0f; /* its key */
+    ck_assert_int_eq(cpu.window_attn(&one), 0);
+    for (size_t i = (size_t)c.off[1] * c.H; i < (size_t)last * c.H; i++)
+        ck_assert(alone[i] == b[i]);
+    int nonzero = 0;
+    for (int e = 0; e < c.H; e++)
+        nonzero |= b[(size_t)last * c.H + e] != 0.0f;
+    ck_assert(nonzero); /* computed, not zeroed */
+    free(a), free(b), free(alone);
+    attn_case_free(&c);
+}
+END_TEST
+
 /* Chunked attention against an independent statement of it: the keys a query sees are the
  * chunks (c + j) mod nc, j = -before .. after (wrap-around), masked keys take no weight
  * while an unmasked one exists, and softmax is taken over the rest. */
@@ -614,6 +662,7 @@ Suite *kernels_suite(void)
     tcase_add_test(tc, window_attn_local_only);
     tcase_add_test(tc, window_and_global_attn);
     tcase_add_test(tc, window_attn_matches_dense_when_window_covers);
+    tcase_add_test(tc, window_attn_seq_windows_and_pad_queries);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -64,6 +64,10 @@ START_TEST(generate_equals_hf)
             hreq(s.port, "POST", "/generate", NULL, body, &r);
             ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
             spec_expect("POST", "/generate", &r);
+            char hv[128]; /* rf_byte_lm: local, lsh, local, lsh */
+            ck_assert(hheader(&r, "x-longserve-attention", hv, sizeof hv));
+            ck_assert_msg(strncmp(hv, "lsh+local; tokens=", 18) == 0 && strstr(hv, "; windows=1"),
+                          "%s", hv);
             cJSON *j = hjson(&r);
             char what[96];
             snprintf(what, sizeof what, "prompt %d, use_cache %d", i, cache);

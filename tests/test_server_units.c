@@ -488,13 +488,16 @@ START_TEST(tei_encoders)
     ck_assert_str_eq(s, "[[1.5,-0.25],[0,2]]");
     ck_assert_int_eq(len, strlen(s));
     free(s);
-    tei_echo e = {3, 2, 1, 1, 1};
+    tei_echo e = {3, 2, 1, 1, 1, 2, "full+sliding_window", 512};
     s = oai_embeddings_encode(v, 1, 2, 1, "m\"x", 2, &e, &len);
     /* 1.5f = 00 00 c0 3f, -0.25f = 00 00 80 be -> AADAPwAAgL4= */
     ck_assert_msg(strstr(s, "\"embedding\":\"AADAPwAAgL4=\"") != NULL, "%s", s);
     ck_assert(strstr(s, "\"model\":\"m\\\"x\"") != NULL);
     ck_assert(strstr(s, "\"usage\":{\"prompt_tokens\":2,\"total_tokens\":2}") != NULL);
     ck_assert(strstr(s, "\"truncated\":true") != NULL);
+    ck_assert_msg(strstr(s, "\"windows\":1,\"tokens\":2,\"attention\":\"full+sliding_window\","
+                            "\"attention_window\":512}") != NULL,
+                  "%s", s);
     free(s);
     tei_token t = {7, "a\n", 2, 0, 0, 2, 0, 2, "a", 1};
     const tei_token *lists[1] = {&t};

@@ -362,6 +362,34 @@ START_TEST(openapi_responses)
     ck_assert_str_eq(oa_match_path(sp, "/v2/models/x"), "/v2/models/{model}");
     ck_assert(oa_match_path(sp, "/v2/models//infer") == NULL);
     ck_assert(oa_match_path(sp, "/nowhere") == NULL);
+    /* documented headers: x-longserve-attention's pattern and `required`, integers */
+    char herr[300];
+    ck_assert_int_eq(oa_validate_header(sp, "POST", "/embed", 200, "X-Longserve-Attention",
+                                        "full; tokens=3; windows=1", herr, sizeof herr),
+                     OA_OK);
+    ck_assert_int_eq(oa_validate_header(sp, "POST", "/v1/embeddings", 200, "x-longserve-attention",
+                                        "full+sliding_window; window=512; tokens=9; windows=2",
+                                        herr, sizeof herr),
+                     OA_OK);
+    ck_assert_int_eq(oa_validate_header(sp, "POST", "/embed", 200, "x-longserve-attention",
+                                        "half; tokens=3; windows=1", herr, sizeof herr),
+                     OA_MISMATCH);
+    ck_assert_int_eq(oa_validate_header(sp, "POST", "/embed", 200, "x-longserve-attention",
+                                        "full; window=x; tokens=3; windows=1", herr, sizeof herr),
+                     OA_MISMATCH);
+    ck_assert_int_eq(oa_validate_header(sp, "POST", "/predict", 200, "x-longserve-attention", NULL,
+                                        herr, sizeof herr),
+                     OA_MISMATCH);
+    ck_assert(strstr(herr, "required") != NULL);
+    ck_assert_int_eq(
+        oa_validate_header(sp, "POST", "/embed", 200, "x-compute-tokens", "12a", herr, sizeof herr),
+        OA_MISMATCH);
+    ck_assert_int_eq(
+        oa_validate_header(sp, "POST", "/embed", 200, "x-truncated", NULL, herr, sizeof herr),
+        OA_OK); /* documented, not required */
+    ck_assert_int_eq(
+        oa_validate_header(sp, "POST", "/embed", 200, "x-nothing", "1", herr, sizeof herr),
+        OA_UNDOCUMENTED);
 
     server s;
     text_server(&s, NULL);

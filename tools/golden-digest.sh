@@ -9,7 +9,11 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 fx=$root/tests/fixtures
 grep -v '^#' "$fx/index.txt" | while read -r model case opts; do
   args=()
-  [[ $opts == window=* ]] && args=(--window "${opts#window=}")
+  if [[ $opts == window=* ]]; then
+    w=${opts#window=}
+    args=(--window "${w%%,*}")
+    [[ $opts == *,full=* ]] && args+=(--full-attention "${opts##*,full=}")
+  fi
   for be in cpu ref; do
     d=$(OMP_WAIT_POLICY=PASSIVE "$run" --model "$fx/$model" --backend "$be" "${args[@]}" \
         < "$fx/$model/cases/$case.request.json" | sha256sum | cut -c1-16)

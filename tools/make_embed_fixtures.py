@@ -163,6 +163,33 @@ def minilm() -> None:
           f"{min(len(c['ids']) for c in cases)}..{max(len(c['ids']) for c in cases)}")
 
 
+def minilm_long() -> None:
+    """minilm_long_expected.json: texts of 300, 400 and 512 tokens (the model's trained
+    length, past sentence-transformers' max_seq_length 256, which is raised to 512 here so
+    that the reference reads every token): the server attends fully up to 512 tokens, so
+    /embed must equal these to 1e-4 too."""
+    if not (DEFAULT_MODEL / "model.safetensors").exists():
+        print(f"skip minilm_long_expected.json: {DEFAULT_MODEL} is absent")
+        return
+    st = SentenceTransformer(str(DEFAULT_MODEL), device="cpu")
+    st.eval()
+    st.max_seq_length = 512
+    tok = st.tokenizer
+    base = " ".join(MINILM_TEXTS) * 4
+    cases = []
+    for n in (300, 400, 512):
+        text = tok.decode(tok(base, truncation=True, max_length=n)["input_ids"][1:-1])
+        ids = tok(text, truncation=True, max_length=512)["input_ids"]
+        assert len(ids) == n, (n, len(ids))
+        e = st.encode([text], convert_to_numpy=True)[0]
+        cases.append({"text": text, "ids": ids, "embedding": f32(e)})
+    dump(OUT / "minilm_long_expected.json", {
+        "generator": "tools/make_embed_fixtures.py", "versions": VERSIONS,
+        "model": "sentence-transformers/all-MiniLM-L6-v2", "max_seq_length": 512,
+        "modules": [type(m).__name__ for m in st], "cases": cases})
+    print(f"minilm_long_expected.json: token counts {[len(c['ids']) for c in cases]}")
+
+
 # ---- 2. a tiny sentence-transformers model ----------------------------------------------------------
 
 def wordpiece_tokenizer() -> Tokenizer:
@@ -347,14 +374,16 @@ def heads() -> None:
 
 
 def main() -> None:
-    keep = OUT / "minilm_expected.json"
-    saved = keep.read_bytes() if keep.exists() else None
+    keep = [OUT / "minilm_expected.json", OUT / "minilm_long_expected.json"]
+    saved = [k.read_bytes() if k.exists() else None for k in keep]
     if OUT.exists():
         shutil.rmtree(OUT)
     OUT.mkdir(parents=True)
-    if saved is not None:
-        keep.write_bytes(saved)  # kept when the default model is absent now
+    for k, b in zip(keep, saved):
+        if b is not None:
+            k.write_bytes(b)  # kept when the default model is absent now
     minilm()
+    minilm_long()
     st_tiny()
     heads()
     total = sum(f.stat().st_size for f in OUT.rglob("*") if f.is_file())

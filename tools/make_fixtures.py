@@ -522,6 +522,19 @@ def longformer_from_encoder(src, window, max_pos, position_table):
     return lf
 
 
+def emit_converted(name, case, models, window, rows, tile):
+    """Writes a case whose reference is the LongformerModel converted from each of models
+    (the saved model and its reload, which must agree) with `window` and a position table
+    of `rows` rows made by tile(table, rows)."""
+    results = []
+    for src in models:
+        table = src.embeddings.position_embeddings.weight.detach()
+        lf = longformer_from_encoder(src, window, rows, tile(table, rows))
+        results.append(run_reference(lf, case))
+    check_close(f"{name}/{case.name} (reloaded)", results[1], results[0])
+    write_case(name, case, results[0])
+
+
 def bert_positions_tiled(table, rows):
     """BERT: new row k = original row k mod max_pos."""
     idx = torch.arange(rows) % table.shape[0]
@@ -607,13 +620,28 @@ def make_bert():
     rows = max(c.input_ids.shape[1] for c in long_cases)
     for case in long_cases:
         window = int(case.options.split("=")[1])
-        results = []
-        for src in (model, reloaded):
-            table = src.embeddings.position_embeddings.weight.detach()
-            lf = longformer_from_encoder(src, window, rows, bert_positions_tiled(table, rows))
-            results.append(run_reference(lf, case))
-        check_close(f"{name}/{case.name} (reloaded)", results[1], results[0])
-        write_case(name, case, results[0])
+        emit_converted(name, case, (model, reloaded), window, rows, bert_positions_tiled)
+
+    # Full attention within the trained length (the engine's default): plain BertModel at a
+    # window far smaller than the input, padding rows included (HF computes them).
+    ids, am = bert_ids([40, 27])
+    full = Case("full40_w4_padded", ids, am, token_type_ids=token_types(ids.shape, [22, 9]),
+                options="window=4",
+                note="B=2, L=40 = max_pos, real lengths 40/27 (row 1 right-padded, its padding "
+                     "rows as HF computes them); window 4, far under the input: the engine "
+                     "attends fully within the trained length, as BertModel.")
+    want = run_reference(model, full)
+    check_close(f"{name}/{full.name} (reloaded)", run_reference(reloaded, full), want)
+    write_case(name, full, want)
+    # --full-attention 0 (Longformer attention at every length), within the trained length:
+    # the converted LongformerModel with window 8, global on position 0.
+    ids, am = bert_ids([30])
+    old = Case("lf30_w8_full0", ids, am, positions_mask(ids.shape, [[0]]),
+               options="window=8,full=0",
+               note="B=1, L=30 < max_pos; full attention off (full=0): reference is the "
+                    "converted LongformerModel, window 8, global at 0 (explicit).")
+    old.extra = {"position_ids": torch.arange(30).expand(1, 30).clone()}
+    emit_converted(name, old, (model, reloaded), 8, rows, bert_positions_tiled)
 
 
 def make_roberta():
@@ -653,14 +681,18 @@ def make_roberta():
                      options="window=16",
                      note="B=2, real lengths 90/71 (> 32 positions); window 16; global at 0; "
                           "row 1 right-padded (pad positions get position id 1).")
-    rows = 2 + ids.shape[1]
-    results = []
-    for src in (model, reloaded):
-        table = src.embeddings.position_embeddings.weight.detach()
-        lf = longformer_from_encoder(src, 16, rows, roberta_positions_tiled(table, rows))
-        results.append(run_reference(lf, long_case))
-    check_close(f"{name}/{long_case.name} (reloaded)", results[1], results[0])
-    write_case(name, long_case, results[0])
+    emit_converted(name, long_case, (model, reloaded), 16, 2 + ids.shape[1],
+                   roberta_positions_tiled)
+
+    # Full attention within the trained length (32 real positions) at a small window.
+    ids, am = pad_rows(text_rows(gen, [32, 19], V), PAD)
+    full = Case("full32_w4_padded", ids, am, options="window=4",
+                note="B=2, L=32 = all real positions, real lengths 32/19 (row 1 right-padded "
+                     "with pad 1, its rows as HF computes them); window 4: the engine attends "
+                     "fully within the trained length, as RobertaModel.")
+    want = run_reference(model, full)
+    check_close(f"{name}/{full.name} (reloaded)", run_reference(reloaded, full), want)
+    write_case(name, full, want)
 
 
 # --------------------------------------------------------------------------
@@ -716,6 +748,11 @@ def make_bert_head(name, cls, seed, num_labels=None, id2label=None, desc=""):
                       token_type_ids=token_types(ids.shape, [14, 6]), datatype="INT32",
                       options=f"window={_window_for(23)}",
                       note="B=2, L=23, all-ones attention_mask, segment B from 14 / 6; INT32."))
+    ids, am = bert_ids([40, 17])
+    cases.append(Case("full40_w4_padded", ids, am, token_type_ids=token_types(ids.shape, [25, 8]),
+                      options="window=4",
+                      note="B=2, L=40 = max_pos, real lengths 40/17 (row 1 right-padded); "
+                           "window 4: full attention within the trained length."))
     for case in cases:
         want = run_reference(model, case)
         check_close(f"{name}/{case.name} (reloaded)", run_reference(reloaded, case), want)
@@ -756,6 +793,10 @@ def make_roberta_head(name, cls, seed, num_labels=None, id2label=None, desc=""):
     cases.append(Case("fit30_b2_int32", ids, am, datatype="INT32",
                       options=f"window={_window_for(30)}",
                       note="B=2, L=30, all-ones attention_mask; INT32."))
+    ids, am = pad_rows(text_rows(gen, [32, 13], V), PAD)
+    cases.append(Case("full32_w4_padded", ids, am, options="window=4",
+                      note="B=2, L=32 = all real positions, real lengths 32/13 (row 1 "
+                           "right-padded); window 4: full attention within the trained length."))
     for case in cases:
         want = run_reference(model, case)
         check_close(f"{name}/{case.name} (reloaded)", run_reference(reloaded, case), want)
@@ -792,7 +833,8 @@ def make_heads():
 
 def write_index():
     lines = ["# longserve golden fixtures: <model> <case> <options>",
-             "# options: '-' or window=N (BERT/RoBERTa: sliding window size the engine uses)",
+             "# options: '-' or window=N[,full=K] (BERT/RoBERTa: the sliding window the engine",
+             "# uses past full attention; full=K: --full-attention K, default the trained length)",
              "# generated by tools/make_fixtures.py -- do not edit"]
     lines += [f"{m} {c} {o}" for m, c, o in INDEX]
     (OUT / "index.txt").write_text("\n".join(lines) + "\n")
@@ -819,8 +861,9 @@ def write_readme():
            "tools/requirements-fixtures.txt && /tmp/hfvenv/bin/python tools/make_fixtures.py",
            "```",
            "",
-           "Padded positions are included in the expected tensors: they are Hugging Face",
-           "Longformer's values (padding queries get a zero attention output).",
+           "Padded positions are included in the expected tensors: Hugging Face",
+           "Longformer's values (padding queries get a zero attention output), and for the",
+           "full* cases BertModel/RobertaModel's (padding rows attend like the others).",
            ""]
     for m in MODEL_DIRS:
         out.append(f"## {m}")

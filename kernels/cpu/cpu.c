@@ -320,11 +320,10 @@ static int kn__kv_pack(const kn_attn_args *a, kn__kv *p)
 
 /* The keys row tile [r0, r0+m) of a block at i0 needs, in window columns (key - j0): the
  * union of its rows' bands, clipped to [0, nk). */
-static void kn__tile_band(const kn_attn_args *a, int i0, int r0, int m, int j0, int nk, int *lo,
-                          int *hi)
+static void kn__tile_band(int w, int i0, int r0, int m, int j0, int nk, int *lo, int *hi)
 {
-    *lo = i0 + r0 - a->w - j0;
-    *hi = i0 + r0 + m - 1 + a->w + 1 - j0;
+    *lo = i0 + r0 - w - j0;
+    *hi = i0 + r0 + m - 1 + w + 1 - j0;
     if (*lo < 0) *lo = 0;
     if (*hi > nk) *hi = nk;
 }
@@ -349,13 +348,21 @@ static const kn__attn_row_fn kn__attn_row[KN_ISA_COUNT] = {
     [KN_ISA_AVX512_EMU] = KN__ROW_X86(kn__attn_row_avx2),
 };
 
+/* Sequence seq's one-sided window, clipped to the sequence (a longer one sees no more). */
+static int kn__seq_w(const kn_attn_args *a, int seq)
+{
+    const int w = a->seq_w ? a->seq_w[seq] : a->w, n = a->offsets[seq + 1] - a->offsets[seq];
+    return w < n ? w : n;
+}
+
 static int kn__window_task(const kn_attn_args *a, const kn__kv *p, int seq, int h, int i0,
                            kn__tiles *t)
 {
     const int d = a->d, ld = a->ld, b = a->offsets[seq], e = a->offsets[seq + 1];
+    const int w = kn__seq_w(a, seq);
     const int i1 = i0 + KN_BQ < e ? i0 + KN_BQ : e, bq = i1 - i0;
-    const int j0 = i0 - a->w > b ? i0 - a->w : b;
-    const int j1 = i1 - 1 + a->w + 1 < e ? i1 + a->w : e;
+    const int j0 = i0 - w > b ? i0 - w : b;
+    const int j1 = i1 - 1 + w + 1 < e ? i1 + w : e;
     const int nk = j1 - j0, g0 = a->glob_off[seq], ng = a->glob_off[seq + 1] - g0;
     const int nr = p->nr, mr = p->mr;
     const int ncol = nr + ng + nk + nr; /* a row: margin, globals, window, tail room */
@@ -371,7 +378,7 @@ static int kn__window_task(const kn_attn_args *a, const kn__kv *p, int seq, int 
     for (int r0 = 0; r0 < bq; r0 += mr) {
         const int m = bq - r0 < mr ? bq - r0 : mr;
         int lo, hi;
-        kn__tile_band(a, i0, r0, m, j0, nk, &lo, &hi);
+        kn__tile_band(w, i0, r0, m, j0, nk, &lo, &hi);
         for (int q = (j0 + lo) / nr; q * nr < j0 + hi; q++)
             kn_gemm_tile(p->isa, m, nr, d, qb + (size_t)r0 * ld, ld, kp + (size_t)q * d * nr,
                          s + (size_t)r0 * ncol + nr + ng + (q * nr - j0), ncol, 0);
@@ -399,16 +406,17 @@ static int kn__window_task(const kn_attn_args *a, const kn__kv *p, int seq, int 
     for (int r0 = 0; r0 < bq; r0 += mr) {
         const int m = bq - r0 < mr ? bq - r0 : mr;
         int tlo, thi;
-        kn__tile_band(a, i0, r0, m, j0, nk, &tlo, &thi);
+        kn__tile_band(w, i0, r0, m, j0, nk, &tlo, &thi);
         for (int r = r0; r < r0 + m; r++) {
             const int i = i0 + r;
             float *row = s + (size_t)r * ncol + nr;
-            if (kind[i] != KN_TOK_LOCAL) { /* padding: zero output; global: overwritten later */
+            if (kind[i] != KN_TOK_LOCAL && kind[i] != KN_TOK_PAD_QUERY) {
+                /* padding: zero output; global: overwritten later */
                 memset(row, 0, sizeof(float) * (size_t)(ng + nk));
                 t->inv[r] = 0.0f;
                 continue;
             }
-            int lo = i - a->w - j0, hi = i + a->w + 1 - j0; /* the band inside [j0, j1) */
+            int lo = i - w - j0, hi = i + w + 1 - j0; /* the band inside [j0, j1) */
             if (lo < 0) lo = 0;
             if (hi > nk) hi = nk;
             t->inv[r] = 1.0f / attn_row(row, ng, row + ng + tlo, all_local ? NULL : kb + tlo,
@@ -425,7 +433,7 @@ static int kn__window_task(const kn_attn_args *a, const kn__kv *p, int seq, int 
     for (int r0 = 0; r0 < bq; r0 += mr) {
         const int m = bq - r0 < mr ? bq - r0 : mr;
         int lo, hi;
-        kn__tile_band(a, i0, r0, m, j0, nk, &lo, &hi);
+        kn__tile_band(w, i0, r0, m, j0, nk, &lo, &hi);
         for (int c = 0; c < nchunk; c++)
             kn_gemm_tile(p->isa, m, d - c * nr < nr ? d - c * nr : nr, hi - lo,
                          s + (size_t)r0 * ncol + nr + ng + lo, ncol,
@@ -444,12 +452,13 @@ static int kn__window_task(const kn_attn_args *a, const kn__kv *p, int seq, int 
 static int cpu_window_attn(const kn_attn_args *a)
 {
     /* task list: for each sequence, head-major blocks */
-    int ntask = 0, maxng = 0;
+    int ntask = 0, maxng = 0, maxw = 0;
     for (int s = 0; s < a->nseq; s++) {
         int n = a->offsets[s + 1] - a->offsets[s];
         ntask += a->nh * ((n + KN_BQ - 1) / KN_BQ);
         int ng = a->glob_off[s + 1] - a->glob_off[s];
         if (ng > maxng) maxng = ng;
+        if (kn__seq_w(a, s) > maxw) maxw = kn__seq_w(a, s);
     }
     kn__kv p = {.isa = kn_isa_active()};
     p.mr = kn_isa_mr(p.isa);
@@ -469,7 +478,7 @@ static int cpu_window_attn(const kn_attn_args *a)
             task_blk[n++] = x;
         }
     }
-    const size_t cap_s = (size_t)KN_BQ * (size_t)(maxng + KN_BQ + 2 * a->w + 3 * p.nr);
+    const size_t cap_s = (size_t)KN_BQ * (size_t)(maxng + KN_BQ + 2 * maxw + 3 * p.nr);
     const size_t cap_g = (size_t)(maxng ? maxng : 1) * a->d;
     int failed = 0;
 #pragma omp parallel reduction(| : failed)
@@ -477,7 +486,7 @@ static int cpu_window_attn(const kn_attn_args *a)
         kn__tiles t = {.s = malloc(cap_s * sizeof(float)),
                        .kg = malloc(cap_g * sizeof(float)),
                        .vg = malloc(cap_g * sizeof(float)),
-                       .kb = malloc(((size_t)KN_BQ + 2 * (size_t)a->w + 8) * sizeof(float))};
+                       .kb = malloc(((size_t)KN_BQ + 2 * (size_t)maxw + 8) * sizeof(float))};
         const int ok = t.s && t.kg && t.vg && t.kb;
         failed |= !ok;
 #pragma omp for schedule(dynamic, 1)
@@ -532,7 +541,8 @@ static void kn__global_task(const kn_attn_args *a, int seq, int h, const kn__gti
     for (int r = 0; r < ng; r++) {
         float *row = t->s + (size_t)r * n;
         for (int j = 0; j < n; j++)
-            if (a->kind[b + j] == KN_TOK_PAD) row[j] = -INFINITY;
+            if (a->kind[b + j] == KN_TOK_PAD || a->kind[b + j] == KN_TOK_PAD_QUERY)
+                row[j] = -INFINITY;
         kn__softmax_row(row, n);
     }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, ng, d, n, 1.0f, t->s, n, t->v, d, 0.0f,
@@ -583,7 +593,9 @@ static int kn__global_few(const kn_attn_args *a, int seq, kn_isa isa)
                 c += qg[e] * bk[e];
             c *= a->scale;
             for (int j = 0; j < n; j++)
-                sr[j] = a->kind[b + j] == KN_TOK_PAD ? -INFINITY : sr[j] + c;
+                sr[j] = a->kind[b + j] == KN_TOK_PAD || a->kind[b + j] == KN_TOK_PAD_QUERY
+                            ? -INFINITY
+                            : sr[j] + c;
             kn__softmax_row(sr, n); /* the global token itself is never padding */
         }
 #pragma omp for schedule(dynamic, 1)

@@ -116,11 +116,11 @@ static int ref_window_attn(const kn_attn_args *a)
     if (ref__too_long(a)) return -1;
     for (int q = 0; q < a->nseq; q++) {
         int b = a->offsets[q], e = a->offsets[q + 1];
-        int g0 = a->glob_off[q], g1 = a->glob_off[q + 1];
+        int g0 = a->glob_off[q], g1 = a->glob_off[q + 1], w = a->seq_w ? a->seq_w[q] : a->w;
         for (int i = b; i < e; i++)
             for (int h = 0; h < a->nh; h++) {
                 float *o = a->out + (size_t)i * a->ldo + h * a->d;
-                if (a->kind[i] != KN_TOK_LOCAL) {
+                if (a->kind[i] != KN_TOK_LOCAL && a->kind[i] != KN_TOK_PAD_QUERY) {
                     if (a->kind[i] == KN_TOK_PAD) memset(o, 0, sizeof(float) * a->d);
                     continue;
                 }
@@ -132,7 +132,7 @@ static int ref_window_attn(const kn_attn_args *a)
                     keep[n] = 1;
                     vrows[n++] = a->v + (size_t)g * a->ld + h * a->d;
                 }
-                for (int j = i - a->w; j <= i + a->w; j++) {
+                for (int j = i - w; j <= i + w; j++) {
                     if (j < b || j >= e || a->kind[j] != KN_TOK_LOCAL) continue;
                     s[n] = ref__dot(qi, a->k + (size_t)j * a->ld + h * a->d, a->d, a->scale);
                     keep[n] = 1;
@@ -171,7 +171,7 @@ static int ref_global_attn(const kn_attn_args *a)
                 int n = 0;
                 for (int j = b; j < e; j++) {
                     s[n] = ref__dot(qg, kg + (size_t)(j - b) * H + h * a->d, a->d, a->scale);
-                    keep[n] = a->kind[j] != KN_TOK_PAD;
+                    keep[n] = a->kind[j] != KN_TOK_PAD && a->kind[j] != KN_TOK_PAD_QUERY;
                     vrows[n++] = vg + (size_t)(j - b) * H + h * a->d;
                 }
                 ref__softmax_av(s, keep, n, vrows, a->d,
