@@ -136,10 +136,21 @@ def sbert():
         "near_pooling_none": pool(pooling_mode_cls_token=False, pooling_mode="sum"),
         "near_pooling_types": pool(pooling_mode_mean_tokens=1),
         "near_pooling_array": [pool(pooling_mode_mean_tokens=True)],
+        "pooling_include_prompt": pool(pooling_mode_mean_tokens=True, include_prompt=False),
+        "near_pooling_include_prompt": pool(pooling_mode_mean_tokens=True, include_prompt="no"),
+        "prompts": {"prompts": {"query": "query: ", "passage": "passage: ", "": ""},
+                    "default_prompt_name": "query", "similarity_fn_name": "cosine"},
+        "prompts_null": {"prompts": None, "default_prompt_name": None},
+        "near_prompts_default_unknown": {"prompts": {"query": "q: "}, "default_prompt_name": "doc"},
+        "near_prompts_not_string": {"prompts": {"query": 1}},
+        "near_prompts_array": {"prompts": ["query: "]},
+        "near_prompts_default_type": {"prompts": {"a": "b"}, "default_prompt_name": 0},
     }
     for name, obj in seeds.items():
         (d / (name + ".json")).write_text(json.dumps(obj))
     (d / "near_cut.json").write_bytes((st / "1_Pooling" / "config.json").read_bytes()[:70])
+    # a duplicate prompt name (json.dumps cannot write one)
+    (d / "near_prompts_duplicate.json").write_text('{"prompts": {"q": "a", "q": "b"}}')
 
 
 def main():

@@ -269,7 +269,7 @@ def openai_checks(srv: Server):
     @check(f"openai {ver}", "models.list()")
     def _():
         ids = [m.id for m in c.models.list()]
-        for want in ("st_tiny", "lf_base", "text-embedding-3-small"):
+        for want in ("st_tiny", "lf_base", "st_prompts", "text-embedding-3-small"):
             assert want in ids, ids
         return f"ids {ids}"
 
@@ -312,6 +312,22 @@ def openai_checks(srv: Server):
         e = close([d.embedding for d in r.data], ST_EMB[:2], "alias vectors")
         assert r.model == "text-embedding-3-small", r.model
         return f"st_tiny's vectors to {e:.1e}; response model echoes the alias"
+
+    @check(f"openai {ver}", 'embeddings.create(model="st_prompts", extra_body={"prompt_name": ...})')
+    def _():
+        exp = load_json("embed/st_prompts/expected.json")
+        e = 0.0
+        for name, want in exp["embeddings"].items():
+            extra = {"prompt_name": name} if name else None
+            r = c.embeddings.create(model="st_prompts", input=exp["texts"], extra_body=extra)
+            e = max(e, close([d.embedding for d in r.data], want, f"prompt {name!r}"))
+        try:
+            c.embeddings.create(model="st_tiny", input="a", extra_body={"prompt_name": "query"})
+            raise AssertionError("a prompt_name on a model without prompts was accepted")
+        except openai.UnprocessableEntityError:
+            pass
+        return (f"each prompt and the default one = sentence-transformers' encode(prompt_name=) "
+                f"(include_prompt false) to {e:.1e}; a model without prompts: 422")
 
     @check(f"openai {ver}", 'embeddings.create(model="gpt-unknown")')
     def _():
@@ -433,6 +449,7 @@ def triton_checks(srv: Server):
         assert int(st["inference_count"]) == 7, st
         idx = c.get_model_repository_index()
         names = {m["name"]: m for m in idx}
+        assert set(names) == {"st_tiny", "lf_base", "st_prompts"}, idx
         assert names["lf_base"]["state"] == "READY", idx
         return (f"lf_base: {ok} successes and {fail} failure counted as sent; "
                 f"index {sorted(names)} READY")
@@ -467,6 +484,27 @@ def hub_checks(servers: dict):
         e = max(close(c.feature_extraction(t), ST_EMB[i : i + 1], t) for i, t in
                 enumerate(ST_TEXTS))
         return f"6 texts = sentence-transformers' to {e:.1e}"
+
+    # the client reads /info only for its "hf-inference" provider (Inference Endpoints: TEI/TGI)
+    def info_of(name):
+        return InferenceClient(model=servers[name].url, provider="hf-inference").get_endpoint_info()
+
+    @check(who, 'InferenceClient(model=URL, provider="hf-inference").get_endpoint_info()')
+    def _():
+        info = info_of("st_tiny")
+        for k in ("model_id", "model_sha", "model_dtype", "model_type", "max_concurrent_requests",
+                  "max_input_length", "max_batch_tokens", "max_batch_requests",
+                  "max_client_batch_size", "auto_truncate", "tokenization_workers", "version",
+                  "sha", "docker_label", "served_model_name"):
+            assert k in info, (k, sorted(info))
+        assert info["model_type"] == {"embedding": {"pooling": "mean"}}, info["model_type"]
+        cls = info_of("seqcls")["model_type"]
+        labels = [x["label"] for x in PIPE["predict"]["outputs"][0]]
+        assert set(cls["classifier"]["id2label"].values()) == set(labels), cls
+        mlm = info_of("mlm")["model_type"]
+        assert mlm == {"embedding": {"pooling": "splade"}}, mlm
+        return (f"TEI's fields; model_type {info['model_type']}, a classifier's id2label/label2id, "
+                f"a masked-LM model's pooling splade")
 
     @check(who, "sentence_similarity(source, other_sentences)")
     def _():
@@ -538,7 +576,8 @@ def main() -> int:
     print(f"clients from {VENV}: openai {openai.__version__}, huggingface_hub "
           f"{huggingface_hub.__version__}; server {BIN}")
     print("| client | call | result |\n|---|---|---|", flush=True)
-    models = [f"st_tiny={FIX}/embed/st_tiny", f"lf_base={FIX}/lf_base"]
+    models = [f"st_tiny={FIX}/embed/st_tiny", f"lf_base={FIX}/lf_base",
+              f"st_prompts={FIX}/embed/st_prompts"]
     extra = ["--served-model-name", "text-embedding-3-small=st_tiny"]
     with Server(models, *extra) as srv:
         openai_checks(srv)
