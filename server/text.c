@@ -535,8 +535,8 @@ static ls_status txt__prompt(txt_job *j, char *err, size_t errlen)
     const int named = rq->prompt_name[0] != 0;
     if (named && !txt__takes_prompt(rq->kind))
         return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
-                       "`prompt_name` applies to /embed, /embed_all, /embed_sparse and "
-                       "/v1/embeddings");
+                       "`prompt_name` applies to /embed, /embed_all, /embed_sparse, "
+                       "/similarity and /v1/embeddings");
     if (!txt__takes_prompt(rq->kind)) return LS_OK;
     int p = named ? -1 : info->default_prompt;
     for (int k = 0; named && k < info->nprompts; k++)

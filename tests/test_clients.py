@@ -506,6 +506,17 @@ def hub_checks(servers: dict):
         return (f"TEI's fields; model_type {info['model_type']}, a classifier's id2label/label2id, "
                 f"a masked-LM model's pooling splade")
 
+    @check(who, 'feature_extraction(text, prompt_name="passage"), and with the default prompt')
+    def _():
+        c = InferenceClient(model=servers["st_prompts"].url)
+        exp = load_json("embed/st_prompts/expected.json")
+        e = 0.0
+        for i, t in enumerate(exp["texts"]):
+            e = max(e, close(c.feature_extraction(t, prompt_name="passage"),
+                             exp["embeddings"]["passage"][i : i + 1], t))
+            e = max(e, close(c.feature_extraction(t), exp["embeddings"][""][i : i + 1], t))
+        return f"= sentence-transformers' encode(prompt_name=) to {e:.1e}"
+
     @check(who, "sentence_similarity(source, other_sentences)")
     def _():
         c = InferenceClient(model=servers["st_tiny"].url)
@@ -590,7 +601,8 @@ def main() -> int:
         print(f"| openai | all-MiniLM-L6-v2: alias, `dimensions=128`, `=384` | skipped: "
               f"{DEFAULT_MODEL} absent (tools/fetch-default-model.sh) |", flush=True)
     heads = {"st_tiny": "embed/st_tiny", "seqcls": "embed/lf_seqcls_tok",
-             "tokcls": "embed/lf_tokcls_tok", "mlm": "embed/lf_mlm_tok", "qa": "embed/lf_qa_tok"}
+             "tokcls": "embed/lf_tokcls_tok", "mlm": "embed/lf_mlm_tok", "qa": "embed/lf_qa_tok",
+             "st_prompts": "embed/st_prompts"}
     # one task per server, as TEI: InferenceClient(model=URL) posts to "/" and the server
     # answers as its (first) model's task
     servers = {}
