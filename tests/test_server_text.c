@@ -971,6 +971,31 @@ static void sparse_dense(const cJSON *list, double *out, int V)
     }
 }
 
+/* Each response list against its case's "sparse" (the same non-zero indices, values to 1e-4):
+ * the worst relative error. */
+static double sparse_check(const cJSON *got, const cJSON *cases, const char *model)
+{
+    double worst = 0;
+    ck_assert_int_eq(cJSON_GetArraySize(got), cJSON_GetArraySize(cases));
+    for (int i = 0; i < cJSON_GetArraySize(cases); i++) {
+        const cJSON *c = cJSON_GetArrayItem(cases, i);
+        const int V = cJSON_GetObjectItem(c, "vocab_size")->valueint;
+        double *a = malloc((size_t)V * sizeof *a), *w = malloc((size_t)V * sizeof *w);
+        ck_assert(a && w);
+        sparse_dense(cJSON_GetArrayItem(got, i), a, V);
+        sparse_dense(cJSON_GetObjectItem(c, "sparse"), w, V);
+        const double e = vec_rel_err(a, w, V);
+        ck_assert_msg(e <= 1e-4, "%s input %d: /embed_sparse differs from HF's logits by %g", model,
+                      i, e);
+        ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetArrayItem(got, i)),
+                         cJSON_GetArraySize(cJSON_GetObjectItem(c, "sparse")));
+        worst = fmax(worst, e);
+        free(a);
+        free(w);
+    }
+    return worst;
+}
+
 START_TEST(text_embed_sparse)
 {
     server s;
@@ -988,22 +1013,7 @@ START_TEST(text_embed_sparse)
     cJSON *got = hjson(&r);
     hresp_free(&r);
     ck_assert_int_eq(cJSON_GetArraySize(got), n);
-    double worst = 0;
-    for (int i = 0; i < n; i++) {
-        const cJSON *c = cJSON_GetArrayItem(cases, i);
-        const int V = cJSON_GetObjectItem(c, "vocab_size")->valueint;
-        double *a = malloc((size_t)V * sizeof *a), *w = malloc((size_t)V * sizeof *w);
-        ck_assert(a && w);
-        sparse_dense(cJSON_GetArrayItem(got, i), a, V);
-        sparse_dense(cJSON_GetObjectItem(c, "sparse"), w, V);
-        const double e = vec_rel_err(a, w, V);
-        ck_assert_msg(e <= 1e-4, "text %d: /embed_sparse differs from HF's logits by %g", i, e);
-        ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetArrayItem(got, i)),
-                         cJSON_GetArraySize(cJSON_GetObjectItem(c, "sparse")));
-        worst = fmax(worst, e);
-        free(a);
-        free(w);
-    }
+    double worst = sparse_check(got, cases, "mlm");
     /* one string: a list of one, the same bytes as in the batch (batch invariance) */
     b = cJSON_CreateObject();
     cJSON_AddItemToObject(
@@ -1025,7 +1035,27 @@ START_TEST(text_embed_sparse)
     spec_expect("POST", "/embed_sparse", &r);
     ck_assert_ptr_nonnull(strstr(r.body, "\"error_type\":\"backend\""));
     hresp_free(&r);
-    fprintf(stderr, "text_embed_sparse: %d texts, worst relative error %.3g\n", n, worst);
+    cJSON_Delete(got);
+    ck_assert_int_eq(server_stop(&s, 30), 0);
+
+    /* a BERT masked-LM head (bert_mlm: no tokenizer, token-id inputs; the window covers them) */
+    static const char *const bert[] = {"bert_mlm=bert_mlm", NULL};
+    const char *win[] = {"--window", "16", NULL};
+    server_start_models(&s, bert, win);
+    const cJSON *idc = cJSON_GetObjectItem(exp, "id_cases");
+    b = cJSON_CreateObject();
+    cJSON *ins = cJSON_AddArrayToObject(b, "inputs");
+    for (int i = 0; i < cJSON_GetArraySize(idc); i++)
+        cJSON_AddItemToArray(
+            ins, cJSON_Duplicate(cJSON_GetObjectItem(cJSON_GetArrayItem(idc, i), "ids"), 1));
+    post_json(s.port, "/embed_sparse", b, &r);
+    ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
+    spec_expect("POST", "/embed_sparse", &r);
+    got = hjson(&r);
+    hresp_free(&r);
+    worst = fmax(worst, sparse_check(got, idc, "bert_mlm"));
+    fprintf(stderr, "text_embed_sparse: %d texts + %d id inputs, worst relative error %.3g\n", n,
+            cJSON_GetArraySize(idc), worst);
     cJSON_Delete(got);
     cJSON_Delete(exp);
     ck_assert_int_eq(server_stop(&s, 30), 0);

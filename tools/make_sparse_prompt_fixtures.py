@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer
-from transformers import LongformerForMaskedLM
+from transformers import BertForMaskedLM, LongformerForMaskedLM
 
 # the same venv, versions record and JSON writer as the other text-route fixtures
 from make_embed_fixtures import OUT as EMB
@@ -45,6 +45,26 @@ PROMPT_TEXTS = ["the quick brown fox", "paris is the capital of france", "who li
 PROMPTS = {"query": "query: ", "passage": "passage: ", "classify": "Classify the text: "}
 
 
+def splade(logits) -> list:
+    """TEI's answer for one sequence: the non-zero values of max_t log(1 + relu(logits[t]))."""
+    vec = torch.max(torch.log(1 + torch.relu(logits)), dim=0).values
+    return [{"index": i, "value": float(vec[i])} for i in torch.nonzero(vec).flatten().tolist()]
+
+
+def sparse_ids() -> list:
+    """bert_mlm (no tokenizer: token-id inputs), the ids of its golden case fit9 and a
+    prefix of them; the window covers the input, so the engine's attention is BERT's."""
+    d = EMB.parent / "bert_mlm"
+    ids = json.loads((d / "cases" / "fit9.request.json").read_text())["inputs"][0]["data"]
+    model = BertForMaskedLM.from_pretrained(str(d)).eval()
+    cases = []
+    for seq in (ids, ids[:4]):
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([seq])).logits[0]
+        cases.append({"ids": seq, "vocab_size": int(logits.shape[1]), "sparse": splade(logits)})
+    return cases
+
+
 def sparse() -> None:
     d = EMB / "lf_mlm_tok"
     tok = Tokenizer.from_file(str(d / "tokenizer.json"))
@@ -54,15 +74,13 @@ def sparse() -> None:
         ids = tok.encode(text).ids
         with torch.no_grad():
             logits = model(input_ids=torch.tensor([ids])).logits[0]  # (tokens, vocab)
-        vec = torch.max(torch.log(1 + torch.relu(logits)), dim=0).values
-        nz = torch.nonzero(vec).flatten().tolist()
-        cases.append({"text": text, "ids": ids, "vocab_size": int(vec.shape[0]),
-                      "sparse": [{"index": i, "value": float(vec[i])} for i in nz]})
+        cases.append({"text": text, "ids": ids, "vocab_size": int(logits.shape[1]),
+                      "sparse": splade(logits)})
     dump(EMB / "sparse_expected.json",
          {"generator": "tools/make_sparse_prompt_fixtures.py", "versions": VERSIONS,
           "model": "embed/lf_mlm_tok",
           "formula": "max over all tokens of log(1 + relu(LongformerForMaskedLM logits))",
-          "cases": cases})
+          "cases": cases, "id_model": "bert_mlm", "id_window": 16, "id_cases": sparse_ids()})
     print(f"sparse_expected.json: {len(cases)} cases")
 
 
