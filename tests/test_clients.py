@@ -8,8 +8,12 @@ compared with the fixtures' reference numbers:
   - the text heads (tests/fixtures/embed/pipelines.json): Hugging Face pipelines' outputs;
   - lf_base (tests/fixtures/lf_base/cases/*): Hugging Face LongformerModel's tensors;
   - the default model (models/all-MiniLM-L6-v2, when tools/fetch-default-model.sh fetched it;
-    tests/fixtures/embed/minilm_expected.json): sentence-transformers' embeddings.
+    tests/fixtures/embed/minilm_expected.json): sentence-transformers' embeddings;
+  - st_prompts (tests/fixtures/embed/st_prompts/expected.json): sentence-transformers'
+    encode(prompt_name=...).
 to <= 1e-4 relative error (max |diff| / max |expected|). Each check prints one table row.
+Where promtool and prometheus are installed, /metrics also goes through `promtool check
+metrics` and a real Prometheus scrape (rows skipped with a message otherwise).
 
 The packages live in a virtualenv made by tools/client-venv.sh ($LONGSERVE_CLIENT_VENV, by
 default /tmp/longserve-clients); without it the test says so and exits 77 (skipped). It runs
@@ -471,6 +475,82 @@ def triton_checks(srv: Server):
         return f"2 concurrent = HF's to {e:.1e}"
 
 
+# ---- Prometheus ---------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now (for Prometheus, which cannot report an ephemeral
+    port it chose); it fails loudly, not silently, in the unlikely case it is taken meanwhile."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prometheus_checks(srv: Server):
+    import shutil
+
+    promtool, prom = shutil.which("promtool"), shutil.which("prometheus")
+    if not promtool or not prom:
+        print("| prometheus | `promtool check metrics`, a real scrape | skipped: promtool/prometheus "
+              "not installed (apt-get install prometheus) |", flush=True)
+        return
+
+    @check("promtool", "promtool check metrics < GET /metrics (after the calls above)")
+    def _():
+        with urllib.request.urlopen(srv.url + "/metrics", timeout=30) as r:
+            text = r.read()
+        p = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True)
+        assert p.returncode == 0, p.stdout + p.stderr
+        families = text.count(b"\n# TYPE ")
+        return f"clean ({families} metric families)"
+
+    @check("prometheus", "a real scrape of /metrics (scrape_interval 1s)")
+    def _():
+        port = free_port()
+        with tempfile.TemporaryDirectory(prefix="ls-prom-") as d:
+            cfg = Path(d) / "prometheus.yml"
+            cfg.write_text("global: {scrape_interval: 1s, scrape_timeout: 1s}\n"
+                           "scrape_configs:\n- job_name: longserve\n"
+                           f"  static_configs: [{{targets: ['127.0.0.1:{srv.port}']}}]\n")
+            log = open(Path(d) / "log", "w+")
+            p = subprocess.Popen([prom, f"--config.file={cfg}", f"--storage.tsdb.path={d}/tsdb",
+                                  f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"],
+                                 stdout=log, stderr=subprocess.STDOUT)
+            try:
+                api = f"http://127.0.0.1:{port}/api/v1"
+                t0, last = time.monotonic(), None
+                while time.monotonic() - t0 < 90:  # generous: the wait is for an event, not a time
+                    if p.poll() is not None:
+                        log.seek(0)
+                        raise RuntimeError(f"prometheus exited {p.returncode}: {log.read()[-1500:]}")
+                    try:
+                        with urllib.request.urlopen(api + "/query?query=longserve_build_info",
+                                                    timeout=5) as r:
+                            last = json.loads(r.read())
+                        if last["data"]["result"]:
+                            break
+                    except OSError:
+                        pass
+                    time.sleep(0.2)
+                res = last and last["data"]["result"]
+                assert res, f"no longserve_build_info sample within 90 s: {last}"
+                with urllib.request.urlopen(api + "/targets", timeout=5) as r:
+                    tg = json.loads(r.read())["data"]["activeTargets"]
+                assert tg and tg[0]["health"] == "up", tg
+                q = "longserve_requests_total"
+                with urllib.request.urlopen(api + "/query?query=" + q, timeout=5) as r:
+                    n = len(json.loads(r.read())["data"]["result"])
+                assert n > 0, "no longserve_requests_total series"
+            finally:
+                p.terminate()
+                p.wait(timeout=30)
+                log.close()
+        return (f"target up, longserve_build_info{{version={res[0]['metric'].get('version')!r}}} "
+                f"and {n} longserve_requests_total series ingested")
+
+
 # ---- huggingface_hub --------------------------------------------------------------------------
 
 
@@ -593,6 +673,7 @@ def main() -> int:
     with Server(models, *extra) as srv:
         openai_checks(srv)
         triton_checks(srv)
+        prometheus_checks(srv)
     if minilm:
         with Server([f"minilm={DEFAULT_MODEL}"], "--window", "512", "--served-model-name",
                     "sentence-transformers/all-MiniLM-L6-v2") as srv:
