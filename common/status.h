@@ -20,7 +20,8 @@
     X(LS_ERR_TOO_LARGE,         -8, "input too large")                                 \
     X(LS_ERR_DEVICE,            -9, "device error")                                    \
     X(LS_ERR_INTERNAL,         -10, "internal error")                                \
-    X(LS_ERR_NOT_FOUND,        -11, "not found")
+    X(LS_ERR_NOT_FOUND,        -11, "not found")                                     \
+    X(LS_ERR_NO_HEAD,          -12, "the model lacks the head this needs")
 // clang-format on
 
 typedef enum {

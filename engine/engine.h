@@ -109,6 +109,11 @@ typedef struct {
     int st_config;       /* 1 when sentence-transformers files were found */
     int st_normalize;    /* modules.json has a Normalize module */
     int32_t mask_id;     /* the tokenizer's <mask>, [MASK] or <MASK>, -1 if none */
+    /* config_sentence_transformers.json's prompts (name, text) [nprompts], the default
+     * one's index (-1: none), and the Pooling module's include_prompt (0: the prompt's
+     * tokens are not pooled) */
+    const char *const *prompt_names, *const *prompt_texts;
+    int nprompts, default_prompt, include_prompt;
     /* what computes: the backend ("cpu", "blas", "ref", "cuda") and what its matrix
      * products run on, chosen at load ("avx2 (cpuid features)", "openblas Haswell") */
     const char *backend, *isa;

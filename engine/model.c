@@ -681,6 +681,8 @@ static ls_status eng__load_text(eng_model *m, const char *dir, char *err, size_t
 {
     m->pooling = ENG_POOL_MEAN;
     m->mask_id = -1;
+    m->prompts.default_index = -1;
+    m->include_prompt = 1;
     char path[4096];
     struct stat sb;
     snprintf(path, sizeof path, "%s/tokenizer.json", dir);
@@ -709,11 +711,19 @@ static ls_status eng__load_text(eng_model *m, const char *dir, char *err, size_t
     if (st) return st;
     st = sb_modules_parse(text, len, path, pdir, sizeof pdir, &m->st_normalize, err, errlen);
     free(text);
+    /* prompts (sentence-transformers' encode(prompt_name=...), default_prompt_name) */
+    snprintf(path, sizeof path, "%s/config_sentence_transformers.json", dir);
+    if (!st && stat(path, &sb) == 0 &&
+        !(st = ls_read_file(path, 1 << 20, &text, &len, err, errlen))) {
+        st = sb_prompts_parse(text, len, path, &m->prompts, err, errlen);
+        free(text);
+    }
     if (st || !pdir[0]) return st;
     snprintf(path, sizeof path, "%s/%s/config.json", dir, pdir);
     if ((st = ls_read_file(path, 1 << 20, &text, &len, err, errlen))) return st;
     sb_pooling pool = SB_POOL_MEAN;
     st = sb_pooling_parse(text, len, path, &pool, err, errlen);
+    if (!st) st = sb_pooling_include_prompt(text, len, path, &m->include_prompt, err, errlen);
     free(text);
     m->pooling = eng__pooling(pool);
     m->st_config = !st;
@@ -864,6 +874,7 @@ void eng_model_free(eng_model *m)
     free(m->allocs);
     st_model_free(&m->st);
     tok_free(m->tok);
+    sb_prompts_free(&m->prompts);
     free(m->layers);
     free(m->rf);
     hf_config_free(&m->cfg);
@@ -899,6 +910,11 @@ void eng_model_get_info(const eng_model *m, eng_model_info *info)
         .mask_id = m->mask_id,
         .full_attention_tokens = m->full_upto,
         .attention = "sliding_window",
+        .prompt_names = (const char *const *)m->prompts.names,
+        .prompt_texts = (const char *const *)m->prompts.texts,
+        .nprompts = m->prompts.n,
+        .default_prompt = m->prompts.default_index,
+        .include_prompt = m->include_prompt,
     };
     info->attn_keys = maxw + 1;
     if (m->rf) {

@@ -5,6 +5,7 @@
 
 #include "../kernels/kernels.h"
 #include "../formats/hfconfig.h"
+#include "../formats/sbert.h"
 #include "engine.h"
 #include "safetensors.h"
 
@@ -79,6 +80,8 @@ struct eng_model {
     tok_tokenizer *tok; /* NULL without tokenizer.json */
     eng_pooling pooling;
     int st_config, st_normalize;
+    sb_prompts prompts; /* config_sentence_transformers.json */
+    int include_prompt; /* the Pooling module pools the prompt's tokens too */
     int32_t mask_id;
 
     st_model st;   /* the checkpoint's mappings: unfused F32 weights point into them */

@@ -36,6 +36,19 @@ void eng_pipe_pool(const float *x, size_t n, size_t H, eng_pooling p, float *out
     }
 }
 
+void eng_pipe_splade(const float *logits, size_t n, size_t V, float *out)
+{
+    for (size_t v = 0; v < V; v++)
+        out[v] = 0;
+    for (size_t k = 0; k < n; k++) { /* row by row: the logits are (n, V), token-major */
+        const float *x = logits + k * V;
+        for (size_t v = 0; v < V; v++) {
+            const float w = x[v] > 0 ? log1pf(x[v]) : 0;
+            if (w > out[v]) out[v] = w;
+        }
+    }
+}
+
 void eng_pipe_windows(const float *const *vecs, const int *ntok, int nwin, int H, float *out)
 {
     if (nwin == 1) { /* one window: exactly its vector */

@@ -30,6 +30,11 @@ void eng_pipe_pool(const float *x, size_t n, size_t H, eng_pooling p, float *out
  * weighted by tokens, accumulated in double. */
 void eng_pipe_windows(const float *const *vecs, const int *ntok, int nwin, int H, float *out);
 
+/* SPLADE pooling of a masked-LM head's logits (n, V) into out (V): for each vocabulary
+ * entry the maximum over the n tokens (all of them, special tokens included, as TEI and
+ * sentence-transformers' SpladePooling take it) of log(1 + relu(logit)), so out >= 0. */
+void eng_pipe_splade(const float *logits, size_t n, size_t V, float *out);
+
 /* v / max(||v||, 1e-12), as torch.nn.functional.normalize. */
 void eng_pipe_l2_normalize(float *v, int H);
 

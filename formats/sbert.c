@@ -1,5 +1,7 @@
-/* sentence-transformers modules.json and Pooling config decoding. */
+/* sentence-transformers modules.json, Pooling config and config_sentence_transformers.json
+ * (prompts) decoding. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "json.h"
@@ -117,5 +119,94 @@ ls_status sb_pooling_parse(const char *json, size_t len, const char *file, sb_po
                      "%s: several pooling modes (concatenated) are not supported", file);
 done:
     cJSON_Delete(root);
+    return st;
+}
+
+ls_status sb_pooling_include_prompt(const char *json, size_t len, const char *file, int *include,
+                                    char *err, size_t errlen)
+{
+    *include = 1;
+    cJSON *root = fmt_json_parse(json, len);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return ls_fail(err, errlen, LS_ERR_CONFIG, "%s: expected a JSON object", file);
+    }
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "include_prompt");
+    ls_status st = LS_OK;
+    if (v && !cJSON_IsNull(v) && !cJSON_IsBool(v))
+        st = ls_fail(err, errlen, LS_ERR_CONFIG, "%s: include_prompt must be true or false", file);
+    else if (cJSON_IsFalse(v))
+        *include = 0;
+    cJSON_Delete(root);
+    return st;
+}
+
+void sb_prompts_free(sb_prompts *p)
+{
+    if (!p) return;
+    for (int i = 0; i < p->n; i++) {
+        free(p->names[i]);
+        free(p->texts[i]);
+    }
+    free(p->names);
+    free(p->texts);
+    memset(p, 0, sizeof *p);
+    p->default_index = -1;
+}
+
+static ls_status sb__prompts(const cJSON *root, const char *file, sb_prompts *out, char *err,
+                             size_t errlen)
+{
+    const cJSON *ps = cJSON_GetObjectItemCaseSensitive(root, "prompts");
+    if (ps && !cJSON_IsNull(ps) && !cJSON_IsObject(ps))
+        return ls_fail(err, errlen, LS_ERR_CONFIG, "%s: \"prompts\" must be an object", file);
+    const int n = cJSON_IsObject(ps) ? cJSON_GetArraySize(ps) : 0;
+    if (n > 0 && (!(out->names = calloc((size_t)n, sizeof *out->names)) ||
+                  !(out->texts = calloc((size_t)n, sizeof *out->texts))))
+        return ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory");
+    const cJSON *p, *list = n > 0 ? ps : NULL;
+    cJSON_ArrayForEach(p, list)
+    {
+        if (!cJSON_IsString(p) || !p->string)
+            return ls_fail(err, errlen, LS_ERR_CONFIG, "%s: prompt %d is not a string", file,
+                           out->n);
+        for (int k = 0; k < out->n; k++)
+            if (strcmp(out->names[k], p->string) == 0)
+                return ls_fail(err, errlen, LS_ERR_CONFIG, "%s: prompt '%.64s' is given twice",
+                               file, p->string);
+        if (!(out->names[out->n] = strdup(p->string)) ||
+            !(out->texts[out->n] = strdup(p->valuestring))) {
+            free(out->names[out->n]);
+            return ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory");
+        }
+        out->n++;
+    }
+    const cJSON *d = cJSON_GetObjectItemCaseSensitive(root, "default_prompt_name");
+    if (!d || cJSON_IsNull(d)) return LS_OK;
+    if (!cJSON_IsString(d))
+        return ls_fail(err, errlen, LS_ERR_CONFIG, "%s: default_prompt_name must be a string",
+                       file);
+    for (int k = 0; k < out->n; k++)
+        if (strcmp(out->names[k], d->valuestring) == 0) out->default_index = k;
+    if (out->default_index < 0)
+        return ls_fail(err, errlen, LS_ERR_CONFIG,
+                       "%s: default_prompt_name '%.64s' is not one of the %d prompts", file,
+                       d->valuestring, out->n);
+    return LS_OK;
+}
+
+ls_status sb_prompts_parse(const char *json, size_t len, const char *file, sb_prompts *out,
+                           char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    out->default_index = -1;
+    cJSON *root = fmt_json_parse(json, len);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return ls_fail(err, errlen, LS_ERR_CONFIG, "%s: expected a JSON object", file);
+    }
+    ls_status st = sb__prompts(root, file, out, err, errlen);
+    cJSON_Delete(root);
+    if (st) sb_prompts_free(out);
     return st;
 }

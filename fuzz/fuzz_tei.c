@@ -18,7 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0) return 0;
-    tei_kind kind = (tei_kind)(data[0] % (TEI_DECODE + 1));
+    tei_kind kind = (tei_kind)(data[0] % (TEI_EMBED_SPARSE + 1)); /* every route kind */
     tei_request r;
     char err[256] = "";
     ls_status st =

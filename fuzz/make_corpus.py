@@ -9,6 +9,7 @@ import json
 import pathlib
 import shutil
 import struct
+import zlib
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 FIX = ROOT / "tests" / "fixtures"
@@ -136,20 +137,52 @@ def sbert():
         "near_pooling_none": pool(pooling_mode_cls_token=False, pooling_mode="sum"),
         "near_pooling_types": pool(pooling_mode_mean_tokens=1),
         "near_pooling_array": [pool(pooling_mode_mean_tokens=True)],
+        "pooling_include_prompt": pool(pooling_mode_mean_tokens=True, include_prompt=False),
+        "near_pooling_include_prompt": pool(pooling_mode_mean_tokens=True, include_prompt="no"),
+        "prompts": {"prompts": {"query": "query: ", "passage": "passage: ", "": ""},
+                    "default_prompt_name": "query", "similarity_fn_name": "cosine"},
+        "prompts_null": {"prompts": None, "default_prompt_name": None},
+        "near_prompts_default_unknown": {"prompts": {"query": "q: "}, "default_prompt_name": "doc"},
+        "near_prompts_not_string": {"prompts": {"query": 1}},
+        "near_prompts_array": {"prompts": ["query: "]},
+        "near_prompts_default_type": {"prompts": {"a": "b"}, "default_prompt_name": 0},
     }
     for name, obj in seeds.items():
         (d / (name + ".json")).write_text(json.dumps(obj))
     (d / "near_cut.json").write_bytes((st / "1_Pooling" / "config.json").read_bytes()[:70])
+    # a duplicate prompt name (json.dumps cannot write one)
+    (d / "near_prompts_duplicate.json").write_text('{"prompts": {"q": "a", "q": "b"}}')
+
+
+def zipped():
+    """fuzz_zip: byte 0 = coding (bit 0: gzip, else zlib "deflate") and limit ((b >> 1) KiB)."""
+    d = OUT / "zip"
+    body = (FIX / "lf_base" / "cases" / "multiple_many_global.request.json").read_bytes()
+    gz = lambda b: zlib.compress(b, wbits=31)
+    raw = zlib.compressobj(wbits=-15)
+    seeds = {
+        "gzip_v2_body": bytes([1 | 32 << 1]) + gz(body),
+        "zlib_v2_body": bytes([32 << 1]) + zlib.compress(body),
+        "raw_deflate": bytes([32 << 1]) + raw.compress(body) + raw.flush(),
+        "gzip_headers": bytes([1 | 4 << 1]) + b"gzip, deflate;q=0.5, identity;q=0",
+        "near_gzip_truncated": bytes([1 | 32 << 1]) + gz(body)[:40],
+        "near_gzip_over_limit": bytes([1 | 1 << 1]) + gz(b"0" * 5000),
+        "near_gzip_two_members": bytes([1 | 32 << 1]) + gz(b"{}") + gz(b"[]"),
+        "near_zlib_bad_check": bytes([32 << 1]) + zlib.compress(body)[:-1] + b"\x00",
+    }
+    for name, data in seeds.items():
+        (d / name).write_bytes(data)
 
 
 def main():
-    for target in ("safetensors", "config", "v2", "sbert"):
+    for target in ("safetensors", "config", "v2", "sbert", "zip"):
         shutil.rmtree(OUT / target, ignore_errors=True)
         (OUT / target).mkdir(parents=True)
     safetensors()
     config()
     v2()
     sbert()
+    zipped()
     total = sum(p.stat().st_size for p in OUT.rglob("*") if p.is_file())
     print(f"{sum(1 for p in OUT.rglob('*') if p.is_file())} files, {total} bytes")
     assert total < 200_000

@@ -33,6 +33,8 @@ herr_kind herr_from_status(ls_status st)
     case LS_ERR_UNSUPPORTED:
     case LS_ERR_NOT_FOUND:
         return HERR_INVALID;
+    case LS_ERR_NO_HEAD:
+        return HERR_BACKEND;
     default: /* the server's own failures: memory, files, device, bugs */
         return HERR_INTERNAL;
     }

@@ -29,6 +29,7 @@ typedef enum {
     X(HERR_METHOD,           405, "validation",    "invalid_request_error",     "method_not_allowed") \
     X(HERR_TOO_LARGE,        413, "payload_limit", "invalid_request_error",     "payload_too_large") \
     X(HERR_INVALID,          422, "validation",    "invalid_request_error",     "invalid_input")    \
+    X(HERR_BACKEND,          424, "backend",       "invalid_request_error",     "model_type")       \
     X(HERR_OVERLOADED,       429, "overloaded",    "rate_limit_error",          "server_is_overloaded") \
     X(HERR_INTERNAL,         500, "backend",       "server_error",              "internal_error")   \
     X(HERR_UNAVAILABLE,      503, "unhealthy",     "service_unavailable_error", "service_unavailable") \
@@ -45,6 +46,8 @@ typedef enum {
 /* The edge's kind for an engine/codec status: the one place a status gets an HTTP code.
  * A model a body names that is not served (LS_ERR_NOT_FOUND) is 404 model_not_found in
  * OpenAI's family, as its clients expect, and 422 in the others (DESIGN §4). */
+/* A model without the head a route needs where TEI answers 424 (/embed_sparse on a model
+ * without SPLADE pooling: LS_ERR_NO_HEAD) is 424 "backend". */
 herr_kind herr_from_status(ls_status st);
 herr_kind herr_from_status_in(ls_status st, herr_family fam);
 int herr_http(herr_kind k);

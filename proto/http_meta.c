@@ -240,15 +240,45 @@ static int hm__model_info(cJSON *o, const hm_model *m)
     return ok;
 }
 
-char *hm_info(const hm_field *fields, int nfields, const char *version, const hm_model *ms, int n,
-              size_t *len)
+/* TEI's model_type: {"embedding": {"pooling"}}, {"classifier": {"id2label", "label2id"}}. */
+static int hm__tei_model_type(cJSON *r, const hm_model *m)
+{
+    cJSON *t = cJSON_AddObjectToObject(r, "model_type");
+    if (!t) return 0;
+    if (strcmp(m->task, "feature-extraction") == 0 || strcmp(m->task, "fill-mask") == 0) {
+        cJSON *e = cJSON_AddObjectToObject(t, "embedding");
+        const int mlm = strcmp(m->task, "fill-mask") == 0;
+        return e && cJSON_AddStringToObject(e, "pooling", mlm ? "splade" : m->pooling) != NULL;
+    }
+    cJSON *c = cJSON_AddObjectToObject(t, strcmp(m->task, "text-classification") == 0 ? "classifier"
+                                                                                      : m->task);
+    if (!c || strcmp(m->task, "text-classification") != 0) return c != NULL;
+    cJSON *i2l = cJSON_AddObjectToObject(c, "id2label"),
+          *l2i = cJSON_AddObjectToObject(c, "label2id");
+    int ok = i2l && l2i;
+    for (int k = 0; ok && k < m->num_labels; k++) {
+        char id[16], name[24];
+        snprintf(id, sizeof id, "%d", k);
+        snprintf(name, sizeof name, "LABEL_%d", k);
+        const char *label = m->labels && m->labels[k] ? m->labels[k] : name;
+        ok = cJSON_AddStringToObject(i2l, id, label) && cJSON_AddNumberToObject(l2i, label, k);
+    }
+    return ok;
+}
+
+char *hm_info(const hm_field *fields, int nfields, const char *version, int tokenization_workers,
+              const hm_model *ms, int n, size_t *len)
 {
     cJSON *r = cJSON_CreateObject();
     int ok = r != NULL;
-    if (ok && n > 0)
+    if (ok && n > 0) /* the CPU backends compute in float32 whatever the weights' dtype */
         ok = cJSON_AddStringToObject(r, "model_id", ms[0].name) &&
-             cJSON_AddStringToObject(r, "model_type", ms[0].model_type) &&
+             cJSON_AddNullToObject(r, "model_sha") &&
+             cJSON_AddStringToObject(r, "model_dtype", "float32") &&
+             hm__tei_model_type(r, &ms[0]) &&
              cJSON_AddNumberToObject(r, "max_input_length", ms[0].max_input_tokens);
+    ok = ok && cJSON_AddNumberToObject(r, "tokenization_workers", tokenization_workers) &&
+         cJSON_AddNullToObject(r, "sha") && cJSON_AddNullToObject(r, "docker_label");
     for (int i = 0; ok && i < nfields; i++) {
         const hm_field *f = &fields[i];
         if (cJSON_GetObjectItemCaseSensitive(r, f->key)) continue; /* first one wins */

@@ -22,6 +22,7 @@ typedef struct {
     const char *model_type;   /* longformer, bert, roberta */
     const char *architecture; /* as config.json names it */
     const char *task;         /* feature-extraction, fill-mask, text-classification, ... */
+    const char *pooling;      /* an embedding model's pooling (cls, mean, max, mean_sqrt_len) */
     int ready;
     int max_input_tokens, hidden_size, vocab_size, num_layers, window, num_labels;
     /* sequences of at most full_attention_tokens attend fully (0: none), longer ones as
@@ -86,9 +87,13 @@ char *hm_status(const char *status, size_t *len);
 char *hm_openai_models(const hm_model *ms, int n, long long created, size_t *len);
 /* /v1/models/{id}: {"id","object":"model","created","owned_by"} */
 char *hm_openai_model(const char *id, long long created, size_t *len);
-/* /info: the fields (configuration), then "version", then "models": [...]; the first
- * model's identity is also given at the top level as TEI does (model_id, max_input_length). */
-char *hm_info(const hm_field *fields, int nfields, const char *version, const hm_model *ms, int n,
-              size_t *len);
+/* /info: the first model's identity at the top level in TEI's fields (model_id, model_sha
+ * null, model_dtype, model_type as TEI's object: {"embedding": {"pooling"}} for an embedding
+ * model ("splade" for a masked-LM one, what /embed_sparse serves), {"classifier": {"id2label",
+ * "label2id"}} for a sequence classifier, {"<task>": {}} for the others; max_input_length),
+ * tokenization_workers, sha and docker_label null, then the fields (configuration), "version"
+ * and "models": [...] (each with our model_type string: longformer, bert, ...). */
+char *hm_info(const hm_field *fields, int nfields, const char *version, int tokenization_workers,
+              const hm_model *ms, int n, size_t *len);
 
 #endif

@@ -413,15 +413,26 @@ static ls_status tei__chunks(tei_request *r, const cJSON *root, char *err, size_
     return LS_OK;
 }
 
+/* A short string field (absent or null: ""): 400 for another type, 422 when too long. */
+static ls_status tei__name(const cJSON *root, const char *key, char *out, size_t n, char *err,
+                           size_t errlen)
+{
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, key);
+    if (!m || cJSON_IsNull(m)) return LS_OK;
+    if (!cJSON_IsString(m))
+        return ls_fail(err, errlen, LS_ERR_BAD_REQUEST, "`%s` must be a string", key);
+    if (strlen(m->valuestring) >= n)
+        return ls_fail(err, errlen, LS_ERR_INVALID_INPUT, "`%s` is too long", key);
+    snprintf(out, n, "%s", m->valuestring);
+    return LS_OK;
+}
+
 static ls_status tei__common(tei_request *r, const cJSON *root, char *err, size_t errlen)
 {
-    const cJSON *m = cJSON_GetObjectItemCaseSensitive(root, "model");
-    if (m && !cJSON_IsNull(m)) {
-        if (!cJSON_IsString(m)) return tei__bad(err, errlen, "%s must be a string", "`model`");
-        if (strlen(m->valuestring) >= sizeof r->model)
-            return ls_fail(err, errlen, LS_ERR_INVALID_INPUT, "`model` is too long");
-        snprintf(r->model, sizeof r->model, "%s", m->valuestring);
-    }
+    ls_status st0 = tei__name(root, "model", r->model, sizeof r->model, err, errlen);
+    if (!st0)
+        st0 = tei__name(root, "prompt_name", r->prompt_name, sizeof r->prompt_name, err, errlen);
+    if (st0) return st0;
     const cJSON *dir = cJSON_GetObjectItemCaseSensitive(root, "truncation_direction");
     if (dir && !cJSON_IsNull(dir)) {
         if (cJSON_IsString(dir) && strcasecmp(dir->valuestring, "right") == 0)
@@ -485,6 +496,7 @@ static ls_status tei__route(tei_request *r, const cJSON *root, int max_inputs, c
             return st;
         return tei__chunks(r, root, err, errlen);
     case TEI_EMBED_ALL:
+    case TEI_EMBED_SPARSE:
         return tei__texts(r, cJSON_GetObjectItemCaseSensitive(root, "inputs"), "inputs", 1, 0,
                           max_inputs, err, errlen);
     case TEI_OPENAI_EMBED: {
@@ -799,6 +811,26 @@ char *tei_embed_all_encode(const float *const *rows, const int *ntok, int n, int
         for (int t = 0; t < ntok[i]; t++) {
             if (t) ls_buf_puts(&b, ",");
             ls_buf_floats(&b, rows[i] + (size_t)t * (size_t)dim, (size_t)dim);
+        }
+        ls_buf_puts(&b, "]");
+    }
+    ls_buf_puts(&b, "]");
+    return ls_buf_finish(&b, len);
+}
+
+char *tei_embed_sparse_encode(const float *const *vecs, int n, int dim, size_t *len)
+{
+    ls_buf b = {0};
+    ls_buf_puts(&b, "[");
+    for (int i = 0; i < n; i++) {
+        ls_buf_puts(&b, i ? ",[" : "[");
+        int first = 1;
+        for (int k = 0; k < dim; k++) {
+            if (vecs[i][k] == 0) continue; /* as TEI: only the non-zero values */
+            ls_buf_printf(&b, first ? "{\"index\":%d,\"value\":" : ",{\"index\":%d,\"value\":", k);
+            ls_buf_float(&b, vecs[i][k]);
+            ls_buf_puts(&b, "}");
+            first = 0;
         }
         ls_buf_puts(&b, "]");
     }

@@ -23,8 +23,9 @@ typedef enum {
     TEI_ANSWER,
     TEI_TOKENIZE,
     TEI_DECODE,
-    TEI_SIMILARITY, /* {"inputs": {"source_sentence", "sentences"}}: in[0] the source */
-    TEI_RERANK,     /* {"query", "texts"}: in[i] = (query, texts[i]) */
+    TEI_SIMILARITY,   /* {"inputs": {"source_sentence", "sentences"}}: in[0] the source */
+    TEI_RERANK,       /* {"query", "texts"}: in[i] = (query, texts[i]) */
+    TEI_EMBED_SPARSE, /* SPLADE vectors of a masked-LM head */
 } tei_kind;
 
 /* /predict's function_to_apply (engine/pipeline.h's classify modes) */
@@ -63,7 +64,9 @@ typedef struct {
     int n;
     int batched;     /* the inputs came as a list: the answer is a list per input */
     char model[128]; /* "model" ("" when absent) */
-    int normalize;   /* -1: absent */
+    /* "prompt_name" ("" when absent): sentence-transformers' prompt (embedding routes) */
+    char prompt_name[128];
+    int normalize; /* -1: absent */
     tei_pool pooling;
     tei_trunc truncate;
     tei_trunc direction;     /* "truncation_direction" (right, left), used when truncating */
@@ -142,6 +145,9 @@ char *tei_embed_chunks_encode(const float *const *vecs, const tei_chunk_list *ch
                               int dim, size_t *len);
 /* /embed_all: [[[f32 x dim] x ntok[i]] x n] */
 char *tei_embed_all_encode(const float *const *rows, const int *ntok, int n, int dim, size_t *len);
+
+/* /embed_sparse: [[{"index","value"}...] x n], the non-zero values of each vecs[i] (dim). */
+char *tei_embed_sparse_encode(const float *const *vecs, int n, int dim, size_t *len);
 
 typedef struct {
     const char *label;

@@ -27,6 +27,7 @@ static void srv__describe(const srv_model *m, int ready, hm_model *h)
     h->model_type = in->model_type;
     h->architecture = in->architecture[0] ? in->architecture : in->model_type;
     h->task = m->task;
+    h->pooling = eng_pooling_name(in->pooling);
     h->ready = ready;
     h->max_input_tokens = in->max_tokens;
     h->hidden_size = in->hidden_size;
@@ -224,7 +225,11 @@ static int route_info(srv_req *r)
     for (int i = 0; i < s->nmodels; i++)
         srv__describe(&s->models[i], srv_ready(s), &hs[i]);
     size_t len = 0;
-    char *b = hm_info(fs.f, fs.n, LONGSERVE_VERSION, hs, s->nmodels, &len);
+    /* text is tokenized on libuv's pool: UV_THREADPOOL_SIZE threads, 4 by default */
+    const char *pool = getenv("UV_THREADPOOL_SIZE");
+    int workers = pool ? atoi(pool) : 4;
+    workers = workers < 1 ? 1 : workers > 1024 ? 1024 : workers; /* as libuv clamps it */
+    char *b = hm_info(fs.f, fs.n, LONGSERVE_VERSION, workers, hs, s->nmodels, &len);
     return srv_reply(r, 200, b, len, NULL);
 }
 
@@ -277,6 +282,8 @@ const srv_route srv_routes[] = {
      TEI_EMBED},
     {"/embed_all", SRV_POST, HERR_FAM_TEI, SRV_RT_ENGINE, srv_job_start, "embed_all", &srv_job_text,
      TEI_EMBED_ALL},
+    {"/embed_sparse", SRV_POST, HERR_FAM_TEI, SRV_RT_ENGINE, srv_job_start, "embed_sparse",
+     &srv_job_text, TEI_EMBED_SPARSE},
     {"/v1/embeddings", SRV_POST, HERR_FAM_OPENAI, SRV_RT_ENGINE, srv_job_start, "v1_embeddings",
      &srv_job_text, TEI_OPENAI_EMBED},
     {"/predict", SRV_POST, HERR_FAM_TEI, SRV_RT_ENGINE, srv_job_start, "predict", &srv_job_text,

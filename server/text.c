@@ -15,9 +15,10 @@
 
 static const char *txt__route_name(tei_kind k)
 {
-    static const char *const names[] = {
-        "/embed",  "/embed_all", "/v1/embeddings", "/predict",    "/token_classify", "/fill_mask",
-        "/answer", "/tokenize",  "/decode",        "/similarity", "/rerank"};
+    static const char *const names[] = {"/embed",      "/embed_all",      "/v1/embeddings",
+                                        "/predict",    "/token_classify", "/fill_mask",
+                                        "/answer",     "/tokenize",       "/decode",
+                                        "/similarity", "/rerank",         "/embed_sparse"};
     return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
 }
 
@@ -35,6 +36,7 @@ static int txt__head_for(tei_kind k)
     case TEI_TOKCLS:
         return ENG_HEAD_TOKCLS;
     case TEI_FILL_MASK:
+    case TEI_EMBED_SPARSE:
         return ENG_HEAD_MLM;
     case TEI_ANSWER:
         return ENG_HEAD_QA;
@@ -66,12 +68,15 @@ static ls_status txt__pick_model(txt_job *j, const txt_model *const *models, int
     const tei_request *rq = &j->rq;
     const int head = txt__head_for(rq->kind), tok = txt__needs_tok(rq);
     const char *route = txt__route_name(rq->kind);
+    /* TEI answers /embed_sparse on a model without SPLADE pooling with 424 */
+    const ls_status wrong_head =
+        rq->kind == TEI_EMBED_SPARSE ? LS_ERR_NO_HEAD : LS_ERR_INVALID_INPUT;
     if (rq->model[0]) {
         for (int i = 0; i < nmodels; i++) {
             const txt_model *m = models[i];
             if (!txt_model_named(m, rq->model) && !(any_name && nmodels == 1)) continue;
             if (head >= 0 && (int)m->info->head != head)
-                return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                return ls_fail(err, errlen, wrong_head,
                                "model '%s' is a %s model; %s needs a %s model", m->name,
                                eng_head_task(m->info->head), route, eng_head_task((eng_head)head));
             if (tok && !m->tok)
@@ -92,7 +97,7 @@ static ls_status txt__pick_model(txt_job *j, const txt_model *const *models, int
             return LS_OK;
         }
     }
-    return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+    return ls_fail(err, errlen, wrong_head,
                    "no model served here answers %s: it needs a %s model with a tokenizer.json",
                    route, eng_head_task((eng_head)head));
 }
@@ -387,6 +392,7 @@ static ls_status txt__text_rows(txt_job *j, int i, const txt_limits *lim, long l
         for (int t = n - trail; t < n; t++, k++)
             r->ids[k] = e->ids[t], r->type_ids[k] = e->type_ids[t];
         j->echo.tokens_used += rn;
+        if (w == 0) r->skip = j->prompt_skip < rn ? j->prompt_skip : rn - 1; /* the prompt */
         if (explicit_glob && (st = txt__global(rq, j->ck ? &j->ck[i] : NULL, r, lim->max_global,
                                                &j->echo.global_tokens, err, errlen)))
             return st;
@@ -535,6 +541,87 @@ static ls_status txt__decode(txt_job *j, char **reply, size_t *reply_len, char *
     return st;
 }
 
+/* ---- prepare: sentence-transformers prompts -----------------------------------------------------
+ */
+
+static int txt__takes_prompt(tei_kind k)
+{
+    return k == TEI_EMBED || k == TEI_OPENAI_EMBED || k == TEI_EMBED_ALL || k == TEI_EMBED_SPARSE ||
+           k == TEI_SIMILARITY;
+}
+
+/* As sentence-transformers' encode(prompt_name=...): the prompt the request names (else the
+ * model's default_prompt_name) is prepended to every text input; with the Pooling module's
+ * include_prompt false, the prompt's tokens (those of the prompt tokenized alone, less a
+ * trailing special token) are left out of the pooled tokens. 422 for a name the model does not
+ * have, or a prompt with token-id inputs. */
+static ls_status txt__prompt(txt_job *j, char *err, size_t errlen)
+{
+    tei_request *rq = &j->rq;
+    const eng_model_info *info = j->m->info;
+    const int named = rq->prompt_name[0] != 0;
+    if (named && !txt__takes_prompt(rq->kind))
+        return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                       "`prompt_name` applies to /embed, /embed_all, /embed_sparse, "
+                       "/similarity and /v1/embeddings");
+    if (!txt__takes_prompt(rq->kind)) return LS_OK;
+    int p = named ? -1 : info->default_prompt;
+    for (int k = 0; named && k < info->nprompts; k++)
+        if (strcmp(info->prompt_names[k], rq->prompt_name) == 0) p = k;
+    if (named && p < 0) {
+        char names[256] = "";
+        for (int k = 0; k < info->nprompts; k++) {
+            size_t used = strlen(names);
+            snprintf(names + used, sizeof names - used, "%s'%s'", k ? ", " : "",
+                     info->prompt_names[k]);
+        }
+        return info->nprompts
+                   ? ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                             "`prompt_name` '%s' is not one of model '%s' prompts (%s)",
+                             rq->prompt_name, j->m->name, names)
+                   : ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                             "model '%s' has no prompts (config_sentence_transformers.json): "
+                             "`prompt_name` '%s' cannot apply",
+                             j->m->name, rq->prompt_name);
+    }
+    if (p < 0) return LS_OK;
+    /* chunk spans are character offsets into the text as sent: a prompt would shift them */
+    if (rq->ck_kind != TEI_CHUNKS_NONE)
+        return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                       "`chunks` cannot be combined with a prompt (%s '%s' of model '%s')",
+                       named ? "`prompt_name`" : "the default prompt", info->prompt_names[p],
+                       j->m->name);
+    const char *prompt = info->prompt_texts[p];
+    const size_t plen = strlen(prompt);
+    for (int i = 0; i < rq->n; i++) {
+        tei_input *in = &rq->in[i];
+        if (!in->text) {
+            if (!named) continue; /* the default prompt applies to texts; ids are as sent */
+            return ls_fail(err, errlen, LS_ERR_INVALID_INPUT,
+                           "input %d is token ids: `prompt_name` needs text inputs", i);
+        }
+        char *t = malloc(plen + in->len + 1);
+        if (!t) return ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory");
+        memcpy(t, prompt, plen);
+        memcpy(t + plen, in->text, in->len + 1);
+        free(in->text);
+        in->text = t;
+        in->len += plen;
+    }
+    if (info->include_prompt) return LS_OK;
+    tok_encoding *e = NULL;
+    char msg[256];
+    const tok_encode_params tp = tok_encode_default_params(); /* with the special tokens */
+    ls_status st = tok_encode(j->m->tok, prompt, plen, NULL, 0, &tp, &e, msg, sizeof msg);
+    if (st) {
+        tok_encoding_free(e);
+        return ls_fail(err, errlen, st, "the prompt '%s': %s", info->prompt_names[p], msg);
+    }
+    j->prompt_skip = (int)e->n - (e->n && e->special_mask[e->n - 1]);
+    tok_encoding_free(e);
+    return LS_OK;
+}
+
 /* ---- prepare ----------------------------------------------------------------------------------
  */
 
@@ -555,7 +642,9 @@ ls_status txt_job_prepare(txt_job *j, tei_kind kind, const char *body, size_t le
     ls_status st = tei_request_parse(kind, body, len, lim->max_inputs, &j->rq, err, errlen);
     if (st) return st;
     tei_request *rq = &j->rq;
-    if ((st = txt__pick_model(j, models, nmodels, lim->any_model_name, err, errlen))) return st;
+    if ((st = txt__pick_model(j, models, nmodels, lim->any_model_name, err, errlen)) ||
+        (st = txt__prompt(j, err, errlen)))
+        return st;
     if (!(j->enc = calloc((size_t)rq->n, sizeof *j->enc)))
         return ls_fail(err, errlen, LS_ERR_NOMEM, "out of memory");
     if (kind == TEI_TOKENIZE) return txt__tokenize(j, lim, reply, reply_len, err, errlen);
@@ -665,7 +754,11 @@ static ls_status txt__keep(txt_job *j, txt_row *r, const eng_outputs *o, size_t 
             return LS_OK;
         }
         if (!(r->out = ls_arena_alloc(&j->arena, H * sizeof *r->out))) return LS_ERR_NOMEM;
-        eng_pipe_pool(x, n, H, txt__pooling(j), r->out);
+        /* a prompt's tokens left out (include_prompt false) except for CLS pooling, as
+         * sentence-transformers */
+        const eng_pooling pool = txt__pooling(j);
+        const size_t skip = pool == ENG_POOL_CLS ? 0 : (size_t)r->skip;
+        eng_pipe_pool(x + skip * H, n - skip, H, pool, r->out);
         r->states = x; /* the chunks are pooled from it once every row is kept */
         return LS_OK;
     }
@@ -681,6 +774,12 @@ static ls_status txt__keep(txt_job *j, txt_row *r, const eng_outputs *o, size_t 
         count = n * (size_t)t->width;
         if (!(r->out = ls_arena_alloc(&j->arena, count * sizeof *r->out))) return LS_ERR_NOMEM;
         memcpy(r->out, t->data + tok0 * (size_t)t->width, count * sizeof *r->out);
+        return LS_OK;
+    case TEI_EMBED_SPARSE:
+        if (!(t = eng_outputs_find(o, ENG_OUT_LOGITS))) break;
+        count = (size_t)t->width;
+        if (!(r->out = ls_arena_alloc(&j->arena, count * sizeof *r->out))) return LS_ERR_NOMEM;
+        eng_pipe_splade(t->data + tok0 * count, n, count, r->out);
         return LS_OK;
     case TEI_FILL_MASK:
         if (!(t = eng_outputs_find(o, ENG_OUT_LOGITS))) break;
@@ -1069,6 +1168,13 @@ char *txt_job_encode(txt_job *j, size_t *len)
             }
             body = tei_embed_all_encode(rows, ntok, rq->n, j->m->info->hidden_size, len);
         }
+        break;
+    }
+    case TEI_EMBED_SPARSE: {
+        const float **vecs = ls_arena_calloc(&j->arena, (size_t)rq->n, sizeof *vecs);
+        for (int k = 0; vecs && k < j->nrows; k++)
+            vecs[j->rows[k].input] = j->rows[k].out;
+        if (vecs) body = tei_embed_sparse_encode(vecs, rq->n, j->m->info->vocab_size, len);
         break;
     }
     case TEI_PREDICT:

@@ -55,6 +55,7 @@ typedef struct {
     uint8_t *glob;           /* [n] 1 global, or NULL: the head's automatic choice */
     int n, input, mask_pos;
     int lead, c0, nc;    /* special tokens before the content; its content tokens [c0, c0 + nc) */
+    int skip;            /* leading tokens left out of pooling (a prompt, include_prompt false) */
     float *out;          /* the row's results after the run (the job's arena) */
     const float *states; /* (n, H) its token states in the batch's outputs, while kept */
 } txt_row;
@@ -76,7 +77,8 @@ typedef struct {
     txt_chunks *ck;          /* [rq.n] when the request has chunks, else NULL (the arena) */
     tei_chunk_list *cklists; /* [rq.n] their vectors, pooled when the rows are kept */
     tei_echo echo;
-    ls_status st; /* the run's verdict for this job */
+    int prompt_skip; /* tokens of the prompt not pooled (include_prompt false), else 0 */
+    ls_status st;    /* the run's verdict for this job */
     char err[512];
     char headers[512]; /* extra response headers, "Name: value\r\n" each */
     /* rows, results and the encoder's temporaries: freed with the job. Used by one

@@ -259,6 +259,17 @@ START_TEST(loader_text_side)
     ck_assert_int_eq(in.mask_id, tok_token_to_id(eng_model_tokenizer(m), "<mask>"));
     eng_model_free(m);
 
+    /* config_sentence_transformers.json's prompts and the Pooling config's include_prompt */
+    ck_assert(in.nprompts == 0 && in.default_prompt == -1 && in.include_prompt == 1);
+    m = load("embed/st_prompts");
+    eng_model_get_info(m, &in);
+    ck_assert_int_eq(in.nprompts, 3);
+    ck_assert_int_eq(in.include_prompt, 0);
+    ck_assert(in.default_prompt >= 0);
+    ck_assert_str_eq(in.prompt_names[in.default_prompt], "query");
+    ck_assert_str_eq(in.prompt_texts[in.default_prompt], "query: ");
+    eng_model_free(m);
+
     m = load("lf_base"); /* no tokenizer.json: token ids only */
     eng_model_get_info(m, &in);
     ck_assert(eng_model_tokenizer(m) == NULL && in.mask_id == -1 && !in.st_config);
@@ -287,6 +298,11 @@ static void bad_copy(char *dir, size_t n, const char *file, const char *text)
         }
         free(abs);
     }
+    if (strcmp(file, "config_sentence_transformers.json") == 0) { /* st_tiny has none */
+        snprintf(dst, sizeof dst, "%s/%s", dir, file);
+        FILE *f = fopen(dst, "w");
+        ck_assert(f && fputs(text, f) >= 0 && fclose(f) == 0);
+    }
 }
 
 static void rm_copy(const char *dir)
@@ -298,6 +314,8 @@ static void rm_copy(const char *dir)
         snprintf(p, sizeof p, "%s/%s", dir, files[i]);
         unlink(p);
     }
+    snprintf(p, sizeof p, "%s/config_sentence_transformers.json", dir);
+    unlink(p);
     rmdir(dir);
 }
 
@@ -306,8 +324,10 @@ START_TEST(loader_errors_name_the_file)
     static const char *const cases[][2] = {
         {"modules.json", "[{\"type\": 3"},
         {"tokenizer.json", "{\"model\": "},
+        {"config_sentence_transformers.json", "{\"prompts\": {\"q\": \"a\"}, "
+                                              "\"default_prompt_name\": \"d\"}"},
     };
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         char dir[64], err[1024] = "";
         bad_copy(dir, sizeof dir, cases[i][0], cases[i][1]);
         eng_model *m = (eng_model *)1;

