@@ -81,6 +81,32 @@ START_TEST(table_is_full)
 }
 END_TEST
 
+START_TEST(host_buffers)
+{
+    /* the CPU tables' buffer ops are host memory: aligned as cudaMalloc's, a round trip
+     * gives the bytes back, sync never fails, and free(NULL) is a no-op */
+    const kn_ops *tabs[] = {&ref, &cpu, &blas};
+    for (size_t t = 0; t < sizeof tabs / sizeof *tabs; t++) {
+        const kn_ops *o = tabs[t];
+        ck_assert_int_eq(o->device, 0);
+        ck_assert(o->buf_alloc && o->buf_free && o->upload && o->download && o->sync);
+        float *src = randv(1000, 1), back[1000];
+        float *d = o->buf_alloc(sizeof back);
+        ck_assert_ptr_nonnull(d);
+        ck_assert_uint_eq((uintptr_t)d % 256, 0);
+        ck_assert_int_eq(o->upload(d, src, sizeof back), 0);
+        ck_assert_int_eq(o->download(back, d, sizeof back), 0);
+        ck_assert(memcmp(back, src, sizeof back) == 0);
+        char err[64] = "x";
+        ck_assert_int_eq(o->sync(err, sizeof err), 0);
+        ck_assert_str_eq(err, "");
+        o->buf_free(d);
+        o->buf_free(NULL);
+        free(src);
+    }
+}
+END_TEST
+
 START_TEST(linear)
 {
     /* the cpu table at every ISA this CPU has, and the OpenBLAS table, against the
@@ -604,6 +630,7 @@ Suite *kernels_suite(void)
     tcase_add_checked_fixture(tc, setup, NULL);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, table_is_full);
+    tcase_add_test(tc, host_buffers);
     tcase_add_test(tc, chunk_attn);
     tcase_add_test(tc, linear);
     tcase_add_test(tc, gemm_isa_and_emulation);

@@ -672,6 +672,7 @@ void kn_ops_init_cpu(kn_ops *ops)
 {
     ops->backend = "cpu";
     ops->isa = kn_isa_reason();
+    kn_ops_set_host_buffers(ops);
     ops->weight_prepare = cpu_weight_prepare;
     ops->weight_release = cpu_weight_release;
 #define KN__CPU(name) ops->name = cpu_##name;

@@ -262,6 +262,7 @@ void kn_ops_init_ref(kn_ops *ops)
 {
     ops->backend = "ref";
     ops->isa = "plain loops (double accumulators)";
+    kn_ops_set_host_buffers(ops);
     ops->weight_prepare = NULL;
     ops->weight_release = NULL;
 #define KN__REF(name) ops->name = ref_##name;

@@ -23,3 +23,11 @@ extern "C" int kn_ops_init_cuda(kn_ops *ops, char *err, size_t errlen)
                       n);
     return -1;
 }
+
+extern "C" int kn_ops_init_cuda_table(kn_ops *ops, const kn_cuda_params *p, char *info,
+                                      size_t infolen, char *err, size_t errlen)
+{
+    (void)p;
+    if (info && infolen) info[0] = 0;
+    return kn_ops_init_cuda(ops, err, errlen);
+}
