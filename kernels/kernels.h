@@ -127,6 +127,31 @@ typedef int (*kn_chunk_attn_fn)(const kn_chunk_args *a);
 /* max(x, 0) in place. */
 typedef void (*kn_relu_fn)(float *x, size_t n);
 
+/* LSH hashing of one head (hf-semantics B5.3): for round h and position t, the rotated
+ * vector y = qk_t · rot[:, h, :] (rot: HF's R[head], [d, nH, rot2] row-major, rot2 =
+ * Σ factors / 2), bucket = b0 + f0·b1 + ... with b_i the argmax over concat(y_i, −y_i) of
+ * factor i's slice (first index on ties), and buckets[h·L + t] = bucket + h·NBp. With pad,
+ * positions whose keep[t] is 0 get the extra bucket NB and NBp = NB + 1; else NBp = NB.
+ * Products accumulate in float32 like the engine's GEMM; a bucket may differ from another
+ * backend's where two rotated values are within rounding of each other. */
+enum { KN_LSH_MAX_FACTORS = 4 };
+typedef struct {
+    const float *qk; /* row t at qk + t·ld, d values */
+    int ld;
+    const float *rot;
+    int L, d, nH;
+    int nf;
+    int32_t factors[KN_LSH_MAX_FACTORS];
+    const uint8_t *keep; /* [L], or NULL: no padding */
+    int pad;
+    int32_t *buckets; /* [nH·L] */
+} kn_lsh_args;
+typedef int (*kn_lsh_hash_fn)(const kn_lsh_args *a);
+/* perm[s] = the index at slot s of a stable sort of 0 .. n-1 by keys[i] (0 <= keys[i] <
+ * nkeys): with keys the round-offset buckets of lsh_hash, HF's order by (round, bucket,
+ * position) (B5.4). Returns 0, or negative when scratch memory could not be had. */
+typedef int (*kn_lsh_sort_fn)(const int32_t *keys, int32_t *perm, int n, int nkeys);
+
 #define KN_OP_LIST(X)                                                                              \
     X(linear)                                                                                      \
     X(embed)                                                                                       \
@@ -136,7 +161,9 @@ typedef void (*kn_relu_fn)(float *x, size_t n);
     X(window_attn)                                                                                 \
     X(global_attn)                                                                                 \
     X(chunk_attn)                                                                                  \
-    X(relu)
+    X(relu)                                                                                        \
+    X(lsh_hash)                                                                                    \
+    X(lsh_sort)
 
 /* ---- memory the table's ops read and write ------------------------------------------------
  * A table's ops take pointers into its own memory: host memory for the CPU tables, device
