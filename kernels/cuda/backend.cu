@@ -20,7 +20,10 @@ int kn__cu_fail(const char *op, const char *what, const char *msg)
 int kn__cu_check(const char *op, const char *what, cudaError_t e)
 {
     if (e == cudaSuccess) e = cudaGetLastError();
-    return e == cudaSuccess ? 0 : kn__cu_fail(op, what, cudaGetErrorString(e));
+    if (e == cudaSuccess) return 0;
+    (void)cudaGetLastError(); // a failed call also sets the last error: the next launch's
+                              // check must not see it again
+    return kn__cu_fail(op, what, cudaGetErrorString(e));
 }
 
 int kn__cu_check_lt(const char *op, const char *what, cublasStatus_t s)

@@ -67,8 +67,19 @@ static int linear_plain(const char *op, const float *x, const void *w, int dtype
     return KN_CU_LAUNCHED(op, "k_linear_plain");
 }
 
-// Row-major y[M,N] = x[M,K]·w[N,K]ᵀ is column-major yᵀ (N×M) = wᵀᵀ… : A = w as a K×N
-// column-major matrix transposed, B = x as K×M column-major, D = N×M column-major.
+// The largest power of two (at most 256) that divides p's address.
+static uint32_t ptr_align(const void *p)
+{
+    const uintptr_t a = (uintptr_t)p;
+    uint32_t al = 256;
+    while (al > 1 && a % al)
+        al >>= 1;
+    return al;
+}
+
+// Row-major y[M,N] = x[M,K]·w[N,K]ᵀ seen column-major: D (N×M) = op(A)·B with A = w read as
+// a K×N column-major matrix and transposed (op T), B = x as K×M column-major. The bias
+// epilogue adds b[n] down D's rows, i.e. to every row m of y.
 static int linear_lt(const char *op, const void *x, const void *w, int dtype, const float *b,
                      float *y, int M, int N, int K)
 {
@@ -110,6 +121,15 @@ static int linear_lt(const char *op, const void *x, const void *w, int dtype, co
             : kn__cu_check_lt(op, "set MAX_WORKSPACE",
                               cublasLtMatmulPreferenceSetAttribute(
                                   pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws));
+    // the heuristic assumes 256-byte aligned operands unless told: row groups start anywhere
+    const uint32_t align[4] = {ptr_align(w), ptr_align(x), ptr_align(y), ptr_align(y)};
+    const cublasLtMatmulPreferenceAttributes_t aattr[4] = {
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+        CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+    for (int i = 0; i < 4 && !rc; i++)
+        rc = kn__cu_check_lt(
+            op, "set MIN_ALIGNMENT",
+            cublasLtMatmulPreferenceSetAttribute(pref, aattr[i], &align[i], sizeof align[i]));
     rc = rc ? rc
             : kn__cu_check_lt(op, "cublasLtMatmulAlgoGetHeuristic",
                               cublasLtMatmulAlgoGetHeuristic(kn__cu.lt, desc, la, lb, lc, lc, pref,
