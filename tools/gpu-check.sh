@@ -13,7 +13,8 @@
 #                                  of the CUDA pieces; 3. else the carried build-gpu/ programs.
 #                                  Each step that fails is reported and the next one runs.
 #
-# Environment: OUT (a folder for the logs, default /tmp/gpu-check), BENCH_ARGS (extra flags
+# Environment: OUT (a folder for the logs, default /tmp/gpu-check), BUILD (the build trees,
+# default /tmp/gpu-check-build), BENCH_ARGS (extra flags
 # for bench_cuda, e.g. --quick), JOBS (parallel compiles, default nproc). Exit status 0 when
 # every check that ran passed; the table says which were skipped and why.
 set -u
@@ -26,6 +27,7 @@ for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
     [ -d "$d" ] && export LD_LIBRARY_PATH="$d${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 done
 OUT=${OUT:-/tmp/gpu-check}
+BUILD=${BUILD:-/tmp/gpu-check-build} # build trees stay out of $OUT, which holds logs only
 JOBS=${JOBS:-$(nproc)}
 mkdir -p "$OUT"
 declare -a TABLE=()
@@ -104,21 +106,29 @@ command -v nvcc >/dev/null && note "$(nvcc --version | tail -1)" || note "no nvc
 # ---- 1..3. a build ------------------------------------------------------------------------------
 BIN=""
 T0=$(date +%s)
-if command -v meson >/dev/null && command -v ninja >/dev/null &&
-    meson setup "$OUT/build-meson" -Dcuda=enabled --buildtype=release >"$OUT/meson-setup.log" 2>&1 &&
-    ninja -C "$OUT/build-meson" tests/test_cuda_index tests/test_cuda_parity bench/bench_cuda \
+# GPU_CHECK_NO_MESON=1 skips step 1 (to try the fallbacks); a rerun reuses a configured tree
+if [ -z "${GPU_CHECK_NO_MESON:-}" ] && command -v meson >/dev/null && command -v ninja >/dev/null &&
+    { [ -f "$BUILD/meson/build.ninja" ] ||
+        meson setup "$BUILD/meson" -Dcuda=enabled --buildtype=release >"$OUT/meson-setup.log" 2>&1; } &&
+    ninja -C "$BUILD/meson" tests/test_cuda_index tests/test_cuda_parity bench/bench_cuda \
         >"$OUT/meson-build.log" 2>&1; then
-    BIN="$OUT/build-meson/tests"
-    BENCH="$OUT/build-meson/bench/bench_cuda"
+    BIN="$BUILD/meson/tests"
+    BENCH="$BUILD/meson/bench/bench_cuda"
     row "build" "ok" "meson -Dcuda=enabled, $(($(date +%s) - T0)) s"
 else
-    note "meson build not possible here: $(tail -2 "$OUT/meson-setup.log" "$OUT/meson-build.log" 2>/dev/null | tr '\n' ' ' | cut -c1-300)"
-    CHECKLIBS=none
-    if pkg-config --exists check 2>/dev/null; then CHECKLIBS=$(pkg-config --libs check); fi
-    if standalone "$OUT/build-sa" "$CHECKLIBS"; then
+    if [ -n "${GPU_CHECK_NO_MESON:-}" ]; then
+        note "meson step skipped (GPU_CHECK_NO_MESON)"
+    else
+        note "meson build not possible here: $(tail -2 "$OUT/meson-setup.log" "$OUT/meson-build.log" 2>/dev/null | tr '\n' ' ' | cut -c1-300)"
+    fi
+    CHECKLIBS=none # GPU_CHECK_NO_CHECK=1 acts as if Check were absent (the carried programs)
+    if [ -z "${GPU_CHECK_NO_CHECK:-}" ] && pkg-config --exists check 2>/dev/null; then
+        CHECKLIBS=$(pkg-config --libs check)
+    fi
+    if standalone "$BUILD/sa" "$CHECKLIBS"; then
         row "build" "ok" "standalone nvcc (check: $([ "$CHECKLIBS" = none ] && echo absent || echo found)), $(($(date +%s) - T0)) s"
-        BENCH="$OUT/build-sa/bench_cuda"
-        [ "$CHECKLIBS" != none ] && BIN="$OUT/build-sa"
+        BENCH="$BUILD/sa/bench_cuda"
+        [ "$CHECKLIBS" != none ] && BIN="$BUILD/sa"
     else
         row "build" "FAIL" "standalone nvcc build failed (see above)"
         FAILED=1
