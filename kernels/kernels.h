@@ -173,12 +173,13 @@ typedef int (*kn_lsh_sort_fn)(const int32_t *keys, int32_t *perm, int n, int nke
  *
  * What is table memory: every float tensor an op takes (activations, biases, LayerNorm
  * parameters, embedding tables, the global-key weights of kn_attn_args), every index array
- * of kn_chunk_seg (pos, keep) and kn_embed's ids/pos_ids/tt, and kn_attn_args' kind and
- * glob. What is host memory on every table: the argument structs themselves, the
- * kn_chunk_seg array they point to, kn_attn_args' offsets and glob_off and kn_linear's
- * groups (the launcher plans its grid from them; a device backend copies what its kernels
- * need), and kn_weight.w (the model's weights as loaded; weight_prepare makes the table's
- * copy in wt->prep, on the device for a device table).
+ * of kn_chunk_seg (pos, keep) and kn_embed's ids/pos_ids/tt, kn_attn_args' kind and glob,
+ * kn_lsh_args' keep and buckets and lsh_sort's keys and perm. What is host memory on every
+ * table: the argument structs themselves, the kn_chunk_seg array they point to,
+ * kn_attn_args' offsets and glob_off and kn_linear's groups (the launcher plans its grid
+ * from them; a device backend copies what its kernels need), and kn_weight.w (the model's
+ * weights as loaded; weight_prepare makes the table's copy in wt->prep, on the device for a
+ * device table).
  *
  * How the engine uses it (the next step; engine/ does not yet):
  *     float *x = ops->buf_alloc(sizeof(float) * T * H);       // activations, once per ctx
