@@ -2,11 +2,12 @@
  * of 64, FFN 3072, window w = 256, one global token per sequence) for 4k and 16k tokens at
  * batch 1 and 8, and the Reformer ops at reformer-enwik8-like shapes (8 heads of 128, LSH
  * chunk 256 with one chunk before, 4 hashes, 512 buckets) at 16k and 64k: median time,
- * achieved TFLOP/s (useful FLOPs) and GB/s (the fewest bytes), and for window_attn its share
- * of the H200's 989 TFLOP/s dense bf16. One short table at the end; exits 77 when there is
- * no device. The Reformer heads share one sorted (qk | v) buffer of nH·L rows, each writing its
- * own output. Timing: the table's sync around `--reps` back-to-back calls, host clock (no
- * CUDA types outside kernels/cuda), so launch gaps are included. */
+ * achieved TFLOP/s (useful FLOPs) and GB/s (the fewest bytes), window_attn's share of the
+ * H200's 989 TFLOP/s dense bf16, and per Longformer shape an estimate of the 12-layer encoder
+ * as the sum of its ops (time, useful TFLOP/s, tokens/s). One short table at the end; exits
+ * 77 when there is no device. The Reformer heads share one sorted (qk | v) buffer of nH·L
+ * rows, each writing its own output. Timing: the table's sync around each call, host clock
+ * (no CUDA types outside kernels/cuda), so launch gaps are included. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,7 +25,7 @@ static double peak_bf16 = 989e12;
 
 typedef struct {
     char op[24], shape[40];
-    double ms, tflops, gbs, peak_pct;
+    double ms, tflops, gbs, peak_pct, mtok_s;
 } row;
 static row rows[MAXROWS];
 static int nrows;
@@ -80,10 +81,11 @@ static double time_op(const char *what, run_fn f, void *ctx)
     return bench_median(t, n);
 }
 
-static void add_row(const char *op, const char *shape, double s, double flop, double bytes,
-                    int vs_peak)
+/* One table row; returns s, so callers can sum the ops of a layer. */
+static double add_row(const char *op, const char *shape, double s, double flop, double bytes,
+                      int vs_peak)
 {
-    if (nrows == MAXROWS) return;
+    if (nrows == MAXROWS) return s;
     row *r = &rows[nrows++];
     snprintf(r->op, sizeof r->op, "%s", op);
     snprintf(r->shape, sizeof r->shape, "%s", shape);
@@ -91,6 +93,8 @@ static void add_row(const char *op, const char *shape, double s, double flop, do
     r->tflops = flop / s / 1e12;
     r->gbs = bytes / s / 1e9;
     r->peak_pct = vs_peak ? 100.0 * flop / s / peak_bf16 : NAN;
+    r->mtok_s = NAN;
+    return s;
 }
 
 /* ---- the ops' contexts ------------------------------------------------------------------------
@@ -194,10 +198,12 @@ static int bench_longformer(int L, int B)
         glob[s] = s * L;
     if (cu.upload(dkind, kind, T) || cu.upload(dglob, glob, sizeof(int32_t) * B)) goto done;
 
-    /* linear layers: QKV (768 -> 2304), FFN in (768 -> 3072), FFN out (3072 -> 768) */
-    const int shapes[3][2] = {{3 * HID, HID}, {FFN, HID}, {HID, FFN}};
-    const char *names[3] = {"linear qkv", "linear ffn1", "linear ffn2"};
-    for (int i = 0; i < 3; i++) {
+    /* linear layers: QKV (768 -> 2304), attention output (768 -> 768), FFN in (768 -> 3072),
+     * FFN out (3072 -> 768) */
+    const int shapes[4][2] = {{3 * HID, HID}, {HID, HID}, {FFN, HID}, {HID, FFN}};
+    const char *names[4] = {"linear qkv", "linear out", "linear ffn1", "linear ffn2"};
+    double layer_s = 0, layer_flop = 0; /* one encoder layer, op by op */
+    for (int i = 0; i < 4; i++) {
         lin_ctx c = {shapes[i][1] == HID ? x : h,
                      {wh, shapes[i][0], shapes[i][1], NULL},
                      bias,
@@ -217,12 +223,14 @@ static int bench_longformer(int L, int B)
         cu.weight_release(&c.w);
         const double flop = 2.0 * T * c.N * c.K;
         const double bytes = 4.0 * T * (c.K + c.N) + 2.0 * c.N * c.K;
-        add_row(names[i], shape, s, flop, bytes, 0);
+        layer_s += add_row(names[i], shape, s, flop, bytes, 0);
+        layer_flop += flop;
     }
     ln_ctx lc = {out, x, g, bias, T};
-    add_row("add_layernorm", shape, time_op("add_layernorm", run_ln, &lc), 0, 12.0 * T * HID, 0);
+    layer_s += 2 * add_row("add_layernorm", shape, time_op("add_layernorm", run_ln, &lc), 0,
+                           12.0 * T * HID, 0);
     act_ctx ac = {h, (size_t)T * FFN};
-    add_row("gelu", shape, time_op("gelu", run_gelu, &ac), 0, 8.0 * T * FFN, 0);
+    layer_s += add_row("gelu", shape, time_op("gelu", run_gelu, &ac), 0, 8.0 * T * FFN, 0);
 
     kn_attn_args a = {.q = qkv,
                       .k = qkv + HID,
@@ -256,10 +264,16 @@ static int bench_longformer(int L, int B)
     }
     const double wflop = 4.0 * D * NH * keys * B;
     const double wbytes = 4.0 * T * 4 * HID; /* q, k, v read once, out written once (f32) */
-    add_row("window_attn", shape, time_op("window_attn", run_window, &a), wflop, wbytes, 1);
+    layer_s +=
+        add_row("window_attn", shape, time_op("window_attn", run_window, &a), wflop, wbytes, 1);
     const double gflop = B * (4.0 * L * HID * HID + 4.0 * D * NH * L);
-    add_row("global_attn", shape, time_op("global_attn", run_global, &a), gflop,
-            4.0 * T * HID + 8.0 * HID * HID, 0);
+    layer_s += add_row("global_attn", shape, time_op("global_attn", run_global, &a), gflop,
+                       4.0 * T * HID + 8.0 * HID * HID, 0);
+    layer_flop += wflop + gflop;
+    /* 12 layers of the ops above, run back to back one at a time (the engine would also
+     * embed, project the global queries and run the head: not counted) */
+    add_row("est 12 layers", shape, 12 * layer_s, 12 * layer_flop, 0, 0);
+    if (nrows > 0) rows[nrows - 1].mtok_s = T / (12 * layer_s) / 1e6;
     rc = 0;
 done:
     if (rc) fprintf(stderr, "bench_cuda: longformer %s: setup or run failed\n", shape);
@@ -342,13 +356,15 @@ int main(int argc, char **argv)
             if (!quick || (li == 0 && bi == 0)) failed |= bench_longformer(Ls[li], Bs[bi]) != 0;
     failed |= bench_reformer(16384) != 0;
     if (!quick) failed |= bench_reformer(65536) != 0;
-    printf("\n%-14s %-18s %10s %9s %9s %8s\n", "op", "shape", "ms", "TFLOP/s", "GB/s", "%bf16pk");
+    printf("\n%-14s %-18s %10s %9s %9s %8s %7s\n", "op", "shape", "ms", "TFLOP/s", "GB/s",
+           "%bf16pk", "Mtok/s");
     for (int i = 0; i < nrows; i++) {
         const row *r = &rows[i];
-        char pk[16] = "";
+        char pk[16] = "", tk[16] = "";
         if (!isnan(r->peak_pct)) snprintf(pk, sizeof pk, "%.1f", r->peak_pct);
-        printf("%-14s %-18s %10.4f %9.2f %9.1f %8s\n", r->op, r->shape, r->ms, r->tflops, r->gbs,
-               pk);
+        if (!isnan(r->mtok_s)) snprintf(tk, sizeof tk, "%.2f", r->mtok_s);
+        printf("%-14s %-18s %10.4f %9.2f %9.1f %8s %7s\n", r->op, r->shape, r->ms, r->tflops,
+               r->gbs, pk, tk);
     }
     return failed ? 1 : 0;
 }
