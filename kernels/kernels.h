@@ -133,6 +133,31 @@ typedef int (*kn_chunk_attn_fn)(const kn_chunk_args *a);
 /* max(x, 0) in place. */
 typedef void (*kn_relu_fn)(float *x, size_t n);
 
+/* LSH hashing of one head (hf-semantics B5.3): for round h and position t, the rotated
+ * vector y = qk_t · rot[:, h, :] (rot: HF's R[head], [d, nH, rot2] row-major, rot2 =
+ * Σ factors / 2), bucket = b0 + f0·b1 + ... with b_i the argmax over concat(y_i, −y_i) of
+ * factor i's slice (first index on ties), and buckets[h·L + t] = bucket + h·NBp. With pad,
+ * positions whose keep[t] is 0 get the extra bucket NB and NBp = NB + 1; else NBp = NB.
+ * Products accumulate in float32 like the engine's GEMM; a bucket may differ from another
+ * backend's where two rotated values are within rounding of each other. */
+enum { KN_LSH_MAX_FACTORS = 4 };
+typedef struct {
+    const float *qk; /* row t at qk + t·ld, d values */
+    int ld;
+    const float *rot;
+    int L, d, nH;
+    int nf;
+    int32_t factors[KN_LSH_MAX_FACTORS];
+    const uint8_t *keep; /* [L], or NULL: no padding */
+    int pad;
+    int32_t *buckets; /* [nH·L] */
+} kn_lsh_args;
+typedef int (*kn_lsh_hash_fn)(const kn_lsh_args *a);
+/* perm[s] = the index at slot s of a stable sort of 0 .. n-1 by keys[i] (0 <= keys[i] <
+ * nkeys): with keys the round-offset buckets of lsh_hash, HF's order by (round, bucket,
+ * position) (B5.4). Returns 0, or negative when scratch memory could not be had. */
+typedef int (*kn_lsh_sort_fn)(const int32_t *keys, int32_t *perm, int n, int nkeys);
+
 #define KN_OP_LIST(X)                                                                              \
     X(linear)                                                                                      \
     X(embed)                                                                                       \
@@ -142,13 +167,60 @@ typedef void (*kn_relu_fn)(float *x, size_t n);
     X(window_attn)                                                                                 \
     X(global_attn)                                                                                 \
     X(chunk_attn)                                                                                  \
-    X(relu)
+    X(relu)                                                                                        \
+    X(lsh_hash)                                                                                    \
+    X(lsh_sort)
+
+/* ---- memory the table's ops read and write ------------------------------------------------
+ * A table's ops take pointers into its own memory: host memory for the CPU tables, device
+ * memory for a device table (ops->device != 0). The buffer ops below are how a caller gets
+ * and fills such memory without knowing which it is; the CPU tables implement them with
+ * malloc, free and memcpy, so code written against them runs unchanged on both.
+ *
+ * What is table memory: every float tensor an op takes (activations, biases, LayerNorm
+ * parameters, embedding tables, the global-key weights of kn_attn_args), every index array
+ * of kn_chunk_seg (pos, keep) and kn_embed's ids/pos_ids/tt, kn_attn_args' kind and glob,
+ * kn_lsh_args' keep and buckets and lsh_sort's keys and perm. What is host memory on every
+ * table: the argument structs themselves, the kn_chunk_seg array they point to,
+ * kn_attn_args' offsets and glob_off and kn_linear's groups (the launcher plans its grid
+ * from them; a device backend copies what its kernels need), and kn_weight.w (the model's
+ * weights as loaded; weight_prepare makes the table's copy in wt->prep, on the device for a
+ * device table).
+ *
+ * How the engine uses it (the next step; engine/ does not yet):
+ *     float *x = ops->buf_alloc(sizeof(float) * T * H);       // activations, once per ctx
+ *     ops->upload(ids_dev, ids, sizeof(int32_t) * T);         // per batch: the inputs
+ *     ops->embed(ids_dev, ...); ops->linear(x, &wq, bq, q, ...); ...   // unchanged calls
+ *     ops->download(host_out, x, sizeof(float) * T * H);      // per batch: the outputs
+ *     if (ops->sync(err, sizeof err)) -> LS_ERR_DEVICE, the context is broken
+ *     ops->buf_free(x);
+ * Ops on a device table run in order on the table's one stream and return before the
+ * device finishes; void ops cannot report a failure, so a device table keeps the first
+ * error (the op's name and the CUDA message) and sync returns it. download waits for the
+ * work before it. On the CPU tables sync always returns 0. */
+/* size bytes of table memory (aligned to 256 bytes), or NULL when there is none left. */
+typedef void *(*kn_buf_alloc_fn)(size_t size);
+/* Frees what buf_alloc returned; NULL is a no-op. */
+typedef void (*kn_buf_free_fn)(void *p);
+/* Host -> table memory and table -> host memory, size bytes; 0, or negative on a failure
+ * (the message is kept for sync). */
+typedef int (*kn_upload_fn)(void *dst, const void *src, size_t size);
+typedef int (*kn_download_fn)(void *dst, const void *src, size_t size);
+/* Waits for every op issued so far; 0, or negative with the first error since the last
+ * sync written to err (which then starts afresh). */
+typedef int (*kn_sync_fn)(char *err, size_t errlen);
 
 typedef struct kn_ops {
     const char *backend;
     /* What the backend's matrix products run on, said at start-up and in /info ("avx2
      * (cpuid features)", "openblas Haswell", "plain loops"). */
     const char *isa;
+    int device; /* 1: the ops' pointers are device pointers (see the memory notes above) */
+    kn_buf_alloc_fn buf_alloc;
+    kn_buf_free_fn buf_free;
+    kn_upload_fn upload;
+    kn_download_fn download;
+    kn_sync_fn sync;
     kn_weight_prepare_fn weight_prepare;
     kn_weight_release_fn weight_release;
 #define KN__MEMBER(name) kn_##name##_fn name;
@@ -175,9 +247,31 @@ void kn_ops_init_cpu(kn_ops *ops);
 /* The same with OpenBLAS's sgemm for linear layers (as OpenBLAS picks its kernels: by CPU
  * model), kept for comparison. */
 void kn_ops_init_cpu_blas(kn_ops *ops);
-/* CUDA backend: returns 0 and overrides entries when a device is usable, or a negative
- * value when CUDA is not built in or no device exists (ops left untouched). */
+/* Host memory for the CPU tables' buffer ops (malloc, free, memcpy; sync returns 0). */
+void kn_ops_set_host_buffers(kn_ops *ops);
+
+/* CUDA backend for the engine: returns 0 and overrides entries when a device is usable, or
+ * a negative value when CUDA is not built in, no device exists, or the engine cannot use
+ * it yet (ops left untouched). Until the engine allocates its activations through the
+ * buffer ops it passes host pointers, so this refuses with a message that says so;
+ * kn_ops_init_cuda_table is the device table itself, for the parity tests and benches. */
 int kn_ops_init_cuda(kn_ops *ops, char *err, size_t errlen);
+
+/* The CUDA table's variants: the plain kernels (one obviously correct thread per output,
+ * the parity tests' device reference) or the fast ones; the precision the linear layers'
+ * weights are prepared in (activations stay float32 in memory, accumulation is float32). */
+enum { KN_CUDA_FAST = 0, KN_CUDA_PLAIN = 1 };
+enum { KN_DTYPE_F32 = 0, KN_DTYPE_BF16 = 1, KN_DTYPE_F16 = 2 };
+typedef struct {
+    int variant; /* KN_CUDA_FAST or KN_CUDA_PLAIN */
+    int wdtype;  /* KN_DTYPE_* of linear weights and of the attention kernels' operands */
+    int device;  /* CUDA device ordinal */
+} kn_cuda_params;
+/* Fills every entry of ops with the device table (device = 1) and writes what it has to
+ * info ("NVIDIA H200 sm_90, 132 SMs, 139 GiB; fast kernels; linear bf16 (cuBLASLt)");
+ * 0, or negative with the reason in err (no device, a CUDA error, not built). */
+int kn_ops_init_cuda_table(kn_ops *ops, const kn_cuda_params *p, char *info, size_t infolen,
+                           char *err, size_t errlen);
 
 /* Threads the CPU backend uses (OpenMP); 0 keeps the current setting. */
 void kn_cpu_set_threads(int n);

@@ -10,36 +10,7 @@
 
 #include "../kernels/cpu/gemm.h"
 #include "../kernels/kernels.h"
-
-static uint64_t rng_state = 88172645463325252ull;
-
-static double urand(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return (double)(rng_state >> 11) / 9007199254740992.0;
-}
-
-static float *randv(size_t n, float scale)
-{
-    float *v = malloc(n * sizeof *v);
-    for (size_t i = 0; i < n; i++)
-        v[i] = (float)((urand() * 2 - 1) * scale);
-    return v;
-}
-
-/* max |a-b| / max |b| over n values */
-static double rel_err(const float *a, const float *b, size_t n)
-{
-    double md = 0, mb = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (d > md || isnan(d)) md = isnan(d) ? INFINITY : d;
-        if (fabs(b[i]) > mb) mb = fabs(b[i]);
-    }
-    return mb > 0 ? md / mb : md;
-}
+#include "kntest.h"
 
 static kn_ops ref, cpu, blas;
 
@@ -48,16 +19,6 @@ static void setup(void)
     kn_ops_init_ref(&ref);
     kn_ops_init_cpu(&cpu);
     kn_ops_init_cpu_blas(&blas);
-}
-
-/* One linear call through table o, with w prepared and released as the engine does. */
-static void lin(const kn_ops *o, const float *x, const float *w, const float *b, float *y, int M,
-                int N, int K, const int32_t *groups, int ng)
-{
-    kn_weight wt = {w, N, K, NULL};
-    if (o->weight_prepare) ck_assert_int_eq(o->weight_prepare(&wt), 0);
-    o->linear(x, &wt, b, y, M, N, K, groups, ng);
-    if (o->weight_release) o->weight_release(&wt);
 }
 
 /* Every GEMM ISA this CPU runs (LONGSERVE_ISA forces the cpu table's choice). */
@@ -73,10 +34,36 @@ START_TEST(table_is_full)
     /* every entry of both tables is filled */
     const void *const *r = (const void *const *)((const char *)&ref + offsetof(kn_ops, linear));
     const void *const *c = (const void *const *)((const char *)&cpu + offsetof(kn_ops, linear));
-    ck_assert_int_eq(kn_op_count, 9);
+    ck_assert_int_eq(kn_op_count, 11);
     for (int i = 0; i < kn_op_count; i++) {
         ck_assert_msg(r[i] != NULL, "ref op %s missing", kn_op_names[i]);
         ck_assert_msg(c[i] != NULL, "cpu op %s missing", kn_op_names[i]);
+    }
+}
+END_TEST
+
+START_TEST(host_buffers)
+{
+    /* the CPU tables' buffer ops are host memory: aligned as cudaMalloc's, a round trip
+     * gives the bytes back, sync never fails, and free(NULL) is a no-op */
+    const kn_ops *tabs[] = {&ref, &cpu, &blas};
+    for (size_t t = 0; t < sizeof tabs / sizeof *tabs; t++) {
+        const kn_ops *o = tabs[t];
+        ck_assert_int_eq(o->device, 0);
+        ck_assert(o->buf_alloc && o->buf_free && o->upload && o->download && o->sync);
+        float *src = randv(1000, 1), back[1000];
+        float *d = o->buf_alloc(sizeof back);
+        ck_assert_ptr_nonnull(d);
+        ck_assert_uint_eq((uintptr_t)d % 256, 0);
+        ck_assert_int_eq(o->upload(d, src, sizeof back), 0);
+        ck_assert_int_eq(o->download(back, d, sizeof back), 0);
+        ck_assert(memcmp(back, src, sizeof back) == 0);
+        char err[64] = "x";
+        ck_assert_int_eq(o->sync(err, sizeof err), 0);
+        ck_assert_str_eq(err, "");
+        o->buf_free(d);
+        o->buf_free(NULL);
+        free(src);
     }
 }
 END_TEST
@@ -645,6 +632,33 @@ START_TEST(chunk_attn)
     cpu.relu(r, 4);
     ck_assert(r[0] == 0.0f && r[1] == 0.0f && r[2] == 2.0f && r[3] == 0.0f);
 }
+START_TEST(lsh_hash_sort)
+{
+    /* identity rotations make the bucket the argmax of concat(qk, -qk): (1,0) -> 0, (0,1) ->
+     * 1, (-1,0) -> 2, (0,-1) -> 3; round 1 negates (offset by NBp = 5 with the padding
+     * bucket 4); the sort orders by (round, bucket, position) */
+    const float qk[5][2] = {{1, 0}, {0, 1}, {-1, 0}, {0, -1}, {0, 1}};
+    const float rot[2][2][2] = {{{1, 0}, {-1, 0}}, {{0, 1}, {0, -1}}}; /* [d][round][rot2] */
+    const uint8_t keep[5] = {1, 1, 1, 1, 0};
+    int32_t b[10], perm[10];
+    const int32_t want[10] = {0, 1, 2, 3, 4, 5 + 2, 5 + 3, 5 + 0, 5 + 1, 5 + 4};
+    const int32_t wperm[10] = {0, 1, 2, 3, 4, 7, 8, 5, 6, 9};
+    kn_lsh_args a = {&qk[0][0], 2, &rot[0][0][0], 5, 2, 2, 1, {4}, keep, 1, b};
+    const kn_ops *tabs[] = {&ref, &cpu};
+    for (int t = 0; t < 2; t++) {
+        ck_assert_int_eq(tabs[t]->lsh_hash(&a), 0);
+        ck_assert(memcmp(b, want, sizeof b) == 0);
+        ck_assert_int_eq(tabs[t]->lsh_sort(b, perm, 10, 10), 0);
+        ck_assert(memcmp(perm, wperm, sizeof perm) == 0);
+    }
+    /* equal keys keep their order (stable) */
+    const int32_t k2[6] = {1, 0, 1, 0, 1, 0};
+    const int32_t p2[6] = {1, 3, 5, 0, 2, 4};
+    ck_assert_int_eq(ref.lsh_sort(k2, perm, 6, 2), 0);
+    ck_assert(memcmp(perm, p2, sizeof p2) == 0);
+}
+END_TEST
+
 Suite *kernels_suite(void)
 {
     Suite *s = suite_create("kernels");
@@ -652,6 +666,8 @@ Suite *kernels_suite(void)
     tcase_add_checked_fixture(tc, setup, NULL);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, table_is_full);
+    tcase_add_test(tc, host_buffers);
+    tcase_add_test(tc, lsh_hash_sort);
     tcase_add_test(tc, chunk_attn);
     tcase_add_test(tc, linear);
     tcase_add_test(tc, gemm_isa_and_emulation);

@@ -14,4 +14,9 @@ size_t kn__chunk_keys(const kn_chunk_args *a);
  * tiles of the packed GEMM, float32 softmax; OpenMP over (segment, query chunk). */
 int kn__chunk_attn_cpu(const kn_chunk_args *a);
 
+/* The reference's LSH hashing and sort (kernels.h lsh_hash, lsh_sort), which the CPU table
+ * shares: the engine hashes and sorts in its own loops today. */
+int kn__ref_lsh_hash(const kn_lsh_args *a);
+int kn__ref_lsh_sort(const int32_t *keys, int32_t *perm, int n, int nkeys);
+
 #endif

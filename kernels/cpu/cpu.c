@@ -684,8 +684,11 @@ void kn_ops_init_cpu(kn_ops *ops)
 {
     ops->backend = "cpu";
     ops->isa = kn_isa_reason();
+    kn_ops_set_host_buffers(ops);
     ops->weight_prepare = cpu_weight_prepare;
     ops->weight_release = cpu_weight_release;
+#define cpu_lsh_hash kn__ref_lsh_hash
+#define cpu_lsh_sort kn__ref_lsh_sort
 #define KN__CPU(name) ops->name = cpu_##name;
     KN_OP_LIST(KN__CPU)
 #undef KN__CPU

@@ -258,12 +258,73 @@ static void ref_relu(float *x, size_t n)
         x[i] = x[i] > 0 ? x[i] : 0.0f;
 }
 
+/* ---- LSH hashing and sorting (Reformer) --------------------------------------------------- */
+
+static int ref__argmax_pm(const float *y, int half)
+{
+    int best = 0;
+    for (int i = 1; i < 2 * half; i++) {
+        const float v = i < half ? y[i] : -y[i - half],
+                    bv = best < half ? y[best] : -y[best - half];
+        if (v > bv) best = i;
+    }
+    return best;
+}
+
+int kn__ref_lsh_hash(const kn_lsh_args *a)
+{
+    int rot2 = 0, NB = 1;
+    for (int f = 0; f < a->nf; f++)
+        rot2 += a->factors[f] / 2, NB *= a->factors[f];
+    const int NBp = a->pad ? NB + 1 : NB;
+    float *y = malloc(sizeof(float) * (size_t)(rot2 ? rot2 : 1));
+    if (!y) return -1;
+    for (int h = 0; h < a->nH; h++)
+        for (int t = 0; t < a->L; t++) {
+            const float *q = a->qk + (size_t)t * a->ld;
+            for (int c = 0; c < rot2; c++) {
+                double acc = 0;
+                for (int e = 0; e < a->d; e++)
+                    acc += (double)q[e] * a->rot[((size_t)e * a->nH + h) * rot2 + c];
+                y[c] = (float)acc;
+            }
+            int bucket = 0, mul = 1, col = 0;
+            for (int f = 0; f < a->nf; f++) {
+                bucket += mul * ref__argmax_pm(y + col, a->factors[f] / 2);
+                mul *= a->factors[f];
+                col += a->factors[f] / 2;
+            }
+            if (a->pad && a->keep && !a->keep[t]) bucket = NB;
+            a->buckets[(size_t)h * a->L + t] = bucket + h * NBp;
+        }
+    free(y);
+    return 0;
+}
+
+/* Counting sort: stable by construction. */
+int kn__ref_lsh_sort(const int32_t *keys, int32_t *perm, int n, int nkeys)
+{
+    int32_t *start = calloc((size_t)nkeys + 1, sizeof *start);
+    if (!start) return -1;
+    for (int i = 0; i < n; i++)
+        start[keys[i] + 1]++;
+    for (int k = 0; k < nkeys; k++)
+        start[k + 1] += start[k];
+    for (int i = 0; i < n; i++)
+        perm[start[keys[i]]++] = i;
+    free(start);
+    return 0;
+}
+
 void kn_ops_init_ref(kn_ops *ops)
 {
     ops->backend = "ref";
     ops->isa = "plain loops (double accumulators)";
+    kn_ops_set_host_buffers(ops);
     ops->weight_prepare = NULL;
     ops->weight_release = NULL;
+#define ref_lsh_hash kn__ref_lsh_hash
+#define ref_lsh_sort kn__ref_lsh_sort
 #define KN__REF(name) ops->name = ref_##name;
     KN_OP_LIST(KN__REF)
 #undef KN__REF
