@@ -917,6 +917,7 @@ void eng_model_get_info(const eng_model *m, eng_model_info *info)
         .include_prompt = m->include_prompt,
     };
     info->attn_keys = maxw + 1;
+    info->can_step = !m->rf;
     if (m->rf) {
         const hf_reformer *r = &m->cfg.reformer;
         double keys = 0;
