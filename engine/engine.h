@@ -153,6 +153,11 @@ const char *eng_model_label(const eng_model_info *info, int k, char *buf, size_t
  * (len <= full_attention_tokens) costs L x (dense + L) and has no global token. Behind the model so
  * that another family can bring its own. */
 double eng_model_cost(const eng_model_info *info, size_t rows, size_t len, size_t globals);
+/* Rows shorter than this cost, in their dense part, what a row of this many tokens costs
+ * (the GEMM reads the weights per row tile: few tokens are bound by memory, not compute). */
+enum { ENG_COST_MIN_ROW = 64 };
+/* The cost of one more token in a long row without global tokens (budgets in tokens). */
+double eng_model_token_cost(const eng_model_info *info);
 
 typedef struct {
     int nseq;

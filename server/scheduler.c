@@ -148,6 +148,7 @@ sched_fate sched_item_check(sched_item *it, uint64_t now_ns)
 static int sched__fits(const sched *s, const sched_batch *b, const sched_item *it)
 {
     if (b->n == 0) return 1; /* a request over the budget still runs, alone */
+    if (it->solo || b->items[0]->solo) return 0;
     return it->key == b->key && b->n < b->cap && b->tokens + it->tokens <= s->p.max_tokens &&
            b->cost + it->cost <= s->p.max_cost;
 }

@@ -21,6 +21,7 @@ typedef struct sched_item {
     size_t tokens;
     double cost;
     int key;              /* only items with equal keys share a batch */
+    int solo;             /* shares a batch with nothing (a step of a job in steps) */
     int fd;               /* the client's socket, to see it leave (-1: unknown) */
     int probe;            /* 1: nothing is sent on fd yet and the client speaks HTTP/1.1, so
                            * a peer that half-closed may be asked once whether it still

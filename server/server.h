@@ -51,6 +51,9 @@ typedef struct {
     /* engine speed in cost units per second: measured at warm-up (calibration), then a
      * moving average over real batches; for Retry-After and the prediction metric */
     double cost_per_s;
+    /* the cost bound (--max-request-cost, else --max-request-seconds at the warm-up speed),
+     * 0: none; set once the model is warm */
+    double max_cost;
     char hashing[200]; /* Reformer: /info's lsh_hashing */
     srv_model_stats stats;
     /* loading: written by the worker's init, read by the loop once wk_init_result says it
