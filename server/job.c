@@ -335,6 +335,15 @@ void srv_pump(srv_server *s)
     metrics_set_inflight(s->metrics, s->inflight);
 }
 
+void srv_model_speed(srv_model *m, double cost_per_s)
+{
+    const opt_options *o = &m->srv->opt;
+    if (cost_per_s <= m->best_cost_per_s) return;
+    m->best_cost_per_s = cost_per_s;
+    m->max_cost = o->max_request_cost ? (double)o->max_request_cost
+                                      : (double)o->max_request_seconds * cost_per_s;
+}
+
 void srv_on_async(uv_async_t *a)
 {
     srv_server *s = a->data;
@@ -362,6 +371,7 @@ void srv_on_async(uv_async_t *a)
                         metrics_batch_time_ratio(s->metrics, i,
                                                  b->infer_s * m->cost_per_s / b->cost);
                     m->cost_per_s = m->cost_per_s > 0 ? 0.8 * m->cost_per_s + 0.2 * v : v;
+                    if (b->infer_s >= 0.01) srv_model_speed(m, v);
                 }
             }
             for (int k = 0; k < b->n; k++)

@@ -98,5 +98,8 @@ void srv_pump(srv_server *s);
 void srv_fail_queued(srv_server *s, herr_kind k, const char *msg);
 /* wk_run_fn: runs a batch's live jobs on the model's worker thread. */
 void srv_model_run(void *arg, sched_batch *b);
+/* Loop thread: a speed measured (cost units per second); the best so far sets the cost bound
+ * of --max-request-seconds. */
+void srv_model_speed(srv_model *m, double cost_per_s);
 
 #endif

@@ -159,9 +159,9 @@ static void srv__model_loaded(srv_server *s, srv_model *m)
         .weight = {(double)s->opt.short_lane_weight, 1.0},
     };
     sched_init(&m->q, &sp);
-    /* the cost bound, fixed now (the speed's moving average would make it drift with load) */
-    m->max_cost = s->opt.max_request_cost ? (double)s->opt.max_request_cost
-                                          : (double)s->opt.max_request_seconds * m->cost_per_s;
+    /* the cost bound (raised with the best speed seen: srv_model_speed) */
+    m->best_cost_per_s = 0;
+    srv_model_speed(m, m->cost_per_s);
     s->tms[m - s->models] = &m->tm;
     m->loaded = 1;
     log_event("info", "model_loaded", NULL,
