@@ -290,14 +290,15 @@ static void *short_main(void *p)
 {
     mix_client *c = p;
     if (c->rate <= 0) return NULL; /* --short-rate 0: the long requests alone */
-    int fd = hconnect(c->port);
-    for (int k = c->first; fd >= 0; k += c->every) {
+    for (int k = c->first;; k += c->every) {
         const double due = c->t0 + (double)k / c->rate, now = now_s();
         if (due >= c->deadline) break;
         if (due > now) usleep((useconds_t)((due - now) * 1e6));
+        /* a connection per request: one idle for longer than --header-timeout is closed */
+        int fd = hconnect(c->port);
         if (mix_post(c, &fd)) lat_push(&c->lat, &c->n, &c->cap, now_s() - due);
+        if (fd >= 0) close(fd);
     }
-    if (fd >= 0) close(fd);
     return NULL;
 }
 
@@ -306,7 +307,9 @@ typedef struct {
     int nshort, nlong, errors;
 } mix_result;
 
-enum { MIX_SHORT_THREADS = 8, MIX_MAX_LONG = 8 };
+/* enough short senders that none is still waiting for a reply when its next request is due
+ * (rate x worst latency: 4/s x 16 s), so that latencies are the server's, not the pool's */
+enum { MIX_SHORT_THREADS = 64, MIX_MAX_LONG = 8 };
 
 static mix_result run_mixed(int port, const char *lbody, const char *sbody, int nlong, double rate,
                             double seconds)

@@ -86,6 +86,12 @@ void sched_batch_free(sched_batch *b);
  * fate set. Returns the number of items moved. */
 int sched_fill(sched *s, sched_batch *b, uint64_t now_ns, sched_item **dropped);
 
+/* A batch not yet taken that holds only a step of a job in steps (a solo item) goes back to
+ * its lane's head when other items wait, so that sched_fill chooses again by fairness: a
+ * short request that arrives after the step was put in the mailbox still runs before it.
+ * Returns 1 when b was emptied. */
+int sched_unfill_solo(sched *s, sched_batch *b);
+
 /* The item's fate at now: deadline passed, client gone (its connection reset or closed
  * both ways; a half-close alone is legal), or live. May send it->fd its probe. */
 sched_fate sched_item_check(sched_item *it, uint64_t now_ns);
