@@ -468,8 +468,9 @@ static void mixed_main(const char *bin, const char *model, int threads, int wind
            "%.1f/s (open loop, latency from when each was due), %.0f s per run, %d engine "
            "threads, window %d\n",
            nlong, nlong == 1 ? "" : "s", rate, seconds, threads, window);
-    printf("%-4s %-10s %12s %12s %8s %9s %11s %11s %7s\n", "run", "steps", "short_p50_ms",
-           "short_p99_ms", "short_n", "long_done", "long_req/s", "long_tok/s", "errors");
+    printf("%-4s %-10s %12s %12s %8s %9s %11s %11s %11s %7s\n", "run", "steps", "short_p50_ms",
+           "short_p99_ms", "short_n", "long_done", "long_p50_ms", "long_req/s", "long_tok/s",
+           "errors");
     for (int run = 0; run < 2 * runs; run++) {
         const int on = run % 2 == 0;
         server s;
@@ -487,9 +488,9 @@ static void mixed_main(const char *bin, const char *model, int threads, int wind
         server_stop(&s);
         char mode[32];
         snprintf(mode, sizeof mode, on ? "on %sms" : "off", step_ms);
-        printf("%-4d %-10s %12.1f %12.1f %8d %9d %11.3f %11.0f %7d\n", run / 2 + 1, mode,
-               r.short_p50 * 1e3, r.short_p99 * 1e3, r.nshort, r.nlong, r.long_rps,
-               r.long_rps * ntok[1], r.errors);
+        printf("%-4d %-10s %12.1f %12.1f %8d %9d %11.0f %11.3f %11.0f %7d\n", run / 2 + 1, mode,
+               r.short_p50 * 1e3, r.short_p99 * 1e3, r.nshort, r.nlong, r.long_p50 * 1e3,
+               r.long_rps, r.long_rps * ntok[1], r.errors);
         fflush(stdout);
         mix_result *b = &best[on];
         if (run < 2 || r.short_p99 < b->short_p99)
