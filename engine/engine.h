@@ -131,6 +131,7 @@ typedef struct {
      * (Reformer). eng_model_attention gives a sequence's. */
     int full_attention_tokens;
     const char *attention;
+    int can_step; /* 1: eng_fwd_* runs the forward in steps (not a Reformer) */
 } eng_model_info;
 
 /* How a sequence of len tokens attends: "full" or info->attention. */
@@ -152,6 +153,11 @@ const char *eng_model_label(const eng_model_info *info, int k, char *buf, size_t
  * (len <= full_attention_tokens) costs L x (dense + L) and has no global token. Behind the model so
  * that another family can bring its own. */
 double eng_model_cost(const eng_model_info *info, size_t rows, size_t len, size_t globals);
+/* Rows shorter than this cost, in their dense part, what a row of this many tokens costs
+ * (the GEMM reads the weights per row tile: few tokens are bound by memory, not compute). */
+enum { ENG_COST_MIN_ROW = 64 };
+/* The cost of one more token in a long row without global tokens (budgets in tokens). */
+double eng_model_token_cost(const eng_model_info *info);
 
 typedef struct {
     int nseq;
@@ -217,6 +223,30 @@ void eng_ctx_free(eng_ctx *c);
  * without its separators) gives LS_ERR_INVALID_INPUT / LS_ERR_TOO_LARGE and a message. */
 ls_status eng_ctx_forward(eng_ctx *c, const eng_batch *b, eng_outputs *out, char *err,
                           size_t errlen);
+
+/* ---- a forward in steps (Longformer, BERT, RoBERTa) -----------------------------------------
+ *
+ *     eng_fwd *f;
+ *     if (eng_fwd_start(ctx, &b, &f, err, sizeof err)) die(err);   // embeddings
+ *     while (eng_fwd_layers_left(f))                                // layers [k, k+n)
+ *         if (eng_fwd_step(ctx, f, n, err, sizeof err)) die(err);
+ *     if (eng_fwd_finish(ctx, f, &out, err, sizeof err)) die(err); // the head
+ *     eng_fwd_free(f);
+ *
+ * The state between steps (the hidden states of b's sequences and their attention
+ * layout) belongs to the eng_fwd, not to the context, so other forwards and other steps may
+ * run on the context in between; the outputs are bit for bit eng_ctx_forward's for b. b is
+ * read by eng_fwd_start only. A Reformer (reversible layers, eng_model_info.can_step 0) is
+ * refused with LS_ERR_UNSUPPORTED: it runs one-shot. */
+typedef struct eng_fwd eng_fwd;
+
+ls_status eng_fwd_start(eng_ctx *c, const eng_batch *b, eng_fwd **out, char *err, size_t errlen);
+/* Runs the next min(n, left) layers (n >= 1). */
+ls_status eng_fwd_step(eng_ctx *c, eng_fwd *f, int n, char *err, size_t errlen);
+int eng_fwd_layers_left(const eng_fwd *f);
+/* The head on the last layer's hidden states (every layer has run); out as eng_ctx_forward's. */
+ls_status eng_fwd_finish(eng_ctx *c, eng_fwd *f, eng_outputs *out, char *err, size_t errlen);
+void eng_fwd_free(eng_fwd *f); /* NULL is a no-op */
 
 /* ---- generation (Reformer language models: ReformerModelWithLMHead) ---------------------------
  *

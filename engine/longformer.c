@@ -2,6 +2,7 @@
  * shared/reference/hf-semantics.md Part A step by step on a packed ragged batch:
  * masks → positions → embeddings → layers (window + global attention, FFN) → head. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ctx.h"
@@ -294,8 +295,9 @@ ls_status eng_ctx_forward(eng_ctx *c, const eng_batch *b, eng_outputs *out, char
     return st;
 }
 
-static ls_status eng__longformer_forward(eng_ctx *c, const eng_batch *b, eng_outputs *out,
-                                         char *err, size_t errlen)
+/* Checks and lays out b, and runs the embeddings into c->x (A3): what every forward of b
+ * starts with; *G: its global tokens. */
+static ls_status eng__lf_begin(eng_ctx *c, const eng_batch *b, size_t *G, char *err, size_t errlen)
 {
     const eng_model *m = c->m;
     if (b->nseq <= 0 || !b->offsets || b->offsets[0] != 0 || !b->ids)
@@ -307,9 +309,9 @@ static ls_status eng__longformer_forward(eng_ctx *c, const eng_batch *b, eng_out
     if (T == 0) return ls_fail(err, errlen, LS_ERR_INVALID_INPUT, "no tokens");
 
     ls_status st = eng__reserve(c, T, 0, (size_t)b->nseq, err, errlen);
-    size_t G = 0;
-    if (!st) st = eng__prepare(c, b, &G, err, errlen);
-    if (!st) st = eng__reserve(c, T, G, (size_t)b->nseq, err, errlen);
+    *G = 0;
+    if (!st) st = eng__prepare(c, b, G, err, errlen);
+    if (!st) st = eng__reserve(c, T, *G, (size_t)b->nseq, err, errlen);
     if (st) return st;
     /* global token lists per sequence, ascending (HF's nonzero order) */
     size_t g = 0;
@@ -326,8 +328,141 @@ static ls_status eng__longformer_forward(eng_ctx *c, const eng_batch *b, eng_out
     ENG_OP(c, k, embed, b->ids, c->pos, b->type_ids, m->word, m->pos, m->type, c->x, (int)T, m->H);
     ENG_OP(c, k, add_layernorm, c->x, NULL, m->emb_ln_g, m->emb_ln_b, (float)m->cfg.layer_norm_eps,
            (int)T, m->H);
-    for (int l = 0; l < m->L; l++)
-        if ((st = eng__layer(c, &m->layers[l], b, G, err, errlen))) return st;
-    eng__head(c, b, out);
     return LS_OK;
+}
+
+static ls_status eng__longformer_forward(eng_ctx *c, const eng_batch *b, eng_outputs *out,
+                                         char *err, size_t errlen)
+{
+    const eng_model *m = c->m;
+    size_t G;
+    ls_status st = eng__lf_begin(c, b, &G, err, errlen);
+    for (int l = 0; !st && l < m->L; l++)
+        st = eng__layer(c, &m->layers[l], b, G, err, errlen);
+    if (!st) eng__head(c, b, out);
+    return st;
+}
+
+/* ---- the forward in steps (engine.h eng_fwd_*) --------------------------------------------
+ * Between steps the context runs other batches, so a step restores what eng__layer reads of
+ * the batch's layout (token kinds, full-attention flags, global lists, the feed-forward plan, all
+ * functions of b alone) and computes in the state's own hidden-state buffer: the same numbers as
+ * the one-shot forward, in the same order. */
+
+struct eng_fwd {
+    int nseq, L, done; /* sequences; layers of the model, run */
+    size_t T, G;
+    int32_t *offsets;  /* (nseq+1) */
+    uint8_t *kind;     /* (T) KN_TOK_* */
+    int32_t *glob;     /* (G) global token rows */
+    int32_t *glob_off; /* (nseq+1) */
+    uint8_t *full;     /* (nseq) 1: the sequence attends fully (bert/roberta) */
+    float *x;          /* (T, H) hidden states after `done` layers */
+};
+
+void eng_fwd_free(eng_fwd *f)
+{
+    if (!f) return;
+    free(f->offsets);
+    free(f->kind);
+    free(f->glob);
+    free(f->glob_off);
+    free(f->full);
+    free(f->x);
+    free(f);
+}
+
+ls_status eng_fwd_start(eng_ctx *c, const eng_batch *b, eng_fwd **out, char *err, size_t errlen)
+{
+    *out = NULL;
+    if (c->m->fam == ENG_FAM_REFORMER)
+        return ls_fail(err, errlen, LS_ERR_UNSUPPORTED,
+                       "a Reformer forward runs in one piece (reversible layers)");
+    const double t0 = eng__now();
+    size_t G;
+    ls_status st = eng__lf_begin(c, b, &G, err, errlen);
+    if (st) {
+        c->forward_seconds += eng__now() - t0;
+        return st;
+    }
+    const size_t T = (size_t)b->offsets[b->nseq], S = (size_t)b->nseq, H = (size_t)c->m->H;
+    eng_fwd *f = calloc(1, sizeof *f);
+    if (f) {
+        f->nseq = b->nseq, f->L = c->m->L, f->T = T, f->G = G;
+        f->offsets = malloc((S + 1) * sizeof *f->offsets);
+        f->kind = malloc(T);
+        f->glob = malloc((G ? G : 1) * sizeof *f->glob);
+        f->glob_off = malloc((S + 1) * sizeof *f->glob_off);
+        f->full = malloc(S);
+        f->x = malloc(T * H * sizeof *f->x);
+    }
+    if (!f || !f->offsets || !f->kind || !f->glob || !f->glob_off || !f->full || !f->x) {
+        eng_fwd_free(f);
+        c->forward_seconds += eng__now() - t0;
+        return ls_fail(err, errlen, LS_ERR_NOMEM,
+                       "out of memory for the stepped state of %zu tokens in %zu sequences", T, S);
+    }
+    memcpy(f->offsets, b->offsets, (S + 1) * sizeof *f->offsets);
+    memcpy(f->kind, c->kind, T);
+    memcpy(f->glob, c->glob, G * sizeof *f->glob);
+    memcpy(f->glob_off, c->glob_off, (S + 1) * sizeof *f->glob_off);
+    memcpy(f->full, c->full, S);
+    memcpy(f->x, c->x, T * H * sizeof *f->x);
+    c->forward_seconds += eng__now() - t0;
+    *out = f;
+    return LS_OK;
+}
+
+/* The context's buffers laid out for f again (they may have served other batches). */
+static ls_status eng__fwd_restore(eng_ctx *c, const eng_fwd *f, eng_batch *b, char *err,
+                                  size_t errlen)
+{
+    *b = (eng_batch){.nseq = f->nseq, .offsets = f->offsets};
+    ls_status st = eng__reserve(c, f->T, f->G, (size_t)f->nseq, err, errlen);
+    if (st) return st;
+    memcpy(c->kind, f->kind, f->T);
+    memcpy(c->glob, f->glob, f->G * sizeof *c->glob);
+    memcpy(c->glob_off, f->glob_off, ((size_t)f->nseq + 1) * sizeof *c->glob_off);
+    memcpy(c->full, f->full, (size_t)f->nseq);
+    eng__ffn_plan(c, b);
+    return LS_OK;
+}
+
+int eng_fwd_layers_left(const eng_fwd *f)
+{
+    return f->L - f->done;
+}
+
+ls_status eng_fwd_step(eng_ctx *c, eng_fwd *f, int n, char *err, size_t errlen)
+{
+    const eng_model *m = c->m;
+    const double t0 = eng__now();
+    eng_batch b;
+    ls_status st = eng__fwd_restore(c, f, &b, err, errlen);
+    if (!st) {
+        float *own = c->x; /* the layers compute in the state's buffer */
+        c->x = f->x;
+        for (int i = 0; !st && i < n && f->done < m->L; i++, f->done++)
+            st = eng__layer(c, &m->layers[f->done], &b, f->G, err, errlen);
+        c->x = own;
+    }
+    c->forward_seconds += eng__now() - t0;
+    return st;
+}
+
+ls_status eng_fwd_finish(eng_ctx *c, eng_fwd *f, eng_outputs *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    if (f->done < c->m->L)
+        return ls_fail(err, errlen, LS_ERR_INTERNAL, "the head after %d of %d layers", f->done,
+                       c->m->L);
+    const double t0 = eng__now();
+    eng_batch b;
+    ls_status st = eng__fwd_restore(c, f, &b, err, errlen);
+    if (!st) {
+        memcpy(c->x, f->x, f->T * (size_t)c->m->H * sizeof *c->x);
+        eng__head(c, &b, out);
+    }
+    c->forward_seconds += eng__now() - t0;
+    return st;
 }

@@ -917,6 +917,7 @@ void eng_model_get_info(const eng_model *m, eng_model_info *info)
         .include_prompt = m->include_prompt,
     };
     info->attn_keys = maxw + 1;
+    info->can_step = !m->rf;
     if (m->rf) {
         const hf_reformer *r = &m->cfg.reformer;
         double keys = 0;
@@ -958,10 +959,22 @@ double eng_model_cost(const eng_model_info *info, size_t rows, size_t len, size_
 {
     const double dense = 6.0 * info->hidden_size, local = info->attn_keys;
     const double tokens = (double)rows * (double)len;
+    /* a row's linear layers read every weight once per row tile however few its tokens
+     * (kernels/cpu: tiles never span two sequences), so a short row's dense work costs what
+     * ENG_COST_MIN_ROW tokens cost: 3,000 rows of 4 tokens (long_document window 4, stride 1)
+     * took 14x what their tokens alone predicted */
+    const double dense_rows =
+        (double)rows * (double)(len > ENG_COST_MIN_ROW ? len : ENG_COST_MIN_ROW);
     /* full attention: every token attends the whole row, and no token is global */
-    if (len <= (size_t)info->full_attention_tokens) return tokens * (dense + (double)len);
+    if (len <= (size_t)info->full_attention_tokens)
+        return dense_rows * dense + tokens * (double)len;
     /* every token attends its window and the globals; each global token attends its row */
-    return tokens * (dense + local) + (double)globals * (double)len * 2.0;
+    return dense_rows * dense + tokens * local + (double)globals * (double)len * 2.0;
+}
+
+double eng_model_token_cost(const eng_model_info *info)
+{
+    return 6.0 * info->hidden_size + info->attn_keys;
 }
 
 int eng_model_outputs(const eng_model_info *info, eng_output_desc *out, int max)

@@ -159,3 +159,79 @@ ls_status bt_run(eng_ctx *ctx, const bt_ops *ops, void *const *jobs, int n, bt_s
     bt__pack_free(&p);
     return LS_OK;
 }
+
+/* ---- a job in steps ------------------------------------------------------------------------ */
+
+int bt_steps_plan(bt_steps *s, const eng_model_info *info, double cost, double step_cost,
+                  int force_per)
+{
+    memset(s, 0, sizeof *s);
+    const int L = info->num_layers;
+    if (!info->can_step || L < 2) return 0;
+    if (force_per > 0) {
+        s->per = force_per < L ? force_per : L;
+    } else {
+        if (step_cost <= 0 || cost <= step_cost) return 0;
+        const double per = step_cost / (cost / L); /* layers one turn holds, at least one */
+        s->per = per < 1 ? 1 : per >= L ? L : (int)per;
+        if (s->per >= L) s->per = 0;
+    }
+    s->layers = s->per ? L : 0;
+    return s->per;
+}
+
+double bt_steps_next_cost(const bt_steps *s, double cost)
+{
+    if (!s->per) return cost;
+    const int left = s->fwd ? eng_fwd_layers_left(s->fwd) : s->layers;
+    return cost * (double)(left < s->per ? left : s->per) / (double)s->layers;
+}
+
+int bt_steps_more(const bt_steps *s)
+{
+    return s->fwd != NULL;
+}
+
+void bt_steps_free(bt_steps *s)
+{
+    eng_fwd_free(s->fwd);
+    s->fwd = NULL;
+}
+
+/* The step failed with st: the job's verdict, the state freed. */
+static ls_status bt__step_fail(const bt_ops *ops, void *job, bt_steps *s, ls_status st,
+                               const char *msg, char *err, size_t errlen)
+{
+    bt_steps_free(s);
+    ops->fail(job, st, msg);
+    if (bt__input_error(st)) return LS_OK;
+    return ls_fail(err, errlen, st, "%s", msg);
+}
+
+ls_status bt_step(eng_ctx *ctx, const bt_ops *ops, void *job, bt_steps *s, bt_stats *stats,
+                  char *err, size_t errlen)
+{
+    char msg[256] = "";
+    ls_status st;
+    if (!s->started) {
+        ops->reset(job);
+        s->started = 1;
+        bt__pack p;
+        eng_batch b;
+        if ((st = bt__pack_build(ops, &job, 1, &p, &b, stats, msg, sizeof msg)))
+            return bt__step_fail(ops, job, s, st, msg, err, errlen);
+        st = eng_fwd_start(ctx, &b, &s->fwd, msg, sizeof msg);
+        bt__pack_free(&p); /* the state copied what the steps need */
+        if (st) return bt__step_fail(ops, job, s, st, msg, err, errlen);
+    }
+    if (!s->fwd) return LS_OK; /* finished: nothing to run */
+    if ((st = eng_fwd_step(ctx, s->fwd, s->per, msg, sizeof msg)))
+        return bt__step_fail(ops, job, s, st, msg, err, errlen);
+    if (eng_fwd_layers_left(s->fwd)) return LS_OK;
+    eng_outputs out;
+    if ((st = eng_fwd_finish(ctx, s->fwd, &out, msg, sizeof msg)))
+        return bt__step_fail(ops, job, s, st, msg, err, errlen);
+    ops->keep(job, &out, 0, 0);
+    bt_steps_free(s);
+    return LS_OK;
+}

@@ -54,4 +54,38 @@ typedef struct {
 ls_status bt_run(eng_ctx *ctx, const bt_ops *ops, void *const *jobs, int n, bt_stats *stats,
                  char *err, size_t errlen);
 
+/* A job's forward in steps (engine.h eng_fwd_*), so that a long request holds the engine
+ * one step at a time and other batches run between its steps:
+ *
+ *     bt_steps_plan(&j->steps, info, cost, step_cost, 0);  // loop: one-shot or steps
+ *     while (...) bt_step(ctx, &ops, j, &j->steps, ...);    // worker: one step per turn
+ *     bt_steps_free(&j->steps);                             // with the job
+ *
+ * The rows of the job are one packed batch, as bt_run packs them alone; the outputs are
+ * bit for bit bt_run's. */
+typedef struct {
+    eng_fwd *fwd; /* the engine's state between steps, NULL before the first and after the last */
+    int per;      /* layers per step; 0: the job runs one-shot (bt_run) */
+    int layers;   /* the model's */
+    int started;  /* the first step has run */
+} bt_steps;
+
+/* Chooses steps for a job of `cost` (eng_model_cost units) when one engine turn may take
+ * step_cost: none when the job fits in one turn, the model cannot step (a Reformer) or
+ * step_cost is 0; force_per > 0 forces that many layers per step (testing). Returns
+ * s->per. */
+int bt_steps_plan(bt_steps *s, const eng_model_info *info, double cost, double step_cost,
+                  int force_per);
+/* The share of cost the next step computes (cost itself when the job runs one-shot). */
+double bt_steps_next_cost(const bt_steps *s, double cost);
+/* 1 while the job has steps left (it started and has not finished). */
+int bt_steps_more(const bt_steps *s);
+/* Runs the job's next step: its embeddings and first layers on the first call, its head
+ * and ops->keep after the last layer. Verdicts as bt_run's: an input error or a failure
+ * ends the steps (the state is freed) and becomes the job's; LS_OK unless the failure is
+ * not the request's fault. */
+ls_status bt_step(eng_ctx *ctx, const bt_ops *ops, void *job, bt_steps *s, bt_stats *stats,
+                  char *err, size_t errlen);
+void bt_steps_free(bt_steps *s);
+
 #endif

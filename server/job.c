@@ -54,22 +54,38 @@ enum { SRV__KEYS = 16 };
 
 /* ---- prepare (uv pool) and submit (loop) --------------------------------------------------- */
 
+/* The work one engine turn may take (--engine-step-ms at the model's speed), 0: no steps. */
+static double srv__step_cost(const srv_server *s, const srv_model *m)
+{
+    return (double)s->opt.engine_step_ms * 1e-3 * m->cost_per_s;
+}
+
 static void srv__submit(srv_req *r, int again)
 {
     srv_server *s = r->srv;
     srv_model *m = r->model;
     sched_item *it = &r->item;
+    if (again && !r->first_start_ns) r->first_start_ns = it->start_ns;
     memset(it, 0, sizeof *it);
     srv_job_cost c = {0};
     r->kind->cost(r->job, m, &c);
+    if (!again && r->kind->plan) { /* steps or one piece, then the first run's cost */
+        const int force = s->opt.debug_step_layers && c.tokens > (size_t)s->opt.long_request_tokens
+                              ? (int)s->opt.debug_step_layers
+                              : 0;
+        r->kind->plan(r->job, m, srv__step_cost(s, m), force);
+        r->kind->cost(r->job, m, &c);
+    }
     it->tokens = c.tokens;
     it->cost = c.cost;
+    it->solo = c.solo;
     it->key = r->kind->id * SRV__KEYS + c.key;
     it->fd = r->fd;
     it->probe = r->http11 && !r->sent && !r->probed;
     it->arrival_ns = r->arrival_ns;
-    /* the deadline is the first run's: a generation past it goes on */
-    it->deadline_ns = s->opt.request_timeout_ms && !again
+    /* the deadline is the first run's: a generation past it goes on; a job in steps keeps
+     * it between its steps (its reply is whole or nothing) */
+    it->deadline_ns = s->opt.request_timeout_ms && (!again || r->kind->plan)
                           ? r->arrival_ns + (uint64_t)s->opt.request_timeout_ms * 1000000u
                           : 0;
     it->owner = r;
@@ -80,6 +96,33 @@ static void srv__submit(srv_req *r, int again)
     /* batches form in the async callback, outside libmicrohttpd's callbacks, so that a
      * request dropped at once is never resumed before it is suspended */
     uv_async_send(&s->async);
+}
+
+/* --max-request-seconds / --max-request-cost: a request over the bound is refused before
+ * it is queued (413, with the bound); returns 1 then. */
+static int srv__over_bound(srv_req *r)
+{
+    srv_server *s = r->srv;
+    const srv_model *m = r->model;
+    srv_job_cost c = {0};
+    r->kind->cost(r->job, m, &c);
+    const double total = c.total > 0 ? c.total : c.cost;
+    if (m->max_cost <= 0 || total <= m->max_cost) return 0;
+    const double per_token = eng_model_token_cost(&m->info);
+    char bound[160];
+    if (s->opt.max_request_cost)
+        snprintf(bound, sizeof bound, "--max-request-cost %lld", s->opt.max_request_cost);
+    else
+        snprintf(bound, sizeof bound, "--max-request-seconds %lld at this machine's speed",
+                 s->opt.max_request_seconds);
+    srv_reject(r, METRICS_REJ_PAYLOAD, HERR_TOO_LARGE,
+               "the request would cost %.4g units of engine work (%zu tokens, about %.3g s "
+               "here); the limit is %.0f units (%s: about %.0f tokens in one sequence of model "
+               "'%s')",
+               total, c.tokens, m->cost_per_s > 0 ? total / m->cost_per_s : 0.0, m->max_cost, bound,
+               m->max_cost / per_token, m->name);
+    srv__stat_fail(r);
+    return 1;
 }
 
 static void srv__prepare(uv_work_t *w)
@@ -116,8 +159,10 @@ static void srv__prepared(uv_work_t *w, int status)
             r->model = (srv_model *)rep->model;
             r->streaming = rep->stream;
             srv__stat(&r->model->stats.compute_input, r->prep_ns);
-            srv__submit(r, 0);
-            return; /* stays suspended until the engine answers */
+            if (!srv__over_bound(r)) {
+                srv__submit(r, 0);
+                return; /* stays suspended until the engine answers */
+            }
         }
     }
     srv_req_finish(r);
@@ -246,10 +291,11 @@ static void srv__complete(srv_server *s, sched_item *it, int batch_status)
         }
         /* nothing streamed: encode answers (an error before the first token) */
     }
-    if (it->start_ns) {
+    const uint64_t started = r->first_start_ns ? r->first_start_ns : it->start_ns;
+    if (started) { /* a job in steps waited until its first */
         metrics_queue_time(s->metrics, (int)(r->model - s->models),
-                           (double)(it->start_ns - it->arrival_ns) * 1e-9);
-        srv__stat(&r->model->stats.queue, it->start_ns - it->arrival_ns);
+                           (double)(started - it->arrival_ns) * 1e-9);
+        srv__stat(&r->model->stats.queue, started - it->arrival_ns);
     }
     if (it->fate != SCHED_LIVE || batch_status) srv__stat_fail(r);
     if (it->fate == SCHED_DROP_DEADLINE) {
@@ -289,6 +335,15 @@ void srv_pump(srv_server *s)
     metrics_set_inflight(s->metrics, s->inflight);
 }
 
+void srv_model_speed(srv_model *m, double cost_per_s)
+{
+    const opt_options *o = &m->srv->opt;
+    if (cost_per_s <= m->best_cost_per_s) return;
+    m->best_cost_per_s = cost_per_s;
+    m->max_cost = o->max_request_cost ? (double)o->max_request_cost
+                                      : (double)o->max_request_seconds * cost_per_s;
+}
+
 void srv_on_async(uv_async_t *a)
 {
     srv_server *s = a->data;
@@ -316,6 +371,7 @@ void srv_on_async(uv_async_t *a)
                         metrics_batch_time_ratio(s->metrics, i,
                                                  b->infer_s * m->cost_per_s / b->cost);
                     m->cost_per_s = m->cost_per_s > 0 ? 0.8 * m->cost_per_s + 0.2 * v : v;
+                    if (b->infer_s >= 0.01) srv_model_speed(m, v);
                 }
             }
             for (int k = 0; k < b->n; k++)

@@ -38,8 +38,10 @@ typedef struct {
 
 typedef struct {
     size_t tokens;
-    double cost; /* engine work in the model's cost units (eng_model_cost) */
-    int key;     /* jobs of a kind share a batch only with equal keys */
+    double cost;  /* engine work of the next run in the model's cost units (eng_model_cost) */
+    double total; /* the whole job's work (--max-request-seconds), 0: cost */
+    int key;      /* jobs of a kind share a batch only with equal keys */
+    int solo;     /* the next run is a step of a job in steps: alone in its batch */
 } srv_job_cost;
 
 typedef struct srv_job_kind {
@@ -50,6 +52,12 @@ typedef struct srv_job_kind {
      * request's body, route argument, path model and the server's options and models. */
     void *(*prepare)(const srv_req *r, srv_job_reply *rep);
     void (*cost)(const void *job, const srv_model *m, srv_job_cost *c);
+    /* Jobs that may run in steps (a forward a few layers per engine turn), or NULL: on the
+     * loop before the first submission; step_cost is the work one turn may take
+     * (--engine-step-ms at the model's speed, 0: no steps), force_layers > 0 forces steps of
+     * that many layers (--debug-step-layers). Each run is then one step, alone in its batch;
+     * progress says whether steps are left, and the job keeps its deadline between them. */
+    void (*plan)(void *job, const srv_model *m, double step_cost, int force_layers);
     /* Sets every job's verdict; a failure returned is the whole batch's (device, memory). */
     ls_status (*run_batch)(eng_ctx *ctx, void *const *jobs, int n, bt_stats *stats, char *err,
                            size_t errlen);
@@ -90,5 +98,8 @@ void srv_pump(srv_server *s);
 void srv_fail_queued(srv_server *s, herr_kind k, const char *msg);
 /* wk_run_fn: runs a batch's live jobs on the model's worker thread. */
 void srv_model_run(void *arg, sched_batch *b);
+/* Loop thread: a speed measured (cost units per second); the best so far sets the cost bound
+ * of --max-request-seconds. */
+void srv_model_speed(srv_model *m, double cost_per_s);
 
 #endif

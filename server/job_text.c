@@ -44,26 +44,49 @@ static void *jtxt_prepare(const srv_req *r, srv_job_reply *rep)
     return srv_job_text_prepare(r, r->job_arg, rep);
 }
 
-static void jtxt_cost(const void *job, const srv_model *m, srv_job_cost *c)
+/* The whole job's work: text rows are ragged, each costs what its own length and globals
+ * cost (a long_document's windows one by one) */
+static double jtxt__total(const txt_job *j, const srv_model *m)
 {
-    const txt_job *j = job;
-    /* text rows are ragged: each costs what its own length and globals cost */
-    c->tokens = txt_job_tokens(j);
-    c->cost = 0;
+    double cost = 0;
     for (int k = 0; k < j->nrows; k++) {
         const txt_row *row = &j->rows[k];
         size_t g = 0;
         for (int t = 0; row->glob && t < row->n; t++)
             g += row->glob[t];
-        c->cost += eng_model_cost(&m->info, 1, (size_t)row->n, g);
+        cost += eng_model_cost(&m->info, 1, (size_t)row->n, g);
     }
+    return cost;
+}
+
+static void jtxt_cost(const void *job, const srv_model *m, srv_job_cost *c)
+{
+    const txt_job *j = job;
+    c->tokens = txt_job_tokens(j);
+    c->total = jtxt__total(j, m);
+    c->cost = bt_steps_next_cost(&j->steps, c->total);
+    c->solo = j->steps.per > 0;
     c->key = txt_job_explicit_global(j);
+}
+
+static void jtxt_plan(void *job, const srv_model *m, double step_cost, int force_layers)
+{
+    txt_job *j = job;
+    bt_steps_plan(&j->steps, &m->info, jtxt__total(j, m), step_cost, force_layers);
 }
 
 static ls_status jtxt_run(eng_ctx *ctx, void *const *jobs, int n, bt_stats *stats, char *err,
                           size_t errlen)
 {
-    return txt_batch_run(ctx, (txt_job *const *)jobs, n, stats, err, errlen);
+    txt_job *const *tj = (txt_job *const *)jobs;
+    if (n == 1 && tj[0]->steps.per) return txt_job_step(ctx, tj[0], stats, err, errlen);
+    return txt_batch_run(ctx, tj, n, stats, err, errlen);
+}
+
+static int jtxt_progress(void *job, srv_req *r, ls_buf *events)
+{
+    (void)r, (void)events;
+    return bt_steps_more(&((txt_job *)job)->steps);
 }
 
 static void jtxt_encode(void *job, const srv_model *m, srv_job_reply *rep)
@@ -89,7 +112,9 @@ const srv_job_kind srv_job_text = {
     .tokenizes = 1,
     .prepare = jtxt_prepare,
     .cost = jtxt_cost,
+    .plan = jtxt_plan,
     .run_batch = jtxt_run,
+    .progress = jtxt_progress,
     .encode = jtxt_encode,
     .free = jtxt_free,
 };

@@ -32,18 +32,39 @@ static void *jv2_prepare(const srv_req *r, srv_job_reply *rep)
     return j;
 }
 
+static double jv2__total(const v2_job *j, const srv_model *m)
+{
+    return eng_model_cost(&m->info, (size_t)j->B, (size_t)j->L, v2_job_globals(j));
+}
+
 static void jv2_cost(const void *job, const srv_model *m, srv_job_cost *c)
 {
     const v2_job *j = job;
     c->tokens = v2_job_tokens(j);
-    c->cost = eng_model_cost(&m->info, (size_t)j->B, (size_t)j->L, v2_job_globals(j));
+    c->total = jv2__total(j, m);
+    c->cost = bt_steps_next_cost(&j->steps, c->total);
+    c->solo = j->steps.per > 0;
     c->key = v2_job_explicit_global(j);
+}
+
+static void jv2_plan(void *job, const srv_model *m, double step_cost, int force_layers)
+{
+    v2_job *j = job;
+    bt_steps_plan(&j->steps, &m->info, jv2__total(j, m), step_cost, force_layers);
 }
 
 static ls_status jv2_run(eng_ctx *ctx, void *const *jobs, int n, bt_stats *stats, char *err,
                          size_t errlen)
 {
-    return v2_batch_run(ctx, (v2_job *const *)jobs, n, stats, err, errlen);
+    v2_job *const *vj = (v2_job *const *)jobs;
+    if (n == 1 && vj[0]->steps.per) return v2_job_step(ctx, vj[0], stats, err, errlen);
+    return v2_batch_run(ctx, vj, n, stats, err, errlen);
+}
+
+static int jv2_progress(void *job, srv_req *r, ls_buf *events)
+{
+    (void)r, (void)events;
+    return bt_steps_more(&((v2_job *)job)->steps);
 }
 
 static void jv2_encode(void *job, const srv_model *m, srv_job_reply *rep)
@@ -79,7 +100,9 @@ const srv_job_kind srv_job_v2 = {
     .tokenizes = 0,
     .prepare = jv2_prepare,
     .cost = jv2_cost,
+    .plan = jv2_plan,
     .run_batch = jv2_run,
+    .progress = jv2_progress,
     .encode = jv2_encode,
     .free = jv2_free,
 };

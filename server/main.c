@@ -38,9 +38,15 @@ static ls_status srv__warmup(srv_model *m, char *err, size_t errlen)
     if (st) return st;
     int n = m->info.max_tokens < SRV_CALIB_TOKENS ? m->info.max_tokens : SRV_CALIB_TOKENS;
     off[1] = n;
-    uint64_t t0 = sched_now_ns();
-    if ((st = eng_ctx_forward(m->ctx, &b, &out, err, errlen))) return st;
-    double sec = (double)(sched_now_ns() - t0) * 1e-9;
+    /* the best of three: the cost bound (--max-request-seconds) comes from it, and a
+     * neighbour's burst should not shrink it */
+    double sec = 0;
+    for (int i = 0; i < 3; i++) {
+        uint64_t t0 = sched_now_ns();
+        if ((st = eng_ctx_forward(m->ctx, &b, &out, err, errlen))) return st;
+        const double t = (double)(sched_now_ns() - t0) * 1e-9;
+        if (i == 0 || t < sec) sec = t;
+    }
     if (sec > 0) m->cost_per_s = eng_model_cost(&m->info, 1, (size_t)n, 1) / sec;
     return LS_OK;
 }
@@ -142,7 +148,7 @@ static int srv__models_init(srv_server *s)
 static void srv__model_loaded(srv_server *s, srv_model *m)
 {
     /* the token budget translated into cost at the model's window, no global tokens */
-    double per_token = eng_model_cost(&m->info, 1, 1, 0);
+    double per_token = eng_model_token_cost(&m->info);
     sched_params sp = {
         .max_tokens = (size_t)s->opt.max_batch_tokens,
         .max_cost = s->opt.max_batch_cost ? (double)s->opt.max_batch_cost
@@ -153,13 +159,17 @@ static void srv__model_loaded(srv_server *s, srv_model *m)
         .weight = {(double)s->opt.short_lane_weight, 1.0},
     };
     sched_init(&m->q, &sp);
+    /* the cost bound (raised with the best speed seen: srv_model_speed) */
+    m->best_cost_per_s = 0;
+    srv_model_speed(m, m->cost_per_s);
     s->tms[m - s->models] = &m->tm;
     m->loaded = 1;
     log_event("info", "model_loaded", NULL,
               "model %s from %s: %d weights file%s, %llu bytes, %llu tensors, loaded in %.3f s, "
               "warmed up in %.3f s; %s %s, %d layers, hidden %d, full attention up to %d tokens, "
               "then %s window %d, max %d tokens, %s, "
-              "pooling %s%s%s, backend %s: %s",
+              "pooling %s%s%s, backend %s: %s; %.3g cost units/s, request cost bound %.3g "
+              "(about %.0f tokens in one sequence)",
               m->name, m->path, m->files, m->files == 1 ? "" : "s", (unsigned long long)m->bytes,
               (unsigned long long)m->tensors, m->load_s, m->warm_s, m->info.model_type, m->task,
               m->info.num_layers, m->info.hidden_size, m->info.full_attention_tokens,
@@ -168,7 +178,8 @@ static void srv__model_loaded(srv_server *s, srv_model *m)
               : tok_get_model(m->tm.tok) == TOK_MODEL_BYTES ? "byte tokenizer"
                                                             : "tokenizer.json",
               eng_pooling_name(m->info.pooling), m->info.st_normalize ? " + normalize" : "",
-              m->info.st_config ? " (sentence-transformers)" : "", m->info.backend, m->info.isa);
+              m->info.st_config ? " (sentence-transformers)" : "", m->info.backend, m->info.isa,
+              m->cost_per_s, m->max_cost, m->max_cost / per_token);
 }
 
 /* Moves the loading on: takes in the models whose workers have finished, starts the next

@@ -47,7 +47,10 @@ enum {
     X("min-body-rate",               min_body_rate,           OPT_INT,  0,    1LL << 31,   "1024",    0,          "bytes per second a body must average once header-timeout has passed since its headers (0: no limit)") \
     X("idle-timeout",                idle_timeout,            OPT_INT,  1,    86400,       "120",     0,          "seconds a connection may pass with no bytes either way (a request waiting for the engine is not idle)") \
     X("connection-memory",           connection_memory,       OPT_INT,  8192, 1 << 24,     "131072",  0,          "bytes of memory per connection for the request line and headers (431 beyond)") \
-    X("request-timeout-ms",          request_timeout_ms,      OPT_INT,  0,    86400000,    "0",       0,          "deadline of a request from its arrival (504 beyond); 0: none") \
+    X("request-timeout-ms",          request_timeout_ms,      OPT_INT,  0,    86400000,    "60000",   0,          "deadline of a request from its arrival, also between the steps of a long one (504 beyond); 0: none. The default is the usual proxy read timeout (nginx, ingress): past it nobody reads the reply") \
+    X("engine-step-ms",              engine_step_ms,          OPT_INT,  0,    600000,      "50",      0,          "a request predicted to take longer runs a block of layers of about this many ms per engine turn, and queued batches run between its blocks; 0: every request runs in one piece (Reformer models always do)") \
+    X("max-request-seconds",         max_request_seconds,     OPT_INT,  0,    86400,       "30",      0,          "refuse (413) a request whose predicted engine time, at the speed measured at warm-up, is over this many seconds; 0: no bound") \
+    X("max-request-cost",            max_request_cost,        OPT_INT,  0,    1LL << 60,   "0",       0,          "refuse (413) a request over this cost (the scheduler's units; the model-loaded log line says the bound and its tokens); 0: max-request-seconds at the warm-up speed. Set it to refuse the same requests on every replica") \
     X("long-request-tokens",         long_request_tokens,     OPT_INT,  1,    1 << 24,     "2048",    0,          "requests with more tokens go to the long lane") \
     X("short-lane-weight",           short_lane_weight,       OPT_INT,  1,    1000,        "4",       0,          "share of engine cost the short lane gets against the long lane's 1") \
     X("api-key",                     api_key,                 OPT_STR,  0,    0,           "",        OPT_SECRET, "require 'Authorization: Bearer KEY' (all routes but health and metrics)") \
@@ -63,6 +66,7 @@ enum {
     X("threads",                     threads,                 OPT_INT,  0,    1024,        "0",       0,          "CPU threads of the engine (0: OpenMP's default)") \
     X("backend",                     backend,                 OPT_STR,  0,    0,           "cpu",     0,          "engine backend: cpu (our GEMM, ISA by cpuid; LONGSERVE_ISA forces portable/avx2/avx512), blas (OpenBLAS linear layers), ref, cuda") \
     X("debug-engine-delay-ms",       debug_engine_delay_ms,   OPT_INT,  0,    600000,      "0",       OPT_NOINFO, "testing aid: the engine sleeps this long before each batch") \
+    X("debug-step-layers",           debug_step_layers,       OPT_INT,  0,    1024,        "0",       OPT_NOINFO, "testing aid: every request of the long lane runs in steps of this many layers, whatever its cost") \
     X("debug-load-delay-ms",         debug_load_delay_ms,     OPT_INT,  0,    600000,      "0",       OPT_NOINFO, "testing aid: each model's loading sleeps this long first (the server answers probes meanwhile)")
 // clang-format on
 

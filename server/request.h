@@ -68,6 +68,7 @@ struct srv_req {
     uint64_t prep_ns;  /* prepare's time */
     uint64_t enc_ns;   /* encode's time (with compression) */
     sched_item item;
+    uint64_t first_start_ns; /* a job re-queued between runs: when its first run started */
     uv_work_t work;
     srv_req *prev, *next; /* srv->reqs */
 };

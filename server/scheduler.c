@@ -75,6 +75,24 @@ static sched_item *sched__pop(sched *s, int l)
     return it;
 }
 
+int sched_unfill_solo(sched *s, sched_batch *b)
+{
+    if (b->n != 1 || !b->items[0]->solo || sched_depth(s) == 0) return 0;
+    sched_item *it = b->items[0];
+    sched__lane *q = &s->lane[it->lane];
+    it->next = q->head;
+    q->head = it;
+    if (!q->tail) q->tail = it;
+    q->n++;
+    q->cost += it->cost;
+    s->vt[it->lane] -= it->cost / s->p.weight[it->lane]; /* as if never served */
+    b->n = 0;
+    b->tokens = 0;
+    b->cost = 0;
+    b->closed = 0;
+    return 1;
+}
+
 sched_item *sched_take_all(sched *s)
 {
     sched_item *all = NULL, **tail = &all;
@@ -148,6 +166,7 @@ sched_fate sched_item_check(sched_item *it, uint64_t now_ns)
 static int sched__fits(const sched *s, const sched_batch *b, const sched_item *it)
 {
     if (b->n == 0) return 1; /* a request over the budget still runs, alone */
+    if (it->solo || b->items[0]->solo) return 0;
     return it->key == b->key && b->n < b->cap && b->tokens + it->tokens <= s->p.max_tokens &&
            b->cost + it->cost <= s->p.max_cost;
 }

@@ -21,6 +21,7 @@ typedef struct sched_item {
     size_t tokens;
     double cost;
     int key;              /* only items with equal keys share a batch */
+    int solo;             /* shares a batch with nothing (a step of a job in steps) */
     int fd;               /* the client's socket, to see it leave (-1: unknown) */
     int probe;            /* 1: nothing is sent on fd yet and the client speaks HTTP/1.1, so
                            * a peer that half-closed may be asked once whether it still
@@ -84,6 +85,12 @@ void sched_batch_free(sched_batch *b);
  * their deadline or whose client left are not moved but prepended to *dropped with their
  * fate set. Returns the number of items moved. */
 int sched_fill(sched *s, sched_batch *b, uint64_t now_ns, sched_item **dropped);
+
+/* A batch not yet taken that holds only a step of a job in steps (a solo item) goes back to
+ * its lane's head when other items wait, so that sched_fill chooses again by fairness: a
+ * short request that arrives after the step was put in the mailbox still runs before it.
+ * Returns 1 when b was emptied. */
+int sched_unfill_solo(sched *s, sched_batch *b);
 
 /* The item's fate at now: deadline passed, client gone (its connection reset or closed
  * both ways; a half-close alone is legal), or live. May send it->fd its probe. */

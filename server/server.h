@@ -51,6 +51,10 @@ typedef struct {
     /* engine speed in cost units per second: measured at warm-up (calibration), then a
      * moving average over real batches; for Retry-After and the prediction metric */
     double cost_per_s;
+    /* the cost bound (--max-request-cost, else --max-request-seconds at the best speed seen:
+     * the warm-up calibration, raised by any faster batch of 10 ms or more, so that a warm-up
+     * on a busy machine does not leave it small), 0: none; set once the model is warm */
+    double max_cost, best_cost_per_s;
     char hashing[200]; /* Reformer: /info's lsh_hashing */
     srv_model_stats stats;
     /* loading: written by the worker's init, read by the loop once wk_init_result says it

@@ -697,6 +697,7 @@ void txt_job_free(txt_job *j)
         tok_encoding_free(j->enc[i]);
     free(j->enc);
     free(j->rows);
+    bt_steps_free(&j->steps);
     ls_arena_free(&j->arena);
     tei_request_free(&j->rq);
     memset(j, 0, sizeof *j);
@@ -937,6 +938,11 @@ ls_status txt_batch_run(eng_ctx *ctx, txt_job *const *jobs, int n, bt_stats *sta
                         size_t errlen)
 {
     return bt_run(ctx, &txt__ops, (void *const *)jobs, n, stats, err, errlen);
+}
+
+ls_status txt_job_step(eng_ctx *ctx, txt_job *j, bt_stats *stats, char *err, size_t errlen)
+{
+    return bt_step(ctx, &txt__ops, j, &j->steps, stats, err, errlen);
 }
 
 /* ---- encode: post-processing and the protocol's answer

@@ -80,6 +80,7 @@ typedef struct {
     int prompt_skip; /* tokens of the prompt not pooled (include_prompt false), else 0 */
     ls_status st;    /* the run's verdict for this job */
     char err[512];
+    bt_steps steps;    /* a job run in steps (txt_job_step), else per 0 */
     char headers[512]; /* extra response headers, "Name: value\r\n" each */
     /* rows, results and the encoder's temporaries: freed with the job. Used by one
      * thread at a time (prepare, run, encode follow each other). */
@@ -102,6 +103,10 @@ int txt_job_explicit_global(const txt_job *j);
  * time, so a bad request cannot fail its batch-mates. */
 ls_status txt_batch_run(eng_ctx *ctx, txt_job *const *jobs, int n, bt_stats *stats, char *err,
                         size_t errlen);
+
+/* Runs j's next step (its rows as one packed batch, j->steps planned), as txt_batch_run
+ * would run j alone; j->st is set once it finishes or fails. */
+ls_status txt_job_step(eng_ctx *ctx, txt_job *j, bt_stats *stats, char *err, size_t errlen);
 
 /* The response of a job that ran (malloc'd; NULL with j->st/err set on failure). */
 char *txt_job_encode(txt_job *j, size_t *len);

@@ -85,6 +85,7 @@ void v2_job_free(v2_job *j)
     v2_request_free(&j->rq);
     free(j->attn);
     free(j->glob);
+    bt_steps_free(&j->steps);
     for (int i = 0; i < j->nout; i++)
         free(j->out_data[i]);
     memset(j, 0, sizeof *j);
@@ -193,6 +194,11 @@ ls_status v2_batch_run(eng_ctx *ctx, v2_job *const *jobs, int n, bt_stats *stats
                        size_t errlen)
 {
     return bt_run(ctx, &v2__ops, (void *const *)jobs, n, stats, err, errlen);
+}
+
+ls_status v2_job_step(eng_ctx *ctx, v2_job *j, bt_stats *stats, char *err, size_t errlen)
+{
+    return bt_step(ctx, &v2__ops, j, &j->steps, stats, err, errlen);
 }
 
 char *v2_job_encode(const v2_job *j, const char *model_name, size_t *len, size_t *json_len)

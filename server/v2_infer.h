@@ -30,6 +30,7 @@ typedef struct {
     /* after v2_batch_run: this job's verdict and, on success, its outputs */
     ls_status st;
     char err[256];
+    bt_steps steps; /* a job run in steps (v2_job_step), else per 0 */
     int nout;
     v2_output out[ENG_MAX_OUTPUTS]; /* names are the engine's static strings */
     float *out_data[ENG_MAX_OUTPUTS];
@@ -55,6 +56,8 @@ int v2_job_explicit_global(const v2_job *j);
  * fails on an input error, each job is run alone so that one request's bad input cannot
  * fail its batch-mates (server/batch.h). Returns LS_OK unless something failed for all
  * (out of memory, device); stats (may be NULL) adds the tokens packed. */
+/* Runs j's next step (j->steps planned), as v2_batch_run would run j alone. */
+ls_status v2_job_step(eng_ctx *ctx, v2_job *j, bt_stats *stats, char *err, size_t errlen);
 ls_status v2_batch_run(eng_ctx *ctx, v2_job *const *jobs, int n, bt_stats *stats, char *err,
                        size_t errlen);
 

@@ -153,6 +153,7 @@ int wk_offer(wk_worker *w, sched *s, sched_item **dropped)
     if (!w->open && !(w->open = sched_batch_new(&s->p))) rc = -1;
     if (w->open) {
         int had = w->open->n;
+        if (sched_unfill_solo(s, w->open)) had = -1;
         sched_fill(s, w->open, sched_now_ns(), dropped);
         if (w->open->n != had) pthread_cond_signal(&w->cv);
     }

@@ -579,11 +579,107 @@ START_TEST(mixed_attention_batch_invariant)
     ck_assert_int_eq(info.full_attention_tokens, 40);
     ck_assert_str_eq(eng_model_attention(&info, 40), "full");
     ck_assert_str_eq(eng_model_attention(&info, 41), "sliding_window");
-    /* a full row costs its length in keys per token, a sliding one its window */
-    ck_assert(eng_model_cost(&info, 1, 40, 0) == 40.0 * (6.0 * H + 40));
-    ck_assert(eng_model_cost(&info, 1, 41, 1) == 41.0 * (6.0 * H + 9) + 41.0 * 2);
+    /* a full row costs its length in keys per token, a sliding one its window (rows under
+     * ENG_COST_MIN_ROW tokens are charged that many tokens of dense work) */
+    ck_assert(eng_model_cost(&info, 1, 40, 0) == ENG_COST_MIN_ROW * 6.0 * H + 40.0 * 40);
+    ck_assert(eng_model_cost(&info, 1, 41, 1) == ENG_COST_MIN_ROW * 6.0 * H + 41.0 * 9 + 41.0 * 2);
+    ck_assert(eng_model_cost(&info, 1, 100, 1) == 100.0 * (6.0 * H + 9) + 100.0 * 2);
     eng_ctx_free(ca), eng_ctx_free(cb), eng_ctx_free(cr);
     eng_model_free(fast), eng_model_free(ref);
+}
+END_TEST
+
+/* ---- the forward in steps (eng_fwd_*): the one-shot forward's bits -------------------- */
+
+/* floats in output t of a forward of nseq sequences and T tokens */
+static size_t out_floats(const eng_tensor *t, int nseq, int T)
+{
+    return (size_t)(t->per_token ? T : nseq) * (size_t)(t->width ? t->width : 1);
+}
+
+START_TEST(stepped_equals_one_shot)
+{
+    /* Longformer (base, QA, token classification, MLM), BERT (base with windows smaller
+     * than the sequences, classification) and RoBERTa: the stepped forward, with another
+     * batch run on the same context between its steps, must give the one-shot bits */
+    static const gcase models[] = {
+        {"lf_base", "steps", 512, -1, "-"},     {"lf_qa", "steps", 512, -1, "-"},
+        {"lf_tokcls", "steps", 512, -1, "-"},   {"lf_mlm", "steps", 512, -1, "-"},
+        {"bert_tiny", "steps", 8, -1, "-"},     {"bert_seqcls", "steps", 16, -1, "-"},
+        {"roberta_tiny", "steps", 16, -1, "-"},
+    };
+    /* rows of 37 and 23 tokens, and for BERT/RoBERTa (full attention up to their trained
+     * length, positions tiled past it) one of 60 that slides */
+    enum { N0 = 37, N1 = 23, N2 = 60, T = N0 + N1 + N2 };
+    int32_t off[] = {0, N0, N0 + N1, T}, ids[T], other_off[] = {0, 11}, other_ids[11];
+    uint8_t glob[T] = {0};
+    glob[0] = glob[N0] = glob[N0 + 5] = glob[N0 + N1] = 1; /* explicit: QA needs no separators */
+    for (int nm = 0; nm < (int)(sizeof models / sizeof models[0]); nm++) {
+        eng_model *m = load_model(&models[nm], "cpu");
+        eng_model_info info;
+        eng_model_get_info(m, &info);
+        ck_assert_int_eq(info.can_step, 1);
+        for (int i = 0; i < T; i++)
+            ids[i] = 5 + (i * 7919) % (info.vocab_size - 5);
+        for (int i = 0; i < 11; i++)
+            other_ids[i] = 3 + (i * 31) % (info.vocab_size - 3);
+        const int nseq = info.full_attention_tokens > 0 && info.max_tokens >= N2 ? 3 : 2;
+        const int nt = off[nseq];
+        eng_batch b = {.nseq = nseq, .offsets = off, .ids = ids, .global_mask = glob};
+        uint8_t other_glob[11] = {1};
+        eng_batch other = {
+            .nseq = 1, .offsets = other_off, .ids = other_ids, .global_mask = other_glob};
+        char err[512];
+        eng_outputs o;
+        eng_ctx *c = eng_ctx_new(m);
+        ck_assert_msg(eng_ctx_forward(c, &b, &o, err, sizeof err) == LS_OK, "%s", err);
+        float *want[ENG_MAX_OUTPUTS] = {NULL};
+        const int nout = o.n;
+        for (int i = 0; i < nout; i++) {
+            const size_t n = out_floats(&o.t[i], nseq, nt);
+            want[i] = malloc(n * sizeof(float));
+            memcpy(want[i], o.t[i].data, n * sizeof(float));
+        }
+        for (int per = 1; per <= 2; per++) {
+            eng_fwd *f = NULL;
+            ck_assert_msg(eng_fwd_start(c, &b, &f, err, sizeof err) == LS_OK, "%s", err);
+            int steps = 0;
+            while (eng_fwd_layers_left(f)) {
+                ck_assert_msg(eng_ctx_forward(c, &other, &o, err, sizeof err) == LS_OK, "%s", err);
+                ck_assert_msg(eng_fwd_step(c, f, per, err, sizeof err) == LS_OK, "%s", err);
+                steps++;
+            }
+            ck_assert_int_eq(steps, (info.num_layers + per - 1) / per);
+            ck_assert_msg(eng_fwd_finish(c, f, &o, err, sizeof err) == LS_OK, "%s", err);
+            ck_assert_int_eq(o.n, nout);
+            for (int i = 0; i < nout; i++)
+                ck_assert_msg(memcmp(want[i], o.t[i].data,
+                                     out_floats(&o.t[i], nseq, nt) * sizeof(float)) == 0,
+                              "%s: output %s in steps of %d layers differs from one-shot",
+                              models[nm].model, o.t[i].name, per);
+            eng_fwd_free(f);
+        }
+        for (int i = 0; i < nout; i++)
+            free(want[i]);
+        eng_ctx_free(c);
+        eng_model_free(m);
+    }
+    /* a Reformer runs in one piece: refused, nothing allocated */
+    gcase rc = {"reformer/rf_lsh_enc", "steps", 512, -1, "-"};
+    eng_model *rm = load_model(&rc, "cpu");
+    eng_model_info info;
+    eng_model_get_info(rm, &info);
+    ck_assert_int_eq(info.can_step, 0);
+    for (int i = 0; i < T; i++)
+        ids[i] = i % info.vocab_size;
+    eng_batch b = {.nseq = 1, .offsets = (int32_t[]){0, 8}, .ids = ids};
+    eng_ctx *c = eng_ctx_new(rm);
+    eng_fwd *f = (eng_fwd *)&b;
+    char err[256];
+    ck_assert_int_eq(eng_fwd_start(c, &b, &f, err, sizeof err), LS_ERR_UNSUPPORTED);
+    ck_assert_ptr_null(f);
+    eng_ctx_free(c);
+    eng_model_free(rm);
 }
 END_TEST
 
@@ -719,6 +815,7 @@ int main(void)
     tcase_add_test(tc, rows_alone_equal_batch);
     tcase_add_test(tc, long_sequences_invariant_and_exact);
     tcase_add_test(tc, mixed_attention_batch_invariant);
+    tcase_add_test(tc, stepped_equals_one_shot);
     tcase_add_test(tc, perturbed_ops_are_caught);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

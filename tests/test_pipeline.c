@@ -225,6 +225,11 @@ START_TEST(outputs_table)
     ck_assert(eng_model_cost(&in, 1, 100, 10) == 100.0 * (192 + 9) + 2000);
     ck_assert(eng_model_cost(&in, 2, 100, 0) == 2 * eng_model_cost(&in, 1, 100, 0));
     const double narrow = eng_model_cost(&in, 1, 100, 0);
+    /* a short row's dense part costs ENG_COST_MIN_ROW tokens: 3000 windows of 4 tokens
+     * are charged as the 3000 weight reads they are */
+    ck_assert(eng_model_cost(&in, 1, 4, 0) == ENG_COST_MIN_ROW * 192.0 + 4 * 9);
+    ck_assert(eng_model_cost(&in, 3000, 4, 0) == 3000 * eng_model_cost(&in, 1, 4, 0));
+    ck_assert(eng_model_token_cost(&in) == 192 + 9);
     in.attn_keys = 65; /* a wider window costs more */
     ck_assert(eng_model_cost(&in, 1, 100, 0) > narrow);
 }

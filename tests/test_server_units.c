@@ -35,6 +35,37 @@ static sched_item item(size_t tokens, int key)
     return (sched_item){.tokens = tokens, .cost = (double)tokens, .key = key, .fd = -1};
 }
 
+START_TEST(solo_step_yields_to_later_short)
+{
+    /* a long job's step is in the mailbox batch; a short request arrives before the worker
+     * takes it: the step goes back to its lane and the short one fills the batch first */
+    sched s;
+    sched_params p = params();
+    sched_init(&s, &p);
+    sched_item step = item(80, 0), brief = item(10, 0);
+    step.solo = 1;
+    sched_push(&s, &step, 0);
+    sched_batch *b = sched_batch_new(&p);
+    sched_item *dropped = NULL;
+    ck_assert_int_eq(sched_fill(&s, b, 0, &dropped), 1);
+    ck_assert_int_eq(sched_unfill_solo(&s, b), 0); /* nothing else waits: it stays */
+    sched_push(&s, &brief, 0);
+    ck_assert_int_eq(sched_fill(&s, b, 0, &dropped), 0); /* a solo item shares no batch */
+    ck_assert_int_eq(sched_unfill_solo(&s, b), 1);
+    ck_assert_int_eq(b->n, 0);
+    ck_assert_int_eq(sched_depth(&s), 2);
+    ck_assert_int_eq(sched_fill(&s, b, 0, &dropped), 1);
+    ck_assert_ptr_eq(b->items[0], &brief);
+    sched_batch_free(b);
+    /* the step is next, alone */
+    b = sched_batch_new(&p);
+    ck_assert_int_eq(sched_fill(&s, b, 0, &dropped), 1);
+    ck_assert_ptr_eq(b->items[0], &step);
+    ck_assert_int_eq(sched_depth(&s), 0);
+    sched_batch_free(b);
+}
+END_TEST
+
 START_TEST(budget_closes_batches)
 {
     sched s;
@@ -590,6 +621,7 @@ int main(void)
     Suite *s = suite_create("server_units");
     TCase *tc = tcase_create("units");
     tcase_add_test(tc, budget_closes_batches);
+    tcase_add_test(tc, solo_step_yields_to_later_short);
     tcase_add_test(tc, oversize_runs_alone_and_keys_separate);
     tcase_add_test(tc, weighted_fairness);
     tcase_add_test(tc, deadlines_drop);
