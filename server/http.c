@@ -719,7 +719,8 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *c, const c
     const srv_route *rt = &srv_routes[r->route];
     r->kind = rt->job;
     r->job_arg = rt->job_arg;
-    int rc = rt->handler(r);
+    int rc =
+        s->engine_handler && (rt->flags & SRV_RT_ENGINE) ? s->engine_handler(r) : rt->handler(r);
     if (rc == SRV_DEFERRED) {
         MHD_suspend_connection(c);
         r->suspended = 1;
