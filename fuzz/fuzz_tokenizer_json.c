@@ -26,6 +26,9 @@ static void check_encoding(const tok_tokenizer *t, const tok_encoding *e, size_t
 {
     const int32_t vocab = tok_vocab_size(t);
     for (size_t k = 0; k < e->n; k++) {
+        if (e->ids[k] < 0 || e->ids[k] >= vocab)
+            fprintf(stderr, "fuzz_tokenizer_json: token %zu has id %d, vocab size %d\n", k,
+                    e->ids[k], vocab);
         REQUIRE(e->ids[k] >= 0 && e->ids[k] < vocab);
         if (e->special_mask[k]) continue;
         REQUIRE(e->offsets[k].byte_start <= e->offsets[k].byte_end);
