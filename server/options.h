@@ -102,7 +102,8 @@ void opt_free(opt_options *o);
 void opt_usage(FILE *f);
 
 /* Walks the table for /info and the startup log: name (with '_'), type, value; secrets
- * come as OPT_SECRET with the value NULL or "set". */
+ * come as OPT_SECRET with the value NULL or "set". key, and sval for OPT_MODEL and
+ * OPT_ALIAS, live on opt_visit's stack: copy them to keep them past the call. */
 typedef void (*opt_visit_fn)(void *arg, const char *key, opt_type type, int flags, long long ival,
                              const char *sval);
 void opt_visit(const opt_options *o, opt_visit_fn fn, void *arg);
