@@ -174,8 +174,174 @@ def zipped():
         (d / name).write_bytes(data)
 
 
+def shrink_tokenizer(tj, n=128):
+    """A fixture's tokenizer.json cut to its first n ids, so that it stays a small seed
+    that still loads: merges and added tokens outside the kept vocabulary go, a big
+    precompiled charsmap becomes NFKC."""
+    m = tj["model"]
+    if isinstance(m.get("vocab"), dict):
+        m["vocab"] = {k: v for k, v in m["vocab"].items() if v < n}
+    elif isinstance(m.get("vocab"), list):
+        m["vocab"] = m["vocab"][:n]
+    if "merges" in m:
+        keep = []
+        for mg in m["merges"]:
+            a, b = mg.split(" ", 1) if isinstance(mg, str) else mg
+            if a in m["vocab"] and b in m["vocab"] and a + b in m["vocab"]:
+                keep.append(mg)
+        m["merges"] = keep
+    tj["added_tokens"] = [a for a in tj.get("added_tokens") or [] if a["id"] < n]
+
+    def norm(x):
+        if isinstance(x, dict):
+            if x.get("type") == "Precompiled" and len(x.get("precompiled_charsmap") or "") > 4096:
+                return {"type": "NFKC"}
+            return {k: norm(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return [norm(v) for v in x]
+        return x
+
+    tj["normalizer"] = norm(tj.get("normalizer"))
+    return tj
+
+
+def tokenizer_json():
+    """The tokenizer.json loader (formats/tokenizer_json.c and tokenizer/tok_*.c): every
+    fixture tokenizer cut small, hand-written files for the other components, and the
+    crafted ids of issue 13 row 8 (id 2147483647, a vocabulary offset by 1e9)."""
+    d = OUT / "tokenizer_json"
+    tdir = FIX / "tokenizers"
+    for tj_path in sorted(tdir.rglob("tokenizer.json")):
+        name = "fix_" + "_".join(tj_path.relative_to(tdir).parts[:-1])
+        tj = shrink_tokenizer(json.loads(tj_path.read_text()))
+        (d / (name + ".json")).write_text(json.dumps(tj, ensure_ascii=False))
+    wp = lambda **kw: dict({"model": {"type": "WordPiece", "unk_token": "[UNK]",
+                                      "vocab": {"[UNK]": 0, "a": 1, "##b": 2, "ab": 3}}}, **kw)
+    bpe = {"type": "BPE", "vocab": {"a": 0, "b": 1, "ab": 2, "<unk>": 3}, "merges": ["a b"],
+           "unk_token": "<unk>", "byte_fallback": False}
+    seeds = {
+        "wordpiece_min": wp(),
+        "bpe_min": {"model": bpe, "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": True},
+                    "decoder": {"type": "ByteLevel"}},
+        "bpe_pairs": {"model": dict(bpe, merges=[["a", "b"]])},
+        "unigram_min": {"model": {"type": "Unigram", "unk_id": 0,
+                                  "vocab": [["<unk>", 0.0], ["a", -1.0], ["b", -2.0]]}},
+        "wordlevel_min": {"model": {"type": "WordLevel", "vocab": {"<unk>": 0, "a": 1},
+                                    "unk_token": "<unk>"}},
+        "components": wp(
+            normalizer={"type": "Sequence", "normalizers": [
+                {"type": "BertNormalizer", "clean_text": True, "handle_chinese_chars": True,
+                 "strip_accents": None, "lowercase": True},
+                {"type": "Replace", "pattern": {"Regex": "\\s+"}, "content": " "},
+                {"type": "Prepend", "prepend": "_"}, {"type": "Strip", "left": True, "right": True},
+                {"type": "NFKD"}, {"type": "StripAccents"}, {"type": "Lowercase"}]},
+            pre_tokenizer={"type": "Sequence", "pretokenizers": [
+                {"type": "WhitespaceSplit"}, {"type": "Punctuation", "behavior": "Isolated"},
+                {"type": "Digits", "individual_digits": True},
+                {"type": "Split", "pattern": {"String": "b"}, "behavior": "MergedWithPrevious",
+                 "invert": False},
+                {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "first",
+                 "split": True}]},
+            post_processor={"type": "TemplateProcessing",
+                            "single": [{"SpecialToken": {"id": "[UNK]", "type_id": 0}},
+                                       {"Sequence": {"id": "A", "type_id": 0}}],
+                            "pair": [{"Sequence": {"id": "A", "type_id": 0}},
+                                     {"Sequence": {"id": "B", "type_id": 1}}],
+                            "special_tokens": {"[UNK]": {"id": "[UNK]", "ids": [0],
+                                                         "tokens": ["[UNK]"]}}},
+            decoder={"type": "Sequence", "decoders": [
+                {"type": "WordPiece", "prefix": "##", "cleanup": True},
+                {"type": "Replace", "pattern": {"String": "_"}, "content": " "},
+                {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
+            truncation={"max_length": 8, "direction": "Left", "strategy": "LongestFirst",
+                        "stride": 0},
+            added_tokens=[{"id": 4, "content": "[X]", "special": True, "single_word": False,
+                           "lstrip": True, "rstrip": False, "normalized": False}]),
+        # row 8: ids that would size tables by the largest id
+        "near_id_max": wp(model={"type": "WordPiece", "vocab": {"[UNK]": 0, "a": 2147483647}}),
+        "near_id_offset": {"model": {"type": "WordLevel", "unk_token": "<unk>",
+                                     "vocab": {"<unk>": 1000000000, "a": 1000000001,
+                                               "b": 1000000002}}},
+        "near_added_id_max": wp(added_tokens=[{"id": 2147483647, "content": "[X]",
+                                               "special": True}]),
+        "near_added_offset": wp(added_tokens=[{"id": 1000000000 + i, "content": f"[X{i}]",
+                                               "special": True} for i in range(4)]),
+        "id_spread_edge": wp(model={"type": "WordPiece", "vocab": {"[UNK]": 0, "a": 1055}}),
+        "near_id_spread": wp(model={"type": "WordPiece", "vocab": {"[UNK]": 0, "a": 5000}}),
+        "near_id_negative": wp(model={"type": "WordPiece", "vocab": {"[UNK]": 0, "a": -1}}),
+        "near_unigram_unk": {"model": {"type": "Unigram", "unk_id": 2147483647,
+                                       "vocab": [["<unk>", 0.0]]}},
+        "near_template_id": wp(post_processor={
+            "type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "[C]", "type_id": 0}}],
+            "pair": [], "special_tokens": {"[C]": {"id": "[C]", "ids": [2147483647],
+                                                   "tokens": ["[C]"]}}}),
+        "near_regex": wp(pre_tokenizer={"type": "Split", "pattern": {"Regex": "(a|"},
+                                        "behavior": "Isolated"}),
+    }
+    for name, obj in seeds.items():
+        (d / (name + ".json")).write_text(json.dumps(obj))
+    (d / "near_cut.json").write_text(json.dumps(seeds["components"])[:300])
+
+
+def http():
+    """Request byte streams for the HTTP adapter (fuzz_http.c runs the server with
+    --payload-limit 4096, --connection-memory 8192, --api-key k3y, CORS for any origin)."""
+    import gzip
+    import zlib
+    d = OUT / "http"
+    body = b'{"inputs":"hello world","normalize":true}'
+    auth = b"Authorization: Bearer k3y\r\n"
+    post = lambda path, extra=b"", b=body: (b"POST " + path + b" HTTP/1.1\r\nHost: x\r\n" + auth +
+                                          b"Content-Type: application/json\r\n" + extra +
+                                          b"Content-Length: " + str(len(b)).encode() +
+                                          b"\r\n\r\n" + b)
+    chunks = lambda b: b"".join(b"%x;ext=1\r\n%s\r\n" % (len(b[i:i + 16]), b[i:i + 16])
+                                for i in range(0, len(b), 16)) + b"0\r\nX-Trailer: t\r\n\r\n"
+    seeds = {
+        "get_health": b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n",
+        "get_metrics_10": b"GET /metrics HTTP/1.0\r\n\r\n",
+        "head_ready": b"HEAD /ready HTTP/1.1\r\nHost: x\r\n\r\n",
+        "options_cors": b"OPTIONS /embed HTTP/1.1\r\nHost: x\r\nOrigin: http://a\r\n"
+                        b"Access-Control-Request-Method: POST\r\n\r\n",
+        "post_embed": post(b"/embed"),
+        "post_openai": post(b"/v1/embeddings", b=b'{"input":"a","model":"fuzz"}'),
+        "post_v2_versioned": post(b"/v2/models/fuzz/versions/1/infer"),
+        "post_chunked": (b"POST /embed HTTP/1.1\r\nHost: x\r\n" + auth +
+                         b"Transfer-Encoding: chunked\r\n\r\n" + chunks(body)),
+        "post_gzip": post(b"/embed", b"Content-Encoding: gzip\r\nAccept-Encoding: gzip\r\n",
+                          gzip.compress(body, mtime=0)),
+        "post_deflate": post(b"/embed", b"Content-Encoding: deflate\r\n", zlib.compress(body)),
+        "post_expect": post(b"/embed", b"Expect: 100-continue\r\n"),
+        "pipelined": (b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n" + post(b"/embed") +
+                      b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        "get_query": b"GET /info?a=b&c=%zz HTTP/1.1\r\nHost: x\r\n" + auth + b"\r\n",
+        "get_bad_utf8": b"GET /%ff%fe/x HTTP/1.1\r\nHost: x\r\n\r\n",
+        "near_nul_path": b"GET /health%00 HTTP/1.1\r\nHost: x\r\n\r\n",
+        "near_no_key": post(b"/embed").replace(auth, b""),
+        "near_method": b"DELETE /embed HTTP/1.1\r\nHost: x\r\n\r\n",
+        "near_cl_te": post(b"/embed", b"Transfer-Encoding: chunked\r\n"),
+        "near_two_cl": post(b"/embed", b"Content-Length: 3\r\n"),
+        "near_te_gzip": (b"POST /embed HTTP/1.1\r\nHost: x\r\n" + auth +
+                         b"Transfer-Encoding: gzip, chunked\r\n\r\n" + chunks(body)),
+        "near_cl_bad": post(b"/embed").replace(b"Content-Length: ", b"Content-Length: 1x"),
+        "near_cl_huge": post(b"/embed").replace(b"Content-Length: ", b"Content-Length: 99999999999999999999"),
+        "near_chunk_bad": (b"POST /embed HTTP/1.1\r\nHost: x\r\n" + auth +
+                           b"Transfer-Encoding: chunked\r\n\r\nzz\r\n"),
+        "near_over_limit": post(b"/embed", b=b'{"inputs":"' + b"a" * 5000 + b'"}'),
+        "near_zip_bomb": post(b"/embed", b"Content-Encoding: gzip\r\n", gzip.compress(b" " * 100000, mtime=0)),
+        "near_no_host": b"GET /health HTTP/1.1\r\n\r\n",
+        "near_version": b"GET /health HTTP/2.0\r\nHost: x\r\n\r\n",
+        "near_header_line": b"GET /health HTTP/1.1\r\nHost: x\r\nno colon\r\n\r\n",
+        "near_long_uri": b"GET /" + b"a" * 8200 + b" HTTP/1.1\r\nHost: x\r\n\r\n",
+        "near_long_header": b"GET /health HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 8200 + b"\r\n\r\n",
+        "near_request_line": b"GARBAGE\r\n\r\n",
+    }
+    for name, b in seeds.items():
+        (d / (name + ".http")).write_bytes(b)
+
+
 def main():
-    for target in ("safetensors", "config", "v2", "sbert", "zip"):
+    for target in ("safetensors", "config", "v2", "sbert", "zip", "tokenizer_json", "http"):
         shutil.rmtree(OUT / target, ignore_errors=True)
         (OUT / target).mkdir(parents=True)
     safetensors()
@@ -183,6 +349,8 @@ def main():
     v2()
     sbert()
     zipped()
+    tokenizer_json()
+    http()
     total = sum(p.stat().st_size for p in OUT.rglob("*") if p.is_file())
     print(f"{sum(1 for p in OUT.rglob('*') if p.is_file())} files, {total} bytes")
     assert total < 200_000

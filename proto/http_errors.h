@@ -28,12 +28,15 @@ typedef enum {
     X(HERR_MODEL_NOT_FOUND,  404, "not_found",     "invalid_request_error",     "model_not_found")  \
     X(HERR_METHOD,           405, "validation",    "invalid_request_error",     "method_not_allowed") \
     X(HERR_TOO_LARGE,        413, "payload_limit", "invalid_request_error",     "payload_too_large") \
+    X(HERR_URI_TOO_LONG,     414, "validation",    "invalid_request_error",     "uri_too_long")     \
     X(HERR_INVALID,          422, "validation",    "invalid_request_error",     "invalid_input")    \
     X(HERR_BACKEND,          424, "backend",       "invalid_request_error",     "model_type")       \
     X(HERR_OVERLOADED,       429, "overloaded",    "rate_limit_error",          "server_is_overloaded") \
+    X(HERR_HEADERS_TOO_LARGE, 431, "validation",   "invalid_request_error",     "headers_too_large") \
     X(HERR_INTERNAL,         500, "backend",       "server_error",              "internal_error")   \
     X(HERR_UNAVAILABLE,      503, "unhealthy",     "service_unavailable_error", "service_unavailable") \
-    X(HERR_TIMEOUT,          504, "timeout",       "timeout_error",             "deadline_exceeded")
+    X(HERR_TIMEOUT,          504, "timeout",       "timeout_error",             "deadline_exceeded") \
+    X(HERR_HTTP_VERSION,     505, "validation",    "invalid_request_error",     "http_version_not_supported")
 // clang-format on
 
 typedef enum {

@@ -3,6 +3,7 @@
  * side of a request: admission before the body (route, method, API key, model, readiness,
  * Content-Length, queue capacity), reading the body under the payload limit, suspending
  * while the engine works and sending the reply. Nothing else includes microhttpd.h. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -29,6 +30,7 @@
  * timeout restarts at every byte, which a client sending one a second never reaches. */
 typedef struct http__sock {
     struct http__sock *prev, *next;
+    struct srv_http *h;
     int fd;
     uint64_t since_ns; /* accepted, or its last request ended: the headers are due */
     srv_req *req;      /* the request on it, from its request line to its end */
@@ -227,6 +229,14 @@ static int http__client_cert_ok(struct MHD_Connection *c)
            status == 0;
 }
 
+/* The error shape of a path no route takes, guessed from its prefix. */
+static herr_family http__family(const char *url)
+{
+    return strncmp(url, "/v2", 3) == 0    ? HERR_FAM_KSERVE
+           : strncmp(url, "/v1/", 4) == 0 ? HERR_FAM_OPENAI
+                                          : HERR_FAM_TEI;
+}
+
 /* Admission that needs only the headers, cheapest first. May reply. */
 static void http__begin(srv_req *r, const char *url, const char *method, const char *version)
 {
@@ -236,10 +246,7 @@ static void http__begin(srv_req *r, const char *url, const char *method, const c
     char path[512]; /* /v2/models/{m}/versions/{v}/... is routed as /v2/models/{m}/... */
     url = srv_route_unversion(url, path, sizeof path, r->version, sizeof r->version);
     r->route = srv_route_match(url, r->method, &allow, r->capture, sizeof r->capture);
-    r->family = r->route >= 0                  ? srv_routes[r->route].family
-                : strncmp(url, "/v2", 3) == 0  ? HERR_FAM_KSERVE
-                : strncmp(url, "/v1/", 4) == 0 ? HERR_FAM_OPENAI
-                                               : HERR_FAM_TEI;
+    r->family = r->route >= 0 ? srv_routes[r->route].family : http__family(url);
     if (http__framing_check(r, version)) return;
     if (s->opt.tls_ca_pem && !http__client_cert_ok(http__conn(r))) {
         srv_reject(r, METRICS_REJ_UNAUTHORIZED, HERR_UNAUTHORIZED,
@@ -380,6 +387,157 @@ static void http__compress(srv_req *r)
     r->out_coding = coding;
 }
 
+/* A whole reply written on the socket, which is then shut for writing: libmicrohttpd's
+ * own writes on it fail from then on and it closes the connection. Plain HTTP only. */
+static void http__write_raw(int fd, unsigned http, const char *ctype, const char *body, size_t len,
+                            const char *id)
+{
+    char head[512];
+    int n = snprintf(head, sizeof head,
+                     "HTTP/1.1 %u %s\r\nConnection: close\r\nContent-Type: %s\r\n"
+                     "Content-Length: %zu\r\nX-Request-Id: %s\r\n\r\n",
+                     http, MHD_get_reason_phrase_for(http), ctype, len, id);
+    if (send(fd, head, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) == n && len)
+        (void)!send(fd, body, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+    shutdown(fd, SHUT_WR);
+}
+
+/* ---- libmicrohttpd's own refusals -------------------------------------------------------- */
+
+/* libmicrohttpd 0.9.75 answers what its parser refuses (a request line or header line it
+ * cannot read, an HTTP version other than 1.x, a missing Host, a bad or huge Content-Length,
+ * a malformed or huge chunk, a request line or headers over --connection-memory) with fixed
+ * HTML bodies (connection.c: transmit_error_response_len) and has no option to change them.
+ * It makes and queues them through its own exported MHD_create_response_from_buffer and
+ * MHD_queue_response, called through its PLT, so the two definitions below take those
+ * calls too (ELF symbol interposition: the executable's definition wins) and pass every
+ * call on to the library's (dlsym RTLD_NEXT). Our replies pass untouched (http__ours); a
+ * refusal of libmicrohttpd's gets a JSON body in the request's error shape instead, with
+ * Content-Type and X-Request-Id, and is counted under its route or "(none)". Were the
+ * library bound to itself (-Bsymbolic, a static link), its HTML would stay and
+ * http__completed would count what it sees. tests/test_server_hostile.c checks each case. */
+
+static _Thread_local int http__ours;             /* http__send is queuing our reply */
+static _Thread_local const char *http__mhd_body; /* libmicrohttpd's last fixed body */
+
+typedef struct MHD_Response *(*http__create_fn)(size_t, void *, enum MHD_ResponseMemoryMode);
+typedef enum MHD_Result (*http__queue_fn)(struct MHD_Connection *, unsigned int,
+                                          struct MHD_Response *);
+
+static void *http__next(const char *name)
+{
+    void *f = dlsym(RTLD_NEXT, name);
+    if (!f) {
+        fprintf(stderr, "longserve: libmicrohttpd has no %s\n", name);
+        abort(); /* the library this file was built against is not the one loaded */
+    }
+    return f;
+}
+
+struct MHD_Response *MHD_create_response_from_buffer(size_t size, void *buffer,
+                                                     enum MHD_ResponseMemoryMode mode)
+{
+    static _Atomic(http__create_fn) next;
+    http__create_fn f = next;
+    if (!f) next = f = (http__create_fn)http__next("MHD_create_response_from_buffer");
+    if (!http__ours && mode == MHD_RESPMEM_PERSISTENT) http__mhd_body = buffer;
+    return f(size, buffer, mode);
+}
+
+/* What libmicrohttpd refused, in our words: found by its status and, where one status has
+ * several causes, by words of its fixed body. */
+static herr_kind http__mhd_error(unsigned code, const char *body, char *msg, size_t n,
+                                 long long mem)
+{
+    const char *b = body ? body : "";
+    switch (code) {
+    case 400:
+        snprintf(msg, n, "%s",
+                 strstr(b, "chunked encoding") ? "the chunked encoding of the body is malformed"
+                 : strstr(b, "Content-Length") ? "the Content-Length header is not a number"
+                 : strstr(b, "Host")           ? "an HTTP/1.1 request needs one Host header"
+                 : strstr(b, "syntactically")  ? "the request line or a header line is malformed"
+                                               : "the request is malformed");
+        return HERR_BAD_REQUEST;
+    case 413:
+        snprintf(msg, n, "%s",
+                 strstr(b, "chunk size") ? "a chunk size of the body is too large"
+                                         : "the Content-Length is too large");
+        return HERR_TOO_LARGE;
+    case 414:
+        snprintf(msg, n,
+                 "the request line is longer than fits the connection's memory "
+                 "(--connection-memory %lld bytes)",
+                 mem);
+        return HERR_URI_TOO_LONG;
+    case 431:
+        snprintf(msg, n,
+                 "the request headers are larger than fit the connection's memory "
+                 "(--connection-memory %lld bytes)",
+                 mem);
+        return HERR_HEADERS_TOO_LARGE;
+    case 505:
+        snprintf(msg, n, "the HTTP version is not supported (HTTP/1.0 and HTTP/1.1 are)");
+        return HERR_HTTP_VERSION;
+    default:
+        snprintf(msg, n, "the request could not be read (HTTP status %u)", code);
+        return HERR_INTERNAL;
+    }
+}
+
+enum MHD_Result MHD_queue_response(struct MHD_Connection *c, unsigned int code,
+                                   struct MHD_Response *resp)
+{
+    static _Atomic(http__queue_fn) next;
+    http__queue_fn f = next;
+    if (!f) next = f = (http__queue_fn)http__next("MHD_queue_response");
+    const char *body = http__mhd_body;
+    http__mhd_body = NULL;
+    const union MHD_ConnectionInfo *si =
+        http__ours || code < 400 ? NULL
+                                 : MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    http__sock *k = si ? si->socket_context : NULL;
+    if (!k || !k->h) return f(c, code, resp); /* ours, or a connection we do not watch */
+    srv_server *s = k->h->srv;
+    srv_req *r = k->req;
+    char msg[200];
+    herr_kind kind = http__mhd_error(code, body, msg, sizeof msg, s->opt.connection_memory);
+    int http = 0;
+    size_t len = 0;
+    char *json = herr_encode(r ? r->family : HERR_FAM_TEI, kind, msg, &http, &len);
+    /* A Content-Length it cannot read: libmicrohttpd 0.9.75 builds the reply's header block
+     * twice (parse_connection_headers' caller overwrites the error's state), so that the
+     * client would read headers as the body. The reply goes on the socket instead and
+     * libmicrohttpd's own is queued to fail there. */
+    if (json && r && body && strstr(body, "Content-Length") && !s->opt.tls_cert_pem) {
+        http__write_raw(k->fd, code, "application/json", json, len, r->id);
+        free(json);
+        json = NULL;
+    }
+    struct MHD_Response *mine =
+        json ? MHD_create_response_from_buffer(len, json, MHD_RESPMEM_MUST_FREE) : NULL;
+    if (mine) {
+        MHD_add_response_header(mine, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+        if (r) MHD_add_response_header(mine, "X-Request-Id", r->id);
+    } else {
+        free(json);
+    }
+    enum MHD_Result rc = f(c, code, mine ? mine : resp);
+    if (mine) MHD_destroy_response(mine);
+    const uint64_t now = sched_now_ns();
+    const double sec = (double)(now - (r && r->arrival_ns ? r->arrival_ns : k->since_ns)) * 1e-9;
+    int route = r && r->begun ? r->route : -1;
+    metrics_request(s->metrics, route, (int)code, sec);
+    log_event("info", "request", r ? r->id : NULL, "refused by the HTTP parser: %u %s %.3fms", code,
+              msg, sec * 1e3);
+    if (r) {
+        r->refused = r->sent = 1;
+        r->http = (int)code;
+        srv_unreserve(r);
+    }
+    return rc;
+}
+
 static enum MHD_Result http__send(srv_req *r)
 {
     srv_server *s = r->srv;
@@ -438,7 +596,9 @@ static enum MHD_Result http__send(srv_req *r)
             MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
         }
     }
+    http__ours = 1;
     enum MHD_Result rc = MHD_queue_response(http__conn(r), (unsigned)r->http, resp);
+    http__ours = 0;
     MHD_destroy_response(resp);
     double sec = (double)(sched_now_ns() - r->arrival_ns) * 1e-9;
     metrics_request(s->metrics, r->route, r->http, sec);
@@ -461,15 +621,7 @@ static enum MHD_Result http__send(srv_req *r)
  * once the client stops sending (or after one more payload limit). */
 static void http__send_raw(srv_req *r)
 {
-    char head[512];
-    int n = snprintf(head, sizeof head,
-                     "HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Type: %s\r\n"
-                     "Content-Length: %zu\r\nX-Request-Id: %s\r\n\r\n",
-                     r->http, MHD_get_reason_phrase_for((unsigned)r->http), r->ctype, r->out_len,
-                     r->id);
-    if (send(r->fd, head, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) == n && r->out_len)
-        (void)!send(r->fd, r->out, r->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
-    shutdown(r->fd, SHUT_WR);
+    http__write_raw(r->fd, (unsigned)r->http, r->ctype, r->out, r->out_len, r->id);
     double sec = (double)(sched_now_ns() - r->arrival_ns) * 1e-9;
     metrics_request(r->srv->metrics, r->route, r->http, sec);
     log_event("info", "request", r->id, "POST %s %d %.3fms %zu bytes in", srv_routes[r->route].name,
@@ -497,6 +649,7 @@ static void *http__uri_log(void *cls, const char *uri, struct MHD_Connection *c)
     if (!r) return NULL;
     for (const char *p = uri; *p; p++)
         r->bad_path |= p[0] == '%' && p[1] == '0' && p[2] == '0';
+    r->family = http__family(uri); /* for a refusal by libmicrohttpd before its route */
     snprintf(r->id, sizeof r->id, "%016llx", (unsigned long long)s->seq++);
     const union MHD_ConnectionInfo *si =
         MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -566,7 +719,8 @@ static enum MHD_Result http__access(void *cls, struct MHD_Connection *c, const c
     const srv_route *rt = &srv_routes[r->route];
     r->kind = rt->job;
     r->job_arg = rt->job_arg;
-    int rc = rt->handler(r);
+    int rc =
+        s->engine_handler && (rt->flags & SRV_RT_ENGINE) ? s->engine_handler(r) : rt->handler(r);
     if (rc == SRV_DEFERRED) {
         MHD_suspend_connection(c);
         r->suspended = 1;
@@ -589,8 +743,11 @@ static void http__completed(void *cls, struct MHD_Connection *c, void **con_cls,
         k->since_ns = sched_now_ns(); /* the next request's headers are due */
     }
     if (!r) return;
-    if (!r->begun) {
-        /* libmicrohttpd refused it itself (malformed, too large, unknown version) */
+    if (r->refused) {
+        /* answered and counted by MHD_queue_response below */
+    } else if (!r->begun) {
+        /* libmicrohttpd refused it itself and its calls bypassed MHD_queue_response below
+         * (a library bound to itself): the body is its own, the count is ours */
         const union MHD_ConnectionInfo *hi =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_HTTP_STATUS);
         if (hi && hi->http_status) {
@@ -622,6 +779,7 @@ static void http__notify_conn(void *cls, struct MHD_Connection *c, void **socket
         const union MHD_ConnectionInfo *ci =
             MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         if (!h || !ci || !(k = calloc(1, sizeof *k))) return; /* not watched: MHD's timeout */
+        k->h = h;
         k->fd = ci->connect_fd;
         k->since_ns = sched_now_ns();
         k->next = h->socks;

@@ -7,7 +7,7 @@
 
 #include "log.h"
 
-static int log__json;
+static int log__json, log__off;
 
 void log_init(int json)
 {
@@ -33,8 +33,14 @@ static void log__str(char *out, size_t n, const char *s)
     out[k] = 0;
 }
 
+void log_quiet(int on)
+{
+    log__off = on;
+}
+
 void log_event(const char *level, const char *event, const char *req_id, const char *fmt, ...)
 {
+    if (log__off) return;
     char msg[2048], ts[40];
     va_list ap;
     va_start(ap, fmt);

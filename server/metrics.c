@@ -16,6 +16,10 @@
 
 static const int metrics__codes[] = {200, 204, 400, 401, 404, 405, 413, 422, 429, 500, 503, 504};
 enum { METRICS__NCODES = sizeof metrics__codes / sizeof metrics__codes[0] };
+/* Requests no route took: an unknown path or method, and libmicrohttpd's own refusals
+ * (server/http.c), counted as route "(none)". */
+static const int metrics__none_codes[] = {400, 404, 405, 413, 414, 431, 500, 505};
+enum { METRICS__NNONE = sizeof metrics__none_codes / sizeof metrics__none_codes[0] };
 
 static const char *const metrics__reject_labels[] = {
 #define METRICS__LABEL(name, label) label,
@@ -68,7 +72,8 @@ typedef struct {
 struct metrics {
     const char *const *routes;
     int nroutes;
-    unsigned long long *requests; /* [nroutes][NCODES] */
+    unsigned long long *requests;            /* [nroutes][NCODES] */
+    unsigned long long none[METRICS__NNONE]; /* route "(none)" */
     unsigned long long other_code;
     unsigned long long rejects[METRICS_REJ_COUNT];
     metrics__hdesc hd[H_GLOBAL], hmd[HM_COUNT];
@@ -209,8 +214,13 @@ void metrics_request(metrics *m, int route, int http, double seconds)
     int c = -1;
     for (int i = 0; i < METRICS__NCODES; i++)
         if (metrics__codes[i] == http) c = i;
+    int nc = -1;
+    for (int i = 0; i < METRICS__NNONE; i++)
+        if (metrics__none_codes[i] == http) nc = i;
     if (route >= 0 && route < m->nroutes && c >= 0)
         m->requests[route * METRICS__NCODES + c]++;
+    else if (route < 0 && nc >= 0)
+        m->none[nc]++;
     else
         m->other_code++;
     metrics__observe(&m->h[H_REQUEST], &m->hd[H_REQUEST], seconds);
@@ -412,6 +422,9 @@ char *metrics_render(const metrics *m, size_t *len)
         for (int c = 0; c < METRICS__NCODES; c++)
             ls_buf_printf(&b, "longserve_requests_total{route=\"%s\",status=\"%d\"} %llu\n",
                           m->routes[r], metrics__codes[c], m->requests[r * METRICS__NCODES + c]);
+    for (int c = 0; c < METRICS__NNONE; c++)
+        ls_buf_printf(&b, "longserve_requests_total{route=\"(none)\",status=\"%d\"} %llu\n",
+                      metrics__none_codes[c], m->none[c]);
     ls_buf_printf(&b, "longserve_requests_total{route=\"other\",status=\"other\"} %llu\n",
                   m->other_code);
     metrics__head(&b, "longserve_rejected_requests_total", "counter",

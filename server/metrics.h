@@ -36,6 +36,7 @@ metrics *metrics_new(const char *const *routes, int nroutes, const char *const *
                      const char *version, const char *backend);
 void metrics_free(metrics *m);
 
+/* route -1: no route took it (route "(none)": unknown paths, the HTTP parser's refusals) */
 void metrics_request(metrics *m, int route, int http, double seconds);
 void metrics_reject(metrics *m, metrics_reason why);
 void metrics_tokenize_time(metrics *m, double seconds);

@@ -41,7 +41,7 @@ enum {
     X("max-global-tokens",           max_global_tokens,       OPT_INT,  0,    1 << 20,     "512",     0,          "global-attention tokens one sequence may ask for (422 beyond)") \
     X("auto-truncate",               auto_truncate,           OPT_BOOL, 0,    1,           "false",   0,          "truncate over-long text inputs (right) when the request does not say; otherwise they are refused (413)") \
     X("payload-limit",               payload_limit,           OPT_INT,  1,    1LL << 31,   "2000000", 0,          "largest request body in bytes (413 beyond, checked before reading it)") \
-    X("max-connections",             max_connections,         OPT_INT,  16,   1 << 20,     "4096",    0,          "client connections open at once; beyond it new ones wait in the listen backlog (the open-file limit is raised to fit)") \
+    X("max-connections",             max_connections,         OPT_INT,  16,   1 << 20,     "16384",   0,          "client connections open at once; beyond it new ones wait in the listen backlog (the open-file limit is raised to fit; an idle one costs a few KiB)") \
     X("max-connections-per-ip",      max_connections_per_ip,  OPT_INT,  0,    1 << 20,     "0",       0,          "connections one client address may hold; more are refused (0: no limit, as behind a proxy)") \
     X("header-timeout",              header_timeout,          OPT_INT,  1,    3600,        "10",      0,          "seconds a client has to send a request's headers (on a kept-alive connection: from the end of the last request)") \
     X("min-body-rate",               min_body_rate,           OPT_INT,  0,    1LL << 31,   "1024",    0,          "bytes per second a body must average once header-timeout has passed since its headers (0: no limit)") \
@@ -108,7 +108,8 @@ void opt_free(opt_options *o);
 void opt_usage(FILE *f);
 
 /* Walks the table for /info and the startup log: name (with '_'), type, value; secrets
- * come as OPT_SECRET with the value NULL or "set". */
+ * come as OPT_SECRET with the value NULL or "set". key, and sval for OPT_MODEL and
+ * OPT_ALIAS, live on opt_visit's stack: copy them to keep them past the call. */
 typedef void (*opt_visit_fn)(void *arg, const char *key, opt_type type, int flags, long long ival,
                              const char *sval);
 void opt_visit(const opt_options *o, opt_visit_fn fn, void *arg);

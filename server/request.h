@@ -38,6 +38,7 @@ struct srv_req {
     int begun;     /* the access handler has seen its headers */
     int close;     /* the reply closes the connection (the framing cannot be trusted) */
     int bad_path;  /* the raw path holds %00 */
+    int refused;   /* libmicrohttpd answered it itself (its status, counted in http.c) */
     int raw_sent;  /* the reply went straight to the socket (a body over the limit) */
     char *body;    /* the request body, NUL-terminated (decompressed when it came encoded) */
     size_t len, cap;

@@ -192,6 +192,8 @@ static int route_v1_model(srv_req *r)
 typedef struct {
     hm_field f[64];
     char keys[64][48];
+    /* opt_visit builds the aliases' value on its stack: kept here past its return */
+    char aliases[OPT_MAX_ALIASES * 260];
     int n;
 } srv__fields;
 
@@ -211,6 +213,10 @@ static void srv__collect(void *arg, const char *key, opt_type type, int flags, l
         *f = (hm_field){f->key, HM_BOOL, ival, NULL};
         break;
     default:
+        if (sval && type == OPT_ALIAS) {
+            snprintf(fs->aliases, sizeof fs->aliases, "%s", sval);
+            sval = fs->aliases;
+        }
         *f = (hm_field){f->key, sval ? HM_STR : HM_NULL, 0, sval};
         break;
     }

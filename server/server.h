@@ -74,6 +74,9 @@ struct srv_server {
     /* The adapter's one entry the rest of the server calls: a deferred request has its
      * reply, send it (set by http_start). */
     void (*resume)(srv_req *r);
+    /* Fuzzing only (fuzz/fuzz_http.c): when set, answers every engine route in place of
+     * its handler, so that the HTTP layer is exercised without models. */
+    int (*engine_handler)(srv_req *r);
     int port; /* bound */
     uv_async_t async;
     uv_async_t load_async; /* a model's worker has finished loading (main.c) */

@@ -251,14 +251,14 @@ START_TEST(ambiguous_framing)
              "Content-Length: 5\r\n\r\n%s",
              strlen(small_body), small_body);
     expect_refused(s.port, req, "Content-Length headers that differ");
-    double nf = metric(s.port, "longserve_requests_total{route=\"other\",status=\"other\"}");
+    double nf = metric(s.port, "longserve_requests_total{route=\"(none)\",status=\"404\"}");
     /* a smuggled request behind a chunked body with a Content-Length never runs */
     expect_refused(
         s.port,
         "POST /v2/models/lf_base/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
         "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n",
         "both Content-Length and Transfer-Encoding");
-    ck_assert_int_eq(metric(s.port, "longserve_requests_total{route=\"other\",status=\"other\"}"),
+    ck_assert_int_eq(metric(s.port, "longserve_requests_total{route=\"(none)\",status=\"404\"}"),
                      nf);
     expect_refused(s.port, "GET /health HTTP/1.1\r\n\r\n", "Host");
     ck_assert_int_eq(server_stop(&s, 30), 0);
@@ -364,10 +364,55 @@ END_TEST
 
 /* ---- 13: error bodies are JSON (valid UTF-8), the parser's refusals are counted ---------- */
 
+/* Raw bytes that libmicrohttpd itself refuses: exactly one reply comes back, with status
+ * `status`, a JSON body of the path's error shape holding `needle`, and the connection
+ * closes; the series `series` of /metrics counts it once. */
+static void parser_refusal(int port, const char *bytes, size_t n, int status, const char *needle,
+                           const char *series)
+{
+    const double before = metric(port, series);
+    int fd = hconnect(port);
+    hsend(fd, bytes, n);
+    shutdown(fd, SHUT_WR);
+    hresp r;
+    hread(fd, &r);
+    char ct[128] = "", rest[256];
+    hheader(&r, "Content-Type", ct, sizeof ct);
+    ck_assert_msg(r.status == status, "%d (not %d) %s for %.60s", r.status, status, r.body, bytes);
+    ck_assert_msg(strcmp(ct, "application/json") == 0, "Content-Type '%s' for %.60s", ct, bytes);
+    cJSON *j = hjson(&r);
+    ck_assert_msg(cJSON_GetObjectItem(j, "error") != NULL, "%s", r.body);
+    cJSON_Delete(j);
+    ck_assert_msg(strstr(r.body, needle), "body lacks '%s': %s", needle, r.body);
+    hresp_free(&r);
+    /* nothing after the reply (libmicrohttpd 0.9.75 sends some header blocks twice) */
+    size_t k = 0;
+    double t0 = now_s();
+    for (;;) {
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        ck_assert_msg(now_s() - t0 < 10, "the connection stays open after %.60s", bytes);
+        if (poll(&pf, 1, 100) != 1) continue;
+        ssize_t got = recv(fd, rest + k, sizeof rest - 1 - k, 0);
+        if (got <= 0) break;
+        k += (size_t)got;
+        ck_assert_msg(k < sizeof rest - 1, "more after the reply for %.60s", bytes);
+    }
+    rest[k] = 0;
+    ck_assert_msg(k == 0, "%zu bytes after the reply for %.60s: %s", k, bytes, rest);
+    close(fd);
+    ck_assert_msg(metric(port, series) == before + 1, "%s: %g -> %g for %.60s", series, before,
+                  metric(port, series), bytes);
+}
+
+#define NONE(code) "longserve_requests_total{route=\"(none)\",status=\"" #code "\"}"
+#define REFUSE(bytes, status, needle, series)                                                      \
+    parser_refusal(s.port, bytes, sizeof bytes - 1, status, needle, series)
+
 START_TEST(parser_errors)
 {
+    const char *extra[] = {"--connection-memory", "8192", NULL};
     server s;
-    server_start(&s, NULL);
+    server_start(&s, extra);
     hresp r;
     int fd = hconnect(s.port);
     raw(fd, "GET /%ff%fe/x HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", &r);
@@ -379,14 +424,42 @@ START_TEST(parser_errors)
     cJSON_Delete(j);
     ck_assert(strstr(r.body, "/%FF%FE/x") != NULL);
     hresp_free(&r);
-    double other = metric(s.port, "longserve_requests_total{route=\"other\",status=\"other\"}");
-    fd = hconnect(s.port);
-    raw(fd, "GET /health HTTP/1.1\r\nHost: x\r\nno colon here\r\nConnection: close\r\n\r\n", &r);
-    close(fd);
-    ck_assert_int_eq(r.status, 400);
-    hresp_free(&r);
+    ck_assert_int_eq(metric(s.port, NONE(404)), 1);
+    /* every refusal libmicrohttpd 0.9.75 makes itself (connection.c) */
+    REFUSE("GET /health HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n", 400,
+           "a header line is malformed", NONE(400));
+    REFUSE("GET /health HTTPX1.1\r\nHost: x\r\n\r\n", 400, "malformed", NONE(400));
+    REFUSE("GET /health HTTP/2.0\r\nHost: x\r\n\r\n", 505, "HTTP version", NONE(505));
+    REFUSE("GET /health HTTP/0.9\r\n\r\n", 505, "HTTP version", NONE(505));
+    REFUSE("POST /v2/models/lf_base/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 12a\r\n\r\n", 400,
+           "Content-Length header is not a number", NONE(400));
+    REFUSE("POST /embed HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+           413, "Content-Length is too large", NONE(413));
+    REFUSE("POST /v2/models/lf_base/infer HTTP/1.1\r\nHost: x\r\n"
+           "Transfer-Encoding: chunked\r\n\r\nzz\r\n",
+           400, "chunked encoding", "longserve_requests_total{route=\"v2_infer\",status=\"400\"}");
+    REFUSE("POST /v2/models/lf_base/infer HTTP/1.1\r\nHost: x\r\n"
+           "Transfer-Encoding: chunked\r\n\r\nffffffffffffffff0\r\n",
+           413, "chunk size", "longserve_requests_total{route=\"v2_infer\",status=\"413\"}");
+    /* over --connection-memory: the request line (414), a header (431) */
+    enum { BIG = 9000 };
+    static char big[BIG + 100];
+    int k = snprintf(big, sizeof big, "GET /");
+    memset(big + k, 'a', BIG);
+    k += BIG;
+    k += snprintf(big + k, sizeof big - (size_t)k, " HTTP/1.1\r\nHost: x\r\n\r\n");
+    parser_refusal(s.port, big, (size_t)k, 414, "--connection-memory 8192", NONE(414));
+    k = snprintf(big, sizeof big, "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ");
+    memset(big + k, 'a', BIG);
+    k += BIG;
+    k += snprintf(big + k, sizeof big - (size_t)k, "\r\n\r\n");
+    parser_refusal(s.port, big, (size_t)k, 431, "--connection-memory 8192", NONE(431));
+    /* the shape follows the path: OpenAI's for /v1/ */
+    REFUSE("POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n", 400,
+           "\"type\":\"invalid_request_error\"", NONE(400));
     ck_assert_int_eq(metric(s.port, "longserve_requests_total{route=\"other\",status=\"other\"}"),
-                     other + 1);
+                     0);
+    expect_healthy(s.port);
     ck_assert_int_eq(server_stop(&s, 30), 0);
 }
 END_TEST

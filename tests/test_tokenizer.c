@@ -644,6 +644,16 @@ START_TEST(load_errors)
         {"{\"added_tokens\": [{\"id\": 100000, \"content\": \"a\"}], \"model\": {\"type\": "
          "\"Unigram\", \"vocab\": []}}",
          "added_tokens[0]: id 100000 is far over the 1 entries", LS_ERR_CONFIG},
+        /* a post-processor's ids are ids of the vocabulary (found by fuzz_tokenizer_json) */
+        {"{\"post_processor\": {\"type\": \"TemplateProcessing\", \"single\": [{\"SpecialToken\": "
+         "{\"id\": \"[X]\", \"type_id\": 0}}], \"pair\": [], \"special_tokens\": {\"[X]\": "
+         "{\"id\": \"[X]\", \"ids\": [7], \"tokens\": [\"[X]\"]}}}, \"model\": {\"type\": "
+         "\"WordPiece\", \"vocab\": {\"[UNK]\": 0, \"a\": 1}}}",
+         "special token \"[X]\" has id 7, outside the vocabulary (ids 0..1)", LS_ERR_CONFIG},
+        {"{\"post_processor\": {\"type\": \"BertProcessing\", \"sep\": [\"a\", 1], \"cls\": "
+         "[\"[C]\", 2]}, \"model\": {\"type\": \"WordPiece\", \"vocab\": {\"[UNK]\": 0, "
+         "\"a\": 1}}}",
+         "special token \"[C]\" has id 2, outside", LS_ERR_CONFIG},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         err[0] = 0;

@@ -362,6 +362,25 @@ static ls_status tok__build_decode(tok_tokenizer *t, char *err, size_t errlen)
     return LS_OK;
 }
 
+/* The post-processor's token ids must be ids of the vocabulary: tok_vocab_size bounds
+ * every id an encoding holds (the engine's own check relies on it). */
+static ls_status tok__check_post_ids(const tok_tokenizer *t, char *err, size_t errlen)
+{
+    for (int pair = 0; pair < 2; pair++) {
+        const tok__tpl *tp = pair ? t->tpl_pair : t->tpl_single;
+        const int n = pair ? t->n_tpl_pair : t->n_tpl_single;
+        for (int i = 0; i < n; i++)
+            for (int k = 0; tp[i].seq < 0 && k < tp[i].n; k++)
+                if (tp[i].ids[k] < 0 || tp[i].ids[k] > t->max_id)
+                    return ls_fail(err, errlen, LS_ERR_CONFIG,
+                                   "post_processor: special token \"%s\" has id %d, outside the "
+                                   "vocabulary (ids 0..%d)",
+                                   tp[i].toks && tp[i].toks[k] ? tp[i].toks[k] : "?",
+                                   (int)tp[i].ids[k], (int)t->max_id);
+    }
+    return LS_OK;
+}
+
 static ls_status tok__build(tok_tokenizer *t, char *err, size_t errlen)
 {
     tok__unicode_init();
@@ -386,6 +405,7 @@ static ls_status tok__build(tok_tokenizer *t, char *err, size_t errlen)
                     : ls_fail(err, errlen, LS_ERR_NOMEM, "decoder: out of memory");
     }
     if (!st) st = tok__build_decode(t, err, errlen);
+    if (!st) st = tok__check_post_ids(t, err, errlen);
     return st;
 }
 

@@ -557,7 +557,9 @@ static int tok__bpe(const tok__model *m, const tj_model *j, const char *s, size_
             pos += sy[i].len;
         }
     }
-    if (n <= TOK__CMAXWORD) tok__cache_put(m->cache, s, n, h, out->v + first, out->n - first);
+    /* a word may give no token (no unk token), before any was pushed: out->v is NULL */
+    if (n <= TOK__CMAXWORD)
+        tok__cache_put(m->cache, s, n, h, out->v ? out->v + first : NULL, out->n - first);
 out:
     if (sy != stack_syms) free(sy);
     if (hp != stack_heap) free(hp);
