@@ -71,7 +71,8 @@ static inline float kn__erfcf(float x)
 typedef float kn_v8f __attribute__((vector_size(32), aligned(4)));
 typedef int32_t kn_v8i __attribute__((vector_size(32), aligned(4)));
 
-static inline __attribute__((always_inline)) kn_v8f kn__vsel(kn_v8i m, kn_v8f a, kn_v8f b) /* m ? a : b, lane-wise */
+/* m ? a : b, lane-wise */
+static inline __attribute__((always_inline)) kn_v8f kn__vsel(kn_v8i m, kn_v8f a, kn_v8f b)
 {
     return (kn_v8f)(((kn_v8i)a & m) | ((kn_v8i)b & ~m));
 }
