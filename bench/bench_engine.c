@@ -33,6 +33,7 @@ static void usage(FILE *f)
                "               [--intermediate 3072] [--window 512] [--vocab 50265]\n"
                "               [--max-pos 16386] [--seed 1]\n"
                "  bench_engine --model DIR --lengths 512,1024,... [--backend cpu|blas|ref]\n"
+               "               [--dtype float32|bfloat16]\n"
                "               [--reps N] [--threads N] [--globals G] [--warmup 0|1]\n"
                "               [--full-attention N]  (bert/roberta, as longserve's)\n"
                "               [--dump-ids FILE] [--dump-output FILE] [--compare FILE]\n"
@@ -395,6 +396,7 @@ static int write_random_model(const model_shape *ms, const char *dir)
 typedef struct {
     const char *model;
     const char *backend; /* eng_model_params.backend: cpu, blas, ref */
+    const char *dtype;   /* eng_model_params.dtype: float32, bfloat16 */
     int lengths[64], nlen;
     int reps, threads, globals, warmup, full_attention;
     const char *dump_ids, *dump_out, *compare;
@@ -485,12 +487,19 @@ static int bench_model_describe(const bench_opts *o, const eng_model_params *mp,
     return 0;
 }
 
-/* max |out - ref| / max |ref| against a float32 file of nel values; -1 on error. */
-static double compare_file(const char *path, const float *out, size_t nel)
+/* max |out - ref| / max |ref| against a float32 file of nel values (rows of width), and in
+ * *cos the cosine of the two mean-pooled embeddings (the mean of the rows); -1 on error. */
+static double compare_file(const char *path, const float *out, size_t nel, int width, double *cos)
 {
     FILE *f = fopen(path, "rb");
     if (!f) return bench_fail("--compare %s: %s", path, strerror(errno));
     double maxabs = 0, maxdiff = 0;
+    double *mo = calloc((size_t)width, sizeof *mo), *mr = calloc((size_t)width, sizeof *mr);
+    if (!mo || !mr) {
+        fclose(f);
+        free(mo), free(mr);
+        return bench_fail("--compare: out of memory");
+    }
     float buf[4096];
     size_t i = 0, k;
     while (i < nel && (k = fread(buf, sizeof(float), nel - i < 4096 ? nel - i : 4096, f)) > 0)
@@ -498,9 +507,16 @@ static double compare_file(const char *path, const float *out, size_t nel)
             double d = fabs((double)out[i] - (double)buf[j]);
             if (!(d <= maxdiff)) maxdiff = d;
             if (fabs(buf[j]) > maxabs) maxabs = fabs(buf[j]);
+            mo[i % (size_t)width] += out[i];
+            mr[i % (size_t)width] += buf[j];
         }
     int extra = fgetc(f) != EOF;
     fclose(f);
+    double oo = 0, rr = 0, orr = 0;
+    for (int h = 0; h < width; h++)
+        oo += mo[h] * mo[h], rr += mr[h] * mr[h], orr += mo[h] * mr[h];
+    free(mo), free(mr);
+    *cos = oo > 0 && rr > 0 ? orr / sqrt(oo * rr) : 0;
     if (i != nel || extra) return bench_fail("--compare %s: not %zu float32 values", path, nel);
     return maxabs > 0 ? maxdiff / maxabs : maxdiff;
 }
@@ -581,22 +597,25 @@ static int bench_length(eng_ctx *ctx, const eng_model_info *info, const bench_mo
         if (fabs(lh->data[i]) > maxabs) maxabs = fabs(lh->data[i]);
     }
 
-    double cmp = 0;
-    if (o->compare && (cmp = compare_file(o->compare, lh->data, nel)) < 0) goto out;
+    double cmp = 0, cos = 0;
+    if (o->compare && (cmp = compare_file(o->compare, lh->data, nel, lh->width, &cos)) < 0)
+        goto out;
     long peak_kb = fwd_hwm_kb > load_hwm_kb ? fwd_hwm_kb : load_hwm_kb;
     const double gflop = useful_flops(bm, n, o->globals < n ? o->globals : n) * 1e-9;
     printf("%8d %10.3f %10.3f %10.0f %10.1f %10.0f %10.0f %8.2f %6.1f %6.2f\n", n, best, med,
            n / best, gflop / best, peak_kb / 1024.0, hwm_reset ? fwd_hwm_kb / 1024.0 : -1.0,
            cpu_best / best, steal, other);
     /* isa last: it has spaces (run_longformer.sh reads it between the quotes) */
-    printf("RESULT engine len=%d backend=%s reps=%d best_s=%.4f median_s=%.4f tokens_per_s=%.1f "
+    printf("RESULT engine len=%d backend=%s dtype=%s reps=%d best_s=%.4f median_s=%.4f "
+           "tokens_per_s=%.1f "
            "useful_gflops=%.2f gflops_rate=%.1f peak_rss_mb=%.0f fwd_peak_rss_mb=%.0f "
            "load_peak_rss_mb=%.0f load_s=%.2f cpu_util=%.2f steal_pct=%.1f other_cores=%.2f "
            "threads=%d globals=%d max_abs=%.4g attn_isa=%s blas_core=%s",
-           n, o->backend, reps, best, med, n / best, gflop, gflop / best, peak_kb / 1024.0,
-           hwm_reset ? fwd_hwm_kb / 1024.0 : -1.0, load_hwm_kb / 1024.0, load_s, cpu_best / best,
-           steal, other, omp_get_max_threads(), o->globals, maxabs, bm->attn_isa, bm->blas_core);
-    if (o->compare) printf(" rel_err_vs_compare=%.3e", cmp);
+           n, o->backend, info->dtype, reps, best, med, n / best, gflop, gflop / best,
+           peak_kb / 1024.0, hwm_reset ? fwd_hwm_kb / 1024.0 : -1.0, load_hwm_kb / 1024.0, load_s,
+           cpu_best / best, steal, other, omp_get_max_threads(), o->globals, maxabs, bm->attn_isa,
+           bm->blas_core);
+    if (o->compare) printf(" rel_err_vs_compare=%.3e cos_vs_compare=%.7f", cmp, cos);
     printf(" isa=\"%s\"\n", bm->isa);
     fflush(stdout);
 
@@ -616,6 +635,7 @@ static int run_bench(const bench_opts *o)
     eng_model_params mp = eng_model_default_params();
     mp.threads = o->threads;
     mp.backend = o->backend;
+    mp.dtype = o->dtype;
     mp.full_attention = o->full_attention;
     eng_model *m = NULL;
     double t0 = bench_now_s(CLOCK_MONOTONIC);
@@ -706,8 +726,13 @@ int main(int argc, char **argv)
                       .vocab = 50265,
                       .max_pos = 16386,
                       .seed = 1};
-    bench_opts o = {
-        .backend = "cpu", .reps = 0, .threads = 0, .globals = 1, .warmup = 1, .full_attention = -1};
+    bench_opts o = {.backend = "cpu",
+                    .dtype = "float32",
+                    .reps = 0,
+                    .threads = 0,
+                    .globals = 1,
+                    .warmup = 1,
+                    .full_attention = -1};
     const char *write_dir = NULL;
     int bad = 0;
     for (int i = 1; i < argc && !bad; i++) {
@@ -744,6 +769,8 @@ int main(int argc, char **argv)
             o.dump_out = v;
         else if (strcmp(a, "--compare") == 0)
             o.compare = v;
+        else if (strcmp(a, "--dtype") == 0)
+            o.dtype = v;
         else if (strcmp(a, "--backend") == 0) {
             o.backend = v;
             if (strcmp(v, "cpu") && strcmp(v, "blas") && strcmp(v, "ref"))

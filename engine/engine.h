@@ -70,6 +70,10 @@ typedef struct {
     /* Backend: "cpu" (default: our GEMM, the ISA by cpuid or LONGSERVE_ISA), "blas"
      * (OpenBLAS's sgemm for linear layers), "ref" (plain loops, for tests), "cuda". */
     const char *backend;
+    /* Precision of the linear layers: "float32" (default: exact to Hugging Face, <= 1e-4) or
+     * "bfloat16" ("bf16": weights and activations rounded to bfloat16, float32 sums, on the
+     * cpu backend with AMX-BF16 or AVX512_BF16 only; LS_ERR_CONFIG elsewhere, saying why). */
+    const char *dtype;
     int threads; /* CPU threads, 0 = OpenMP's default */
     /* Called on the loading thread for each weights file once it is open (NULL: none). */
     void (*on_file)(void *arg, const eng_load_file *f);
@@ -117,6 +121,7 @@ typedef struct {
     /* what computes: the backend ("cpu", "blas", "ref", "cuda") and what its matrix
      * products run on, chosen at load ("avx2 (cpuid features)", "openblas Haswell") */
     const char *backend, *isa;
+    const char *dtype; /* the linear layers' precision: "float32" or "bfloat16" */
     /* Reformer: LSH layers, rounds, the config's hash_seed (has_hash_seed 0: the default
      * stream), and whether the model generates (eng_model_can_generate) */
     int lsh_layers, num_hashes, has_hash_seed;

@@ -17,7 +17,8 @@
 
 eng_model_params eng_model_default_params(void)
 {
-    return (eng_model_params){.window = 512, .full_attention = -1, .backend = "cpu", .threads = 0};
+    return (eng_model_params){
+        .window = 512, .full_attention = -1, .backend = "cpu", .dtype = "float32", .threads = 0};
 }
 
 const char *eng_pooling_name(eng_pooling p)
@@ -796,6 +797,24 @@ static ls_status eng__prepare_weights(eng_model *m, char *err, size_t errlen)
     return LS_OK;
 }
 
+/* The linear layers' precision: bf16 = 0 (float32) or 1 (bfloat16, the cpu backend only). */
+static ls_status eng__dtype(const eng_model_params *p, int *bf16, char *err, size_t errlen)
+{
+    const char *d = p->dtype && *p->dtype ? p->dtype : "float32";
+    *bf16 = strcmp(d, "bfloat16") == 0 || strcmp(d, "bf16") == 0;
+    if (!*bf16 && strcmp(d, "float32") != 0 && strcmp(d, "f32") != 0 && strcmp(d, "fp32") != 0)
+        return ls_fail(err, errlen, LS_ERR_CONFIG, "--dtype %s: not float32 or bfloat16 (bf16)%s",
+                       d,
+                       strcmp(d, "float16") == 0 || strcmp(d, "f16") == 0
+                           ? "; float16 has no fast path on a CPU, bfloat16 has"
+                           : "");
+    if (*bf16 && strcmp(p->backend, "cpu") != 0)
+        return ls_fail(err, errlen, LS_ERR_CONFIG,
+                       "--dtype %s: only the cpu backend computes in bfloat16 (not %s)", d,
+                       p->backend);
+    return LS_OK;
+}
+
 ls_status eng_model_load(const char *dir, const eng_model_params *p, eng_model **out, char *err,
                          size_t errlen)
 {
@@ -818,10 +837,15 @@ ls_status eng_model_load(const char *dir, const eng_model_params *p, eng_model *
         return st;
     }
     st = eng__check_config(&ld, p);
+    if (!st) st = eng__dtype(p, &m->bf16, err, errlen);
 
     if (!st) {
         if (strcmp(p->backend, "ref") == 0) {
             kn_ops_init_ref(&m->ops);
+        } else if (strcmp(p->backend, "cpu") == 0 && m->bf16) {
+            char kerr[320] = "";
+            if (kn_ops_init_cpu_bf16(&m->ops, kerr, sizeof kerr) != 0)
+                st = ls_fail(err, errlen, LS_ERR_CONFIG, "--dtype %s: %s", p->dtype, kerr);
         } else if (strcmp(p->backend, "cpu") == 0) {
             kn_ops_init_cpu(&m->ops);
         } else if (strcmp(p->backend, "blas") == 0) {
@@ -850,6 +874,13 @@ ls_status eng_model_load(const char *dir, const eng_model_params *p, eng_model *
         p->on_file(p->on_file_arg, &lf);
     }
     if (!st) st = eng__load_weights(&ld);
+    for (int l = 0; !st && m->bf16 && m->rf && l < m->L; l++)
+        if (m->rf[l].lsh)
+            st = ls_fail(err, errlen, LS_ERR_CONFIG,
+                         "--dtype %s: %s has LSH attention layers, and LSH picks each token's "
+                         "bucket by an argmax that bfloat16's rounding moves (outputs off by up "
+                         "to 30%% on the test fixtures): float32 only",
+                         p->dtype, dir);
     if (!st) st = eng__prepare_weights(m, err, errlen);
     if (!st) st = eng__load_text(m, dir, err, errlen);
     if (st) {
@@ -903,6 +934,7 @@ void eng_model_get_info(const eng_model *m, eng_model_info *info)
         .has_pooler = m->pool_w != NULL,
         .backend = m->ops.backend,
         .isa = m->isa,
+        .dtype = m->bf16 ? "bfloat16" : "float32",
         .labels = (const char *const *)m->cfg.id2label,
         .pooling = m->pooling,
         .st_config = m->st_config,

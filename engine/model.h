@@ -45,7 +45,8 @@ struct eng_model {
     eng_family fam;
     eng_head head;
     kn_ops ops;
-    char isa[200]; /* ops.isa as it was when the weights were prepared */
+    char isa[400]; /* ops.isa as it was when the weights were prepared */
+    int bf16;      /* --dtype bfloat16: the linear layers run in bfloat16 */
     int H, I, nh, d, L, V;
     int max_tokens;
     int tile_positions; /* bert/roberta: reuse the position table past its trained length */

@@ -247,6 +247,12 @@ void kn_ops_init_cpu(kn_ops *ops);
 /* The same with OpenBLAS's sgemm for linear layers (as OpenBLAS picks its kernels: by CPU
  * model), kept for comparison. */
 void kn_ops_init_cpu_blas(kn_ops *ops);
+/* The cpu table with the linear layers in bfloat16 (`--dtype bf16`): weights rounded and
+ * packed once for AMX-BF16 tiles or AVX512_BF16 (cpuid, or LONGSERVE_BF16 = amx-bf16,
+ * avx512-bf16, bf16-emu, none), activations rounded per product, sums in float32;
+ * attention and every other op as kn_ops_init_cpu. 0, or -1 with the reason in err when
+ * this CPU has neither instruction set (ops left untouched). */
+int kn_ops_init_cpu_bf16(kn_ops *ops, char *err, size_t errlen);
 /* Host memory for the CPU tables' buffer ops (malloc, free, memcpy; sync returns 0). */
 void kn_ops_set_host_buffers(kn_ops *ops);
 

@@ -228,7 +228,8 @@ static int hm__model_info(cJSON *o, const hm_model *m)
              cJSON_AddStringToObject(o, "attention", m->attention ? m->attention : "") &&
              cJSON_AddNumberToObject(o, "num_labels", m->num_labels) &&
              cJSON_AddStringToObject(o, "backend", m->backend ? m->backend : "") &&
-             cJSON_AddStringToObject(o, "isa", m->isa ? m->isa : "");
+             cJSON_AddStringToObject(o, "isa", m->isa ? m->isa : "") &&
+             cJSON_AddStringToObject(o, "dtype", m->dtype ? m->dtype : "float32");
     if (ok && m->hashing) ok = cJSON_AddStringToObject(o, "lsh_hashing", m->hashing) != NULL;
     if (ok && m->generation) ok = cJSON_AddStringToObject(o, "generation", m->generation) != NULL;
     if (ok && m->labels) {
@@ -271,10 +272,10 @@ char *hm_info(const hm_field *fields, int nfields, const char *version, int toke
 {
     cJSON *r = cJSON_CreateObject();
     int ok = r != NULL;
-    if (ok && n > 0) /* the CPU backends compute in float32 whatever the weights' dtype */
+    if (ok && n > 0) /* what the linear layers compute in (--dtype), whatever the weights' */
         ok = cJSON_AddStringToObject(r, "model_id", ms[0].name) &&
              cJSON_AddNullToObject(r, "model_sha") &&
-             cJSON_AddStringToObject(r, "model_dtype", "float32") &&
+             cJSON_AddStringToObject(r, "model_dtype", ms[0].dtype ? ms[0].dtype : "float32") &&
              hm__tei_model_type(r, &ms[0]) &&
              cJSON_AddNumberToObject(r, "max_input_length", ms[0].max_input_tokens);
     ok = ok && cJSON_AddNumberToObject(r, "tokenization_workers", tokenization_workers) &&

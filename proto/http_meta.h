@@ -32,6 +32,7 @@ typedef struct {
     const char *const *labels; /* num_labels names, or NULL */
     const char *backend;       /* cpu, blas, ref, cuda */
     const char *isa;           /* what its matrix products run on ("avx2 (cpuid features)") */
+    const char *dtype;         /* the linear layers' precision: float32, bfloat16 */
     hm_tensor inputs[4], outputs[4];
     int ninputs, noutputs;
     /* Reformer: how LSH draws its rotations, and what generation computes (NULL: none) */

@@ -13,6 +13,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: longserve-run --model DIR [--name NAME] [--window N] [--threads N]\n"
                "                     [--full-attention N] [--backend cpu|blas|ref|cuda]\n"
+               "                     [--dtype float32|bfloat16]\n"
                "                     [--timings]\n"
                "                     < request.json > response.json\n"
                "Reads one KServe v2 (Open Inference Protocol) infer request body on stdin and\n"
@@ -112,6 +113,8 @@ int main(int argc, char **argv)
             name = v;
         else if (strcmp(a, "--backend") == 0)
             mp.backend = v;
+        else if (strcmp(a, "--dtype") == 0)
+            mp.dtype = v;
         else if (strcmp(a, "--window") == 0 && parse_int(v, &mp.window) == 0)
             continue;
         else if (strcmp(a, "--threads") == 0 && parse_int(v, &mp.threads) == 0)

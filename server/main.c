@@ -83,6 +83,7 @@ static int srv__model_init(void *arg, char *err, size_t errlen)
     mp.full_attention = (int)o->full_attention;
     mp.threads = (int)o->threads;
     mp.backend = o->backend;
+    mp.dtype = o->dtype;
     mp.on_file = srv__on_file;
     mp.on_file_arg = m;
     uint64_t t0 = sched_now_ns();
@@ -168,7 +169,7 @@ static void srv__model_loaded(srv_server *s, srv_model *m)
               "model %s from %s: %d weights file%s, %llu bytes, %llu tensors, loaded in %.3f s, "
               "warmed up in %.3f s; %s %s, %d layers, hidden %d, full attention up to %d tokens, "
               "then %s window %d, max %d tokens, %s, "
-              "pooling %s%s%s, backend %s: %s; %.3g cost units/s, request cost bound %.3g "
+              "pooling %s%s%s, backend %s, %s: %s; %.3g cost units/s, request cost bound %.3g "
               "(about %.0f tokens in one sequence)",
               m->name, m->path, m->files, m->files == 1 ? "" : "s", (unsigned long long)m->bytes,
               (unsigned long long)m->tensors, m->load_s, m->warm_s, m->info.model_type, m->task,
@@ -178,7 +179,8 @@ static void srv__model_loaded(srv_server *s, srv_model *m)
               : tok_get_model(m->tm.tok) == TOK_MODEL_BYTES ? "byte tokenizer"
                                                             : "tokenizer.json",
               eng_pooling_name(m->info.pooling), m->info.st_normalize ? " + normalize" : "",
-              m->info.st_config ? " (sentence-transformers)" : "", m->info.backend, m->info.isa,
+              m->info.st_config ? " (sentence-transformers)" : "", m->info.backend, m->info.dtype,
+              m->info.isa,
               m->cost_per_s, m->max_cost, m->max_cost / per_token);
 }
 

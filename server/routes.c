@@ -40,6 +40,7 @@ static void srv__describe(const srv_model *m, int ready, hm_model *h)
     h->labels = in->labels;
     h->backend = in->backend;
     h->isa = in->isa;
+    h->dtype = in->dtype;
     if (m->hashing[0]) h->hashing = m->hashing;
     if (in->can_generate)
         h->generation = "greedy by default, token-identical to Hugging Face generate(): with "

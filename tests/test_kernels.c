@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../kernels/cpu/gemm.h"
+#include "../kernels/cpu/gemm_bf16.h"
 #include "../kernels/kernels.h"
 #include "kntest.h"
 
@@ -127,6 +128,79 @@ START_TEST(gemm_isa_and_emulation)
     ck_assert(memcmp(y1, y2, (size_t)M * N * 4) == 0);
     kn_gemm_free(p1), kn_gemm_free(p2);
     free(x), free(w), free(b), free(y1), free(y2);
+}
+END_TEST
+
+/* Every bf16 path this CPU runs, the emulation always: against float64 sums of the
+ * unrounded operands (the error bfloat16's 8-bit mantissas allow, nothing more), each row
+ * alone equal to it in a batch and on one thread (bit for bit), the emulation equal to
+ * VDPBF16PS bit for bit and AMX to within float32 rounding of the sums; a CPU without
+ * either refuses the table with a message that says why. */
+START_TEST(gemm_bf16_paths)
+{
+    const int shapes[][3] = {{77, 45, 50}, {130, 100, 300}, {1, 70, 64}, {33, 768, 96}};
+    float *y[KN_BF16_COUNT] = {0};
+    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+        const int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        float *x = randv((size_t)M * K, 11 + s), *w = randv((size_t)N * K, 12 + s),
+              *b = randv(N, 13 + s), *y1 = malloc((size_t)N * 4);
+        double *ref = malloc(sizeof(double) * M * N), mx = 0;
+        for (int i = 0; i < M; i++)
+            for (int j = 0; j < N; j++) {
+                double acc = b[j];
+                for (int k = 0; k < K; k++)
+                    acc += (double)x[(size_t)i * K + k] * w[(size_t)j * K + k];
+                ref[(size_t)i * N + j] = acc;
+                if (fabs(acc) > mx) mx = fabs(acc);
+            }
+        for (int p = KN_BF16_AMX; p < KN_BF16_COUNT; p++) {
+            if (!kn_bf16_supported((kn_bf16_path)p)) continue;
+            kn_gemm_bf16 *pw = kn_gemm_bf16_pack((kn_bf16_path)p, w, N, K);
+            ck_assert_ptr_nonnull(pw);
+            y[p] = malloc((size_t)M * N * 4);
+            ck_assert_int_eq(kn_gemm_bf16_run(pw, x, M, b, y[p]), 0);
+            double md = 0;
+            for (size_t i = 0; i < (size_t)M * N; i++)
+                md = fmax(md, fabs(y[p][i] - ref[i]));
+            printf("gemm_bf16 %-11s %dx%dx%d: rel err vs float64 %.2e\n",
+                   kn_bf16_name((kn_bf16_path)p), M, N, K, md / mx);
+            ck_assert_msg(md / mx < 1e-2, "%s: rel err %g", kn_bf16_name((kn_bf16_path)p), md / mx);
+            const int rows[] = {0, M / 2, M - 1};
+            for (int r = 0; r < 3; r++) { /* a row alone, on one thread */
+                const int nt = omp_get_max_threads();
+                omp_set_num_threads(1);
+                ck_assert_int_eq(kn_gemm_bf16_run(pw, x + (size_t)rows[r] * K, 1, b, y1), 0);
+                omp_set_num_threads(nt);
+                ck_assert_msg(memcmp(y1, y[p] + (size_t)rows[r] * N, (size_t)N * 4) == 0,
+                              "%s: row %d alone differs", kn_bf16_name((kn_bf16_path)p), rows[r]);
+            }
+            kn_gemm_bf16_free(pw);
+        }
+        if (y[KN_BF16_AVX512])
+            ck_assert(memcmp(y[KN_BF16_AVX512], y[KN_BF16_EMU], (size_t)M * N * 4) == 0);
+        if (y[KN_BF16_AMX]) {
+            double md = 0;
+            for (size_t i = 0; i < (size_t)M * N; i++)
+                md = fmax(md, fabs(y[KN_BF16_AMX][i] - y[KN_BF16_EMU][i]));
+            ck_assert_msg(md / mx < 1e-5, "amx vs emulation %g", md / mx);
+        }
+        for (int p = 0; p < KN_BF16_COUNT; p++)
+            free(y[p]), y[p] = NULL;
+        free(x), free(w), free(b), free(y1), free(ref);
+    }
+    char why[200], err[400];
+    kn_ops t;
+    setenv("LONGSERVE_BF16", "none", 1);
+    ck_assert_int_eq(kn_bf16_active(why, sizeof why), KN_BF16_NONE);
+    ck_assert_int_lt(kn_ops_init_cpu_bf16(&t, err, sizeof err), 0);
+    ck_assert_msg(strstr(err, "AMX-BF16") && strstr(err, "AVX512_BF16"), "%s", err);
+    setenv("LONGSERVE_BF16", "bf16-emu", 1);
+    ck_assert_int_eq(kn_ops_init_cpu_bf16(&t, err, sizeof err), 0);
+    ck_assert_ptr_nonnull(strstr(t.isa, "bf16-emu (forced"));
+    unsetenv("LONGSERVE_BF16");
+    ck_assert_int_eq(kn_bf16_active(why, sizeof why), kn_bf16_best());
+    printf("gemm_bf16: this CPU's path: %s\n", why);
+    ck_assert_ptr_null(kn_gemm_bf16_pack(KN_BF16_NONE, NULL, 1, 1));
 }
 END_TEST
 
@@ -671,6 +745,7 @@ Suite *kernels_suite(void)
     tcase_add_test(tc, chunk_attn);
     tcase_add_test(tc, linear);
     tcase_add_test(tc, gemm_isa_and_emulation);
+    tcase_add_test(tc, gemm_bf16_paths);
     tcase_add_test(tc, linear_groups_are_batch_invariant);
     tcase_add_test(tc, embed);
     tcase_add_test(tc, add_layernorm);

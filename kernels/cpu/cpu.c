@@ -15,6 +15,7 @@
 #include "../kernels.h"
 #include "chunk.h"
 #include "gemm.h"
+#include "gemm_bf16.h"
 #include "vmath.h"
 
 void kn_cpu_set_threads(int n)
@@ -52,6 +53,33 @@ static void cpu_linear(const float *x, const kn_weight *wt, const float *b, floa
 {
     /* an unprepared weight (or scratch memory refused) takes OpenBLAS's tiles */
     if (!wt->prep || kn_gemm(wt->prep, x, M, b, y) != 0)
+        blas_linear(x, wt, b, y, M, N, K, groups, ngroups);
+}
+
+/* ---- linear layers in bfloat16 (--dtype bf16) ------------------------------------------------
+ * The same calls with the weights rounded to bfloat16 and packed for AMX or AVX512_BF16
+ * (gemm_bf16.h); x is rounded per call, sums are float32. Row-independent like kn_gemm, so
+ * batch invariance holds bit for bit on this path too. */
+
+static kn_bf16_path kn__bf16_path = KN_BF16_NONE;
+
+static int cpu_weight_prepare_bf16(kn_weight *wt)
+{
+    wt->prep = kn_gemm_bf16_pack(kn__bf16_path, wt->w, wt->N, wt->K);
+    return wt->prep ? 0 : -1;
+}
+
+static void cpu_weight_release_bf16(kn_weight *wt)
+{
+    kn_gemm_bf16_free(wt->prep);
+    wt->prep = NULL;
+}
+
+static void cpu_linear_bf16(const float *x, const kn_weight *wt, const float *b, float *y, int M,
+                            int N, int K, const int32_t *groups, int ngroups)
+{
+    /* scratch memory refused: OpenBLAS in float32 rather than no answer */
+    if (!wt->prep || kn_gemm_bf16_run(wt->prep, x, M, b, y) != 0)
         blas_linear(x, wt, b, y, M, N, K, groups, ngroups);
 }
 
@@ -717,4 +745,24 @@ void kn_ops_init_cpu_blas(kn_ops *ops)
     ops->weight_prepare = NULL;
     ops->weight_release = NULL;
     ops->linear = blas_linear;
+}
+
+int kn_ops_init_cpu_bf16(kn_ops *ops, char *err, size_t errlen)
+{
+    char why[200];
+    const kn_bf16_path p = kn_bf16_active(why, sizeof why);
+    if (p == KN_BF16_NONE) {
+        snprintf(err, errlen, "bf16 needs AMX-BF16 or AVX512_BF16: %s", why);
+        return -1;
+    }
+    static char isa[320];
+    kn_ops_init_cpu(ops);
+    kn__bf16_path = p;
+    snprintf(isa, sizeof isa, "linear layers bf16 on %s; attention float32 on %s", why,
+             kn_isa_reason());
+    ops->isa = isa;
+    ops->weight_prepare = cpu_weight_prepare_bf16;
+    ops->weight_release = cpu_weight_release_bf16;
+    ops->linear = cpu_linear_bf16;
+    return 0;
 }

@@ -1,0 +1,393 @@
+/* The reduced-precision GEMM of `--dtype bf16`: weights rounded to bfloat16 and packed once,
+ * x rounded to bfloat16 per call, products summed in float32. Kernels: AMX tiles
+ * (TDPBF16PS), AVX512_BF16 (VDPBF16PS), and a plain C emulation of VDPBF16PS's sums for
+ * tests on CPUs without either; cpuid picks, LONGSERVE_BF16 forces. Internal to kernels/. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <omp.h>
+#include <pthread.h>
+
+#include "gemm_bf16.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define KN__X86 1
+#include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+/* Packed weight: Kp = K rounded up to 32, Np = N rounded up to 32. Column block j (16
+ * columns) is Kp/2 rows of 16 pairs, row r holding (w[n][2r], w[n][2r+1]) for its 16 n:
+ * the VNNI layout a B tile reads (16 rows of 64 bytes per 32 k), and the pairs VDPBF16PS
+ * multiplies. Zero past N and K. */
+struct kn_gemm_bf16 {
+    kn_bf16_path path;
+    int N, K, Np, Kp;
+    uint16_t *b; /* [Np/16][Kp/2][16][2] */
+};
+
+/* float32 -> bfloat16, rounded to nearest even (NaN stays a quiet NaN). */
+static inline uint16_t kn__bf16(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+static inline float kn__f32(uint16_t h)
+{
+    const uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* ---- which path --------------------------------------------------------------------------- */
+
+#ifdef KN__X86
+#define KN__ARCH_REQ_XCOMP_PERM 0x1023
+#define KN__XFEATURE_XTILEDATA 18
+static int kn__amx_ok;
+static void kn__amx_probe(void)
+{
+    /* Linux hands out the AMX tile state only to processes that ask (5.16+) */
+    kn__amx_ok = __builtin_cpu_supports("avx512f") &&
+                 syscall(SYS_arch_prctl, KN__ARCH_REQ_XCOMP_PERM, KN__XFEATURE_XTILEDATA) == 0;
+}
+/* cpuid leaf 7: EDX bit 22 AMX-BF16, bit 24 AMX-TILE; leaf 7 sub-leaf 1 EAX bit 5
+ * AVX512_BF16 (gcc 12's __builtin_cpu_supports knows neither AMX name) */
+static void kn__cpuid(unsigned leaf, unsigned sub, unsigned r[4])
+{
+    __asm__ volatile("cpuid"
+                     : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3])
+                     : "a"(leaf), "c"(sub));
+}
+#endif
+
+int kn_bf16_supported(kn_bf16_path p)
+{
+    switch (p) {
+    case KN_BF16_EMU:
+        return 1;
+#ifdef KN__X86
+    case KN_BF16_AVX512: {
+        unsigned r[4];
+        kn__cpuid(7, 1, r);
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               (r[0] >> 5 & 1);
+    }
+    case KN_BF16_AMX: {
+        unsigned r[4];
+        kn__cpuid(7, 0, r);
+        if (!(r[3] >> 22 & 1) || !(r[3] >> 24 & 1) || !kn_bf16_supported(KN_BF16_AVX512)) return 0;
+        static pthread_once_t once = PTHREAD_ONCE_INIT;
+        pthread_once(&once, kn__amx_probe);
+        return kn__amx_ok;
+    }
+#endif
+    default:
+        return 0;
+    }
+}
+
+static const char *const kn__bf16_names[KN_BF16_COUNT] = {[KN_BF16_NONE] = "none",
+                                                          [KN_BF16_AMX] = "amx-bf16",
+                                                          [KN_BF16_AVX512] = "avx512-bf16",
+                                                          [KN_BF16_EMU] = "bf16-emu"};
+
+const char *kn_bf16_name(kn_bf16_path p)
+{
+    return (unsigned)p < KN_BF16_COUNT ? kn__bf16_names[p] : "?";
+}
+
+kn_bf16_path kn_bf16_best(void)
+{
+    if (kn_bf16_supported(KN_BF16_AMX)) return KN_BF16_AMX;
+    if (kn_bf16_supported(KN_BF16_AVX512)) return KN_BF16_AVX512;
+    return KN_BF16_NONE;
+}
+
+kn_bf16_path kn_bf16_active(char *why, size_t whylen)
+{
+    const kn_bf16_path best = kn_bf16_best();
+    const char *force = getenv("LONGSERVE_BF16");
+    if (force && *force) {
+        for (int p = 0; p < KN_BF16_COUNT; p++) {
+            if (strcmp(force, kn__bf16_names[p]) != 0) continue;
+            if (p != KN_BF16_NONE && !kn_bf16_supported((kn_bf16_path)p)) break;
+            if (p == KN_BF16_NONE) {
+                snprintf(why, whylen,
+                         "LONGSERVE_BF16=none stands for a CPU without them (cpuid: %s)",
+                         kn_bf16_name(best));
+                return KN_BF16_NONE;
+            }
+            snprintf(why, whylen, "%s (forced by LONGSERVE_BF16; cpuid: %s)", force,
+                     kn_bf16_name(best));
+            return (kn_bf16_path)p;
+        }
+        snprintf(why, whylen,
+                 "LONGSERVE_BF16=%.32s is not one of amx-bf16, avx512-bf16, bf16-emu, none that "
+                 "this CPU runs",
+                 force);
+        return KN_BF16_NONE;
+    }
+    if (best == KN_BF16_NONE)
+        snprintf(why, whylen,
+                 "this CPU has neither AMX-BF16 (amx_tile, amx_bf16) nor AVX512_BF16 "
+                 "(avx512_bf16), or the kernel refused AMX");
+    else
+        snprintf(why, whylen, "%s (cpuid features)", kn_bf16_name(best));
+    return best;
+}
+
+/* ---- packing ------------------------------------------------------------------------------ */
+
+kn_gemm_bf16 *kn_gemm_bf16_pack(kn_bf16_path path, const float *w, int N, int K)
+{
+    if (path <= KN_BF16_NONE || path >= KN_BF16_COUNT || !kn_bf16_supported(path) || N <= 0 ||
+        K <= 0)
+        return NULL;
+    const int Np = (N + 31) / 32 * 32, Kp = (K + 31) / 32 * 32;
+    kn_gemm_bf16 *pw = calloc(1, sizeof *pw);
+    const size_t bytes = (size_t)Np * Kp * sizeof(uint16_t);
+    uint16_t *b = pw ? aligned_alloc(64, (bytes + 63) / 64 * 64) : NULL;
+    if (!b) {
+        free(pw);
+        return NULL;
+    }
+    *pw = (kn_gemm_bf16){.path = path, .N = N, .K = K, .Np = Np, .Kp = Kp, .b = b};
+#pragma omp parallel for schedule(static) if ((size_t)N * K > (1u << 18))
+    for (int jb = 0; jb < Np / 16; jb++) {
+        uint16_t *blk = b + (size_t)jb * Kp * 16;
+        for (int r = 0; r < Kp / 2; r++)
+            for (int j = 0; j < 16; j++) {
+                const int n = jb * 16 + j;
+                for (int e = 0; e < 2; e++) {
+                    const int k = 2 * r + e;
+                    blk[(size_t)r * 32 + 2 * j + e] =
+                        n < N && k < K ? kn__bf16(w[(size_t)n * K + k]) : 0;
+                }
+            }
+    }
+    return pw;
+}
+
+void kn_gemm_bf16_free(kn_gemm_bf16 *pw)
+{
+    if (!pw) return;
+    free(pw->b);
+    free(pw);
+}
+
+/* ---- the tile products ----------------------------------------------------------------------
+ * One 32 x 32 block of c (row stride 32): c = Σ over Kp of a (32 rows of Kp bf16, row stride
+ * lda elements) times the packed column blocks b0, b1 (16 columns each), in k order, 32 k
+ * at a time as one TDPBF16PS takes them. */
+typedef void (*kn__block_fn)(const uint16_t *a, int lda, const uint16_t *b0, const uint16_t *b1,
+                             int Kp, float *c);
+
+/* The C emulation: per element, each pair's odd product then its even one added to the
+ * float32 sum (a bfloat16 product is exact in float32), pairs in k order: VDPBF16PS's sums
+ * bit for bit. AMX's TDPBF16PS sums a tile row's 32 products in its own way (no simple
+ * order reproduces it), so against AMX the emulation agrees to rounding only. */
+static void kn__block_emu(const uint16_t *a, int lda, const uint16_t *b0, const uint16_t *b1,
+                          int Kp, float *c)
+{
+    for (int i = 0; i < 32; i++) {
+        const uint16_t *ai = a + (size_t)i * lda;
+        float acc[32] = {0};
+        for (int r = 0; r < Kp / 2; r++) {
+            const float odd = kn__f32(ai[2 * r + 1]), even = kn__f32(ai[2 * r]);
+            const uint16_t *p0 = b0 + (size_t)r * 32, *p1 = b1 + (size_t)r * 32;
+            for (int j = 0; j < 16; j++) {
+                acc[j] += odd * kn__f32(p0[2 * j + 1]);
+                acc[j] += even * kn__f32(p0[2 * j]);
+                acc[16 + j] += odd * kn__f32(p1[2 * j + 1]);
+                acc[16 + j] += even * kn__f32(p1[2 * j]);
+            }
+        }
+        memcpy(c + i * 32, acc, sizeof acc);
+    }
+}
+
+#ifdef KN__X86
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} kn__tilecfg;
+
+/* tiles 0..3: c (2 x 2 blocks of 16 x 16 floats); 4, 5: a (16 rows x 32 bf16); 6, 7: b.
+ * Static: gcc 12 drops a memset of a local config as dead (it does not see LDTILECFG read
+ * all 64 bytes), and garbage in the unused tiles' fields faults. */
+static const kn__tilecfg kn__cfg_2x2 = {
+    .palette = 1,
+    .colsb = {64, 64, 64, 64, 64, 64, 64, 64},
+    .rows = {16, 16, 16, 16, 16, 16, 16, 16},
+};
+
+__attribute__((target("amx-tile"))) static void kn__amx_config(void)
+{
+    _tile_loadconfig(&kn__cfg_2x2);
+}
+
+__attribute__((target("amx-tile"))) static void kn__amx_release(void)
+{
+    _tile_release();
+}
+
+__attribute__((target("amx-tile,amx-bf16"))) static void
+kn__block_amx(const uint16_t *a, int lda, const uint16_t *b0, const uint16_t *b1, int Kp, float *c)
+{
+    const size_t sa = (size_t)lda * sizeof(uint16_t);
+    const uint16_t *a1 = a + (size_t)16 * lda;
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (int k = 0; k < Kp; k += 32) {
+        _tile_loadd(4, a + k, sa);
+        _tile_loadd(6, b0 + (size_t)k * 16, 64);
+        _tile_loadd(7, b1 + (size_t)k * 16, 64);
+        _tile_loadd(5, a1 + k, sa);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    _tile_stored(0, c, 128);
+    _tile_stored(1, c + 16, 128);
+    _tile_stored(2, c + 16 * 32, 128);
+    _tile_stored(3, c + 16 * 32 + 16, 128);
+}
+
+/* VDPBF16PS: 32 rows x 32 columns as 8-row strips of 2 x 16 lanes; each lane adds the two
+ * products of one k pair. */
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) static void
+kn__block_avx512(const uint16_t *a, int lda, const uint16_t *b0, const uint16_t *b1, int Kp,
+                 float *c)
+{
+    for (int i0 = 0; i0 < 32; i0 += 8) {
+        __m512 acc0[8], acc1[8];
+        for (int i = 0; i < 8; i++)
+            acc0[i] = acc1[i] = _mm512_setzero_ps();
+        for (int r = 0; r < Kp / 2; r++) {
+            const __m512bh v0 = (__m512bh)_mm512_load_si512(b0 + (size_t)r * 32);
+            const __m512bh v1 = (__m512bh)_mm512_load_si512(b1 + (size_t)r * 32);
+            for (int i = 0; i < 8; i++) {
+                uint32_t pair;
+                memcpy(&pair, a + (size_t)(i0 + i) * lda + 2 * r, sizeof pair);
+                const __m512bh x = (__m512bh)_mm512_set1_epi32((int)pair);
+                acc0[i] = _mm512_dpbf16_ps(acc0[i], x, v0);
+                acc1[i] = _mm512_dpbf16_ps(acc1[i], x, v1);
+            }
+        }
+        for (int i = 0; i < 8; i++) {
+            _mm512_storeu_ps(c + (i0 + i) * 32, acc0[i]);
+            _mm512_storeu_ps(c + (i0 + i) * 32 + 16, acc1[i]);
+        }
+    }
+}
+
+/* rows of x (f32) -> bf16, 32 at a time */
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) static void
+kn__cvt_row_avx512(const float *x, int K, uint16_t *dst)
+{
+    int k = 0;
+    for (; k + 32 <= K; k += 32) {
+        const __m512bh h = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + k + 16), _mm512_loadu_ps(x + k));
+        _mm512_storeu_si512(dst + k, (__m512i)h);
+    }
+    for (; k < K; k++)
+        dst[k] = kn__bf16(x[k]);
+}
+#endif
+
+/* ---- the driver ------------------------------------------------------------------------------
+ * Row blocks of MB rows: each thread rounds its block of x to bf16 (rows past M and columns
+ * past K zero), then runs every 32 x 32 block of its column range, b's 32-column panel held
+ * while the block's row strips pass. Every y element is one block call's sum in k order:
+ * the numbers do not depend on M, on the row's neighbours or on the thread count. */
+enum { KN__MB = 128 };
+
+int kn_gemm_bf16_run(const kn_gemm_bf16 *pw, const float *x, int M, const float *bias, float *y)
+{
+    if (M <= 0) return 0;
+    const int N = pw->N, K = pw->K, Kp = pw->Kp, Np = pw->Np;
+    kn__block_fn block = kn__block_emu;
+    int amx = 0;
+#ifdef KN__X86
+    if (pw->path == KN_BF16_AMX) block = kn__block_amx, amx = 1;
+    if (pw->path == KN_BF16_AVX512) block = kn__block_avx512;
+    const int vcvt = pw->path != KN_BF16_EMU;
+#endif
+    const int nmb = (M + KN__MB - 1) / KN__MB, npanels = Np / 32;
+    const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+    int nch = (4 * threads + nmb - 1) / nmb;
+    if (nch > npanels) nch = npanels;
+    if (nch < 1) nch = 1;
+    const long items = (long)nmb * nch;
+    const int par = items > 1 && (double)M * N * K >= (double)(1 << 21);
+    int failed = 0;
+#pragma omp parallel reduction(| : failed) if (par)
+    {
+        const int mb_max = M < KN__MB ? (M + 31) / 32 * 32 : KN__MB;
+        uint16_t *abuf = aligned_alloc(64, (size_t)mb_max * Kp * sizeof(uint16_t));
+        float *cb = aligned_alloc(64, 32 * 32 * sizeof(float));
+        if (!abuf || !cb) failed = 1;
+#ifdef KN__X86
+        if (amx && !failed) kn__amx_config();
+#endif
+#pragma omp for schedule(dynamic, 1)
+        for (long it = 0; it < items; it++) {
+            if (failed) continue;
+            const int r0 = (int)(it / nch) * KN__MB, ch = (int)(it % nch);
+            const int mb = M - r0 < KN__MB ? M - r0 : KN__MB, mbp = (mb + 31) / 32 * 32;
+            const int jp0 = (int)((long)npanels * ch / nch),
+                      jp1 = (int)((long)npanels * (ch + 1) / nch);
+            for (int i = 0; i < mbp; i++) {
+                uint16_t *dst = abuf + (size_t)i * Kp;
+                if (i >= mb) {
+                    memset(dst, 0, (size_t)Kp * sizeof *dst);
+                    continue;
+                }
+                const float *src = x + (size_t)(r0 + i) * K;
+#ifdef KN__X86
+                if (vcvt)
+                    kn__cvt_row_avx512(src, K, dst);
+                else
+#endif
+                    for (int k = 0; k < K; k++)
+                        dst[k] = kn__bf16(src[k]);
+                memset(dst + K, 0, (size_t)(Kp - K) * sizeof *dst);
+            }
+            for (int jp = jp0; jp < jp1; jp++) {
+                const uint16_t *b0 = pw->b + (size_t)(2 * jp) * Kp * 16, *b1 = b0 + (size_t)Kp * 16;
+                const int j0 = jp * 32, n = N - j0 < 32 ? N - j0 : 32;
+                for (int i0 = 0; i0 < mb; i0 += 32) {
+                    block(abuf + (size_t)i0 * Kp, Kp, b0, b1, Kp, cb);
+                    const int m = mb - i0 < 32 ? mb - i0 : 32;
+                    for (int i = 0; i < m; i++) {
+                        float *yi = y + (size_t)(r0 + i0 + i) * N + j0;
+                        const float *ci = cb + i * 32;
+                        if (bias)
+                            for (int j = 0; j < n; j++)
+                                yi[j] = ci[j] + bias[j0 + j];
+                        else
+                            memcpy(yi, ci, (size_t)n * sizeof *yi);
+                    }
+                }
+            }
+        }
+#ifdef KN__X86
+        if (amx && abuf && cb) kn__amx_release();
+#endif
+        free(abuf);
+        free(cb);
+    }
+    return failed ? -1 : 0;
+}

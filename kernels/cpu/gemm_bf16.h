@@ -1,0 +1,43 @@
+/* The reduced-precision GEMM (`--dtype bf16`) for linear layers, y = x · wᵀ + b, with w
+ * rounded to bfloat16 and packed once at load, x rounded to bfloat16 (nearest even) per
+ * call and every product summed in float32:
+ *
+ *     char why[160];
+ *     kn_bf16_path p = kn_bf16_active(why, sizeof why);   // cpuid, or LONGSERVE_BF16
+ *     if (p == KN_BF16_NONE) refuse(why);
+ *     kn_gemm_bf16 *pw = kn_gemm_bf16_pack(p, w, N, K);     // w: nn.Linear (N, K)
+ *     kn_gemm_bf16_run(pw, x, M, bias, y);                  // y (M, N)
+ *
+ * As with kn_gemm, a row's numbers depend only on the row, K and the path: never on M, on
+ * the rows beside it or on the thread count. Internal to kernels/ (and benches). */
+#ifndef KN_CPU_GEMM_BF16_H
+#define KN_CPU_GEMM_BF16_H
+
+#include <stddef.h>
+
+typedef enum {
+    KN_BF16_NONE,   /* no bfloat16 path on this CPU */
+    KN_BF16_AMX,    /* AMX tiles, TDPBF16PS (Sapphire Rapids and later) */
+    KN_BF16_AVX512, /* AVX512_BF16, VDPBF16PS (Cooper Lake, Zen 4) */
+    KN_BF16_EMU,    /* plain C, VDPBF16PS's sums exactly: tests on any CPU (slow) */
+    KN_BF16_COUNT
+} kn_bf16_path;
+
+const char *kn_bf16_name(kn_bf16_path p); /* "amx-bf16", "avx512-bf16", "bf16-emu", "none" */
+/* 1 when this CPU (and, for AMX, the OS) runs p; KN_BF16_EMU always. */
+int kn_bf16_supported(kn_bf16_path p);
+/* The fastest path this CPU runs (never the emulation), or KN_BF16_NONE. */
+kn_bf16_path kn_bf16_best(void);
+/* The path to use: LONGSERVE_BF16 (amx-bf16, avx512-bf16, bf16-emu, none) when set and
+ * supported, else kn_bf16_best(); why says which and why, or why there is none. */
+kn_bf16_path kn_bf16_active(char *why, size_t whylen);
+
+typedef struct kn_gemm_bf16 kn_gemm_bf16;
+/* NULL when out of memory or p is not supported here. */
+kn_gemm_bf16 *kn_gemm_bf16_pack(kn_bf16_path p, const float *w, int N, int K);
+void kn_gemm_bf16_free(kn_gemm_bf16 *pw);
+/* y[M, N] (row stride N) = bf16(x[M, K]) · bf16(w)ᵀ + bias (may be NULL), OpenMP threads over
+ * row blocks and column chunks. 0, or -1 when scratch memory could not be had. */
+int kn_gemm_bf16_run(const kn_gemm_bf16 *pw, const float *x, int M, const float *bias, float *y);
+
+#endif
