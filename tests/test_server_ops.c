@@ -560,6 +560,80 @@ START_TEST(port_in_use)
 }
 END_TEST
 
+/* 1 when /proc/cpuinfo lists a bfloat16 instruction set the engine uses */
+static int cpu_has_bf16(void)
+{
+    char *info = read_file("/proc/cpuinfo");
+    const int has = info && (strstr(info, " amx_bf16") || strstr(info, " avx512_bf16"));
+    free(info);
+    return has;
+}
+
+static const cJSON *v2_output0(const cJSON *j)
+{
+    return cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "outputs"), 0), "data");
+}
+
+START_TEST(dtype_bf16)
+{
+    /* --dtype bf16 serves bfloat16 linear layers and says so in /info, within 1.5e-2 of the
+     * float32 server (the toy fixture's bound, tests/test_golden.c) and not equal to it; a
+     * CPU without the instructions (LONGSERVE_BF16=none stands for one) and float16 are
+     * refused at start with the reason, exit 1. Where the CPU has neither, the emulation
+     * serves. */
+    if (!cpu_has_bf16()) setenv("LONGSERVE_BF16", "bf16-emu", 1);
+    static const char *const models[] = {"lf_base=lf_base", NULL};
+    const char *bf[] = {"--dtype", "bf16", NULL};
+    server s32, s16;
+    server_start_models(&s32, models, NULL);
+    server_start_models(&s16, models, bf);
+    hresp r;
+    hreq(s16.port, "GET", "/info", NULL, NULL, &r);
+    ck_assert_int_eq(r.status, 200);
+    cJSON *j = hjson(&r);
+    ck_assert_str_eq(cJSON_GetObjectItem(j, "model_dtype")->valuestring, "bfloat16");
+    const cJSON *m0 = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "models"), 0);
+    ck_assert_str_eq(cJSON_GetObjectItem(m0, "dtype")->valuestring, "bfloat16");
+    ck_assert_msg(strstr(cJSON_GetObjectItem(m0, "isa")->valuestring, "linear layers bf16 on "),
+                  "%s", cJSON_GetObjectItem(m0, "isa")->valuestring);
+    cJSON_Delete(j);
+    hresp_free(&r);
+    char *body = v2_body(2, 100, 7);
+    hresp a, b;
+    hreq(s32.port, "POST", "/v2/models/lf_base/infer", NULL, body, &a);
+    hreq(s16.port, "POST", "/v2/models/lf_base/infer", NULL, body, &b);
+    ck_assert_msg(a.status == 200 && b.status == 200, "%d %d: %s", a.status, b.status, b.body);
+    cJSON *ja = hjson(&a), *jb = hjson(&b);
+    const double e = json_rel_err(v2_output0(jb), v2_output0(ja));
+    printf("dtype_bf16: v2 last_hidden_state bf16 vs float32 rel err %.2e\n", e);
+    ck_assert_msg(e > 0 && e <= 1.5e-2, "rel err %g", e);
+    cJSON_Delete(ja), cJSON_Delete(jb);
+    hresp_free(&a), hresp_free(&b);
+    free(body);
+    ck_assert_int_eq(server_stop(&s32, 30), 0);
+    ck_assert_int_eq(server_stop(&s16, 30), 0);
+
+    struct {
+        const char *env, *dtype, *want;
+    } bad[] = {{"none", "bf16", "bf16 needs AMX-BF16 or AVX512_BF16"},
+               {NULL, "float16", "float16 has no fast path on a CPU, bfloat16 has"}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        if (bad[i].env) setenv("LONGSERVE_BF16", bad[i].env, 1);
+        const char *extra[] = {"--dtype", bad[i].dtype, NULL};
+        server s;
+        server_spawn_models(&s, models, extra);
+        const int rc = server_wait_exit(&s, 30);
+        char *log = read_file(s.log_file);
+        ck_assert_msg(rc == 1, "--dtype %s: exit %d, expected 1; log:\n%s", bad[i].dtype, rc, log);
+        ck_assert_msg(strstr(log, bad[i].want), "no '%s' in the log:\n%s", bad[i].want, log);
+        free(log);
+        unlink(s.log_file);
+        unlink(s.port_file);
+        unsetenv("LONGSERVE_BF16");
+    }
+}
+END_TEST
+
 /* A request the server must refuse while it loads: 503, Retry-After, `needle` in the body.
  * Checked only when the answer came before `until` (the loading is certain until then);
  * returns whether it was. */
@@ -694,6 +768,7 @@ int main(void)
     tcase_add_test(tc, sighup_ignored);
     tcase_add_test(tc, shutdown_timeout_counts);
     tcase_add_test(tc, port_in_use);
+    tcase_add_test(tc, dtype_bf16);
     tcase_add_test(tc, loading_then_ready);
     tcase_add_test(tc, load_failure_exits);
     tcase_add_test(tc, sigterm_while_loading);
