@@ -44,8 +44,10 @@ static void usage(FILE *f)
                "precedes the timed ones. --dump-ids writes the ids as little-endian int32,\n"
                "--dump-output last_hidden_state as little-endian float32 [n, hidden];\n"
                "--compare reports max |out - FILE| / max |FILE| against such a file (another\n"
-               "backend's output); the three need a single length. --backend picks the op table\n"
-               "(cpu: our packed GEMM, blas: OpenBLAS sgemm for linear layers, ref: plain loops).\n"
+               "backend's output) and the cosine of the two mean-pooled embeddings; the three\n"
+               "need a single length. --backend picks the op table (cpu: our packed GEMM, blas:\n"
+               "OpenBLAS sgemm for linear layers, ref: plain loops); --dtype bfloat16 runs the\n"
+               "cpu table's linear layers in bfloat16 (AMX or AVX512_BF16).\n"
                "GFLOP/s counts the forward's useful FLOPs (see useful_flops in the source).\n");
 }
 
