@@ -797,8 +797,10 @@ static ls_status eng__prepare_weights(eng_model *m, char *err, size_t errlen)
     return LS_OK;
 }
 
-/* The linear layers' precision: bf16 = 0 (float32) or 1 (bfloat16, the cpu backend only). */
-static ls_status eng__dtype(const eng_model_params *p, int *bf16, char *err, size_t errlen)
+/* The linear layers' precision: bf16 = 0 (float32) or 1 (bfloat16, the cpu backend only;
+ * not for a Reformer with LSH layers). Decided from the config, before any weight loads. */
+static ls_status eng__dtype(const eng_model_params *p, const hf_config *cfg, const char *dir,
+                            int *bf16, char *err, size_t errlen)
 {
     const char *d = p->dtype && *p->dtype ? p->dtype : "float32";
     *bf16 = strcmp(d, "bfloat16") == 0 || strcmp(d, "bf16") == 0;
@@ -812,6 +814,14 @@ static ls_status eng__dtype(const eng_model_params *p, int *bf16, char *err, siz
         return ls_fail(err, errlen, LS_ERR_CONFIG,
                        "--dtype %s: only the cpu backend computes in bfloat16 (not %s)", d,
                        p->backend);
+    const int reformer = strcmp(cfg->model_type, "reformer") == 0;
+    for (int l = 0; *bf16 && reformer && l < cfg->num_hidden_layers && l < HF_MAX_LAYERS; l++)
+        if (cfg->reformer.lsh[l])
+            return ls_fail(err, errlen, LS_ERR_CONFIG,
+                           "--dtype %s: %s has LSH attention layers, and LSH picks each token's "
+                           "bucket by an argmax that bfloat16's rounding moves (outputs off by "
+                           "up to 30%% on the test fixtures): float32 only",
+                           d, dir);
     return LS_OK;
 }
 
@@ -837,7 +847,7 @@ ls_status eng_model_load(const char *dir, const eng_model_params *p, eng_model *
         return st;
     }
     st = eng__check_config(&ld, p);
-    if (!st) st = eng__dtype(p, &m->bf16, err, errlen);
+    if (!st) st = eng__dtype(p, &m->cfg, dir, &m->bf16, err, errlen);
 
     if (!st) {
         if (strcmp(p->backend, "ref") == 0) {
@@ -874,13 +884,6 @@ ls_status eng_model_load(const char *dir, const eng_model_params *p, eng_model *
         p->on_file(p->on_file_arg, &lf);
     }
     if (!st) st = eng__load_weights(&ld);
-    for (int l = 0; !st && m->bf16 && m->rf && l < m->L; l++)
-        if (m->rf[l].lsh)
-            st = ls_fail(err, errlen, LS_ERR_CONFIG,
-                         "--dtype %s: %s has LSH attention layers, and LSH picks each token's "
-                         "bucket by an argmax that bfloat16's rounding moves (outputs off by up "
-                         "to 30%% on the test fixtures): float32 only",
-                         p->dtype, dir);
     if (!st) st = eng__prepare_weights(m, err, errlen);
     if (!st) st = eng__load_text(m, dir, err, errlen);
     if (st) {

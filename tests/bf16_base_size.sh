@@ -6,7 +6,7 @@
 # Usage: bf16_base_size.sh BENCH_ENGINE
 set -euo pipefail
 bench=$1
-dir=$(mktemp -d /tmp/ls-bf16-test.XXXXXX)
+dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 grep -qwE 'amx_bf16|avx512_bf16' /proc/cpuinfo || export LONGSERVE_BF16=bf16-emu
 "$bench" --write-random "$dir/m" --layers 2 --vocab 1000 --max-pos 1026 >"$dir/w.log" 2>&1 ||
