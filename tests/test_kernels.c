@@ -86,9 +86,12 @@ START_TEST(linear)
                 lin(&ref, x, w, bias ? b : NULL, y1, M, N, K, NULL, 0);
                 lin(&cpu, x, w, bias ? b : NULL, y2, M, N, K, NULL, 0);
                 lin(&blas, x, w, bias ? b : NULL, y3, M, N, K, NULL, 0);
-                ck_assert_msg(rel_err(y2, y1, (size_t)M * N) < 1e-6, "isa %s, %dx%dx%d: %g",
+                /* float32 sums of K products: rounding grows like sqrt(K), and the
+                 * reference and a deep KC block sum in different orders */
+                const double tol = 1e-6 * (K > 128 ? sqrt(K / 128.0) : 1.0);
+                ck_assert_msg(rel_err(y2, y1, (size_t)M * N) < tol, "isa %s, %dx%dx%d: %g",
                               kn_isa_name((kn_isa)isa), M, N, K, rel_err(y2, y1, (size_t)M * N));
-                ck_assert_double_lt(rel_err(y3, y1, (size_t)M * N), 1e-6);
+                ck_assert_double_lt(rel_err(y3, y1, (size_t)M * N), tol);
             }
             free(x), free(w), free(b), free(y1), free(y2), free(y3);
         }
