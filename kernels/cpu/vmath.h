@@ -40,99 +40,101 @@ static inline float kn__expf(float x)
     return x < lo ? 0.0f : p * sc;
 }
 
-/* erfc(x), fractional error < 1.2e-7 for all x. */
-static inline float kn__erfcf(float x)
-{
-    float z = fabsf(x);
-    float t = 1.0f / (1.0f + 0.5f * z);
-    float p = 0.17087277f;
-    p = p * t - 0.82215223f;
-    p = p * t + 1.48851587f;
-    p = p * t - 1.13520398f;
-    p = p * t + 0.27886807f;
-    p = p * t - 0.18628806f;
-    p = p * t + 0.09678418f;
-    p = p * t + 0.37409196f;
-    p = p * t + 1.00002368f;
-    p = p * t - 1.26551223f;
-    float ans = t * kn__expf(-z * z + p);
-    return x >= 0 ? ans : 2.0f - ans;
-}
-
-/* ---- 8-wide versions ---------------------------------------------------------------------
+/* ---- vector versions ---------------------------------------------------------------------
  * GCC's if-conversion gives up on the clamps above (jump threading turns them into
  * control flow), so the hot loops use vector extensions directly: the same arithmetic,
- * eight lanes at a time, with selects instead of branches. Each target_clones version
- * lowers them to its ISA (one AVX register, or two SSE ones). */
+ * 8 or 16 lanes at a time, with selects instead of branches. Each target_clones version
+ * lowers them to its ISA (8 lanes: one AVX register, or two SSE ones). */
 /* the helpers are always_inline: at -O0 a real call from a target("avx2") function would
  * pass 32-byte vectors in another ABI than the callee expects (window attention computed
  * garbage in debug builds until they were) */
 #pragma GCC diagnostic ignored "-Wpsabi"
-typedef float kn_v8f __attribute__((vector_size(32), aligned(4)));
-typedef int32_t kn_v8i __attribute__((vector_size(32), aligned(4)));
+/* The helpers for one vector width W (SUF names them: kn__vexpf for 8 lanes, kn__vexpf16
+ * for 16); every lane computes the same arithmetic whatever the width, so an element's
+ * value does not depend on the width that computed it. */
+#define KN__VMATH_WIDTH(W, SUF)                                                                    \
+    typedef float kn_v##W##f __attribute__((vector_size(4 * (W)), aligned(4)));                    \
+    typedef int32_t kn_v##W##i __attribute__((vector_size(4 * (W)), aligned(4)));                  \
+                                                                                                   \
+    /* m ? a : b, lane-wise */                                                                     \
+    static inline __attribute__((always_inline))                                                   \
+    kn_v##W##f kn__vsel##SUF(kn_v##W##i m, kn_v##W##f a, kn_v##W##f b)                             \
+    {                                                                                              \
+        return (kn_v##W##f)(((kn_v##W##i)a & m) | ((kn_v##W##i)b & ~m));                           \
+    }                                                                                              \
+                                                                                                   \
+    static inline __attribute__((always_inline)) kn_v##W##f kn__vsplat##SUF(float v)               \
+    {                                                                                              \
+        return v - (kn_v##W##f){0}; /* x - (+0) is x, -0 included */                               \
+    }                                                                                              \
+                                                                                                   \
+    static inline __attribute__((always_inline)) kn_v##W##f kn__vexpf##SUF(kn_v##W##f x)           \
+    {                                                                                              \
+        const kn_v##W##f hi = kn__vsplat##SUF(88.0f), lo = kn__vsplat##SUF(-87.0f);                \
+        kn_v##W##f xc = kn__vsel##SUF(x > hi, hi, x);                                              \
+        xc = kn__vsel##SUF(xc < lo, lo, xc);                                                       \
+        kn_v##W##f t = xc * 1.44269504088896341f + 12582912.0f;                                    \
+        kn_v##W##f n = t - 12582912.0f;                                                            \
+        kn_v##W##f r = xc - n * 0.693145751953125f;                                                \
+        r = r - n * 1.428606765330187045e-06f;                                                     \
+        kn_v##W##f p = kn__vsplat##SUF(1.0f / 5040.0f);                                            \
+        p = p * r + 1.0f / 720.0f;                                                                 \
+        p = p * r + 1.0f / 120.0f;                                                                 \
+        p = p * r + 1.0f / 24.0f;                                                                  \
+        p = p * r + 1.0f / 6.0f;                                                                   \
+        p = p * r + 0.5f;                                                                          \
+        p = p * r + 1.0f;                                                                          \
+        p = p * r + 1.0f;                                                                          \
+        kn_v##W##i e = (__builtin_convertvector(n, kn_v##W##i) + 127) << 23;                       \
+        return kn__vsel##SUF(x < lo, kn__vsplat##SUF(0.0f), p * (kn_v##W##f)e);                    \
+    }                                                                                              \
+                                                                                                   \
+    static inline __attribute__((always_inline)) kn_v##W##f kn__verfcf##SUF(kn_v##W##f x)          \
+    {                                                                                              \
+        kn_v##W##f z = (kn_v##W##f)((kn_v##W##i)x & 0x7fffffff);                                   \
+        kn_v##W##f t = 1.0f / (1.0f + 0.5f * z);                                                   \
+        kn_v##W##f p = kn__vsplat##SUF(0.17087277f);                                               \
+        p = p * t - 0.82215223f;                                                                   \
+        p = p * t + 1.48851587f;                                                                   \
+        p = p * t - 1.13520398f;                                                                   \
+        p = p * t + 0.27886807f;                                                                   \
+        p = p * t - 0.18628806f;                                                                   \
+        p = p * t + 0.09678418f;                                                                   \
+        p = p * t + 0.37409196f;                                                                   \
+        p = p * t + 1.00002368f;                                                                   \
+        p = p * t - 1.26551223f;                                                                   \
+        kn_v##W##f ans = t * kn__vexpf##SUF(-z * z + p);                                           \
+        return kn__vsel##SUF(x >= 0.0f, ans, 2.0f - ans);                                          \
+    }                                                                                              \
+                                                                                                   \
+    /* 0.5·x·erfc(−x/√2) */                                                                  \
+    static inline __attribute__((always_inline)) kn_v##W##f kn__vgelu##SUF(kn_v##W##f v)           \
+    {                                                                                              \
+        return 0.5f * v * kn__verfcf##SUF(-v * 0.70710678118654752f);                              \
+    }
 
-/* m ? a : b, lane-wise */
-static inline __attribute__((always_inline)) kn_v8f kn__vsel(kn_v8i m, kn_v8f a, kn_v8f b)
-{
-    return (kn_v8f)(((kn_v8i)a & m) | ((kn_v8i)b & ~m));
-}
+KN__VMATH_WIDTH(8, )
+KN__VMATH_WIDTH(16, 16)
 
-static inline __attribute__((always_inline)) kn_v8f kn__vsplat(float v)
-{
-    return (kn_v8f){v, v, v, v, v, v, v, v};
-}
-
-static inline __attribute__((always_inline)) kn_v8f kn__vexpf(kn_v8f x)
-{
-    const kn_v8f hi = kn__vsplat(88.0f), lo = kn__vsplat(-87.0f);
-    kn_v8f xc = kn__vsel(x > hi, hi, x);
-    xc = kn__vsel(xc < lo, lo, xc);
-    kn_v8f t = xc * 1.44269504088896341f + 12582912.0f;
-    kn_v8f n = t - 12582912.0f;
-    kn_v8f r = xc - n * 0.693145751953125f;
-    r = r - n * 1.428606765330187045e-06f;
-    kn_v8f p = kn__vsplat(1.0f / 5040.0f);
-    p = p * r + 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
-    p = p * r + 1.0f;
-    p = p * r + 1.0f;
-    kn_v8i e = (__builtin_convertvector(n, kn_v8i) + 127) << 23;
-    return kn__vsel(x < lo, kn__vsplat(0.0f), p * (kn_v8f)e);
-}
-
-static inline __attribute__((always_inline)) kn_v8f kn__verfcf(kn_v8f x)
-{
-    kn_v8f z = (kn_v8f)((kn_v8i)x & 0x7fffffff);
-    kn_v8f t = 1.0f / (1.0f + 0.5f * z);
-    kn_v8f p = kn__vsplat(0.17087277f);
-    p = p * t - 0.82215223f;
-    p = p * t + 1.48851587f;
-    p = p * t - 1.13520398f;
-    p = p * t + 0.27886807f;
-    p = p * t - 0.18628806f;
-    p = p * t + 0.09678418f;
-    p = p * t + 0.37409196f;
-    p = p * t + 1.00002368f;
-    p = p * t - 1.26551223f;
-    kn_v8f ans = t * kn__vexpf(-z * z + p);
-    return kn__vsel(x >= 0.0f, ans, 2.0f - ans);
-}
-
-/* Exact-erf GELU, 0.5·x·(1+erf(x/√2)) = 0.5·x·erfc(−x/√2), over n floats in place. */
+/* Exact-erf GELU, 0.5·x·(1+erf(x/√2)) = 0.5·x·erfc(−x/√2), over n floats in place, 16
+ * lanes at a time (one AVX-512 register, two AVX2 ones); the last 1..15 go through the
+ * same vector code, so an element's value does not depend on where in the buffer it sits
+ * (a row's GELU is the same alone or in a batch). */
 KN_CLONES static void kn__gelu_block(float *x, size_t n)
 {
     size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        kn_v8f v;
+    kn_v16f v;
+    for (; i + 16 <= n; i += 16) {
         memcpy(&v, x + i, sizeof v);
-        v = 0.5f * v * kn__verfcf(-v * 0.70710678118654752f);
+        v = kn__vgelu16(v);
         memcpy(x + i, &v, sizeof v);
     }
-    for (; i < n; i++)
-        x[i] = 0.5f * x[i] * kn__erfcf(-x[i] * 0.70710678118654752f);
+    if (i < n) {
+        v = kn__vsplat16(0.0f);
+        memcpy(&v, x + i, (n - i) * sizeof(float));
+        v = kn__vgelu16(v);
+        memcpy(x + i, &v, (n - i) * sizeof(float));
+    }
 }
 
 /* exp(x) for x <= 0 (attention scores less their row's maximum): the range reduction
