@@ -679,9 +679,10 @@ static int run_bench(const bench_opts *o)
            openblas_get_parallel() == 2   ? "OpenMP threading"
            : openblas_get_parallel() == 1 ? "pthreads threading"
                                           : "single-threaded");
-    printf("# backend %s: linear layers on %s; attention on kn_gemm %s (OpenBLAS %s from d "
-           "global tokens on)\n",
-           o->backend, bm.isa, bm.attn_isa, bm.blas_core);
+    /* eng_model_info.isa already starts "linear layers ..." when the dtype is not float32 */
+    printf("# backend %s: %s%s; attention on kn_gemm %s (OpenBLAS %s from d global tokens on)\n",
+           o->backend, strncmp(bm.isa, "linear layers", 13) == 0 ? "" : "linear layers on ", bm.isa,
+           bm.attn_isa, bm.blas_core);
     printf("# GFLOP/s: useful FLOPs of the forward (bench_engine.c, useful_flops) per best "
            "second\n");
     printf("# peak = process VmHWM (load included); fwd peak = VmHWM since just before this "

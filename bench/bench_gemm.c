@@ -1,6 +1,7 @@
-/* bench_gemm — float32 GEMM rates side by side in one run: OpenBLAS's cblas_sgemm and our
- * packed kn_gemm (kernels/cpu/gemm.h) for every ISA this CPU runs, on the linear layers of
- * a longformer-base layer (and any --shape), best of N, round-robin over implementations. */
+/* bench_gemm — GEMM rates side by side in one run: OpenBLAS's cblas_sgemm, our packed
+ * kn_gemm (kernels/cpu/gemm.h) for every ISA this CPU runs, and the bfloat16 kn_gemm_bf16
+ * (kernels/cpu/gemm_bf16.h, `--dtype bf16`) for every bf16 path it runs, on the linear layers
+ * of a longformer-base layer (and any --shape), best of N, round-robin over implementations. */
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -13,28 +14,35 @@
 #include <omp.h>
 
 #include "../kernels/cpu/gemm.h"
+#include "../kernels/cpu/gemm_bf16.h"
 #include "benchutil.h"
 
-/* The largest relative error (max |y - y_openblas| / max |y_openblas|) a result may have. */
+/* The largest relative error (max |y - y_openblas| / max |y_openblas|) a result may have:
+ * float32, and the bfloat16 paths (inputs rounded to 8 bits of mantissa, sums in float32). */
 #define BENCH_GEMM_TOL 1e-4
+#define BENCH_GEMM_TOL_BF16 1e-2
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: bench_gemm [--tokens 4096] [--shape MxNxK]... [--reps 5] [--threads 2]\n"
-            "                  [--impls openblas,portable,avx2,avx512,avx512-emu] [--emu]\n"
+            "                  [--impls openblas,portable,avx2,avx512,avx512-emu,amx-bf16,\n"
+            "                  avx512-bf16,bf16-emu] [--emu]\n"
             "\n"
             "y (M, N) = x (M, K) * w (N, K)^T, as nn.Linear. Shapes: the linear layers of a\n"
             "longformer-base layer at --tokens rows, T x 2304 x 768 (qkv), T x 768 x 768\n"
             "(attention output), T x 3072 x 768 (ff1), T x 768 x 3072 (ff2), then each --shape.\n"
             "Implementations: OpenBLAS cblas_sgemm, and kn_gemm for every ISA kn_isa_supported()\n"
-            "says this CPU runs (avx512-emu only with --emu); --impls keeps those named. Our\n"
-            "weights are packed before timing (as at model load); OpenBLAS packs inside each\n"
-            "call. One untimed warm-up per implementation and shape, then --reps timed runs,\n"
-            "the implementations taking turns. Every result is checked against OpenBLAS's\n"
-            "(max |y - y_ref| / max |y_ref| <= 1e-4, else exit status 1). The last line,\n"
-            "RESULT best_sgemm, is the best rate over all implementations on T x 3072 x 768\n"
-            "(best_s: its seconds; steal_pct, other_cores: the largest over all shapes).\n");
+            "says this CPU runs (avx512-emu only with --emu), and kn_gemm_bf16 for every bf16\n"
+            "path kn_bf16_supported() says it runs (bf16-emu only with --emu); --impls keeps\n"
+            "those named. Our weights are packed before timing (as at model load); OpenBLAS\n"
+            "packs inside each call. One untimed warm-up per implementation and shape, then\n"
+            "--reps timed runs, the implementations taking turns. Every result is checked\n"
+            "against OpenBLAS's (max |y - y_ref| / max |y_ref| <= 1e-4, 1e-2 for bf16, else\n"
+            "exit status 1). The last line, RESULT best_sgemm, is the best float32 rate over\n"
+            "all implementations on T x 3072 x 768 (best_s: its seconds; steal_pct,\n"
+            "other_cores: the largest over all shapes); RESULT best_bf16, when a bf16 path\n"
+            "ran, the same for bf16.\n");
 }
 
 /* ---- shapes and implementations -------------------------------------------------------- */
@@ -44,14 +52,16 @@ typedef struct {
     const char *what; /* "qkv", "attn-out", "ff1", "ff2", or "extra" (--shape) */
 } gemm_shape;
 
-enum { MAX_SHAPES = 32, MAX_IMPLS = 1 + KN_ISA_COUNT };
+enum { MAX_SHAPES = 32, MAX_IMPLS = 1 + KN_ISA_COUNT + KN_BF16_COUNT };
 
 typedef struct {
-    char name[32]; /* "openblas" or the kn_isa name */
-    int blas;      /* 1: cblas_sgemm; 0: kn_gemm with isa */
+    char name[32]; /* "openblas", the kn_isa name or the kn_bf16 name */
+    int blas;      /* 1: cblas_sgemm; 0: kn_gemm with isa, or kn_gemm_bf16 with bf16 */
     kn_isa isa;
-    kn_gemm_w *pw; /* this shape's packed weight */
-    double *t;     /* [reps] seconds */
+    kn_bf16_path bf16; /* KN_BF16_NONE: a float32 implementation */
+    kn_gemm_w *pw;     /* this shape's packed weight (kn_gemm) */
+    kn_gemm_bf16 *pb;  /* the same for kn_gemm_bf16 */
+    double *t;         /* [reps] seconds */
     double cpu_best, err;
 } gemm_impl;
 
@@ -103,6 +113,7 @@ static int run_impl(const gemm_impl *im, const float *x, const float *w, float *
         run_blas(x, w, y, sh);
         return 0;
     }
+    if (im->bf16 != KN_BF16_NONE) return kn_gemm_bf16_run(im->pb, x, sh->m, NULL, y);
     return kn_gemm(im->pw, x, sh->m, NULL, y);
 }
 
@@ -135,7 +146,11 @@ static int bench_shape(gemm_impl *im, int nimpl, const gemm_shape *sh, int reps,
     run_blas(x, w, ref, sh);
     for (int i = 0; i < nimpl; i++) {
         im[i].err = 0;
-        if (!im[i].blas && !(im[i].pw = kn_gemm_pack(im[i].isa, w, sh->n, sh->k))) {
+        const int packed = im[i].blas ? 1
+                           : im[i].bf16 != KN_BF16_NONE
+                               ? (im[i].pb = kn_gemm_bf16_pack(im[i].bf16, w, sh->n, sh->k)) != NULL
+                               : (im[i].pw = kn_gemm_pack(im[i].isa, w, sh->n, sh->k)) != NULL;
+        if (!packed) {
             bench_fail("%dx%dx%d: packing for %s failed", sh->m, sh->n, sh->k, im[i].name);
             goto out;
         }
@@ -171,7 +186,9 @@ static int bench_shape(gemm_impl *im, int nimpl, const gemm_shape *sh, int reps,
 out:
     for (int i = 0; i < nimpl; i++) {
         kn_gemm_free(im[i].pw);
+        kn_gemm_bf16_free(im[i].pb);
         im[i].pw = NULL;
+        im[i].pb = NULL;
     }
     free(x);
     free(w);
@@ -248,6 +265,14 @@ int main(int argc, char **argv)
         snprintf(im[nimpl].name, sizeof im[nimpl].name, "%s", kn_isa_name(isa));
         nimpl++;
     }
+    for (int i = KN_BF16_NONE + 1; i < KN_BF16_COUNT; i++) {
+        const kn_bf16_path p = (kn_bf16_path)i;
+        if (!kn_bf16_supported(p) || (p == KN_BF16_EMU && !emu) || !in_list(impls, kn_bf16_name(p)))
+            continue;
+        im[nimpl] = (gemm_impl){.blas = 0, .bf16 = p};
+        snprintf(im[nimpl].name, sizeof im[nimpl].name, "%s", kn_bf16_name(p));
+        nimpl++;
+    }
     if (!nimpl) {
         bench_fail("--impls %s: none of them runs here", impls);
         return 2;
@@ -274,8 +299,9 @@ int main(int argc, char **argv)
     printf("# %-16s %-18s %-10s %10s %10s %10s %9s %8s\n", "impl", "shape (MxNxK)", "layer",
            "best_s", "median_s", "GFLOP/s", "rel_err", "cpu/wall");
 
-    double best_rate = 0, best_s = 0, max_steal = -1, max_other = -1;
-    const char *best_impl = "none";
+    /* [0] float32, [1] bf16 */
+    double best_rate[2] = {0, 0}, best_s[2] = {0, 0}, max_steal = -1, max_other = -1;
+    const char *best_impl[2] = {"none", "none"};
     int bad_err = 0;
     for (int s = 0; s < nshape && !rc; s++) {
         const gemm_shape *sh = &shapes[s];
@@ -290,34 +316,41 @@ int main(int argc, char **argv)
         for (int i = 0; i < nimpl; i++) {
             qsort(im[i].t, (size_t)reps, sizeof(double), bench_cmp_double);
             const double best = im[i].t[0], med = bench_median(im[i].t, reps);
-            const int ok = im[i].err <= BENCH_GEMM_TOL;
+            const int b16 = im[i].bf16 != KN_BF16_NONE;
+            const double tol = b16 ? BENCH_GEMM_TOL_BF16 : BENCH_GEMM_TOL;
+            const int ok = im[i].err <= tol;
             bad_err |= !ok;
             char shape[48];
             snprintf(shape, sizeof shape, "%dx%dx%d", sh->m, sh->n, sh->k);
             printf("  %-16s %-18s %-10s %10.4f %10.4f %10.1f %9.2e %8.2f%s\n", im[i].name, shape,
                    sh->what, best, med, gflop / best, im[i].err, im[i].cpu_best,
-                   ok ? "" : "  FAIL: rel_err over 1e-4");
+                   ok    ? ""
+                   : b16 ? "  FAIL: rel_err over 1e-2"
+                         : "  FAIL: rel_err over 1e-4");
             printf("RESULT gemm impl=%s shape=%s layer=%s reps=%d best_s=%.5f median_s=%.5f "
                    "gflops=%.1f median_gflops=%.1f rel_err=%.3e cpu_util=%.2f steal_pct=%.1f "
                    "other_cores=%.2f threads=%d%s%s\n",
                    im[i].name, shape, sh->what, reps, best, med, gflop / best, gflop / med,
                    im[i].err, im[i].cpu_best, steal, other, omp_get_max_threads(),
                    im[i].blas ? " core=" : "", im[i].blas ? (core ? core : "?") : "");
-            if (s == FF1 && gflop / best > best_rate) {
-                best_rate = gflop / best;
-                best_s = best;
-                best_impl = im[i].name;
+            if (s == FF1 && gflop / best > best_rate[b16]) {
+                best_rate[b16] = gflop / best;
+                best_s[b16] = best;
+                best_impl[b16] = im[i].name;
             }
         }
         fflush(stdout);
     }
-    if (!rc)
-        printf("RESULT best_sgemm gflops=%.1f impl=%s shape=%dx%dx%d best_s=%.5f threads=%d "
-               "steal_pct=%.1f other_cores=%.2f\n",
-               best_rate, best_impl, shapes[FF1].m, shapes[FF1].n, shapes[FF1].k, best_s,
-               omp_get_max_threads(), max_steal, max_other);
+    for (int b16 = 0; b16 < 2 && !rc; b16++)
+        if (!b16 || best_rate[1] > 0)
+            printf("RESULT best_%s gflops=%.1f impl=%s shape=%dx%dx%d best_s=%.5f threads=%d "
+                   "steal_pct=%.1f other_cores=%.2f\n",
+                   b16 ? "bf16" : "sgemm", best_rate[b16], best_impl[b16], shapes[FF1].m,
+                   shapes[FF1].n, shapes[FF1].k, best_s[b16], omp_get_max_threads(), max_steal,
+                   max_other);
     for (int i = 0; i < nimpl; i++)
         free(im[i].t);
-    if (!rc && bad_err) bench_fail("a result differs from OpenBLAS's by more than 1e-4 (relative)");
+    if (!rc && bad_err)
+        bench_fail("a result differs from OpenBLAS's by more than its bound (1e-4, bf16 1e-2)");
     return rc ? rc : bad_err ? 1 : 0;
 }

@@ -132,7 +132,7 @@ measure best_sgemm "$glog" "$GEMM" --threads "$THREADS" --reps "$GEMM_REPS"
 g_rc=$M_RC
 best_sgemm=$(field "$M_RES" gflops) best_impl=$(field "$M_RES" impl)
 echo
-echo "- sgemm, GFLOP/s (\`bench_gemm --threads $THREADS --reps $GEMM_REPS\`: best of $GEMM_REPS, implementations in turn, M = 4096 rows; log $glog):"
+echo "- GEMM, GFLOP/s (\`bench_gemm --threads $THREADS --reps $GEMM_REPS\`: best of $GEMM_REPS, implementations in turn, M = 4096 rows; log $glog):"
 echo
 echo "| impl | qkv 4096×2304×768 | attn-out 4096×768×768 | ff1 4096×3072×768 | ff2 4096×768×3072 | max rel err vs OpenBLAS | other cores |"
 echo "|---|---:|---:|---:|---:|---:|---:|"
@@ -153,7 +153,9 @@ if [ -n "$best_sgemm" ]; then
 else
     echo "- best sgemm: not measured (bench_gemm rc $g_rc, $glog)"
 fi
-[ "$g_rc" -eq 0 ] || echo "- note: bench_gemm exited with $g_rc (a result off OpenBLAS's by > 1e-4?): see $glog"
+b16_res=$(grep '^RESULT best_bf16 ' "$glog" | tail -n1)
+[ -z "$b16_res" ] || echo "- best bf16 GEMM: **$(field "$b16_res" gflops) GFLOP/s** ($(field "$b16_res" impl), 4096×3072×768; $(ratio "%.2f×" "$(field "$b16_res" gflops)" "$best_sgemm") best sgemm)"
+[ "$g_rc" -eq 0 ] || echo "- note: bench_gemm exited with $g_rc (a result off OpenBLAS's by > 1e-4, bf16 1e-2?): see $glog"
 
 # ---- per length: each backend, then HF -------------------------------------------------------
 declare -A ERES HRES HSTAT PRES
