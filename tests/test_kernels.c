@@ -317,10 +317,11 @@ typedef struct {
     int hidden;
 } attn_case;
 
-static void attn_case_make(attn_case *c, int w, const int *lens, int nseq, int with_glob)
+static void attn_case_make_hd(attn_case *c, int w, const int *lens, int nseq, int with_glob, int nh,
+                              int d)
 {
     memset(c, 0, sizeof *c);
-    c->nseq = nseq, c->nh = 3, c->d = 16, c->H = 48, c->w = w;
+    c->nseq = nseq, c->nh = nh, c->d = d, c->H = nh * d, c->w = w;
     int t = 0, g = 0;
     for (int s = 0; s < nseq; s++) {
         c->off[s] = t;
@@ -353,6 +354,11 @@ static void attn_case_make(attn_case *c, int w, const int *lens, int nseq, int w
     c->wvg = randv((size_t)c->H * c->hidden, 0.5f);
     c->bkg = randv((size_t)c->H, 0.5f);
     c->bvg = randv((size_t)c->H, 0.5f);
+}
+
+static void attn_case_make(attn_case *c, int w, const int *lens, int nseq, int with_glob)
+{
+    attn_case_make_hd(c, w, lens, nseq, with_glob, 3, 16);
 }
 
 static void attn_case_free(attn_case *c)
@@ -519,6 +525,78 @@ START_TEST(window_attn_seq_windows_and_pad_queries)
     ck_assert(nonzero); /* computed, not zeroed */
     free(a), free(b), free(alone);
     attn_case_free(&c);
+}
+END_TEST
+
+/* The bf16 table's window attention (band products on bfloat16 operands, sums in float32)
+ * on every bf16 path this CPU runs, the emulation always, with the float32 global rows:
+ * against the reference to the error bfloat16's roundings of q, k, the exps and v allow (2e-2
+ * of the largest output; 9.96e-3 measured on these logits of up to ~10),
+ * padding rows exactly zero, each sequence alone equal to its rows in the batch bit for bit
+ * (sequences starting at odd rows included), and the vector paths equal to the emulation bit
+ * for bit; head sizes with a partial 16-column block and an odd one. */
+START_TEST(window_attn_bf16)
+{
+    const int lens[] = {151, 70, 9, 1}; /* rows 0, 151, 221, 230 */
+    const int dims[][2] = {{3, 16}, {2, 64}, {2, 20}, {4, 7}};
+    const int ws[] = {1, 3, 8, 64, 256};
+    const kn_bf16_path paths[] = {KN_BF16_EMU, KN_BF16_AVX512, KN_BF16_AMX};
+    double worst = 0;
+    for (size_t di = 0; di < sizeof dims / sizeof *dims; di++)
+        for (size_t wi = 0; wi < sizeof ws / sizeof *ws; wi++)
+            for (int with_glob = 0; with_glob <= 2; with_glob++) {
+                attn_case c;
+                attn_case_make_hd(&c, ws[wi], lens, 4, with_glob, dims[di][0], dims[di][1]);
+                const size_t n = (size_t)c.T * c.H;
+                float *a = calloc(n, 4), *out[3] = {0}, *alone = malloc(n * 4);
+                kn_attn_args ra = attn_args(&c, a);
+                ck_assert_int_eq(ref.window_attn(&ra), 0);
+                ck_assert_int_eq(ref.global_attn(&ra), 0);
+                for (int pi = 0; pi < 3; pi++) {
+                    if (!kn_bf16_supported(paths[pi])) continue;
+                    kn_ops t;
+                    char err[400];
+                    setenv("LONGSERVE_BF16", kn_bf16_name(paths[pi]), 1);
+                    ck_assert_int_eq(kn_ops_init_cpu_bf16(&t, err, sizeof err), 0);
+                    out[pi] = malloc(n * 4);
+                    for (size_t i = 0; i < n; i++)
+                        out[pi][i] = NAN; /* every row must be written */
+                    kn_attn_args ca = attn_args(&c, out[pi]);
+                    ck_assert_int_eq(t.window_attn(&ca), 0);
+                    ck_assert_int_eq(t.global_attn(&ca), 0);
+                    const double e = rel_err(out[pi], a, n);
+                    worst = fmax(worst, e);
+                    ck_assert_msg(e < 2e-2, "%s d %d w %d globals %d: rel err %g",
+                                  kn_bf16_name(paths[pi]), c.d, c.w, with_glob, e);
+                    for (int r = 0; r < c.T; r++)
+                        if (c.kind[r] == KN_TOK_PAD)
+                            for (int h = 0; h < c.H; h++)
+                                ck_assert(out[pi][(size_t)r * c.H + h] == 0.0f);
+                    for (int s = 1; s < c.nseq; s++) { /* each sequence alone */
+                        kn_attn_args one = ca;
+                        one.nseq = 1;
+                        one.offsets = c.off + s;
+                        one.glob_off = c.goff + s;
+                        one.out = alone;
+                        ck_assert_int_eq(t.window_attn(&one), 0);
+                        ck_assert_int_eq(t.global_attn(&one), 0);
+                        const size_t r0 = (size_t)c.off[s] * c.H, r1 = (size_t)c.off[s + 1] * c.H;
+                        ck_assert_msg(memcmp(alone + r0, out[pi] + r0, (r1 - r0) * 4) == 0,
+                                      "%s d %d w %d: sequence %d alone differs",
+                                      kn_bf16_name(paths[pi]), c.d, c.w, s);
+                    }
+                    if (pi > 0)
+                        ck_assert_msg(memcmp(out[pi], out[0], n * 4) == 0,
+                                      "%s differs from the emulation (d %d w %d globals %d)",
+                                      kn_bf16_name(paths[pi]), c.d, c.w, with_glob);
+                }
+                unsetenv("LONGSERVE_BF16");
+                for (int pi = 0; pi < 3; pi++)
+                    free(out[pi]);
+                free(a), free(alone);
+                attn_case_free(&c);
+            }
+    printf("window_attn_bf16: worst rel err vs float32 reference %.2e\n", worst);
 }
 END_TEST
 
@@ -757,6 +835,7 @@ Suite *kernels_suite(void)
     tcase_add_test(tc, window_and_global_attn);
     tcase_add_test(tc, window_attn_matches_dense_when_window_covers);
     tcase_add_test(tc, window_attn_seq_windows_and_pad_queries);
+    tcase_add_test(tc, window_attn_bf16);
     suite_add_tcase(s, tc);
     return s;
 }

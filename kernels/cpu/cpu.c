@@ -383,6 +383,70 @@ static int kn__seq_w(const kn_attn_args *a, int seq)
     return w < n ? w : n;
 }
 
+/* The global tokens' local keys and values of head h, gathered for the products. */
+static void kn__gather_globals(const kn_attn_args *a, int h, int g0, int ng, float *kg, float *vg)
+{
+    const int d = a->d, ld = a->ld;
+    for (int gi = 0; gi < ng; gi++) {
+        int g = a->glob[g0 + gi];
+        memcpy(kg + (size_t)gi * d, a->k + (size_t)g * ld + h * d, sizeof(float) * d);
+        memcpy(vg + (size_t)gi * d, a->v + (size_t)g * ld + h * d, sizeof(float) * d);
+    }
+}
+
+/* The keys' own verdict over window keys j0 .. j0+nk-1: kb[c] = 0 for a window key, -inf
+ * for padding and global keys; returns 1 (kb not written) when every key is a window key. */
+static int kn__key_bias(const uint8_t *kind, int j0, int nk, float *kb)
+{
+    int all_local = 1;
+    for (int c = 0; c < nk; c++)
+        all_local &= kind[j0 + c] == KN_TOK_LOCAL;
+    for (int c = 0; c < nk && !all_local; c++)
+        kb[c] = kind[j0 + c] == KN_TOK_LOCAL ? 0.0f : -INFINITY;
+    return all_local;
+}
+
+/* Rows i0 .. i0+bq-1 of a block in strips of mr: row r's scores at s + r·ncol (ng global
+ * columns, then window columns from key j0) become its exps (zeros over the rest of its
+ * strip's band), inv[r] = 1 / their sum; rows of global and padding queries become zeros
+ * (inv 0). kb: kn__key_bias's, or NULL when every key is a window key. */
+static void kn__band_softmax(const kn_attn_args *a, kn_isa isa, int w, int i0, int bq, int mr,
+                             int j0, int nk, int ng, float *s, int ncol, const float *kb,
+                             float *inv)
+{
+    const kn__attn_row_fn attn_row = kn__attn_row[isa];
+    for (int r0 = 0; r0 < bq; r0 += mr) {
+        const int m = bq - r0 < mr ? bq - r0 : mr;
+        int tlo, thi;
+        kn__tile_band(w, i0, r0, m, j0, nk, &tlo, &thi);
+        for (int r = r0; r < r0 + m; r++) {
+            const int i = i0 + r;
+            float *row = s + (size_t)r * ncol;
+            if (a->kind[i] != KN_TOK_LOCAL && a->kind[i] != KN_TOK_PAD_QUERY) {
+                /* padding: zero output; global: overwritten later */
+                memset(row, 0, sizeof(float) * (size_t)(ng + nk));
+                inv[r] = 0.0f;
+                continue;
+            }
+            int lo = i - w - j0, hi = i + w + 1 - j0; /* the band inside [j0, j1) */
+            if (lo < 0) lo = 0;
+            if (hi > nk) hi = nk;
+            inv[r] = 1.0f / attn_row(row, ng, row + ng + tlo, kb ? kb + tlo : NULL, lo - tlo,
+                                     hi - tlo, thi - tlo);
+        }
+    }
+}
+
+/* o's bq rows (row stride ldo, d columns) times inv[r]. */
+static void kn__rows_scale(float *o, int ldo, int bq, int d, const float *inv)
+{
+    for (int r = 0; r < bq; r++) {
+        float *orow = o + (size_t)r * ldo;
+        for (int e = 0; e < d; e++)
+            orow[e] *= inv[r];
+    }
+}
+
 static int kn__window_task(const kn_attn_args *a, const kn__kv *p, int seq, int h, int i0,
                            kn__tiles *t)
 {
@@ -412,11 +476,7 @@ static int kn__window_task(const kn_attn_args *a, const kn__kv *p, int seq, int 
                          s + (size_t)r0 * ncol + nr + ng + (q * nr - j0), ncol, 0);
     }
     /* global scores over the window panel's first columns */
-    for (int gi = 0; gi < ng; gi++) {
-        int g = a->glob[g0 + gi];
-        memcpy(t->kg + (size_t)gi * d, a->k + (size_t)g * ld + h * d, sizeof(float) * d);
-        memcpy(t->vg + (size_t)gi * d, a->v + (size_t)g * ld + h * d, sizeof(float) * d);
-    }
+    kn__gather_globals(a, h, g0, ng, t->kg, t->vg);
     if (ng)
         rc |= kn_gemm_small(p->isa, bq, ng, d, a->scale, qb, ld, t->kg, d, 1, 0, s + nr, ncol,
                             &t->ws);
@@ -424,33 +484,9 @@ static int kn__window_task(const kn_attn_args *a, const kn__kv *p, int seq, int 
     /* the keys' own verdict (padding and global keys are not window keys), then each row:
      * its band, exps and their sum, zeros over the rest of its row tile's band; the
      * division comes after the products */
-    float *kb = t->kb;
-    int all_local = 1;
-    for (int c = 0; c < nk; c++)
-        all_local &= kind[j0 + c] == KN_TOK_LOCAL;
-    for (int c = 0; c < nk && !all_local; c++)
-        kb[c] = kind[j0 + c] == KN_TOK_LOCAL ? 0.0f : -INFINITY;
-    const kn__attn_row_fn attn_row = kn__attn_row[p->isa];
-    for (int r0 = 0; r0 < bq; r0 += mr) {
-        const int m = bq - r0 < mr ? bq - r0 : mr;
-        int tlo, thi;
-        kn__tile_band(w, i0, r0, m, j0, nk, &tlo, &thi);
-        for (int r = r0; r < r0 + m; r++) {
-            const int i = i0 + r;
-            float *row = s + (size_t)r * ncol + nr;
-            if (kind[i] != KN_TOK_LOCAL && kind[i] != KN_TOK_PAD_QUERY) {
-                /* padding: zero output; global: overwritten later */
-                memset(row, 0, sizeof(float) * (size_t)(ng + nk));
-                t->inv[r] = 0.0f;
-                continue;
-            }
-            int lo = i - w - j0, hi = i + w + 1 - j0; /* the band inside [j0, j1) */
-            if (lo < 0) lo = 0;
-            if (hi > nk) hi = nk;
-            t->inv[r] = 1.0f / attn_row(row, ng, row + ng + tlo, all_local ? NULL : kb + tlo,
-                                        lo - tlo, hi - tlo, thi - tlo);
-        }
-    }
+    const int all_local = kn__key_bias(kind, j0, nk, t->kb);
+    kn__band_softmax(a, p->isa, w, i0, bq, mr, j0, nk, ng, s + nr, ncol, all_local ? NULL : t->kb,
+                     t->inv);
     float *o = a->out + (size_t)i0 * a->ldo + h * d;
     if (ng)
         rc |=
@@ -468,44 +504,71 @@ static int kn__window_task(const kn_attn_args *a, const kn__kv *p, int seq, int 
                          vp + ((size_t)c * p->tpad + (size_t)(j0 + lo)) * nr,
                          o + (size_t)r0 * a->ldo + c * nr, a->ldo, ng > 0);
     }
-    for (int r = 0; r < bq; r++) { /* the softmax's division, once per output */
-        float *orow = o + (size_t)r * a->ldo;
-        const float inv = t->inv[r];
-        for (int e = 0; e < d; e++)
-            orow[e] *= inv;
-    }
+    kn__rows_scale(o, a->ldo, bq, d, t->inv); /* the softmax's division, once per output */
     return rc;
 }
 
-static int cpu_window_attn(const kn_attn_args *a)
+/* The window attention's tasks: for each sequence, head-major blocks of KN_BQ queries; and
+ * the largest global count and window over the sequences (scratch sizes). */
+typedef struct {
+    int n, maxng, maxw;
+    int *seq, *blk;
+} kn__wtasks;
+
+static int kn__wtasks_make(const kn_attn_args *a, kn__wtasks *t)
 {
-    /* task list: for each sequence, head-major blocks */
-    int ntask = 0, maxng = 0, maxw = 0;
+    *t = (kn__wtasks){0};
     for (int s = 0; s < a->nseq; s++) {
         int n = a->offsets[s + 1] - a->offsets[s];
-        ntask += a->nh * ((n + KN_BQ - 1) / KN_BQ);
+        t->n += a->nh * ((n + KN_BQ - 1) / KN_BQ);
         int ng = a->glob_off[s + 1] - a->glob_off[s];
-        if (ng > maxng) maxng = ng;
-        if (kn__seq_w(a, s) > maxw) maxw = kn__seq_w(a, s);
+        if (ng > t->maxng) t->maxng = ng;
+        if (kn__seq_w(a, s) > t->maxw) t->maxw = kn__seq_w(a, s);
     }
-    kn__kv p = {.isa = kn_isa_active()};
-    p.mr = kn_isa_mr(p.isa);
-    p.nr = kn_isa_nr(p.isa);
-    int *task_seq = malloc(sizeof(int) * (size_t)(ntask ? ntask : 1));
-    int *task_blk = malloc(sizeof(int) * (size_t)(ntask ? ntask : 1));
-    if (!task_seq || !task_blk || kn__kv_pack(a, &p)) {
-        free(task_seq);
-        free(task_blk);
+    t->seq = malloc(sizeof(int) * (size_t)(t->n ? t->n : 1));
+    t->blk = malloc(sizeof(int) * (size_t)(t->n ? t->n : 1));
+    if (!t->seq || !t->blk) {
+        free(t->seq), free(t->blk);
         return -1;
     }
     int n = 0;
     for (int s = 0; s < a->nseq; s++) {
         int len = a->offsets[s + 1] - a->offsets[s], nb = (len + KN_BQ - 1) / KN_BQ;
         for (int x = 0; x < a->nh * nb; x++) {
-            task_seq[n] = s;
-            task_blk[n++] = x;
+            t->seq[n] = s;
+            t->blk[n++] = x;
         }
     }
+    return 0;
+}
+
+/* Task x: its sequence, head and first query row. */
+static void kn__wtask_at(const kn_attn_args *a, const kn__wtasks *t, int x, int *s, int *h, int *i0)
+{
+    const int len = a->offsets[t->seq[x] + 1] - a->offsets[t->seq[x]];
+    const int nb = (len + KN_BQ - 1) / KN_BQ;
+    *s = t->seq[x];
+    *h = t->blk[x] / nb;
+    *i0 = a->offsets[*s] + t->blk[x] % nb * KN_BQ;
+}
+
+static void kn__wtasks_free(kn__wtasks *t)
+{
+    free(t->seq), free(t->blk);
+}
+
+static int cpu_window_attn(const kn_attn_args *a)
+{
+    kn__wtasks tl;
+    kn__kv p = {.isa = kn_isa_active()};
+    p.mr = kn_isa_mr(p.isa);
+    p.nr = kn_isa_nr(p.isa);
+    if (kn__wtasks_make(a, &tl)) return -1;
+    if (kn__kv_pack(a, &p)) {
+        kn__wtasks_free(&tl);
+        return -1;
+    }
+    const int maxng = tl.maxng, maxw = tl.maxw;
     const size_t cap_s = (size_t)KN_BQ * (size_t)(maxng + KN_BQ + 2 * maxw + 3 * p.nr);
     const size_t cap_g = (size_t)(maxng ? maxng : 1) * a->d;
     int failed = 0;
@@ -518,10 +581,10 @@ static int cpu_window_attn(const kn_attn_args *a)
         const int ok = t.s && t.kg && t.vg && t.kb;
         failed |= !ok;
 #pragma omp for schedule(dynamic, 1)
-        for (int x = 0; x < ntask; x++) {
-            int s = task_seq[x], len = a->offsets[s + 1] - a->offsets[s];
-            int nb = (len + KN_BQ - 1) / KN_BQ, h = task_blk[x] / nb, blk = task_blk[x] % nb;
-            if (ok && kn__window_task(a, &p, s, h, a->offsets[s] + blk * KN_BQ, &t)) failed = 1;
+        for (int x = 0; x < tl.n; x++) {
+            int s, h, i0;
+            kn__wtask_at(a, &tl, x, &s, &h, &i0);
+            if (ok && kn__window_task(a, &p, s, h, i0, &t)) failed = 1;
         }
         free(t.s);
         free(t.kg);
@@ -529,8 +592,223 @@ static int cpu_window_attn(const kn_attn_args *a)
         free(t.kb);
         kn_gemm_ws_free(&t.ws);
     }
-    free(task_seq);
-    free(task_blk);
+    kn__wtasks_free(&tl);
+    return failed ? -1 : 0;
+}
+
+/* ---- window attention in bfloat16 (--dtype bf16) ---------------------------------------------
+ * The same tasks, rows and softmax as cpu_window_attn, with the two band products on
+ * bfloat16 operands summed in float32 (kn_bf16_tile): scores from bf16(q) and bf16(scale·k),
+ * outputs from bf16(exp) and bf16(v); global keys, the softmax and the division stay float32.
+ * Keys and values are packed once per call, per head:
+ *     kh: 16-token blocks of every token's d as pairs, [T16/16][dp/2][16][2]  (T16 = T rounded
+ *         up to 16, plus a block of zeros; dp = d rounded up to 2), the B of S = Q·Kᵀ;
+ *     vh: 16-column blocks of d over each sequence's token pairs (its first token and the
+ *         next, ...; a lone last token pairs with zero), [ceil(d/16)][Σ ceil(n_s/2)][16][2],
+ *         the B of O = P·V.
+ * A value pair starts on an even token of its own sequence, so a query's numbers do not
+ * depend on where its sequence sits in the batch. Score tiles cover whole 32-key (two-block)
+ * panels around a strip's band, like the float32 path's panels; value tiles the band's pairs,
+ * with P's entries past the band zero. */
+enum { KN__BF_MR = 8 };
+
+typedef struct {
+    kn_bf16_path path;
+    int dp, ncb;       /* d rounded up to 2; 16-column blocks of d */
+    size_t kstride;    /* uint16 per head in kh */
+    size_t vstride;    /* uint16 per column block in vh: pairs_total·32 */
+    uint16_t *kh, *vh; /* [nh][...], [nh][ncb][...] */
+    int32_t *pair_off; /* [nseq]: a sequence's first pair */
+} kn__kvbf;
+
+static int kn__kvbf_pack(const kn_attn_args *a, kn__kvbf *p, int32_t *pair_off)
+{
+    const int T = a->offsets[a->nseq], d = a->d, dp = (d + 1) / 2 * 2, ncb = (d + 15) / 16;
+    /* a panel may start on the last block: one block of zeros past it */
+    const int t32 = (T + 15) / 16 * 16 + 16;
+    int pairs = 0;
+    for (int s = 0; s < a->nseq; s++) {
+        pair_off[s] = pairs;
+        pairs += (a->offsets[s + 1] - a->offsets[s] + 1) / 2;
+    }
+    p->dp = dp;
+    p->ncb = ncb;
+    p->kstride = (size_t)t32 * dp;
+    p->vstride = (size_t)(pairs ? pairs : 1) * 32;
+    p->pair_off = pair_off;
+    const size_t kn = (size_t)a->nh * p->kstride, vn = (size_t)a->nh * ncb * p->vstride;
+    kn__kv_cache *c = kn__kv_buffers(((kn > vn ? kn : vn) + 1) / 2 + 16);
+    if (!c) return -1;
+    p->kh = (uint16_t *)c->kp;
+    p->vh = (uint16_t *)c->vp;
+    const kn_bf16_path path = p->path;
+    /* keys: every 16-token block of every head, the pairs of each token scattered to their
+     * rows; tokens past T zero */
+#pragma omp parallel for schedule(static) collapse(2)
+    for (int h = 0; h < a->nh; h++)
+        for (int jb = 0; jb < t32 / 16; jb++) {
+            uint32_t *blk = (uint32_t *)(p->kh + (size_t)h * p->kstride + (size_t)jb * 16 * dp);
+            float row[dp];
+            uint16_t r16[dp];
+            for (int j = 0; j < 16; j++) {
+                const int t = jb * 16 + j;
+                if (t < T) {
+                    const float *k = a->k + (size_t)t * a->ld + h * d;
+                    for (int e = 0; e < d; e++)
+                        row[e] = k[e] * a->scale;
+                    if (dp > d) row[d] = 0.0f;
+                    kn_bf16_round(path, row, dp, r16);
+                } else
+                    memset(r16, 0, sizeof r16);
+                for (int r = 0; r < dp / 2; r++) {
+                    uint32_t pr;
+                    memcpy(&pr, r16 + 2 * r, sizeof pr);
+                    blk[(size_t)r * 16 + j] = pr;
+                }
+            }
+        }
+        /* values: each sequence's pairs, per head and column block */
+#pragma omp parallel for schedule(static) collapse(2)
+    for (int h = 0; h < a->nh; h++)
+        for (int s = 0; s < a->nseq; s++) {
+            const int b = a->offsets[s], n = a->offsets[s + 1] - b;
+            for (int cb = 0; cb < ncb; cb++) {
+                uint16_t *dst =
+                    p->vh + ((size_t)h * ncb + cb) * p->vstride + (size_t)pair_off[s] * 32;
+                const int cols = d - cb * 16 < 16 ? d - cb * 16 : 16;
+                for (int c = 0; 2 * c < n; c++) {
+                    const float *r0 = a->v + (size_t)(b + 2 * c) * a->ld + h * d + cb * 16;
+                    const float *r1 = 2 * c + 1 < n ? r0 + a->ld : NULL;
+                    kn_bf16_pair_rows(path, r0, r1, cols, dst + (size_t)c * 32);
+                }
+            }
+        }
+    return 0;
+}
+
+typedef struct {
+    float *s;          /* (KN_BQ, ncol) float32 scores and exps, as kn__tiles' */
+    uint16_t *qh, *ph; /* (KN_BQ, dp) bf16(q); (KN__BF_MR, pcol) a strip's bf16 exps */
+    float *kg, *vg, *kb;
+    float inv[KN_BQ];
+    kn_gemm_ws ws;
+} kn__tilesbf;
+
+static int kn__window_task_bf16(const kn_attn_args *a, const kn__kvbf *p, kn_isa isa, int seq,
+                                int h, int i0, kn__tilesbf *t)
+{
+    const int d = a->d, ld = a->ld, b = a->offsets[seq], e = a->offsets[seq + 1];
+    const int w = kn__seq_w(a, seq), dp = p->dp;
+    const int i1 = i0 + KN_BQ < e ? i0 + KN_BQ : e, bq = i1 - i0;
+    const int j0 = i0 - w > b ? i0 - w : b;
+    const int j1 = i1 - 1 + w + 1 < e ? i1 + w : e;
+    const int nk = j1 - j0, g0 = a->glob_off[seq], ng = a->glob_off[seq + 1] - g0;
+    const int ncol = 16 + ng + nk + 48; /* margin, globals, window, a last panel's overhang */
+    const uint16_t *kh = p->kh + (size_t)h * p->kstride;
+    const uint8_t *kind = a->kind;
+    const kn_bf16_path path = p->path;
+    float *s = t->s;
+    int rc = 0;
+
+    for (int r = 0; r < bq; r++) {
+        const float *q = a->q + (size_t)(i0 + r) * ld + h * d;
+        uint16_t *qr = t->qh + (size_t)r * dp;
+        kn_bf16_round(path, q, d, qr);
+        if (dp > d) qr[d] = 0;
+    }
+    /* window scores: each strip over the 32-key panels (16-token blocks q, q+1) holding its
+     * band; keys before j0 land in the margin and global columns, overwritten below */
+    for (int r0 = 0; r0 < bq; r0 += KN__BF_MR) {
+        const int m = bq - r0 < KN__BF_MR ? bq - r0 : KN__BF_MR;
+        int lo, hi;
+        kn__tile_band(w, i0, r0, m, j0, nk, &lo, &hi);
+        for (int q = (j0 + lo) / 16; q * 16 < j0 + hi; q += 2) {
+            const uint16_t *b0 = kh + (size_t)q * 16 * dp;
+            kn_bf16_tile(path, m, dp / 2, t->qh + (size_t)r0 * dp, dp, b0, b0 + (size_t)16 * dp,
+                         s + (size_t)r0 * ncol + 16 + ng + (q * 16 - j0), ncol, 32, 0);
+        }
+    }
+    const float *qb = a->q + (size_t)i0 * ld + h * d;
+    kn__gather_globals(a, h, g0, ng, t->kg, t->vg);
+    if (ng)
+        rc |= kn_gemm_small(isa, bq, ng, d, a->scale, qb, ld, t->kg, d, 1, 0, s + 16, ncol, &t->ws);
+    const int all_local = kn__key_bias(kind, j0, nk, t->kb);
+    kn__band_softmax(a, isa, w, i0, bq, KN__BF_MR, j0, nk, ng, s + 16, ncol,
+                     all_local ? NULL : t->kb, t->inv);
+    float *o = a->out + (size_t)i0 * a->ldo + h * d;
+    const int o_seq = j0 - b; /* window column c is the sequence's token o_seq + c */
+    if (ng)
+        rc |= kn_gemm_small(isa, bq, d, ng, 1.0f, s + 16, ncol, t->vg, d, 0, 0, o, a->ldo, &t->ws);
+    for (int r0 = 0; r0 < bq; r0 += KN__BF_MR) {
+        const int m = bq - r0 < KN__BF_MR ? bq - r0 : KN__BF_MR;
+        int tlo, thi;
+        kn__tile_band(w, i0, r0, m, j0, nk, &tlo, &thi);
+        /* the band's pairs: from the even sequence token at or before tlo to the pair
+         * holding thi - 1; entries outside [tlo, thi) are zero */
+        const int c0 = ((o_seq + tlo) & ~1) - o_seq, c1 = ((o_seq + thi + 1) & ~1) - o_seq;
+        const int np = (c1 - c0) / 2, pcol = c1 - c0;
+        for (int r = 0; r < m; r++) {
+            const float *x = s + (size_t)(r0 + r) * ncol + 16 + ng;
+            uint16_t *pr = t->ph + (size_t)r * pcol;
+            kn_bf16_round(path, x + c0, pcol, pr);
+            if (c0 < tlo) pr[0] = 0;
+            if (c1 > thi) pr[pcol - 1] = 0;
+        }
+        const int pair0 = p->pair_off[seq] + (o_seq + c0) / 2;
+        for (int cb = 0; cb < p->ncb; cb += 2) {
+            const uint16_t *b0 =
+                p->vh + ((size_t)h * p->ncb + cb) * p->vstride + (size_t)pair0 * 32;
+            const uint16_t *b1 = cb + 1 < p->ncb ? b0 + p->vstride : b0;
+            const int n = d - cb * 16 < 32 ? d - cb * 16 : 32;
+            kn_bf16_tile(path, m, np, t->ph, pcol, b0, b1, o + (size_t)r0 * a->ldo + cb * 16,
+                         a->ldo, n, ng > 0);
+        }
+    }
+    kn__rows_scale(o, a->ldo, bq, d, t->inv);
+    return rc;
+}
+
+static int cpu_window_attn_bf16(const kn_attn_args *a)
+{
+    kn__wtasks tl;
+    kn__kvbf p = {.path = kn_bf16_vector_path(kn__bf16_path)};
+    const kn_isa isa = kn_isa_active();
+    if (kn__wtasks_make(a, &tl)) return -1;
+    int32_t *pair_off = malloc(sizeof(int32_t) * (size_t)(a->nseq ? a->nseq : 1));
+    if (!pair_off || kn__kvbf_pack(a, &p, pair_off)) {
+        free(pair_off);
+        kn__wtasks_free(&tl);
+        return -1;
+    }
+    const size_t ncol_max = (size_t)16 + tl.maxng + KN_BQ + 2 * (size_t)tl.maxw + 48;
+    const size_t cap_g = (size_t)(tl.maxng ? tl.maxng : 1) * a->d;
+    int failed = 0;
+#pragma omp parallel reduction(| : failed)
+    {
+        kn__tilesbf t = {.s = malloc((size_t)KN_BQ * ncol_max * sizeof(float)),
+                         .qh = malloc((size_t)KN_BQ * p.dp * sizeof(uint16_t)),
+                         .ph = malloc((size_t)KN__BF_MR * ncol_max * sizeof(uint16_t)),
+                         .kg = malloc(cap_g * sizeof(float)),
+                         .vg = malloc(cap_g * sizeof(float)),
+                         .kb = malloc(((size_t)KN_BQ + 2 * (size_t)tl.maxw + 8) * sizeof(float))};
+        const int ok = t.s && t.qh && t.ph && t.kg && t.vg && t.kb;
+        failed |= !ok;
+#pragma omp for schedule(dynamic, 1)
+        for (int x = 0; x < tl.n; x++) {
+            int s, h, i0;
+            kn__wtask_at(a, &tl, x, &s, &h, &i0);
+            if (ok && kn__window_task_bf16(a, &p, isa, s, h, i0, &t)) failed = 1;
+        }
+        free(t.s);
+        free(t.qh);
+        free(t.ph);
+        free(t.kg);
+        free(t.vg);
+        free(t.kb);
+        kn_gemm_ws_free(&t.ws);
+    }
+    free(pair_off);
+    kn__wtasks_free(&tl);
     return failed ? -1 : 0;
 }
 
@@ -758,11 +1036,14 @@ int kn_ops_init_cpu_bf16(kn_ops *ops, char *err, size_t errlen)
     static char isa[320];
     kn_ops_init_cpu(ops);
     kn__bf16_path = p;
-    snprintf(isa, sizeof isa, "linear layers bf16 on %s; attention float32 on %s", why,
-             kn_isa_reason());
+    snprintf(isa, sizeof isa,
+             "linear layers bf16 on %s; attention band products bf16 on %s, softmax float32 "
+             "on %s",
+             why, kn_bf16_name(kn_bf16_vector_path(p)), kn_isa_reason());
     ops->isa = isa;
     ops->weight_prepare = cpu_weight_prepare_bf16;
     ops->weight_release = cpu_weight_release_bf16;
     ops->linear = cpu_linear_bf16;
+    ops->window_attn = cpu_window_attn_bf16;
     return 0;
 }

@@ -193,25 +193,34 @@ typedef void (*kn__block_fn)(const uint16_t *a, int lda, const uint16_t *b0, con
 /* The C emulation: per element, each pair's odd product then its even one added to the
  * float32 sum (a bfloat16 product is exact in float32), pairs in k order: VDPBF16PS's sums
  * bit for bit. AMX's TDPBF16PS sums a tile row's 32 products in its own way (no simple
- * order reproduces it), so against AMX the emulation agrees to rounding only. */
-static void kn__block_emu(const uint16_t *a, int lda, const uint16_t *b0, const uint16_t *b1,
-                          int Kp, float *c)
+ * order reproduces it), so against AMX the emulation agrees to rounding only. kn_bf16_tile's
+ * emulation (m rows, any m), and the GEMM block's (32 rows). */
+static void kn__tile_emu(int m, int np, const uint16_t *a, int lda, const uint16_t *b0,
+                         const uint16_t *b1, float *c, int ldc, int n, int acc)
 {
-    for (int i = 0; i < 32; i++) {
+    for (int i = 0; i < m; i++) {
         const uint16_t *ai = a + (size_t)i * lda;
-        float acc[32] = {0};
-        for (int r = 0; r < Kp / 2; r++) {
+        float s[32] = {0};
+        for (int r = 0; r < np; r++) {
             const float odd = kn__f32(ai[2 * r + 1]), even = kn__f32(ai[2 * r]);
             const uint16_t *p0 = b0 + (size_t)r * 32, *p1 = b1 + (size_t)r * 32;
             for (int j = 0; j < 16; j++) {
-                acc[j] += odd * kn__f32(p0[2 * j + 1]);
-                acc[j] += even * kn__f32(p0[2 * j]);
-                acc[16 + j] += odd * kn__f32(p1[2 * j + 1]);
-                acc[16 + j] += even * kn__f32(p1[2 * j]);
+                s[j] += odd * kn__f32(p0[2 * j + 1]);
+                s[j] += even * kn__f32(p0[2 * j]);
+                s[16 + j] += odd * kn__f32(p1[2 * j + 1]);
+                s[16 + j] += even * kn__f32(p1[2 * j]);
             }
         }
-        memcpy(c + i * 32, acc, sizeof acc);
+        float *ci = c + (size_t)i * ldc;
+        for (int j = 0; j < n; j++)
+            ci[j] = acc ? ci[j] + s[j] : s[j];
     }
+}
+
+static void kn__block_emu(const uint16_t *a, int lda, const uint16_t *b0, const uint16_t *b1,
+                          int Kp, float *c)
+{
+    kn__tile_emu(32, Kp / 2, a, lda, b0, b1, c, 32, 32, 0);
 }
 
 #ifdef KN__X86
@@ -265,32 +274,79 @@ kn__block_amx(const uint16_t *a, int lda, const uint16_t *b0, const uint16_t *b1
     _tile_stored(3, c + 16 * 32 + 16, 128);
 }
 
-/* VDPBF16PS: 32 rows x 32 columns as 8-row strips of 2 x 16 lanes; each lane adds the two
- * products of one k pair. */
+/* VDPBF16PS register tile: c (m <= 8 rows, n <= 32 columns, row stride ldc) = or += the
+ * sums over np pairs of a (m rows, row stride lda) times b0, b1 (16 columns each, [np][16][2]),
+ * pair after pair, plus bias[j] when bias is not NULL. Rows past m repeat row m - 1
+ * (computed, not stored), so the loop has no branches. */
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) static inline
+    __attribute__((always_inline)) void
+    kn__tile8_avx512(int m, int np, const uint16_t *a, int lda, const uint16_t *b0,
+                     const uint16_t *b1, float *c, int ldc, int n, int acc, const float *bias)
+{
+    __m512 acc0[8], acc1[8];
+    const uint16_t *ar[8];
+    for (int i = 0; i < 8; i++) {
+        acc0[i] = acc1[i] = _mm512_setzero_ps();
+        ar[i] = a + (size_t)(i < m ? i : m - 1) * lda;
+    }
+    for (int r = 0; r < np; r++) {
+        const __m512bh v0 = (__m512bh)_mm512_loadu_si512(b0 + (size_t)r * 32);
+        const __m512bh v1 = (__m512bh)_mm512_loadu_si512(b1 + (size_t)r * 32);
+        for (int i = 0; i < 8; i++) {
+            uint32_t pair;
+            memcpy(&pair, ar[i] + 2 * r, sizeof pair);
+            const __m512bh x = (__m512bh)_mm512_set1_epi32((int)pair);
+            acc0[i] = _mm512_dpbf16_ps(acc0[i], x, v0);
+            acc1[i] = _mm512_dpbf16_ps(acc1[i], x, v1);
+        }
+    }
+    const __mmask16 k0 = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
+    const __mmask16 k1 = n >= 32 ? 0xffff : n > 16 ? (__mmask16)((1u << (n - 16)) - 1) : 0;
+    const __m512 bs0 = bias ? _mm512_maskz_loadu_ps(k0, bias) : _mm512_setzero_ps();
+    const __m512 bs1 = bias ? _mm512_maskz_loadu_ps(k1, bias + 16) : _mm512_setzero_ps();
+    for (int i = 0; i < 8; i++) {
+        if (i >= m) break;
+        float *ci = c + (size_t)i * ldc;
+        if (acc) {
+            acc0[i] = _mm512_add_ps(_mm512_maskz_loadu_ps(k0, ci), acc0[i]);
+            acc1[i] = _mm512_add_ps(_mm512_maskz_loadu_ps(k1, ci + 16), acc1[i]);
+        }
+        if (bias) {
+            acc0[i] = _mm512_add_ps(acc0[i], bs0);
+            acc1[i] = _mm512_add_ps(acc1[i], bs1);
+        }
+        _mm512_mask_storeu_ps(ci, k0, acc0[i]);
+        _mm512_mask_storeu_ps(ci + 16, k1, acc1[i]);
+    }
+}
+
+/* 32 rows x 32 columns as four 8-row strips */
 __attribute__((target("avx512f,avx512bw,avx512bf16"))) static void
 kn__block_avx512(const uint16_t *a, int lda, const uint16_t *b0, const uint16_t *b1, int Kp,
                  float *c)
 {
-    for (int i0 = 0; i0 < 32; i0 += 8) {
-        __m512 acc0[8], acc1[8];
-        for (int i = 0; i < 8; i++)
-            acc0[i] = acc1[i] = _mm512_setzero_ps();
-        for (int r = 0; r < Kp / 2; r++) {
-            const __m512bh v0 = (__m512bh)_mm512_load_si512(b0 + (size_t)r * 32);
-            const __m512bh v1 = (__m512bh)_mm512_load_si512(b1 + (size_t)r * 32);
-            for (int i = 0; i < 8; i++) {
-                uint32_t pair;
-                memcpy(&pair, a + (size_t)(i0 + i) * lda + 2 * r, sizeof pair);
-                const __m512bh x = (__m512bh)_mm512_set1_epi32((int)pair);
-                acc0[i] = _mm512_dpbf16_ps(acc0[i], x, v0);
-                acc1[i] = _mm512_dpbf16_ps(acc1[i], x, v1);
-            }
-        }
-        for (int i = 0; i < 8; i++) {
-            _mm512_storeu_ps(c + (i0 + i) * 32, acc0[i]);
-            _mm512_storeu_ps(c + (i0 + i) * 32 + 16, acc1[i]);
-        }
-    }
+    for (int i0 = 0; i0 < 32; i0 += 8)
+        kn__tile8_avx512(8, Kp / 2, a + (size_t)i0 * lda, lda, b0, b1, c + i0 * 32, 32, 32, 0,
+                         NULL);
+}
+
+/* The GEMM's column panel straight into y: rows [0, m) of a (row stride lda = Kp), columns
+ * [0, n) of y (row stride ldy), plus bias; the same sums, then the same one addition of the
+ * bias, as the block and the driver's copy make. */
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) static void
+kn__panel_avx512(int m, const uint16_t *a, int lda, const uint16_t *b0, const uint16_t *b1, int Kp,
+                 float *y, int ldy, int n, const float *bias)
+{
+    for (int i0 = 0; i0 < m; i0 += 8)
+        kn__tile8_avx512(m - i0 < 8 ? m - i0 : 8, Kp / 2, a + (size_t)i0 * lda, lda, b0, b1,
+                         y + (size_t)i0 * ldy, ldy, n, 0, bias);
+}
+
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) static void
+kn__tile_avx512(int m, int np, const uint16_t *a, int lda, const uint16_t *b0, const uint16_t *b1,
+                float *c, int ldc, int n, int acc)
+{
+    kn__tile8_avx512(m, np, a, lda, b0, b1, c, ldc, n, acc, NULL);
 }
 
 /* rows of x (f32) -> bf16, 32 at a time */
@@ -306,6 +362,73 @@ kn__cvt_row_avx512(const float *x, int K, uint16_t *dst)
         dst[k] = kn__bf16(x[k]);
 }
 #endif
+
+#ifdef KN__X86
+/* dst[2j] = bf16(r0[j]), dst[2j+1] = bf16(r1[j]) (0 when r1 is NULL), j < n <= 16; zeros
+ * up to 16 pairs */
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) static void
+kn__pair_rows_avx512(const float *r0, const float *r1, int n, uint16_t *dst)
+{
+    const __mmask16 k = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
+    const __m512 lo = _mm512_maskz_loadu_ps(k, r0);
+    const __m512 hi = r1 ? _mm512_maskz_loadu_ps(k, r1) : _mm512_setzero_ps();
+    /* [bf16(lo) 0..15 | bf16(hi) 0..15] -> lo0 hi0 lo1 hi1 ... */
+    const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+    const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24,
+                                         8, 23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    _mm512_storeu_si512(dst, _mm512_permutexvar_epi16(idx, both));
+}
+#endif
+
+kn_bf16_path kn_bf16_vector_path(kn_bf16_path p)
+{
+    return p == KN_BF16_AMX ? KN_BF16_AVX512 : p;
+}
+
+void kn_bf16_round(kn_bf16_path p, const float *x, int n, uint16_t *dst)
+{
+#ifdef KN__X86
+    if (p == KN_BF16_AVX512 || p == KN_BF16_AMX) {
+        kn__cvt_row_avx512(x, n, dst);
+        return;
+    }
+#else
+    (void)p;
+#endif
+    for (int k = 0; k < n; k++)
+        dst[k] = kn__bf16(x[k]);
+}
+
+void kn_bf16_pair_rows(kn_bf16_path p, const float *r0, const float *r1, int n, uint16_t *dst)
+{
+#ifdef KN__X86
+    if (p == KN_BF16_AVX512 || p == KN_BF16_AMX) {
+        kn__pair_rows_avx512(r0, r1, n, dst);
+        return;
+    }
+#else
+    (void)p;
+#endif
+    for (int j = 0; j < 16; j++) {
+        dst[2 * j] = j < n ? kn__bf16(r0[j]) : 0;
+        dst[2 * j + 1] = j < n && r1 ? kn__bf16(r1[j]) : 0;
+    }
+}
+
+void kn_bf16_tile(kn_bf16_path p, int m, int np, const uint16_t *a, int lda, const uint16_t *b0,
+                  const uint16_t *b1, float *c, int ldc, int n, int acc)
+{
+    if (m <= 0 || n <= 0) return;
+#ifdef KN__X86
+    if (p == KN_BF16_AVX512 || p == KN_BF16_AMX) {
+        kn__tile_avx512(m, np, a, lda, b0, b1, c, ldc, n, acc);
+        return;
+    }
+#else
+    (void)p;
+#endif
+    kn__tile_emu(m, np, a, lda, b0, b1, c, ldc, n, acc);
+}
 
 /* ---- the driver ------------------------------------------------------------------------------
  * Row blocks of MB rows: each thread rounds its block of x to bf16 (rows past M and columns
@@ -368,6 +491,13 @@ int kn_gemm_bf16_run(const kn_gemm_bf16 *pw, const float *x, int M, const float 
             for (int jp = jp0; jp < jp1; jp++) {
                 const uint16_t *b0 = pw->b + (size_t)(2 * jp) * Kp * 16, *b1 = b0 + (size_t)Kp * 16;
                 const int j0 = jp * 32, n = N - j0 < 32 ? N - j0 : 32;
+#ifdef KN__X86
+                if (pw->path == KN_BF16_AVX512) {
+                    kn__panel_avx512(mb, abuf, Kp, b0, b1, Kp, y + (size_t)r0 * N + j0, N, n,
+                                     bias ? bias + j0 : NULL);
+                    continue;
+                }
+#endif
                 for (int i0 = 0; i0 < mb; i0 += 32) {
                     block(abuf + (size_t)i0 * Kp, Kp, b0, b1, Kp, cb);
                     const int m = mb - i0 < 32 ? mb - i0 : 32;

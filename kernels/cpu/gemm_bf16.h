@@ -14,6 +14,7 @@
 #define KN_CPU_GEMM_BF16_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef enum {
     KN_BF16_NONE,   /* no bfloat16 path on this CPU */
@@ -39,5 +40,22 @@ void kn_gemm_bf16_free(kn_gemm_bf16 *pw);
 /* y[M, N] (row stride N) = bf16(x[M, K]) · bf16(w)ᵀ + bias (may be NULL), OpenMP threads over
  * row blocks and column chunks. 0, or -1 when scratch memory could not be had. */
 int kn_gemm_bf16_run(const kn_gemm_bf16 *pw, const float *x, int M, const float *bias, float *y);
+
+/* Building blocks for bfloat16 products outside linear layers (the band attention of
+ * `--dtype bf16`), on path p's vector unit (AMX's CPUs run the AVX512_BF16 one; see
+ * kn_bf16_vector_path) or its emulation, the same numbers as the GEMM's sums:
+ *   kn_bf16_round:     dst[k] = bf16(x[k]), k < n (nearest even);
+ *   kn_bf16_pair_rows: dst[2j] = bf16(r0[j]), dst[2j+1] = bf16(r1[j]) (0 when r1 is NULL)
+ *                      for j < n <= 16, zero pairs up to 16: one row of 16 pairs of a b;
+ *   kn_bf16_tile:      c[i][j] (acc 0: =, 1: +=) the sum over r < np, pair after pair, of
+ *                      a[i][2r]·b[r][j][0] + a[i][2r+1]·b[r][j][1] for i < m <= 8 and
+ *                      j < n <= 32, where a is m rows (row stride lda elements, even) and b
+ *                      the columns 0..15 in b0 and 16..31 in b1, each [np][16][2].
+ * A tile's numbers depend only on its operands, never on m, n or the rows beside it. */
+kn_bf16_path kn_bf16_vector_path(kn_bf16_path p);
+void kn_bf16_round(kn_bf16_path p, const float *x, int n, uint16_t *dst);
+void kn_bf16_pair_rows(kn_bf16_path p, const float *r0, const float *r1, int n, uint16_t *dst);
+void kn_bf16_tile(kn_bf16_path p, int m, int np, const uint16_t *a, int lda, const uint16_t *b0,
+                  const uint16_t *b1, float *c, int ldc, int n, int acc);
 
 #endif
