@@ -337,9 +337,11 @@ static int kn__kv_pack(const kn_attn_args *a, kn__kv *p)
     if (!c) return -1;
     p->kp = c->kp;
     p->vp = c->vp;
-#pragma omp parallel for schedule(static) collapse(2)
-    for (int h = 0; h < a->nh; h++)
-        for (int jp = 0; jp < tpad / nr; jp++) {
+    /* panel-major, all heads of a panel at once: each token's k and v rows are read in one
+     * sweep (head-major passes over a (T, 3H) buffer missed the cache on every row) */
+#pragma omp parallel for schedule(static)
+    for (int jp = 0; jp < tpad / nr; jp++)
+        for (int h = 0; h < a->nh; h++) {
             float *kpan = p->kp + (size_t)h * per_head + (size_t)jp * d * nr;
             for (int j = 0; j < nr; j++) {
                 const int t = jp * nr + j;
@@ -713,16 +715,17 @@ static int kn__kvbf_pack(const kn_attn_args *a, kn__kvbf *p, int32_t *pair_off)
     p->kh = (uint16_t *)c->kp;
     p->vh = (uint16_t *)c->vp;
     const kn_bf16_path path = p->path;
-    /* keys: every 16-token block of every head, the pairs of each token scattered to their
-     * rows; tokens past T zero */
-#pragma omp parallel for schedule(static) collapse(2)
-    for (int h = 0; h < a->nh; h++)
-        for (int jb = 0; jb < t32 / 16; jb++) {
-            uint32_t *blk = (uint32_t *)(p->kh + (size_t)h * p->kstride + (size_t)jb * 16 * dp);
-            float row[dp];
-            uint16_t r16[dp];
-            for (int j = 0; j < 16; j++) {
-                const int t = jb * 16 + j;
+    /* keys: every 16-token block, all heads of a token at once (its k row is read in one
+     * sweep: head-major passes over a (T, 3H) buffer missed the cache on every row), the
+     * pairs of each token scattered to their rows; tokens past T zero */
+#pragma omp parallel for schedule(static)
+    for (int jb = 0; jb < t32 / 16; jb++) {
+        float row[dp];
+        uint16_t r16[dp];
+        for (int j = 0; j < 16; j++) {
+            const int t = jb * 16 + j;
+            for (int h = 0; h < a->nh; h++) {
+                uint32_t *blk = (uint32_t *)(p->kh + (size_t)h * p->kstride + (size_t)jb * 16 * dp);
                 if (t < T) {
                     const float *k = a->k + (size_t)t * a->ld + h * d;
                     for (int e = 0; e < d; e++)
@@ -738,22 +741,23 @@ static int kn__kvbf_pack(const kn_attn_args *a, kn__kvbf *p, int32_t *pair_off)
                 }
             }
         }
-        /* values: each sequence's pairs, per head and column block */
-#pragma omp parallel for schedule(static) collapse(2)
-    for (int h = 0; h < a->nh; h++)
-        for (int s = 0; s < a->nseq; s++) {
-            const int b = a->offsets[s], n = a->offsets[s + 1] - b;
-            for (int cb = 0; cb < ncb; cb++) {
-                uint16_t *dst =
-                    p->vh + ((size_t)h * ncb + cb) * p->vstride + (size_t)pair_off[s] * 32;
-                const int cols = d - cb * 16 < 16 ? d - cb * 16 : 16;
-                for (int c = 0; 2 * c < n; c++) {
-                    const float *r0 = a->v + (size_t)(b + 2 * c) * a->ld + h * d + cb * 16;
-                    const float *r1 = 2 * c + 1 < n ? r0 + a->ld : NULL;
-                    kn_bf16_pair_rows(path, r0, r1, cols, dst + (size_t)c * 32);
+    }
+    /* values: each sequence's pairs, all heads and column blocks of a pair at once */
+    for (int s = 0; s < a->nseq; s++) {
+        const int b = a->offsets[s], n = a->offsets[s + 1] - b;
+#pragma omp parallel for schedule(static) if (n > 256)
+        for (int c = 0; c < (n + 1) / 2; c++) {
+            const float *r0 = a->v + (size_t)(b + 2 * c) * a->ld;
+            const float *r1 = 2 * c + 1 < n ? r0 + a->ld : NULL;
+            for (int h = 0; h < a->nh; h++)
+                for (int cb = 0; cb < ncb; cb++) {
+                    uint16_t *dst = p->vh + ((size_t)h * ncb + cb) * p->vstride +
+                                    ((size_t)pair_off[s] + c) * 32;
+                    const int cols = d - cb * 16 < 16 ? d - cb * 16 : 16, o = h * d + cb * 16;
+                    kn_bf16_pair_rows(path, r0 + o, r1 ? r1 + o : NULL, cols, dst);
                 }
-            }
         }
+    }
     return 0;
 }
 
