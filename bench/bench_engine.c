@@ -20,6 +20,7 @@
 #include "../engine/engine.h"
 #include "../formats/hfconfig.h"
 #include "../kernels/cpu/gemm.h"
+#include "../kernels/kernels.h"
 #include "benchutil.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
@@ -561,7 +562,8 @@ static int bench_length(eng_ctx *ctx, const eng_model_info *info, const bench_mo
         }
     bench_cpu_sample cs0, cs1;
     int have_cs = bench_cpu_sample_take(&cs0) == 0;
-    double cpu_best = 0, best_t = 0;
+    double cpu_best = 0, best_t = 0, ops0[KN_OP_COUNT], ops1[KN_OP_COUNT];
+    eng_ctx_op_seconds(ctx, ops0, KN_OP_COUNT);
     for (int r = 0; r < reps; r++) {
         double c0 = bench_now_s(CLOCK_PROCESS_CPUTIME_ID), t0 = bench_now_s(CLOCK_MONOTONIC);
         ls_status st = eng_ctx_forward(ctx, &b, &out, err, sizeof err);
@@ -576,6 +578,7 @@ static int bench_length(eng_ctx *ctx, const eng_model_info *info, const bench_mo
             cpu_best = c;
         }
     }
+    eng_ctx_op_seconds(ctx, ops1, KN_OP_COUNT);
     double steal = -1, other = -1;
     have_cs = have_cs && bench_cpu_sample_take(&cs1) == 0;
     if (have_cs) bench_cpu_sample_diff(&cs0, &cs1, &steal, &other);
@@ -619,6 +622,12 @@ static int bench_length(eng_ctx *ctx, const eng_model_info *info, const bench_mo
            bm->blas_core);
     if (o->compare) printf(" rel_err_vs_compare=%.3e cos_vs_compare=%.7f", cmp, cos);
     printf(" isa=\"%s\"\n", bm->isa);
+    /* where a forward's time goes: each op's wall seconds, mean over the timed runs */
+    printf("# ops per forward (mean of %d):", reps);
+    for (int k = 0; k < KN_OP_COUNT; k++)
+        if (ops1[k] - ops0[k] >= 5e-4 * reps)
+            printf(" %s %.3f s", kn_op_names[k], (ops1[k] - ops0[k]) / reps);
+    printf("\n");
     fflush(stdout);
 
     if (o->dump_ids && write_raw(o->dump_ids, ids, sizeof(int32_t) * (size_t)n)) goto out;

@@ -154,6 +154,10 @@ else
     echo "- best sgemm: not measured (bench_gemm rc $g_rc, $glog)"
 fi
 b16_res=$(grep '^RESULT best_bf16 ' "$glog" | tail -n1)
+best_bf16=$(field "$b16_res" gflops)
+# the GEMM rate a backend's useful rate reads against: best bf16 for a bfloat16 one
+ref_rate() { if [[ $1 == *bfloat16* ]] && [ -n "$best_bf16" ]; then echo "$best_bf16"; else echo "$best_sgemm"; fi; }
+ref_name() { if [[ $1 == *bfloat16* ]] && [ -n "$best_bf16" ]; then echo "best bf16 GEMM"; else echo "best sgemm"; fi; }
 [ -z "$b16_res" ] || echo "- best bf16 GEMM: **$(field "$b16_res" gflops) GFLOP/s** ($(field "$b16_res" impl), 4096×3072×768; $(ratio "%.2f×" "$(field "$b16_res" gflops)" "$best_sgemm") best sgemm)"
 [ "$g_rc" -eq 0 ] || echo "- note: bench_gemm exited with $g_rc (a result off OpenBLAS's by > 1e-4, bf16 1e-2?): see $glog"
 
@@ -222,11 +226,11 @@ cells() {
     printf '%s' "$out"
 }
 echo
-echo "## results (best-of-N wall seconds; useful GFLOP as bench_engine.c's useful_flops; % of best sgemm = useful GFLOP/s / $best_sgemm; speed-up = HF s / engine s)"
+echo "## results (best-of-N wall seconds; useful GFLOP as bench_engine.c's useful_flops; % of best sgemm = useful GFLOP/s / $best_sgemm${best_bf16:+, % of best bf16 GEMM = useful GFLOP/s / $best_bf16}; speed-up = HF s / engine s)"
 echo
 hdr="| length | useful GFLOP |" sep="|---:|---:|"
 for b in "${backends[@]}"; do
-    hdr+=" $b s | $b GFLOP/s | $b % of best sgemm | $b speed-up vs HF |"
+    hdr+=" $b s | $b GFLOP/s | $b % of $(ref_name "$b") | $b speed-up vs HF |"
     sep+="---:|---:|---:|---:|"
 done
 echo "$hdr HF s |"
@@ -244,7 +248,7 @@ for n in "${lens[@]}"; do
         r=${ERES[$n,$b]}
         if ok "$r"; then
             e_s=$(field "$r" best_s) rate=$(field "$r" gflops_rate)
-            pct=$(ratio "%.1f %%" "$(awk -v a="$rate" 'BEGIN {print 100 * a}')" "$best_sgemm")
+            pct=$(ratio "%.1f %%" "$(awk -v a="$rate" 'BEGIN {print 100 * a}')" "$(ref_rate "$b")")
             sp=$(ratio "%.2f×" "$h_s" "$e_s")
             row+=" $e_s | $rate | ${pct:-n/a} | ${sp:-n/a} |"
         else
