@@ -180,8 +180,7 @@ static void srv__model_loaded(srv_server *s, srv_model *m)
                                                             : "tokenizer.json",
               eng_pooling_name(m->info.pooling), m->info.st_normalize ? " + normalize" : "",
               m->info.st_config ? " (sentence-transformers)" : "", m->info.backend, m->info.dtype,
-              m->info.isa,
-              m->cost_per_s, m->max_cost, m->max_cost / per_token);
+              m->info.isa, m->cost_per_s, m->max_cost, m->max_cost / per_token);
 }
 
 /* Moves the loading on: takes in the models whose workers have finished, starts the next
@@ -270,6 +269,10 @@ static void srv__finish(srv_server *s, int code)
     uv_close((uv_handle_t *)&s->sig_term, srv_handle_closed);
     uv_close((uv_handle_t *)&s->sig_int, srv_handle_closed);
     uv_close((uv_handle_t *)&s->sig_hup, srv_handle_closed);
+    /* closing them restored the default action: a supervisor's second SIGTERM during the
+     * teardown below would kill the process with that signal instead of its exit code */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
     uv_close((uv_handle_t *)&s->async, srv_handle_closed);
     uv_close((uv_handle_t *)&s->load_async, srv_handle_closed);
     http_stop(s);
@@ -418,6 +421,7 @@ int main(int argc, char **argv)
             _exit(s->exit_code);
         }
     }
+    if (s->opt.debug_exit_delay_ms) srv__sleep_ms(s->opt.debug_exit_delay_ms);
     for (int i = 0; i < s->nmodels; i++) {
         wk_stop(s->models[i].wk);
         eng_ctx_free(s->models[i].ctx);

@@ -68,6 +68,7 @@ enum {
     X("dtype",                       dtype,                   OPT_STR,  0,    0,           "float32", 0,          "precision of the linear layers: float32 (exact to Hugging Face) or bfloat16/bf16 (cpu backend, CPUs with AMX-BF16 or AVX512_BF16 only, refused elsewhere; LONGSERVE_BF16 forces amx-bf16/avx512-bf16)") \
     X("debug-engine-delay-ms",       debug_engine_delay_ms,   OPT_INT,  0,    600000,      "0",       OPT_NOINFO, "testing aid: the engine sleeps this long before each batch") \
     X("debug-step-layers",           debug_step_layers,       OPT_INT,  0,    1024,        "0",       OPT_NOINFO, "testing aid: every request of the long lane runs in steps of this many layers, whatever its cost") \
+    X("debug-exit-delay-ms",         debug_exit_delay_ms,     OPT_INT,  0,    600000,      "0",       OPT_NOINFO, "testing aid: after the loop stops, the teardown sleeps this long before freeing the models") \
     X("debug-load-delay-ms",         debug_load_delay_ms,     OPT_INT,  0,    600000,      "0",       OPT_NOINFO, "testing aid: each model's loading sleeps this long first (the server answers probes meanwhile)")
 // clang-format on
 

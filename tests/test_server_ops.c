@@ -449,6 +449,30 @@ START_TEST(sigterm_drains)
 }
 END_TEST
 
+/* A supervisor that signals again while the process tears down (its signal handlers are
+ * closed by then) still sees the exit code, not a death by SIGTERM. The teardown is held open
+ * by --debug-exit-delay-ms, so the second signal lands in it whatever the machine's speed. */
+START_TEST(sigterm_during_teardown)
+{
+    const char *extra[] = {"--debug-exit-delay-ms", "3000", NULL};
+    server s;
+    server_start(&s, extra);
+    kill(s.pid, SIGTERM);
+    double t0 = now_s();
+    for (;;) {
+        char *log = read_file(s.log_file);
+        int stopped = log && strstr(log, "stopped (exit 0)") != NULL;
+        free(log);
+        if (stopped) break;
+        ck_assert_msg(now_s() - t0 < 30, "no 'stopped' line 30 s after SIGTERM");
+        sleep_ms(5);
+    }
+    kill(s.pid, SIGTERM);
+    kill(s.pid, SIGINT);
+    ck_assert_int_eq(server_stop(&s, 30), 0); /* and a third SIGTERM */
+}
+END_TEST
+
 /* SIGHUP is logged and ignored: the running request completes, the server stays ready. */
 START_TEST(sighup_ignored)
 {
@@ -765,6 +789,7 @@ int main(void)
     tcase_add_test(tc, client_disconnects);
     tcase_add_test(tc, deadline_504);
     tcase_add_test(tc, sigterm_drains);
+    tcase_add_test(tc, sigterm_during_teardown);
     tcase_add_test(tc, sighup_ignored);
     tcase_add_test(tc, shutdown_timeout_counts);
     tcase_add_test(tc, port_in_use);
