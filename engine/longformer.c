@@ -193,9 +193,14 @@ static ls_status eng__layer(eng_ctx *c, const eng_layer *y, const eng_batch *b, 
     ENG_OP(c, k, linear, c->att, &y->ao, y->ao_b, c->tmp, T, H, H, b->offsets, b->nseq);
     ENG_OP(c, k, add_layernorm, c->tmp, c->x, y->ln1_g, y->ln1_b, (float)m->cfg.layer_norm_eps, T,
            H);
-    /* x' = LN(W2·gelu(W1·a) + a), in chunks of at most ENG_FFN_ROWS rows so the (rows, I)
-     * inner buffer stays small */
-    for (int q = 0; q < c->nffn_calls; q++) {
+    /* x' = LN(W2·gelu(W1·a) + a): fused by the table where it can, else in chunks of at
+     * most ENG_FFN_ROWS rows so the (rows, I) inner buffer stays small */
+    int fused = 0;
+    if (k->ffn) {
+        ENG_OP_RC(rc, c, k, ffn, c->tmp, &y->ff1, y->ff1_b, &y->ff2, y->ff2_b, c->x, T, H, I);
+        fused = rc == 0;
+    }
+    for (int q = 0; q < c->nffn_calls && !fused; q++) {
         const int p0 = c->ffn_call[q], p1 = c->ffn_call[q + 1];
         const int r0 = c->ffn_off[p0], rows = c->ffn_off[p1] - r0;
         for (int p = p0; p <= p1; p++)

@@ -85,6 +85,14 @@ typedef void (*kn_add_layernorm_fn)(float *x, const float *res, const float *g, 
                                     float eps, int T, int H);
 /* Exact GELU 0.5·x·(1+erf(x/√2)), in place. */
 typedef void (*kn_gelu_fn)(float *x, size_t n);
+/* Optional (NULL in a table that does not fuse it): the feed-forward block
+ * y[M, hid] = gelu(x[M, hid] · w1ᵀ + b1) · w2ᵀ + b2, with w1 (inter, hid) and w2 (hid, inter),
+ * the same numbers as linear, gelu, linear on the table, without the (M, inter) intermediate
+ * in memory.
+ * Rows are independent (no groups needed). Returns 0, or negative when it could not run
+ * (scratch memory): the caller then composes linear, gelu, linear itself. */
+typedef int (*kn_ffn_fn)(const float *x, const kn_weight *w1, const float *b1, const kn_weight *w2,
+                         const float *b2, float *y, int M, int hid, int inter);
 /* tanh in place. */
 typedef void (*kn_tanh_fn)(float *x, size_t n);
 /* Sliding-window attention with global columns (hf-semantics A5, A6a): every local
@@ -163,6 +171,7 @@ typedef int (*kn_lsh_sort_fn)(const int32_t *keys, int32_t *perm, int n, int nke
     X(embed)                                                                                       \
     X(add_layernorm)                                                                               \
     X(gelu)                                                                                        \
+    X(ffn)                                                                                         \
     X(tanh)                                                                                        \
     X(window_attn)                                                                                 \
     X(global_attn)                                                                                 \

@@ -35,8 +35,12 @@ START_TEST(table_is_full)
     /* every entry of both tables is filled */
     const void *const *r = (const void *const *)((const char *)&ref + offsetof(kn_ops, linear));
     const void *const *c = (const void *const *)((const char *)&cpu + offsetof(kn_ops, linear));
-    ck_assert_int_eq(kn_op_count, 11);
+    ck_assert_int_eq(kn_op_count, 12);
     for (int i = 0; i < kn_op_count; i++) {
+        if (i == KN_OP_ffn) { /* the optional fused block: the engine composes it there */
+            ck_assert(r[i] == NULL && c[i] == NULL && blas.ffn == NULL);
+            continue;
+        }
         ck_assert_msg(r[i] != NULL, "ref op %s missing", kn_op_names[i]);
         ck_assert_msg(c[i] != NULL, "cpu op %s missing", kn_op_names[i]);
     }
@@ -204,6 +208,71 @@ START_TEST(gemm_bf16_paths)
     ck_assert_int_eq(kn_bf16_active(why, sizeof why), kn_bf16_best());
     printf("gemm_bf16: this CPU's path: %s\n", why);
     ck_assert_ptr_null(kn_gemm_bf16_pack(KN_BF16_NONE, NULL, 1, 1));
+}
+END_TEST
+
+/* The bf16 table on path p, forced by LONGSERVE_BF16 (the caller unsets it); 0 when this
+ * CPU does not run p. */
+static int bf16_table(kn_bf16_path p, kn_ops *t)
+{
+    if (!kn_bf16_supported(p)) return 0;
+    char err[400];
+    setenv("LONGSERVE_BF16", kn_bf16_name(p), 1);
+    ck_assert_msg(kn_ops_init_cpu_bf16(t, err, sizeof err) == 0, "%s", err);
+    return 1;
+}
+
+/* The bf16 table's fused feed-forward block on every bf16 path this CPU runs, the
+ * emulation always: bit for bit the table's linear, gelu, linear (a batch, and a row alone
+ * on one thread), within bfloat16's error of the float64 composition; widths that are not
+ * multiples of 32 and row counts on both sides of the 64-row blocks. Weights that do not
+ * chain are refused (-2). */
+START_TEST(ffn_bf16_fused)
+{
+    const int shapes[][3] = {{1, 64, 96}, {77, 45, 100}, {130, 96, 256}, {300, 64, 130}};
+    const kn_bf16_path paths[] = {KN_BF16_EMU, KN_BF16_AVX512, KN_BF16_AMX};
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
+        const int M = shapes[si][0], H = shapes[si][1], I = shapes[si][2];
+        float *x = randv((size_t)M * H, 1), *w1 = randv((size_t)I * H, 0.3f), *b1 = randv(I, 0.5f),
+              *w2 = randv((size_t)H * I, 0.2f), *b2 = randv(H, 0.5f);
+        float *inner = malloc(sizeof(float) * M * I), *y = malloc(sizeof(float) * M * H),
+              *yc = malloc(sizeof(float) * M * H), *y1 = malloc(sizeof(float) * H);
+        float *ri = malloc(sizeof(float) * M * I), *ry = malloc(sizeof(float) * M * H);
+        ref.linear(x, &(kn_weight){w1, I, H, NULL}, b1, ri, M, I, H, NULL, 0);
+        ref.gelu(ri, (size_t)M * I);
+        ref.linear(ri, &(kn_weight){w2, H, I, NULL}, b2, ry, M, H, I, NULL, 0);
+        for (int pi = 0; pi < 3; pi++) {
+            kn_ops t;
+            if (!bf16_table(paths[pi], &t)) continue;
+            ck_assert_ptr_nonnull(t.ffn);
+            kn_weight k1 = {w1, I, H, NULL}, k2 = {w2, H, I, NULL};
+            ck_assert(t.weight_prepare(&k1) == 0 && t.weight_prepare(&k2) == 0);
+            ck_assert_int_eq(t.ffn(x, &k1, b1, &k2, b2, y, M, H, I), 0);
+            t.linear(x, &k1, b1, inner, M, I, H, NULL, 0);
+            t.gelu(inner, (size_t)M * I);
+            t.linear(inner, &k2, b2, yc, M, H, I, NULL, 0);
+            ck_assert_msg(memcmp(y, yc, sizeof(float) * M * H) == 0,
+                          "%s %dx%dx%d: fused differs from linear, gelu, linear",
+                          kn_bf16_name(paths[pi]), M, H, I);
+            const int nt = omp_get_max_threads();
+            omp_set_num_threads(1);
+            ck_assert_int_eq(t.ffn(x + (size_t)(M / 2) * H, &k1, b1, &k2, b2, y1, 1, H, I), 0);
+            omp_set_num_threads(nt);
+            ck_assert_msg(memcmp(y1, y + (size_t)(M / 2) * H, sizeof(float) * H) == 0,
+                          "%s: row %d alone differs", kn_bf16_name(paths[pi]), M / 2);
+            const double e = rel_err(y, ry, (size_t)M * H);
+            printf("ffn_bf16 %-11s %dx%dx%d: rel err vs float64 composition %.2e\n",
+                   kn_bf16_name(paths[pi]), M, H, I, e);
+            ck_assert_msg(e < 2e-2, "%s: rel err %g", kn_bf16_name(paths[pi]), e);
+            if (H != I) /* w1 twice: its K is not its N */
+                ck_assert_int_eq(kn_gemm_bf16_ffn(k1.prep, k1.prep, x, M, b1, b1, NULL, y), -2);
+            t.weight_release(&k1);
+            t.weight_release(&k2);
+        }
+        unsetenv("LONGSERVE_BF16");
+        free(x), free(w1), free(b1), free(w2), free(b2), free(inner), free(y), free(yc);
+        free(y1), free(ri), free(ry);
+    }
 }
 END_TEST
 
@@ -553,11 +622,8 @@ START_TEST(window_attn_bf16)
                 ck_assert_int_eq(ref.window_attn(&ra), 0);
                 ck_assert_int_eq(ref.global_attn(&ra), 0);
                 for (int pi = 0; pi < 3; pi++) {
-                    if (!kn_bf16_supported(paths[pi])) continue;
                     kn_ops t;
-                    char err[400];
-                    setenv("LONGSERVE_BF16", kn_bf16_name(paths[pi]), 1);
-                    ck_assert_int_eq(kn_ops_init_cpu_bf16(&t, err, sizeof err), 0);
+                    if (!bf16_table(paths[pi], &t)) continue;
                     out[pi] = malloc(n * 4);
                     for (size_t i = 0; i < n; i++)
                         out[pi][i] = NAN; /* every row must be written */
@@ -827,6 +893,7 @@ Suite *kernels_suite(void)
     tcase_add_test(tc, linear);
     tcase_add_test(tc, gemm_isa_and_emulation);
     tcase_add_test(tc, gemm_bf16_paths);
+    tcase_add_test(tc, ffn_bf16_fused);
     tcase_add_test(tc, linear_groups_are_batch_invariant);
     tcase_add_test(tc, embed);
     tcase_add_test(tc, add_layernorm);

@@ -83,6 +83,21 @@ static void cpu_linear_bf16(const float *x, const kn_weight *wt, const float *b,
         blas_linear(x, wt, b, y, M, N, K, groups, ngroups);
 }
 
+/* GELU over one tile row of the fused feed-forward block: the gelu op's vector code, so the
+ * fused block's inner values are the unfused ones bit for bit. */
+static void kn__gelu_row(float *x, size_t n)
+{
+    kn__gelu_block(x, n);
+}
+
+static int cpu_ffn_bf16(const float *x, const kn_weight *w1, const float *b1, const kn_weight *w2,
+                        const float *b2, float *y, int M, int hid, int inter)
+{
+    (void)hid, (void)inter;
+    if (!w1->prep || !w2->prep) return -1;
+    return kn_gemm_bf16_ffn(w1->prep, w2->prep, x, M, b1, b2, kn__gelu_row, y);
+}
+
 /* ---- linear layers: OpenBLAS ----------------------------------------------------------------
  * OpenBLAS's result for a row depends on where the row falls in its partition of M (edge
  * kernels, thread split), so one sgemm over a packed batch would give a sequence other
@@ -1074,6 +1089,7 @@ void kn_ops_init_cpu(kn_ops *ops)
     ops->weight_release = cpu_weight_release;
 #define cpu_lsh_hash kn__ref_lsh_hash
 #define cpu_lsh_sort kn__ref_lsh_sort
+#define cpu_ffn NULL /* fused only in bfloat16 (cpu_ffn_bf16) */
 #define KN__CPU(name) ops->name = cpu_##name;
     KN_OP_LIST(KN__CPU)
 #undef KN__CPU
@@ -1123,6 +1139,7 @@ int kn_ops_init_cpu_bf16(kn_ops *ops, char *err, size_t errlen)
     ops->weight_prepare = cpu_weight_prepare_bf16;
     ops->weight_release = cpu_weight_release_bf16;
     ops->linear = cpu_linear_bf16;
+    ops->ffn = cpu_ffn_bf16;
     ops->window_attn = cpu_window_attn_bf16;
     return 0;
 }

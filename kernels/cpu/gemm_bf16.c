@@ -437,17 +437,82 @@ void kn_bf16_tile(kn_bf16_path p, int m, int np, const uint16_t *a, int lda, con
  * the numbers do not depend on M, on the row's neighbours or on the thread count. */
 enum { KN__MB = 128 };
 
+typedef struct {
+    kn__block_fn block;
+    int amx, vcvt;
+} kn__kern;
+
+static kn__kern kn__kern_of(kn_bf16_path path)
+{
+    kn__kern k = {.block = kn__block_emu};
+#ifdef KN__X86
+    if (path == KN_BF16_AMX) k.block = kn__block_amx, k.amx = 1;
+    if (path == KN_BF16_AVX512) k.block = kn__block_avx512;
+    k.vcvt = path != KN_BF16_EMU;
+#else
+    (void)path;
+#endif
+    return k;
+}
+
+/* rows [0, mb) of x (row stride K) -> a (row stride Kp: zeros past K), rows [mb, mbp) zero */
+static void kn__round_rows(const kn__kern *kk, const float *x, int K, int Kp, int mb, int mbp,
+                           uint16_t *a)
+{
+    for (int i = 0; i < mbp; i++) {
+        uint16_t *dst = a + (size_t)i * Kp;
+        if (i >= mb) {
+            memset(dst, 0, (size_t)Kp * sizeof *dst);
+            continue;
+        }
+        const float *src = x + (size_t)i * K;
+#ifdef KN__X86
+        if (kk->vcvt)
+            kn__cvt_row_avx512(src, K, dst);
+        else
+#endif
+            for (int k = 0; k < K; k++)
+                dst[k] = kn__bf16(src[k]);
+        memset(dst + K, 0, (size_t)(Kp - K) * sizeof *dst);
+    }
+    (void)kk;
+}
+
+/* Column panel jp (32 columns from j0 = 32 jp, n of them real) of a's mb rows (row stride
+ * Kp, zero rows up to a multiple of 32) times pw: y (its column j0, row stride ldy) = the
+ * sums + bias (its column j0; may be NULL). cb: a 32 x 32 float scratch block. */
+static void kn__run_panel(const kn_gemm_bf16 *pw, const kn__kern *kk, int jp, const uint16_t *a,
+                          int mb, const float *bias, float *y, int ldy, float *cb)
+{
+    const int Kp = pw->Kp;
+    const uint16_t *b0 = pw->b + (size_t)(2 * jp) * Kp * 16, *b1 = b0 + (size_t)Kp * 16;
+    const int n = pw->N - jp * 32 < 32 ? pw->N - jp * 32 : 32;
+#ifdef KN__X86
+    if (pw->path == KN_BF16_AVX512) {
+        kn__panel_avx512(mb, a, Kp, b0, b1, Kp, y, ldy, n, bias);
+        return;
+    }
+#endif
+    for (int i0 = 0; i0 < mb; i0 += 32) {
+        kk->block(a + (size_t)i0 * Kp, Kp, b0, b1, Kp, cb);
+        const int m = mb - i0 < 32 ? mb - i0 : 32;
+        for (int i = 0; i < m; i++) {
+            float *yi = y + (size_t)(i0 + i) * ldy;
+            const float *ci = cb + i * 32;
+            if (bias)
+                for (int j = 0; j < n; j++)
+                    yi[j] = ci[j] + bias[j];
+            else
+                memcpy(yi, ci, (size_t)n * sizeof *yi);
+        }
+    }
+}
+
 int kn_gemm_bf16_run(const kn_gemm_bf16 *pw, const float *x, int M, const float *bias, float *y)
 {
     if (M <= 0) return 0;
     const int N = pw->N, K = pw->K, Kp = pw->Kp, Np = pw->Np;
-    kn__block_fn block = kn__block_emu;
-    int amx = 0;
-#ifdef KN__X86
-    if (pw->path == KN_BF16_AMX) block = kn__block_amx, amx = 1;
-    if (pw->path == KN_BF16_AVX512) block = kn__block_avx512;
-    const int vcvt = pw->path != KN_BF16_EMU;
-#endif
+    const kn__kern kk = kn__kern_of(pw->path);
     const int nmb = (M + KN__MB - 1) / KN__MB, npanels = Np / 32;
     const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
     int nch = (4 * threads + nmb - 1) / nmb;
@@ -463,7 +528,7 @@ int kn_gemm_bf16_run(const kn_gemm_bf16 *pw, const float *x, int M, const float 
         float *cb = aligned_alloc(64, 32 * 32 * sizeof(float));
         if (!abuf || !cb) failed = 1;
 #ifdef KN__X86
-        if (amx && !failed) kn__amx_config();
+        if (kk.amx && !failed) kn__amx_config();
 #endif
 #pragma omp for schedule(dynamic, 1)
         for (long it = 0; it < items; it++) {
@@ -472,51 +537,86 @@ int kn_gemm_bf16_run(const kn_gemm_bf16 *pw, const float *x, int M, const float 
             const int mb = M - r0 < KN__MB ? M - r0 : KN__MB, mbp = (mb + 31) / 32 * 32;
             const int jp0 = (int)((long)npanels * ch / nch),
                       jp1 = (int)((long)npanels * (ch + 1) / nch);
-            for (int i = 0; i < mbp; i++) {
-                uint16_t *dst = abuf + (size_t)i * Kp;
-                if (i >= mb) {
-                    memset(dst, 0, (size_t)Kp * sizeof *dst);
-                    continue;
-                }
-                const float *src = x + (size_t)(r0 + i) * K;
-#ifdef KN__X86
-                if (vcvt)
-                    kn__cvt_row_avx512(src, K, dst);
-                else
-#endif
-                    for (int k = 0; k < K; k++)
-                        dst[k] = kn__bf16(src[k]);
-                memset(dst + K, 0, (size_t)(Kp - K) * sizeof *dst);
-            }
-            for (int jp = jp0; jp < jp1; jp++) {
-                const uint16_t *b0 = pw->b + (size_t)(2 * jp) * Kp * 16, *b1 = b0 + (size_t)Kp * 16;
-                const int j0 = jp * 32, n = N - j0 < 32 ? N - j0 : 32;
-#ifdef KN__X86
-                if (pw->path == KN_BF16_AVX512) {
-                    kn__panel_avx512(mb, abuf, Kp, b0, b1, Kp, y + (size_t)r0 * N + j0, N, n,
-                                     bias ? bias + j0 : NULL);
-                    continue;
-                }
-#endif
-                for (int i0 = 0; i0 < mb; i0 += 32) {
-                    block(abuf + (size_t)i0 * Kp, Kp, b0, b1, Kp, cb);
-                    const int m = mb - i0 < 32 ? mb - i0 : 32;
-                    for (int i = 0; i < m; i++) {
-                        float *yi = y + (size_t)(r0 + i0 + i) * N + j0;
-                        const float *ci = cb + i * 32;
-                        if (bias)
-                            for (int j = 0; j < n; j++)
-                                yi[j] = ci[j] + bias[j0 + j];
-                        else
-                            memcpy(yi, ci, (size_t)n * sizeof *yi);
-                    }
-                }
-            }
+            kn__round_rows(&kk, x + (size_t)r0 * K, K, Kp, mb, mbp, abuf);
+            for (int jp = jp0; jp < jp1; jp++)
+                kn__run_panel(pw, &kk, jp, abuf, mb, bias ? bias + jp * 32 : NULL,
+                              y + (size_t)r0 * N + jp * 32, N, cb);
         }
 #ifdef KN__X86
-        if (amx && abuf && cb) kn__amx_release();
+        if (kk.amx && abuf && cb) kn__amx_release();
 #endif
         free(abuf);
+        free(cb);
+    }
+    return failed ? -1 : 0;
+}
+
+/* ---- the feed-forward block, fused ------------------------------------------------------------
+ * Per row block of FB rows, on one thread: the block's x rounded once, w1's panels into a
+ * 32-column float tile, bias and act on each tile row, the row rounded to bfloat16 into the
+ * block's inner rows h (row stride w2->Kp, zeros past w1->N), then w2's panels from h into y.
+ * The same sums, the same act on the same floats and the same rounding as kn_gemm_bf16_run,
+ * act, kn_gemm_bf16_run (kn_bf16_round = kn__cvt_row_avx512 on vector paths): bit for bit,
+ * without the (M, w1->N) float buffer's trips through memory. */
+int kn_gemm_bf16_ffn(const kn_gemm_bf16 *w1, const kn_gemm_bf16 *w2, const float *x, int M,
+                     const float *b1, const float *b2, void (*act)(float *, size_t), float *y)
+{
+    if (w1->path != w2->path || w2->K != w1->N || w2->Kp != w1->Np) return -2;
+    if (M <= 0) return 0;
+    const int K1 = w1->K, Kp1 = w1->Kp, I = w1->N, Ip = w2->Kp, N2 = w2->N;
+    const kn__kern kk = kn__kern_of(w1->path);
+    const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+    /* 64-row blocks keep h (64 x 3072 bf16: 384 KiB) in L2; 32 rows when that leaves
+     * threads idle */
+    const int fb = M >= 128 * threads ? 64 : 32;
+    const int items = (M + fb - 1) / fb;
+    int failed = 0;
+#pragma omp parallel reduction(| : failed) if (items > 1 && threads > 1)
+    {
+        uint16_t *abuf = aligned_alloc(64, (size_t)fb * Kp1 * sizeof(uint16_t));
+        uint16_t *h = aligned_alloc(64, (size_t)fb * Ip * sizeof(uint16_t));
+        float *tile = aligned_alloc(64, (size_t)fb * 32 * sizeof(float));
+        float *cb = aligned_alloc(64, 32 * 32 * sizeof(float));
+        if (!abuf || !h || !tile || !cb) failed = 1;
+#ifdef KN__X86
+        if (kk.amx && !failed) kn__amx_config();
+#endif
+#pragma omp for schedule(dynamic, 1)
+        for (int it = 0; it < items; it++) {
+            if (failed) continue;
+            const int r0 = it * fb, mb = M - r0 < fb ? M - r0 : fb, mbp = (mb + 31) / 32 * 32;
+            kn__round_rows(&kk, x + (size_t)r0 * K1, K1, Kp1, mb, mbp, abuf);
+            for (int jp = 0; jp < w1->Np / 32; jp++) {
+                const int j0 = jp * 32, n = I - j0 < 32 ? I - j0 : 32;
+                kn__run_panel(w1, &kk, jp, abuf, mb, b1 ? b1 + j0 : NULL, tile, 32, cb);
+                for (int i = 0; i < mbp; i++) {
+                    uint16_t *hi = h + (size_t)i * Ip + j0;
+                    if (i >= mb) {
+                        memset(hi, 0, 32 * sizeof *hi);
+                        continue;
+                    }
+                    float *ti = tile + (size_t)i * 32;
+                    act(ti, (size_t)n);
+#ifdef KN__X86
+                    if (kk.vcvt)
+                        kn__cvt_row_avx512(ti, n, hi);
+                    else
+#endif
+                        for (int j = 0; j < n; j++)
+                            hi[j] = kn__bf16(ti[j]);
+                    memset(hi + n, 0, (size_t)(32 - n) * sizeof *hi);
+                }
+            }
+            for (int jp = 0; jp < w2->Np / 32; jp++)
+                kn__run_panel(w2, &kk, jp, h, mb, b2 ? b2 + jp * 32 : NULL,
+                              y + (size_t)r0 * N2 + jp * 32, N2, cb);
+        }
+#ifdef KN__X86
+        if (kk.amx && abuf && h && tile && cb) kn__amx_release();
+#endif
+        free(abuf);
+        free(h);
+        free(tile);
         free(cb);
     }
     return failed ? -1 : 0;

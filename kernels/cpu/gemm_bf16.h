@@ -40,6 +40,13 @@ void kn_gemm_bf16_free(kn_gemm_bf16 *pw);
 /* y[M, N] (row stride N) = bf16(x[M, K]) · bf16(w)ᵀ + bias (may be NULL), OpenMP threads over
  * row blocks and column chunks. 0, or -1 when scratch memory could not be had. */
 int kn_gemm_bf16_run(const kn_gemm_bf16 *pw, const float *x, int M, const float *bias, float *y);
+/* A feed-forward block, y[M, w2->N] = bf16(act(x · w1ᵀ + b1)) · w2ᵀ + b2 (biases may be NULL),
+ * without the (M, w1->N) intermediate in memory: bit for bit kn_gemm_bf16_run(w1), act over
+ * its output, kn_gemm_bf16_run(w2), when act is elementwise (an element's value depends on
+ * that element only). 0; -1 when scratch memory could not be had; -2 when w1 and w2 do not
+ * chain (paths differ, or w2->K != w1->N). */
+int kn_gemm_bf16_ffn(const kn_gemm_bf16 *w1, const kn_gemm_bf16 *w2, const float *x, int M,
+                     const float *b1, const float *b2, void (*act)(float *, size_t), float *y);
 
 /* Building blocks for bfloat16 products outside linear layers (the band attention of
  * `--dtype bf16`), on path p's vector unit (AMX's CPUs run the AVX512_BF16 one; see

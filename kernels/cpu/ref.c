@@ -325,6 +325,7 @@ void kn_ops_init_ref(kn_ops *ops)
     ops->weight_release = NULL;
 #define ref_lsh_hash kn__ref_lsh_hash
 #define ref_lsh_sort kn__ref_lsh_sort
+#define ref_ffn NULL /* not fused: the engine composes linear, gelu, linear */
 #define KN__REF(name) ops->name = ref_##name;
     KN_OP_LIST(KN__REF)
 #undef KN__REF

@@ -44,6 +44,7 @@ static void cu_relu(float *x, size_t n)
 void kn__cu_act_init(kn_ops *ops)
 {
     ops->gelu = cu_gelu;
+    ops->ffn = nullptr; // not fused: the engine composes linear, gelu, linear
     ops->tanh = cu_tanh;
     ops->relu = cu_relu;
 }
