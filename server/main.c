@@ -266,17 +266,29 @@ static void srv__finish(srv_server *s, int code)
     s->exit_code = code;
     s->stopping = 1;
     uv_close((uv_handle_t *)&s->drain_timer, srv_handle_closed);
-    uv_close((uv_handle_t *)&s->sig_term, srv_handle_closed);
-    uv_close((uv_handle_t *)&s->sig_int, srv_handle_closed);
-    uv_close((uv_handle_t *)&s->sig_hup, srv_handle_closed);
-    /* closing them restored the default action: a supervisor's second SIGTERM during the
-     * teardown below would kill the process with that signal instead of its exit code */
-    signal(SIGTERM, SIG_IGN);
-    signal(SIGINT, SIG_IGN);
+    /* the signal handles stay open, unreferenced, until srv__close_signals at the end of
+     * main: closing one gives its signal the default action back, and a supervisor's second
+     * SIGTERM during the teardown would kill the process with that signal, not its code */
+    uv_unref((uv_handle_t *)&s->sig_term);
+    uv_unref((uv_handle_t *)&s->sig_int);
+    uv_unref((uv_handle_t *)&s->sig_hup);
     uv_close((uv_handle_t *)&s->async, srv_handle_closed);
     uv_close((uv_handle_t *)&s->load_async, srv_handle_closed);
     http_stop(s);
     log_event("info", "shutdown", NULL, "stopped (exit %d)", code);
+}
+
+/* Last thing before the loop closes: each signal ignored as soon as libuv stops handling it
+ * (uv_close sets the default action), then the close callbacks. */
+static void srv__close_signals(srv_server *s)
+{
+    uv_close((uv_handle_t *)&s->sig_term, srv_handle_closed);
+    signal(SIGTERM, SIG_IGN);
+    uv_close((uv_handle_t *)&s->sig_int, srv_handle_closed);
+    signal(SIGINT, SIG_IGN);
+    uv_close((uv_handle_t *)&s->sig_hup, srv_handle_closed);
+    signal(SIGHUP, SIG_IGN);
+    uv_run(s->loop, UV_RUN_DEFAULT);
 }
 
 static void srv__drain_tick(uv_timer_t *t)
@@ -316,8 +328,9 @@ static void srv__drain_tick(uv_timer_t *t)
 static void srv__on_signal(uv_signal_t *h, int signum)
 {
     srv_server *s = h->data;
-    if (s->draining) {
-        log_event("info", "shutdown", NULL, "signal %d again: still draining", signum);
+    if (s->draining || s->stopping) {
+        log_event("info", "shutdown", NULL, "signal %d again: already %s", signum,
+                  s->stopping ? "stopping" : "draining");
         return;
     }
     s->draining = 1;
@@ -430,6 +443,7 @@ int main(int argc, char **argv)
     while (s->reqs)
         srv_req_free(s->reqs); /* only after a failed start */
     free(s->models);
+    srv__close_signals(s);
     if (uv_loop_close(&loop)) log_event("warn", "shutdown", NULL, "libuv handles left open");
     metrics_free(s->metrics);
     opt_free(&s->opt);

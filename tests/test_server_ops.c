@@ -318,7 +318,7 @@ static char *start_busy(server *s, const char *const *extra, int rows, int len, 
 
 START_TEST(overload_429)
 {
-    const char *extra[] = {"--max-concurrent-requests", "2", "--debug-engine-delay-ms", "400",
+    const char *extra[] = {"--max-concurrent-requests", "2", "--debug-engine-delay-ms", "2000",
                            NULL};
     server s;
     server_start(&s, extra);
@@ -353,7 +353,7 @@ END_TEST
 
 START_TEST(client_disconnects)
 {
-    const char *extra[] = {"--debug-engine-delay-ms", "300", NULL};
+    const char *extra[] = {"--debug-engine-delay-ms", "2000", NULL};
     server s;
     server_start(&s, extra);
     char *body = v2_body(1, 20, 2);
@@ -391,7 +391,7 @@ END_TEST
 
 START_TEST(deadline_504)
 {
-    const char *extra[] = {"--debug-engine-delay-ms", "1500", "--request-timeout-ms", "300", NULL};
+    const char *extra[] = {"--debug-engine-delay-ms", "3000", "--request-timeout-ms", "1000", NULL};
     server s;
     pthread_t t;
     bg_req b;
@@ -411,7 +411,7 @@ END_TEST
 
 START_TEST(sigterm_drains)
 {
-    const char *extra[] = {"--debug-engine-delay-ms", "1000", "--shutdown-timeout", "30", NULL};
+    const char *extra[] = {"--debug-engine-delay-ms", "3000", "--shutdown-timeout", "30", NULL};
     server s;
     pthread_t t;
     bg_req b;
@@ -504,7 +504,7 @@ END_TEST
  * the engine and the 4 dropped (it used to count busy workers: "1 requests"). */
 START_TEST(shutdown_timeout_counts)
 {
-    const char *extra[] = {"--debug-engine-delay-ms", "4000", "--shutdown-timeout", "1", NULL};
+    const char *extra[] = {"--debug-engine-delay-ms", "8000", "--shutdown-timeout", "1", NULL};
     server s;
     pthread_t t;
     bg_req b;

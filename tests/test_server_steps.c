@@ -106,9 +106,9 @@ END_TEST
 START_TEST(deadline_between_steps)
 {
     /* the first step starts within the deadline and ends after it: the second never runs */
-    const char *more[] = {"--request-timeout-ms", "400", NULL};
+    const char *more[] = {"--request-timeout-ms", "1000", NULL};
     server s;
-    start_stepped(&s, "700", more);
+    start_stepped(&s, "2000", more);
     char *body = v2_body(1, 100, 9);
     const double b0 = batches(s.port);
     hresp r;
