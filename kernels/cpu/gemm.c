@@ -317,18 +317,21 @@ void kn_gemm_free(kn_gemm_w *pw)
  * mc zero. */
 static void kn__pack_a(const float *x, int K, int r0, int mc, int p0, int kc, int MR, float *dst)
 {
+    enum { MR_MAX = 16 };
     for (int i0 = 0; i0 < mc; i0 += MR) {
         float *panel = dst + (size_t)i0 * kc;
         const int rows = mc - i0 < MR ? mc - i0 : MR;
-        for (int i = 0; i < MR; i++) {
-            if (i >= rows) {
-                for (int k = 0; k < kc; k++)
-                    panel[(size_t)k * MR + i] = 0.0f;
-                continue;
-            }
-            const float *src = x + (size_t)(r0 + i0 + i) * K + p0;
-            for (int k = 0; k < kc; k++)
-                panel[(size_t)k * MR + i] = src[k];
+        const float *src[MR_MAX];
+        for (int i = 0; i < rows; i++)
+            src[i] = x + (size_t)(r0 + i0 + i) * K + p0;
+        /* the panel written once, in order (MR passes of strided stores re-missed the cache
+         * on every one); the rows read as MR sequential streams */
+        for (int k = 0; k < kc; k++) {
+            float *dk = panel + (size_t)k * MR;
+            for (int i = 0; i < rows; i++)
+                dk[i] = src[i][k];
+            for (int i = rows; i < MR; i++)
+                dk[i] = 0.0f;
         }
     }
 }
