@@ -37,8 +37,8 @@ START_TEST(table_is_full)
     const void *const *c = (const void *const *)((const char *)&cpu + offsetof(kn_ops, linear));
     ck_assert_int_eq(kn_op_count, 12);
     for (int i = 0; i < kn_op_count; i++) {
-        if (i == KN_OP_ffn) { /* the optional fused block: the engine composes it there */
-            ck_assert(r[i] == NULL && c[i] == NULL && blas.ffn == NULL);
+        if (i == KN_OP_ffn) { /* optional: ref and blas leave the composition to the engine */
+            ck_assert(r[i] == NULL && c[i] != NULL && blas.ffn == NULL);
             continue;
         }
         ck_assert_msg(r[i] != NULL, "ref op %s missing", kn_op_names[i]);
@@ -222,57 +222,108 @@ static int bf16_table(kn_bf16_path p, kn_ops *t)
     return 1;
 }
 
-/* The bf16 table's fused feed-forward block on every bf16 path this CPU runs, the
- * emulation always: bit for bit the table's linear, gelu, linear (a batch, and a row alone
- * on one thread), within bfloat16's error of the float64 composition; widths that are not
- * multiples of 32 and row counts on both sides of the 64-row blocks. Weights that do not
- * chain are refused (-2). */
-START_TEST(ffn_bf16_fused)
+/* A feed-forward block's operands (x: M x H, w1: I x H, w2: H x I) and the float64
+ * reference's linear, gelu, linear of them. */
+typedef struct {
+    int M, H, I;
+    float *x, *w1, *b1, *w2, *b2, *ry;
+} ffn_case;
+
+static const int ffn_shapes[][3] = {{1, 64, 96}, {77, 45, 100}, {130, 96, 256}, {300, 64, 130}};
+
+static ffn_case ffn_case_make(int M, int H, int I)
 {
-    const int shapes[][3] = {{1, 64, 96}, {77, 45, 100}, {130, 96, 256}, {300, 64, 130}};
-    const kn_bf16_path paths[] = {KN_BF16_EMU, KN_BF16_AVX512, KN_BF16_AMX};
-    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++) {
-        const int M = shapes[si][0], H = shapes[si][1], I = shapes[si][2];
-        float *x = randv((size_t)M * H, 1), *w1 = randv((size_t)I * H, 0.3f), *b1 = randv(I, 0.5f),
-              *w2 = randv((size_t)H * I, 0.2f), *b2 = randv(H, 0.5f);
-        float *inner = malloc(sizeof(float) * M * I), *y = malloc(sizeof(float) * M * H),
-              *yc = malloc(sizeof(float) * M * H), *y1 = malloc(sizeof(float) * H);
-        float *ri = malloc(sizeof(float) * M * I), *ry = malloc(sizeof(float) * M * H);
-        ref.linear(x, &(kn_weight){w1, I, H, NULL}, b1, ri, M, I, H, NULL, 0);
-        ref.gelu(ri, (size_t)M * I);
-        ref.linear(ri, &(kn_weight){w2, H, I, NULL}, b2, ry, M, H, I, NULL, 0);
+    ffn_case c = {M,
+                  H,
+                  I,
+                  randv((size_t)M * H, 1),
+                  randv((size_t)I * H, 0.3f),
+                  randv(I, 0.5f),
+                  randv((size_t)H * I, 0.2f),
+                  randv(H, 0.5f),
+                  malloc(sizeof(float) * M * H)};
+    float *ri = malloc(sizeof(float) * M * I);
+    ref.linear(c.x, &(kn_weight){c.w1, I, H, NULL}, c.b1, ri, M, I, H, NULL, 0);
+    ref.gelu(ri, (size_t)M * I);
+    ref.linear(ri, &(kn_weight){c.w2, H, I, NULL}, c.b2, c.ry, M, H, I, NULL, 0);
+    free(ri);
+    return c;
+}
+
+static void ffn_case_free(ffn_case *c)
+{
+    free(c->x), free(c->w1), free(c->b1), free(c->w2), free(c->b2), free(c->ry);
+}
+
+/* Table t's fused block against its own linear, gelu, linear (bit for bit, a batch and a
+ * row alone on one thread) and against the reference (relative error below tol); the
+ * prepared weights go to k1, k2 (the caller releases them). */
+static void ffn_check(const kn_ops *t, const ffn_case *c, const char *name, double tol,
+                      kn_weight *k1, kn_weight *k2)
+{
+    const int M = c->M, H = c->H, I = c->I;
+    *k1 = (kn_weight){c->w1, I, H, NULL};
+    *k2 = (kn_weight){c->w2, H, I, NULL};
+    ck_assert_ptr_nonnull(t->ffn);
+    ck_assert(t->weight_prepare(k1) == 0 && t->weight_prepare(k2) == 0);
+    float *inner = malloc(sizeof(float) * M * I), *y = malloc(sizeof(float) * M * H),
+          *yc = malloc(sizeof(float) * M * H), *y1 = malloc(sizeof(float) * H);
+    ck_assert_int_eq(t->ffn(c->x, k1, c->b1, k2, c->b2, y, M, H, I), 0);
+    t->linear(c->x, k1, c->b1, inner, M, I, H, NULL, 0);
+    t->gelu(inner, (size_t)M * I);
+    t->linear(inner, k2, c->b2, yc, M, H, I, NULL, 0);
+    ck_assert_msg(memcmp(y, yc, sizeof(float) * M * H) == 0,
+                  "%s %dx%dx%d: fused differs from linear, gelu, linear", name, M, H, I);
+    const int nt = omp_get_max_threads();
+    omp_set_num_threads(1);
+    ck_assert_int_eq(t->ffn(c->x + (size_t)(M / 2) * H, k1, c->b1, k2, c->b2, y1, 1, H, I), 0);
+    omp_set_num_threads(nt);
+    ck_assert_msg(memcmp(y1, y + (size_t)(M / 2) * H, sizeof(float) * H) == 0,
+                  "%s: row %d alone differs", name, M / 2);
+    const double e = rel_err(y, c->ry, (size_t)M * H);
+    printf("ffn %-11s %dx%dx%d: rel err vs float64 composition %.2e\n", name, M, H, I, e);
+    ck_assert_msg(e < tol, "%s %dx%dx%d: rel err %g", name, M, H, I, e);
+    free(inner), free(y), free(yc), free(y1);
+}
+
+/* The float32 cpu table's fused feed-forward block on every GEMM ISA this CPU runs (the
+ * composition computes a lone row with the one-row gemv), and the bf16 table's on every bf16
+ * path it runs, the emulation always: see ffn_check. Widths that are not multiples of a
+ * panel, row counts on both sides of the row blocks; weights that do not chain are
+ * refused (-2). */
+START_TEST(ffn_fused)
+{
+    float *y = malloc(sizeof(float) * 300 * 96);
+    for (size_t si = 0; si < sizeof ffn_shapes / sizeof *ffn_shapes; si++) {
+        ffn_case c = ffn_case_make(ffn_shapes[si][0], ffn_shapes[si][1], ffn_shapes[si][2]);
+        for (int isa = isa_next(-1); isa >= 0; isa = isa_next(isa)) {
+            setenv("LONGSERVE_ISA", kn_isa_name((kn_isa)isa), 1);
+            kn_ops t;
+            kn_ops_init_cpu(&t);
+            kn_weight k1, k2;
+            ffn_check(&t, &c, kn_isa_name((kn_isa)isa), 1e-5, &k1, &k2);
+            if (c.H != c.I) /* w1 twice: its K is not its N */
+                ck_assert_int_eq(kn_gemm_ffn(k1.prep, k1.prep, c.x, c.M, NULL, NULL, NULL, y), -2);
+            t.weight_release(&k1);
+            t.weight_release(&k2);
+        }
+        unsetenv("LONGSERVE_ISA");
+        const kn_bf16_path paths[] = {KN_BF16_EMU, KN_BF16_AVX512, KN_BF16_AMX};
         for (int pi = 0; pi < 3; pi++) {
             kn_ops t;
             if (!bf16_table(paths[pi], &t)) continue;
-            ck_assert_ptr_nonnull(t.ffn);
-            kn_weight k1 = {w1, I, H, NULL}, k2 = {w2, H, I, NULL};
-            ck_assert(t.weight_prepare(&k1) == 0 && t.weight_prepare(&k2) == 0);
-            ck_assert_int_eq(t.ffn(x, &k1, b1, &k2, b2, y, M, H, I), 0);
-            t.linear(x, &k1, b1, inner, M, I, H, NULL, 0);
-            t.gelu(inner, (size_t)M * I);
-            t.linear(inner, &k2, b2, yc, M, H, I, NULL, 0);
-            ck_assert_msg(memcmp(y, yc, sizeof(float) * M * H) == 0,
-                          "%s %dx%dx%d: fused differs from linear, gelu, linear",
-                          kn_bf16_name(paths[pi]), M, H, I);
-            const int nt = omp_get_max_threads();
-            omp_set_num_threads(1);
-            ck_assert_int_eq(t.ffn(x + (size_t)(M / 2) * H, &k1, b1, &k2, b2, y1, 1, H, I), 0);
-            omp_set_num_threads(nt);
-            ck_assert_msg(memcmp(y1, y + (size_t)(M / 2) * H, sizeof(float) * H) == 0,
-                          "%s: row %d alone differs", kn_bf16_name(paths[pi]), M / 2);
-            const double e = rel_err(y, ry, (size_t)M * H);
-            printf("ffn_bf16 %-11s %dx%dx%d: rel err vs float64 composition %.2e\n",
-                   kn_bf16_name(paths[pi]), M, H, I, e);
-            ck_assert_msg(e < 2e-2, "%s: rel err %g", kn_bf16_name(paths[pi]), e);
-            if (H != I) /* w1 twice: its K is not its N */
-                ck_assert_int_eq(kn_gemm_bf16_ffn(k1.prep, k1.prep, x, M, b1, b1, NULL, y), -2);
+            kn_weight k1, k2;
+            ffn_check(&t, &c, kn_bf16_name(paths[pi]), 2e-2, &k1, &k2);
+            if (c.H != c.I)
+                ck_assert_int_eq(kn_gemm_bf16_ffn(k1.prep, k1.prep, c.x, c.M, NULL, NULL, NULL, y),
+                                 -2);
             t.weight_release(&k1);
             t.weight_release(&k2);
         }
         unsetenv("LONGSERVE_BF16");
-        free(x), free(w1), free(b1), free(w2), free(b2), free(inner), free(y), free(yc);
-        free(y1), free(ri), free(ry);
+        ffn_case_free(&c);
     }
+    free(y);
 }
 END_TEST
 
@@ -893,7 +944,7 @@ Suite *kernels_suite(void)
     tcase_add_test(tc, linear);
     tcase_add_test(tc, gemm_isa_and_emulation);
     tcase_add_test(tc, gemm_bf16_paths);
-    tcase_add_test(tc, ffn_bf16_fused);
+    tcase_add_test(tc, ffn_fused);
     tcase_add_test(tc, linear_groups_are_batch_invariant);
     tcase_add_test(tc, embed);
     tcase_add_test(tc, add_layernorm);

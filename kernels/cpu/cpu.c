@@ -56,6 +56,21 @@ static void cpu_linear(const float *x, const kn_weight *wt, const float *b, floa
         blas_linear(x, wt, b, y, M, N, K, groups, ngroups);
 }
 
+/* GELU over one row (or tile row) of a fused feed-forward block: the gelu op's vector code,
+ * so the fused block's inner values are the unfused ones bit for bit. */
+static void kn__gelu_row(float *x, size_t n)
+{
+    kn__gelu_block(x, n);
+}
+
+static int cpu_ffn(const float *x, const kn_weight *w1, const float *b1, const kn_weight *w2,
+                   const float *b2, float *y, int M, int hid, int inter)
+{
+    (void)hid, (void)inter;
+    if (!w1->prep || !w2->prep) return -1;
+    return kn_gemm_ffn(w1->prep, w2->prep, x, M, b1, b2, kn__gelu_row, y);
+}
+
 /* ---- linear layers in bfloat16 (--dtype bf16) ------------------------------------------------
  * The same calls with the weights rounded to bfloat16 and packed for AMX or AVX512_BF16
  * (gemm_bf16.h); x is rounded per call, sums are float32. Row-independent like kn_gemm, so
@@ -81,13 +96,6 @@ static void cpu_linear_bf16(const float *x, const kn_weight *wt, const float *b,
     /* scratch memory refused: OpenBLAS in float32 rather than no answer */
     if (!wt->prep || kn_gemm_bf16_run(wt->prep, x, M, b, y) != 0)
         blas_linear(x, wt, b, y, M, N, K, groups, ngroups);
-}
-
-/* GELU over one tile row of the fused feed-forward block: the gelu op's vector code, so the
- * fused block's inner values are the unfused ones bit for bit. */
-static void kn__gelu_row(float *x, size_t n)
-{
-    kn__gelu_block(x, n);
 }
 
 static int cpu_ffn_bf16(const float *x, const kn_weight *w1, const float *b1, const kn_weight *w2,
@@ -1089,7 +1097,6 @@ void kn_ops_init_cpu(kn_ops *ops)
     ops->weight_release = cpu_weight_release;
 #define cpu_lsh_hash kn__ref_lsh_hash
 #define cpu_lsh_sort kn__ref_lsh_sort
-#define cpu_ffn NULL /* fused only in bfloat16 (cpu_ffn_bf16) */
 #define KN__CPU(name) ops->name = cpu_##name;
     KN_OP_LIST(KN__CPU)
 #undef KN__CPU
@@ -1118,6 +1125,7 @@ void kn_ops_init_cpu_blas(kn_ops *ops)
     ops->weight_prepare = NULL;
     ops->weight_release = NULL;
     ops->linear = blas_linear;
+    ops->ffn = NULL; /* OpenBLAS linear layers: the engine composes the block */
 }
 
 int kn_ops_init_cpu_bf16(kn_ops *ops, char *err, size_t errlen)

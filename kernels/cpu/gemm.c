@@ -338,11 +338,35 @@ static void kn__pack_a(const float *x, int K, int r0, int mc, int p0, int kc, in
 
 /* ---- the driver --------------------------------------------------------------------------- */
 
+/* Rows [0, mc) of x (row stride pw->K) times the column panels [jp0, jp1) of pw: y (row
+ * stride ldy, its row 0 and column 0 those of x's row 0 and the first column) = the sums +
+ * bias, KC block after KC block. abuf: MC x KC floats. */
+static void kn__rows(const kn_gemm_w *pw, const float *x, int mc, int jp0, int jp1,
+                     const float *bias, float *y, int ldy, float *abuf)
+{
+    const kn__isa_cfg *g = &kn__cfg[pw->isa];
+    const int MR = g->mr, NR = g->nr, KC = g->kc, N = pw->N, K = pw->K, Npad = pw->Npad;
+    for (int p0 = 0; p0 < K; p0 += KC) {
+        const int kc = K - p0 < KC ? K - p0 : KC;
+        kn__pack_a(x, K, 0, mc, p0, kc, MR, abuf);
+        const float *blk = pw->b + (size_t)p0 * Npad;
+        for (int jp = jp0; jp < jp1; jp++) {
+            const int j0 = jp * NR, n = N - j0 < NR ? N - j0 : NR;
+            const float *bp = blk + (size_t)j0 * kc;
+            for (int i0 = 0; i0 < mc; i0 += MR) {
+                const int m = mc - i0 < MR ? mc - i0 : MR;
+                g->micro(kc, abuf + (size_t)i0 * kc, bp, y + (size_t)i0 * ldy + j0, ldy,
+                         bias ? bias + j0 : NULL, p0 == 0, m, n);
+            }
+        }
+    }
+}
+
 int kn_gemm(const kn_gemm_w *pw, const float *x, int M, const float *bias, float *y)
 {
     if (M <= 0) return 0;
     const kn__isa_cfg *g = &kn__cfg[pw->isa];
-    const int MR = g->mr, NR = g->nr, MC = g->mc, KC = g->kc, N = pw->N, K = pw->K;
+    const int NR = g->nr, MC = g->mc, KC = g->kc, N = pw->N, K = pw->K;
     const int Npad = pw->Npad;
     const int nmc = (M + MC - 1) / MC, npanels = Npad / NR;
     /* column chunks so that a few rows still give every thread work (any split gives the
@@ -371,22 +395,50 @@ int kn_gemm(const kn_gemm_w *pw, const float *x, int M, const float *bias, float
             const int mc = M - ic < MC ? M - ic : MC;
             const int jp0 = (int)((long)npanels * ch / nch),
                       jp1 = (int)((long)npanels * (ch + 1) / nch);
-            for (int p0 = 0; p0 < K; p0 += KC) {
-                const int kc = K - p0 < KC ? K - p0 : KC;
-                kn__pack_a(x, K, ic, mc, p0, kc, MR, abuf);
-                const float *blk = pw->b + (size_t)p0 * Npad;
-                for (int jp = jp0; jp < jp1; jp++) {
-                    const int j0 = jp * NR, n = N - j0 < NR ? N - j0 : NR;
-                    const float *bp = blk + (size_t)j0 * kc;
-                    for (int i0 = 0; i0 < mc; i0 += MR) {
-                        const int m = mc - i0 < MR ? mc - i0 : MR;
-                        g->micro(kc, abuf + (size_t)i0 * kc, bp, y + (size_t)(ic + i0) * N + j0, N,
-                                 bias ? bias + j0 : NULL, p0 == 0, m, n);
-                    }
-                }
-            }
+            kn__rows(pw, x + (size_t)ic * K, mc, jp0, jp1, bias, y + (size_t)ic * N, N, abuf);
         }
         free(abuf);
+    }
+    return failed ? -1 : 0;
+}
+
+/* The feed-forward block per row block on one thread: the block's x through w1 into an
+ * inner block h (rows of w1->N floats, sized to stay in L2), act over h's rows, h through
+ * w2 into y. Every element is the micro-kernel call sequence kn_gemm would make for it, so
+ * the numbers are kn_gemm(w1), act, kn_gemm(w2)'s bit for bit (kn_gemm's one-row gemv
+ * included: it sums in the same order). */
+int kn_gemm_ffn(const kn_gemm_w *w1, const kn_gemm_w *w2, const float *x, int M, const float *b1,
+                const float *b2, void (*act)(float *, size_t), float *y)
+{
+    if (w1->isa != w2->isa || w2->K != w1->N) return -2;
+    if (M <= 0) return 0;
+    const kn__isa_cfg *g = &kn__cfg[w1->isa];
+    const int MR = g->mr, NR = g->nr, KC = g->kc, H = w1->K, I = w1->N, N2 = w2->N;
+    const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+    /* h within ~640 KiB, and at least one block per thread */
+    int fb = (int)(163840 / I) / MR * MR;
+    const int share = ((M + threads - 1) / threads + MR - 1) / MR * MR;
+    if (fb > share) fb = share;
+    if (fb > g->mc) fb = g->mc;
+    if (fb < MR) fb = MR;
+    const int items = (M + fb - 1) / fb;
+    int failed = 0;
+#pragma omp parallel reduction(| : failed) if (items > 1 && threads > 1)
+    {
+        float *abuf = aligned_alloc(64, (size_t)fb * KC * sizeof(float));
+        float *h = aligned_alloc(64, ((size_t)fb * I * sizeof(float) + 63) / 64 * 64);
+        if (!abuf || !h) failed = 1;
+#pragma omp for schedule(dynamic, 1)
+        for (int it = 0; it < items; it++) {
+            if (failed) continue;
+            const int r0 = it * fb, mb = M - r0 < fb ? M - r0 : fb;
+            kn__rows(w1, x + (size_t)r0 * H, mb, 0, w1->Npad / NR, b1, h, I, abuf);
+            for (int i = 0; i < mb; i++)
+                act(h + (size_t)i * I, (size_t)I);
+            kn__rows(w2, h, mb, 0, w2->Npad / NR, b2, y + (size_t)r0 * N2, N2, abuf);
+        }
+        free(abuf);
+        free(h);
     }
     return failed ? -1 : 0;
 }

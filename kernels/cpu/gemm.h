@@ -50,6 +50,12 @@ void kn_gemm_free(kn_gemm_w *pw);
  * OpenMP threads over blocks of rows and columns. Returns 0, or -1 when scratch memory
  * could not be had (y is then unspecified). */
 int kn_gemm(const kn_gemm_w *pw, const float *x, int M, const float *bias, float *y);
+/* A feed-forward block, y[M, w2->N] = act(x · w1ᵀ + b1) · w2ᵀ + b2 (biases may be NULL),
+ * without the (M, w1->N) intermediate in memory: bit for bit kn_gemm(w1), act over its
+ * output, kn_gemm(w2), when act is elementwise. 0; -1 when scratch memory could not be
+ * had; -2 when w1 and w2 do not chain (ISAs differ, or w2->K != w1->N). */
+int kn_gemm_ffn(const kn_gemm_w *w1, const kn_gemm_w *w2, const float *x, int M, const float *b1,
+                const float *b2, void (*act)(float *, size_t), float *y);
 
 /* Scratch of kn_gemm_small, grown as needed; one per thread. */
 typedef struct {
