@@ -119,8 +119,11 @@ KN__VMATH_WIDTH(16, 16)
 /* Exact-erf GELU, 0.5·x·(1+erf(x/√2)) = 0.5·x·erfc(−x/√2), over n floats in place, 16
  * lanes at a time (one AVX-512 register, two AVX2 ones); the last 1..15 go through the
  * same vector code, so an element's value does not depend on where in the buffer it sits
- * (a row's GELU is the same alone or in a batch). */
-KN_CLONES static void kn__gelu_block(float *x, size_t n)
+ * (a row's GELU is the same alone or in a batch). The polynomials' a·b + c contract into
+ * FMAs where the clone has them (ISO C mode does not contract by itself): the AVX-512 clone
+ * 1.25 -> 0.80 ns per element on a Zen 4 core. */
+KN_CLONES __attribute__((optimize("fp-contract=fast"))) static void kn__gelu_block(float *x,
+                                                                                  size_t n)
 {
     size_t i = 0;
     kn_v16f v;
