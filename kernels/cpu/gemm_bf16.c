@@ -589,6 +589,8 @@ int kn_gemm_bf16_ffn(const kn_gemm_bf16 *w1, const kn_gemm_bf16 *w2, const float
             for (int jp = 0; jp < w1->Np / 32; jp++) {
                 const int j0 = jp * 32, n = I - j0 < 32 ? I - j0 : 32;
                 kn__run_panel(w1, &kk, jp, abuf, mb, b1 ? b1 + j0 : NULL, tile, 32, cb);
+                if (n == 32) /* the tile's rows are contiguous: one call */
+                    act(tile, (size_t)mb * 32);
                 for (int i = 0; i < mbp; i++) {
                     uint16_t *hi = h + (size_t)i * Ip + j0;
                     if (i >= mb) {
@@ -596,7 +598,7 @@ int kn_gemm_bf16_ffn(const kn_gemm_bf16 *w1, const kn_gemm_bf16 *w2, const float
                         continue;
                     }
                     float *ti = tile + (size_t)i * 32;
-                    act(ti, (size_t)n);
+                    if (n < 32) act(ti, (size_t)n);
 #ifdef KN__X86
                     if (kk.vcvt)
                         kn__cvt_row_avx512(ti, n, hi);
