@@ -433,8 +433,7 @@ int kn_gemm_ffn(const kn_gemm_w *w1, const kn_gemm_w *w2, const float *x, int M,
             if (failed) continue;
             const int r0 = it * fb, mb = M - r0 < fb ? M - r0 : fb;
             kn__rows(w1, x + (size_t)r0 * H, mb, 0, w1->Npad / NR, b1, h, I, abuf);
-            for (int i = 0; i < mb; i++)
-                act(h + (size_t)i * I, (size_t)I);
+            act(h, (size_t)mb * I); /* h's rows are contiguous */
             kn__rows(w2, h, mb, 0, w2->Npad / NR, b2, y + (size_t)r0 * N2, N2, abuf);
         }
         free(abuf);
