@@ -78,14 +78,13 @@
     }
 
 #if defined(__x86_64__) && defined(__GNUC__)
-KN__CHUNK_EXP(kn__chunk_exp_avx512,
-              __attribute__((target("avx512f,fma"), optimize("fp-contract=fast"))))
-KN__CHUNK_EXP(kn__chunk_exp_avx2, __attribute__((target("avx2,fma"), optimize("fp-contract=fast"))))
+KN__CHUNK_EXP(kn__chunk_exp_avx512, __attribute__((target("avx512f,fma"))) KN_FP_CONTRACT)
+KN__CHUNK_EXP(kn__chunk_exp_avx2, __attribute__((target("avx2,fma"))) KN_FP_CONTRACT)
 #define KN__EXP_X86(f) f
 #else
 #define KN__EXP_X86(f) kn__chunk_exp_portable
 #endif
-KN__CHUNK_EXP(kn__chunk_exp_portable, __attribute__((optimize("fp-contract=fast"))))
+KN__CHUNK_EXP(kn__chunk_exp_portable, KN_FP_CONTRACT)
 
 typedef void (*kn__chunk_exp_fn)(float *, int, int, int, const int32_t *, const int32_t *,
                                  const int32_t *, int, int, float *, float *);

@@ -408,14 +408,13 @@ static void kn__tile_band(int w, int i0, int r0, int m, int j0, int nk, int *lo,
 /* The softmax row for each ISA: a * b + c contracted into FMAs (ISO C mode does not
  * contract by itself), the AVX-512 and its emulation with the AVX2 path's 8-wide source. */
 #if defined(__x86_64__) && defined(__GNUC__)
-KN__ATTN_ROW(kn__attn_row_avx512,
-             __attribute__((target("avx512f,fma"), optimize("fp-contract=fast"))))
-KN__ATTN_ROW(kn__attn_row_avx2, __attribute__((target("avx2,fma"), optimize("fp-contract=fast"))))
+KN__ATTN_ROW(kn__attn_row_avx512, __attribute__((target("avx512f,fma"))) KN_FP_CONTRACT)
+KN__ATTN_ROW(kn__attn_row_avx2, __attribute__((target("avx2,fma"))) KN_FP_CONTRACT)
 #define KN__ROW_X86(f) f
 #else
 #define KN__ROW_X86(f) kn__attn_row_portable
 #endif
-KN__ATTN_ROW(kn__attn_row_portable, __attribute__((optimize("fp-contract=fast"))))
+KN__ATTN_ROW(kn__attn_row_portable, KN_FP_CONTRACT)
 
 typedef float (*kn__attn_row_fn)(float *, int, float *, const float *, int, int, int);
 static const kn__attn_row_fn kn__attn_row[KN_ISA_COUNT] = {
