@@ -56,19 +56,13 @@ static void cpu_linear(const float *x, const kn_weight *wt, const float *b, floa
         blas_linear(x, wt, b, y, M, N, K, groups, ngroups);
 }
 
-/* GELU over one row (or tile row) of a fused feed-forward block: the gelu op's vector code,
- * so the fused block's inner values are the unfused ones bit for bit. */
-static void kn__gelu_row(float *x, size_t n)
-{
-    kn__gelu_block(x, n);
-}
-
 static int cpu_ffn(const float *x, const kn_weight *w1, const float *b1, const kn_weight *w2,
                    const float *b2, float *y, int M, int hid, int inter)
 {
     (void)hid, (void)inter;
     if (!w1->prep || !w2->prep) return -1;
-    return kn_gemm_ffn(w1->prep, w2->prep, x, M, b1, b2, kn__gelu_row, y);
+    /* the gelu op's vector code: the inner values are the unfused ones bit for bit */
+    return kn_gemm_ffn(w1->prep, w2->prep, x, M, b1, b2, kn__gelu_block, y);
 }
 
 /* ---- linear layers in bfloat16 (--dtype bf16) ------------------------------------------------
@@ -103,7 +97,7 @@ static int cpu_ffn_bf16(const float *x, const kn_weight *w1, const float *b1, co
 {
     (void)hid, (void)inter;
     if (!w1->prep || !w2->prep) return -1;
-    return kn_gemm_bf16_ffn(w1->prep, w2->prep, x, M, b1, b2, kn__gelu_row, y);
+    return kn_gemm_bf16_ffn(w1->prep, w2->prep, x, M, b1, b2, kn__gelu_block, y);
 }
 
 /* ---- linear layers: OpenBLAS ----------------------------------------------------------------

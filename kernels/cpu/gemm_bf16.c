@@ -455,27 +455,29 @@ static kn__kern kn__kern_of(kn_bf16_path path)
     return k;
 }
 
+/* bf16(src[0, K)) -> dst, zeros up to width */
+static void kn__round_row(const kn__kern *kk, const float *src, int K, int width, uint16_t *dst)
+{
+#ifdef KN__X86
+    if (kk->vcvt)
+        kn__cvt_row_avx512(src, K, dst);
+    else
+#endif
+        for (int k = 0; k < K; k++)
+            dst[k] = kn__bf16(src[k]);
+    memset(dst + K, 0, (size_t)(width - K) * sizeof *dst);
+    (void)kk;
+}
+
 /* rows [0, mb) of x (row stride K) -> a (row stride Kp: zeros past K), rows [mb, mbp) zero */
 static void kn__round_rows(const kn__kern *kk, const float *x, int K, int Kp, int mb, int mbp,
                            uint16_t *a)
 {
-    for (int i = 0; i < mbp; i++) {
-        uint16_t *dst = a + (size_t)i * Kp;
-        if (i >= mb) {
-            memset(dst, 0, (size_t)Kp * sizeof *dst);
-            continue;
-        }
-        const float *src = x + (size_t)i * K;
-#ifdef KN__X86
-        if (kk->vcvt)
-            kn__cvt_row_avx512(src, K, dst);
+    for (int i = 0; i < mbp; i++)
+        if (i < mb)
+            kn__round_row(kk, x + (size_t)i * K, K, Kp, a + (size_t)i * Kp);
         else
-#endif
-            for (int k = 0; k < K; k++)
-                dst[k] = kn__bf16(src[k]);
-        memset(dst + K, 0, (size_t)(Kp - K) * sizeof *dst);
-    }
-    (void)kk;
+            memset(a + (size_t)i * Kp, 0, (size_t)Kp * sizeof *a);
 }
 
 /* Column panel jp (32 columns from j0 = 32 jp, n of them real) of a's mb rows (row stride
@@ -599,14 +601,7 @@ int kn_gemm_bf16_ffn(const kn_gemm_bf16 *w1, const kn_gemm_bf16 *w2, const float
                     }
                     float *ti = tile + (size_t)i * 32;
                     if (n < 32) act(ti, (size_t)n);
-#ifdef KN__X86
-                    if (kk.vcvt)
-                        kn__cvt_row_avx512(ti, n, hi);
-                    else
-#endif
-                        for (int j = 0; j < n; j++)
-                            hi[j] = kn__bf16(ti[j]);
-                    memset(hi + n, 0, (size_t)(32 - n) * sizeof *hi);
+                    kn__round_row(&kk, ti, n, 32, hi);
                 }
             }
             for (int jp = 0; jp < w2->Np / 32; jp++)
